@@ -1,0 +1,281 @@
+//! Application credentials and access tokens. Secrets are long random strings, so a keyed
+//! hash (HMAC-SHA256 under the server secret) is enough at rest and lets a request be
+//! authenticated with one indexed lookup instead of a slow password hash.
+
+use rand::Rng;
+
+use crate::clock::{Clock, Timestamp};
+use crate::code::ServerSecret;
+use crate::ids::{AccountId, ApplicationId, ServiceId};
+use crate::settings::OtpSettings;
+use crate::store::{ServiceRecord, Store, StoreError};
+
+/// Scopes a token may carry (the SMS.CX names). An empty request grants them all.
+pub const KNOWN_SCOPES: &[&str] = &[
+    "sms",
+    "groups",
+    "templates",
+    "originators",
+    "numbers",
+    "reports",
+    "shortlinks",
+    "attachments",
+    "viber",
+    "whatsapp",
+    "otp",
+];
+
+/// API credentials bound to one service.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Application {
+    /// Its id (the OAuth client id).
+    pub id: ApplicationId,
+    /// Owning account.
+    pub account_id: AccountId,
+    /// The service whose settings and verifications it uses.
+    pub service_id: ServiceId,
+    /// A human name.
+    pub name: String,
+    /// Keyed hash of the application secret.
+    pub secret_hash: [u8; 32],
+    /// Keyed hash of the `X-API-KEY` key.
+    pub api_key_hash: [u8; 32],
+    /// When it was created.
+    pub created_at: Timestamp,
+}
+
+/// An issued bearer token, known to the store only by its hash.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccessToken {
+    /// Keyed hash of the token.
+    pub token_hash: [u8; 32],
+    /// Who it was issued to.
+    pub application_id: ApplicationId,
+    /// Space-separated granted scopes.
+    pub scope: String,
+    /// When it stops working.
+    pub expires_at: Timestamp,
+    /// Whether it was revoked early.
+    pub revoked: bool,
+}
+
+impl AccessToken {
+    /// Whether the token grants `scope`.
+    pub fn grants(&self, scope: &str) -> bool {
+        self.scope.split(' ').any(|s| s == scope)
+    }
+}
+
+/// Credentials shown once, at creation or rotation.
+#[derive(Debug, Clone)]
+pub struct IssuedCredentials {
+    /// The application.
+    pub application: Application,
+    /// The application secret in clear.
+    pub secret: String,
+    /// The API key in clear.
+    pub api_key: String,
+}
+
+/// A token shown once, when issued.
+#[derive(Debug, Clone)]
+pub struct IssuedToken {
+    /// The bearer token in clear.
+    pub token: String,
+    /// Seconds until it expires.
+    pub expires_in: i64,
+    /// Granted scopes, space-separated.
+    pub scope: String,
+}
+
+/// Why a token request was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    /// Unknown application or wrong secret.
+    #[error("invalid client")]
+    InvalidClient,
+    /// A requested scope is unknown.
+    #[error("invalid scope")]
+    InvalidScope,
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Who a request is made by, once authenticated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Caller {
+    /// The application.
+    pub application: Application,
+    /// The scopes granted (all of them for an API key).
+    pub scope: String,
+}
+
+impl Caller {
+    /// Whether the caller may use `scope`.
+    pub fn grants(&self, scope: &str) -> bool {
+        self.scope.split(' ').any(|s| s == scope)
+    }
+}
+
+/// Issues and checks credentials.
+#[derive(Debug, Clone)]
+pub struct Authenticator<S, C> {
+    store: S,
+    clock: C,
+    secret: ServerSecret,
+    token_lifetime_seconds: i64,
+}
+
+/// A fresh 256-bit secret as 64 hex digits.
+pub fn random_secret() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+impl<S: Store + Clone, C: Clock + Clone> Authenticator<S, C> {
+    /// An authenticator issuing tokens that live `token_lifetime_seconds`.
+    pub fn new(store: S, clock: C, secret: ServerSecret, token_lifetime_seconds: i64) -> Self {
+        Authenticator { store, clock, secret, token_lifetime_seconds }
+    }
+
+    /// Keyed hash of a credential; `kind` separates secrets, API keys and tokens.
+    pub fn credential_hash(&self, kind: &str, credential: &str) -> [u8; 32] {
+        self.secret
+            .mac(&[b"otpd-credential:", kind.as_bytes(), b":", credential.as_bytes()])
+    }
+
+    /// The key a service's status callbacks are signed with (derived, so nothing to store).
+    pub fn callback_signing_key(&self, service: ServiceId) -> String {
+        hex::encode(self.secret.mac(&[b"otpd-callback-signing:", service.as_bytes()]))
+    }
+
+    /// Creates an account, a service with `settings` and an application, returning the
+    /// secret and API key in clear this one time.
+    pub async fn create_application(
+        &self,
+        name: &str,
+        settings: OtpSettings,
+    ) -> Result<IssuedCredentials, StoreError> {
+        let now = self.clock.now();
+        let service = ServiceRecord {
+            id: ServiceId::generate(),
+            account_id: AccountId::generate(),
+            name: name.to_string(),
+            settings,
+            created_at: now,
+        };
+        let secret = random_secret();
+        let api_key = random_secret();
+        let application = Application {
+            id: ApplicationId::generate(),
+            account_id: service.account_id,
+            service_id: service.id,
+            name: name.to_string(),
+            secret_hash: self.credential_hash("secret", &secret),
+            api_key_hash: self.credential_hash("api-key", &api_key),
+            created_at: now,
+        };
+        self.store.create_application(&service, &application).await?;
+        Ok(IssuedCredentials { application, secret, api_key })
+    }
+
+    /// Replaces an application's secret and API key, revoking its tokens. `None` when there
+    /// is no such application.
+    pub async fn rotate_secret(
+        &self,
+        id: ApplicationId,
+    ) -> Result<Option<IssuedCredentials>, StoreError> {
+        let secret = random_secret();
+        let api_key = random_secret();
+        let secret_hash = self.credential_hash("secret", &secret);
+        let api_key_hash = self.credential_hash("api-key", &api_key);
+        if !self.store.rotate_application_secret(id, secret_hash, api_key_hash).await? {
+            return Ok(None);
+        }
+        let application = self.store.application(id).await?;
+        Ok(application.map(|application| IssuedCredentials { application, secret, api_key }))
+    }
+
+    /// Checks an application id and secret (constant-time on the hash).
+    pub async fn verify_client(
+        &self,
+        application_id: &str,
+        secret: &str,
+    ) -> Result<Option<Application>, StoreError> {
+        let Some(id) = parse_application_id(application_id) else {
+            return Ok(None);
+        };
+        let Some(application) = self.store.application(id).await? else {
+            return Ok(None);
+        };
+        let presented = self.credential_hash("secret", secret);
+        let equal: bool =
+            subtle::ConstantTimeEq::ct_eq(&presented[..], &application.secret_hash[..]).into();
+        Ok(equal.then_some(application))
+    }
+
+    /// OAuth2 client credentials: a fresh bearer token for a valid application id + secret.
+    pub async fn issue_token(
+        &self,
+        application_id: &str,
+        secret: &str,
+        requested_scope: &str,
+    ) -> Result<IssuedToken, TokenError> {
+        let scopes: Vec<&str> = requested_scope.split_whitespace().collect();
+        if scopes.iter().any(|s| !KNOWN_SCOPES.contains(s)) {
+            return Err(TokenError::InvalidScope);
+        }
+        let application = self
+            .verify_client(application_id, secret)
+            .await?
+            .ok_or(TokenError::InvalidClient)?;
+        let scope = if scopes.is_empty() { KNOWN_SCOPES.join(" ") } else { scopes.join(" ") };
+        let token = random_secret();
+        let record = AccessToken {
+            token_hash: self.credential_hash("token", &token),
+            application_id: application.id,
+            scope: scope.clone(),
+            expires_at: self.clock.now().plus_seconds(self.token_lifetime_seconds),
+            revoked: false,
+        };
+        self.store.insert_token(&record).await?;
+        Ok(IssuedToken { token, expires_in: self.token_lifetime_seconds, scope })
+    }
+
+    /// Revokes a token issued to the given client. False when the token is not theirs.
+    pub async fn revoke_token(
+        &self,
+        application: &Application,
+        token: &str,
+    ) -> Result<bool, StoreError> {
+        self.store
+            .revoke_token(self.credential_hash("token", token), application.id)
+            .await
+    }
+
+    /// The caller behind a bearer token, if the token is known, unrevoked and unexpired.
+    pub async fn authenticate_bearer(&self, token: &str) -> Result<Option<Caller>, StoreError> {
+        let Some(record) = self.store.token(self.credential_hash("token", token)).await? else {
+            return Ok(None);
+        };
+        if record.revoked || self.clock.now() >= record.expires_at {
+            return Ok(None);
+        }
+        let application = self.store.application(record.application_id).await?;
+        Ok(application.map(|application| Caller { application, scope: record.scope }))
+    }
+
+    /// The caller behind an `X-API-KEY` key. API keys carry every scope.
+    pub async fn authenticate_api_key(&self, key: &str) -> Result<Option<Caller>, StoreError> {
+        let hash = self.credential_hash("api-key", key);
+        let application = self.store.application_by_api_key(hash).await?;
+        Ok(application.map(|application| Caller { application, scope: KNOWN_SCOPES.join(" ") }))
+    }
+}
+
+/// Parses an application id as shown to users: 32 hex digits (hyphens tolerated).
+pub fn parse_application_id(text: &str) -> Option<ApplicationId> {
+    uuid::Uuid::try_parse(text.trim()).ok().map(ApplicationId::from_uuid)
+}

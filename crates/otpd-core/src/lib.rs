@@ -1,0 +1,26 @@
+//! The otpd core: the verification lifecycle and its rules, with no knowledge of HTTP, SQL or
+//! providers. Dialects call [`Verifier`]; storage and delivery plug in through [`Store`] and
+//! [`Dispatch`].
+
+pub mod auth;
+pub mod clock;
+pub mod code;
+pub mod ids;
+pub mod phone;
+pub mod settings;
+pub mod sms;
+pub mod store;
+pub mod verification;
+pub mod verifier;
+
+pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
+pub use code::{CodeHash, CodeHasher, OtpCode, PinLength, PinType, ServerSecret};
+pub use ids::{AccountId, ApplicationId, DeliveryId, ServiceId, VerificationId};
+pub use phone::{CountryIso, E164Phone, PhoneError};
+pub use settings::{MaxAttempts, OtpSettings, PrefixTemplate, SenderId, Template, Ttl};
+pub use store::{Store, StoreError};
+pub use verification::{
+    CancelOutcome, CheckDecision, CheckOutcome, Channel, DeliveryStatus, Verification, VerificationStatus,
+    decide_cancel, decide_check,
+};
+pub use verifier::{DeliveryJob, Dispatch, Lookup, PriceTable, StartRequest, Verifier, VerifyError};

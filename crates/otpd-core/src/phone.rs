@@ -1,0 +1,164 @@
+//! Phone numbers, parsed and normalised to E.164 once at the edge with libphonenumber's rules.
+
+use phonenumber::{Mode, country};
+
+/// A valid phone number in E.164 form (`+33612345678`).
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct E164Phone(String);
+
+/// An ISO 3166-1 alpha-2 country code, upper case (`FR`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CountryIso([u8; 2]);
+
+/// Why a phone number or country was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PhoneError {
+    /// A national-format number arrived without a country to read it in.
+    #[error("a national number needs a country")]
+    CountryMissing,
+    /// The country code is not a known ISO 3166-1 alpha-2 region.
+    #[error("unknown country")]
+    InvalidCountry,
+    /// The text is not a valid number for its country.
+    #[error("invalid phone number")]
+    InvalidNumber,
+}
+
+impl CountryIso {
+    /// Parses a two-letter region known to the phone-number metadata (case-insensitive).
+    pub fn parse(text: &str) -> Result<CountryIso, PhoneError> {
+        let upper = text.trim().to_ascii_uppercase();
+        let bytes: [u8; 2] = upper
+            .as_bytes()
+            .try_into()
+            .map_err(|_| PhoneError::InvalidCountry)?;
+        upper
+            .parse::<country::Id>()
+            .map_err(|_| PhoneError::InvalidCountry)?;
+        Ok(CountryIso(bytes))
+    }
+
+    /// The two upper-case letters.
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).unwrap_or("ZZ")
+    }
+}
+
+impl std::fmt::Display for CountryIso {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl E164Phone {
+    /// Parses `input` (E.164, or national format read in `country`) and returns the
+    /// normalised number with the country it belongs to. An E.164 number ignores `country`.
+    pub fn parse(
+        input: &str,
+        country: Option<CountryIso>,
+    ) -> Result<(E164Phone, CountryIso), PhoneError> {
+        let trimmed = input.trim();
+        let phone_like = trimmed
+            .chars()
+            .all(|c| c.is_ascii_digit() || " +-().".contains(c));
+        if trimmed.is_empty() || !phone_like || !trimmed.chars().any(|c| c.is_ascii_digit()) {
+            return Err(PhoneError::InvalidNumber);
+        }
+        let international = trimmed.starts_with('+') || trimmed.starts_with("00");
+        let region = if international {
+            None
+        } else {
+            let iso = country.ok_or(PhoneError::CountryMissing)?;
+            Some(
+                iso.as_str()
+                    .parse::<country::Id>()
+                    .map_err(|_| PhoneError::InvalidCountry)?,
+            )
+        };
+        let number = phonenumber::parse(region, trimmed).map_err(|_| PhoneError::InvalidNumber)?;
+        if !number.is_valid() {
+            return Err(PhoneError::InvalidNumber);
+        }
+        let iso = number
+            .country()
+            .id()
+            .map(|id| CountryIso::parse(id.as_ref()))
+            .transpose()?
+            .or(country)
+            .ok_or(PhoneError::InvalidNumber)?;
+        let e164 = number.format().mode(Mode::E164).to_string();
+        Ok((E164Phone(e164), iso))
+    }
+
+    /// Wraps a number that was validated before it was stored.
+    pub fn from_trusted(e164: String) -> E164Phone {
+        E164Phone(e164)
+    }
+
+    /// The E.164 text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The form used in logs: country code and first digits, then `***`, then the last four
+    /// (`+1555***4567`), enough to correlate without exposing the subscriber.
+    pub fn masked(&self) -> String {
+        mask_phone(&self.0)
+    }
+}
+
+/// Masks any phone-like string for logs: keeps the first five and last four characters.
+pub fn mask_phone(number: &str) -> String {
+    let chars: Vec<char> = number.chars().collect();
+    if chars.len() <= 9 {
+        return "***".to_string();
+    }
+    let head: String = chars[..5].iter().collect();
+    let tail: String = chars[chars.len() - 4..].iter().collect();
+    format!("{head}***{tail}")
+}
+
+impl std::fmt::Debug for E164Phone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "E164Phone({})", self.masked())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn e164_numbers_are_normalised_and_their_country_derived() {
+        let (phone, iso) = E164Phone::parse("+33 6 12 34 56 78", None).unwrap();
+        assert_eq!(phone.as_str(), "+33612345678");
+        assert_eq!(iso.as_str(), "FR");
+        let (phone, iso) = E164Phone::parse("+447400123456", Some(CountryIso::parse("FR").unwrap())).unwrap();
+        assert_eq!(phone.as_str(), "+447400123456");
+        assert_eq!(iso.as_str(), "GB");
+    }
+
+    #[test]
+    fn national_numbers_need_and_use_a_country() {
+        assert_eq!(E164Phone::parse("0612345678", None), Err(PhoneError::CountryMissing));
+        let (phone, iso) = E164Phone::parse("06 12 34 56 78", Some(CountryIso::parse("fr").unwrap())).unwrap();
+        assert_eq!(phone.as_str(), "+33612345678");
+        assert_eq!(iso.as_str(), "FR");
+    }
+
+    #[test]
+    fn invalid_numbers_and_countries_are_refused() {
+        assert_eq!(E164Phone::parse("+1234", None), Err(PhoneError::InvalidNumber));
+        assert_eq!(E164Phone::parse("hello", None), Err(PhoneError::InvalidNumber));
+        assert_eq!(CountryIso::parse("UK"), Err(PhoneError::InvalidCountry));
+        assert_eq!(CountryIso::parse("FRA"), Err(PhoneError::InvalidCountry));
+    }
+
+    #[test]
+    fn masking_keeps_only_prefix_and_last_four() {
+        assert_eq!(mask_phone("+15551234567"), "+1555***4567");
+        let (phone, _) = E164Phone::parse("+33612345678", None).unwrap();
+        assert_eq!(phone.masked(), "+3361***5678");
+        assert!(!format!("{phone:?}").contains("612345678"));
+    }
+}

@@ -1,0 +1,264 @@
+//! A service's OTP settings: the defaults every verification falls back on, each one a
+//! checked type so that a value inside the core is always within its documented bounds.
+
+use serde::{Deserialize, Serialize};
+
+use crate::code::{BoundError, OtpCode, PinLength, PinType};
+use crate::phone::E164Phone;
+
+/// The placeholder a template must contain.
+pub const PIN_PLACEHOLDER: &str = "{{pin}}";
+
+/// Message text with a `{{pin}}` placeholder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Template(String);
+
+/// Why a template was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TemplateError {
+    /// Empty text.
+    #[error("the template is empty")]
+    Empty,
+    /// No `{{pin}}`, so the user would never see the code.
+    #[error("the template does not contain {{{{pin}}}}")]
+    MissingPlaceholder,
+}
+
+impl Template {
+    /// A checked template.
+    pub fn new(text: impl Into<String>) -> Result<Template, TemplateError> {
+        let text = text.into();
+        if text.trim().is_empty() {
+            Err(TemplateError::Empty)
+        } else if !text.contains(PIN_PLACEHOLDER) {
+            Err(TemplateError::MissingPlaceholder)
+        } else {
+            Ok(Template(text))
+        }
+    }
+
+    /// The text with its placeholder.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The message for one code.
+    pub fn render(&self, code: &OtpCode) -> String {
+        self.0.replace(PIN_PLACEHOLDER, code.expose())
+    }
+}
+
+impl TryFrom<String> for Template {
+    type Error = TemplateError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Template::new(value)
+    }
+}
+
+impl From<Template> for String {
+    fn from(value: Template) -> String {
+        value.0
+    }
+}
+
+/// A template used for numbers that start with a prefix (per-language templates).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrefixTemplate {
+    /// E.164 prefix such as `+33`; the longest matching prefix wins.
+    pub prefix: String,
+    /// The template for those numbers.
+    pub template: Template,
+}
+
+/// The sender id (originator) shown on the handset, 3–15 characters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct SenderId(String);
+
+impl SenderId {
+    /// A checked sender id.
+    pub fn new(text: impl Into<String>) -> Result<SenderId, BoundError> {
+        let text = text.into();
+        let len = text.chars().count();
+        if len < 3 {
+            Err(BoundError::TooSmall)
+        } else if len > 15 {
+            Err(BoundError::TooLarge)
+        } else {
+            Ok(SenderId(text))
+        }
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for SenderId {
+    type Error = BoundError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        SenderId::new(value)
+    }
+}
+
+impl From<SenderId> for String {
+    fn from(value: SenderId) -> String {
+        value.0
+    }
+}
+
+macro_rules! bounded_int {
+    ($(#[$doc:meta])* $name:ident, $min:expr, $max:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+        #[serde(try_from = "i64", into = "i64")]
+        pub struct $name(u32);
+
+        impl $name {
+            /// Smallest allowed value.
+            pub const MIN: i64 = $min;
+            /// Largest allowed value.
+            pub const MAX: i64 = $max;
+
+            /// A checked value.
+            pub fn new(value: i64) -> Result<Self, BoundError> {
+                if value < Self::MIN {
+                    Err(BoundError::TooSmall)
+                } else if value > Self::MAX {
+                    Err(BoundError::TooLarge)
+                } else {
+                    Ok($name(value as u32))
+                }
+            }
+
+            /// The value.
+            pub fn get(self) -> u32 {
+                self.0
+            }
+        }
+
+        impl TryFrom<i64> for $name {
+            type Error = BoundError;
+            fn try_from(value: i64) -> Result<Self, Self::Error> {
+                $name::new(value)
+            }
+        }
+
+        impl From<$name> for i64 {
+            fn from(value: $name) -> i64 {
+                value.0 as i64
+            }
+        }
+    };
+}
+
+bounded_int!(
+    /// How long a code stays valid, 60–1800 seconds.
+    Ttl, 60, 1800
+);
+bounded_int!(
+    /// How many wrong codes a verification tolerates, 1–10.
+    MaxAttempts, 1, 10
+);
+
+/// Checks a status-callback URL: absolute http(s) with a host.
+pub fn parse_callback_url(text: &str) -> Option<String> {
+    let url = url::Url::parse(text.trim()).ok()?;
+    let web = matches!(url.scheme(), "http" | "https");
+    (web && url.host().is_some()).then(|| url.to_string())
+}
+
+/// One service's OTP defaults; a request may override most of them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OtpSettings {
+    /// The message text.
+    pub template: Template,
+    /// Templates chosen by the recipient number's prefix.
+    #[serde(default)]
+    pub prefix_templates: Vec<PrefixTemplate>,
+    /// Sender id.
+    pub from: SenderId,
+    /// Code alphabet.
+    pub pin_type: PinType,
+    /// Code length.
+    pub pin_length: PinLength,
+    /// Code lifetime.
+    pub ttl: Ttl,
+    /// Wrong codes tolerated before the verification fails.
+    pub max_attempts: MaxAttempts,
+    /// Where status changes are posted, if anywhere.
+    #[serde(default)]
+    pub callback_url: Option<String>,
+}
+
+impl Default for OtpSettings {
+    /// numbers, 6 characters, 600 s, 5 attempts.
+    fn default() -> Self {
+        OtpSettings {
+            template: Template("Your verification code is {{pin}}".into()),
+            prefix_templates: Vec::new(),
+            from: SenderId("otpd".into()),
+            pin_type: PinType::Numbers,
+            pin_length: PinLength::new(6).expect("6 is within bounds"),
+            ttl: Ttl(600),
+            max_attempts: MaxAttempts(5),
+            callback_url: None,
+        }
+    }
+}
+
+impl OtpSettings {
+    /// The template for `to`: the longest matching prefix template, else the general one.
+    pub fn template_for(&self, to: &E164Phone) -> &Template {
+        self.prefix_templates
+            .iter()
+            .filter(|t| to.as_str().starts_with(&t.prefix))
+            .max_by_key(|t| t.prefix.len())
+            .map(|t| &t.template)
+            .unwrap_or(&self.template)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_need_the_placeholder() {
+        assert_eq!(Template::new(""), Err(TemplateError::Empty));
+        assert_eq!(Template::new("code"), Err(TemplateError::MissingPlaceholder));
+        let t = Template::new("Code: {{pin}}").unwrap();
+        assert_eq!(t.render(&OtpCode::from_user_input("1234")), "Code: 1234");
+    }
+
+    #[test]
+    fn longest_prefix_template_wins() {
+        let mut settings = OtpSettings::default();
+        settings.prefix_templates = vec![
+            PrefixTemplate { prefix: "+3".into(), template: Template::new("3 {{pin}}").unwrap() },
+            PrefixTemplate { prefix: "+33".into(), template: Template::new("Votre code {{pin}}").unwrap() },
+        ];
+        let (fr, _) = E164Phone::parse("+33612345678", None).unwrap();
+        let (gb, _) = E164Phone::parse("+447400123456", None).unwrap();
+        assert_eq!(settings.template_for(&fr).as_str(), "Votre code {{pin}}");
+        assert_eq!(settings.template_for(&gb).as_str(), settings.template.as_str());
+    }
+
+    #[test]
+    fn bounds_are_enforced() {
+        assert!(Ttl::new(59).is_err() && Ttl::new(1801).is_err() && Ttl::new(60).is_ok());
+        assert!(MaxAttempts::new(0).is_err() && MaxAttempts::new(11).is_err());
+        assert!(SenderId::new("ab").is_err() && SenderId::new("a".repeat(16)).is_err());
+        assert!(SenderId::new("InfoText").is_ok());
+    }
+
+    #[test]
+    fn callback_urls_must_be_absolute_http() {
+        assert!(parse_callback_url("https://example.com/hook").is_some());
+        assert!(parse_callback_url("ftp://example.com").is_none());
+        assert!(parse_callback_url("not a url").is_none());
+    }
+}

@@ -1,0 +1,246 @@
+//! The storage port. Each backend (SQLite now, PostgreSQL later) implements [`Store`] and must
+//! pass the shared behaviour suite in `otpd-store-tests`.
+
+use std::future::Future;
+
+use crate::auth::{AccessToken, Application};
+use crate::clock::Timestamp;
+use crate::code::CodeHash;
+use crate::ids::{AccountId, ApplicationId, DeliveryId, ServiceId, VerificationId};
+use crate::settings::OtpSettings;
+use crate::verification::{
+    CancelOutcome, CheckOutcome, Channel, DeliveryStatus, Verification, VerificationStatus,
+};
+
+/// A storage failure. Never a client's fault, so dialects answer it with a 5xx.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not be reached or refused the statement.
+    #[error("database error: {0}")]
+    Database(String),
+    /// A row did not decode into a valid domain value (corruption or a migration bug).
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+    /// A uniqueness rule was broken (duplicate id or name).
+    #[error("conflict: {0}")]
+    Conflict(String),
+}
+
+/// One delivery attempt of a verification's code.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeliveryAttempt {
+    /// Its id.
+    pub id: DeliveryId,
+    /// The verification it delivers.
+    pub verification_id: VerificationId,
+    /// The channel used.
+    pub channel: Channel,
+    /// Where it stands.
+    pub status: DeliveryStatus,
+    /// Which provider took it, once one did.
+    pub provider: Option<String>,
+    /// The provider's message id, once known.
+    pub provider_ref: Option<String>,
+    /// Why it failed, if it did.
+    pub error: Option<String>,
+    /// When it was queued.
+    pub created_at: Timestamp,
+    /// Last change.
+    pub updated_at: Timestamp,
+}
+
+/// A service's settings with its owner, as the dialects need them to start a verification.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceRecord {
+    /// Its id.
+    pub id: ServiceId,
+    /// The owning account.
+    pub account_id: AccountId,
+    /// A human name.
+    pub name: String,
+    /// OTP defaults.
+    pub settings: OtpSettings,
+    /// When it was created.
+    pub created_at: Timestamp,
+}
+
+/// A status callback waiting to be posted (the durable outbox row plus what to render).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallbackJob {
+    /// Outbox row id.
+    pub id: uuid::Uuid,
+    /// Target URL.
+    pub url: String,
+    /// The verification whose status changed, as it is now.
+    pub verification: Verification,
+    /// The status this event reports.
+    pub status: VerificationStatus,
+    /// Posts tried so far.
+    pub attempts: u32,
+}
+
+/// The result of an atomic check: what happened and the verification as it now stands.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckResult {
+    /// The outcome.
+    pub outcome: CheckOutcome,
+    /// The verification after the check, when it exists and is visible.
+    pub verification: Option<Verification>,
+}
+
+/// The storage operations the core needs. Every method is one atomic step; `check_code` and
+/// `cancel` decide with the core's rules inside that step, so concurrent calls from any
+/// number of tasks or nodes cannot approve twice or lose a counted attempt.
+pub trait Store: Send + Sync + 'static {
+    /// Succeeds when the store answers a trivial query (readiness).
+    fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Writes a verification and its first delivery attempt in one transaction.
+    fn create_verification(
+        &self,
+        verification: &Verification,
+        delivery: &DeliveryAttempt,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Reads one verification.
+    fn verification(
+        &self,
+        id: VerificationId,
+    ) -> impl Future<Output = Result<Option<Verification>, StoreError>> + Send;
+
+    /// Atomically checks `candidate` against the stored hash of a verification owned by
+    /// `service`, applies [`crate::decide_check`], and queues a status callback when the status
+    /// changes and the verification has a callback URL. A verification of another service is
+    /// left untouched and reported as `WrongService`.
+    fn check_code(
+        &self,
+        id: VerificationId,
+        service: ServiceId,
+        candidate: CodeHash,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<CheckResult, StoreError>> + Send;
+
+    /// Atomically cancels a pending verification owned by `service` (queuing its callback).
+    fn cancel(
+        &self,
+        id: VerificationId,
+        service: ServiceId,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<CancelOutcome, StoreError>> + Send;
+
+    /// Delivery attempts of one verification, oldest first.
+    fn deliveries(
+        &self,
+        verification: VerificationId,
+    ) -> impl Future<Output = Result<Vec<DeliveryAttempt>, StoreError>> + Send;
+
+    /// Deliveries still queued (work a restart must resume), with their verifications.
+    fn queued_deliveries(
+        &self,
+    ) -> impl Future<Output = Result<Vec<(DeliveryAttempt, Verification)>, StoreError>> + Send;
+
+    /// Replaces the code hash of a pending verification (a code lost in a crash before it was
+    /// sent). Returns false when the verification is no longer pending.
+    fn replace_code(
+        &self,
+        id: VerificationId,
+        code_hash: CodeHash,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Records what happened to a delivery attempt.
+    fn update_delivery(
+        &self,
+        id: DeliveryId,
+        status: DeliveryStatus,
+        provider: Option<&str>,
+        provider_ref: Option<&str>,
+        error: Option<&str>,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Creates an account (if new), a service and an application in one transaction.
+    fn create_application(
+        &self,
+        service: &ServiceRecord,
+        application: &Application,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Reads a service.
+    fn service(
+        &self,
+        id: ServiceId,
+    ) -> impl Future<Output = Result<Option<ServiceRecord>, StoreError>> + Send;
+
+    /// Replaces a service's settings. False when there is no such service.
+    fn update_service_settings(
+        &self,
+        id: ServiceId,
+        settings: &OtpSettings,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Reads an application by id.
+    fn application(
+        &self,
+        id: ApplicationId,
+    ) -> impl Future<Output = Result<Option<Application>, StoreError>> + Send;
+
+    /// Finds the application owning an API key, by the key's keyed hash (O(1)).
+    fn application_by_api_key(
+        &self,
+        api_key_hash: [u8; 32],
+    ) -> impl Future<Output = Result<Option<Application>, StoreError>> + Send;
+
+    /// Every application, oldest first.
+    fn applications(&self) -> impl Future<Output = Result<Vec<Application>, StoreError>> + Send;
+
+    /// Replaces an application's secret and API key hashes and revokes all its tokens.
+    fn rotate_application_secret(
+        &self,
+        id: ApplicationId,
+        secret_hash: [u8; 32],
+        api_key_hash: [u8; 32],
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Stores a new access token (by its hash).
+    fn insert_token(&self, token: &AccessToken)
+    -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Finds a token by its keyed hash.
+    fn token(
+        &self,
+        token_hash: [u8; 32],
+    ) -> impl Future<Output = Result<Option<AccessToken>, StoreError>> + Send;
+
+    /// Revokes a token of `application`. False when no such token exists for it.
+    fn revoke_token(
+        &self,
+        token_hash: [u8; 32],
+        application: ApplicationId,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Claims up to `limit` callbacks due at `now`, hiding them from other claimers until
+    /// `lease_until` (so a crash mid-post means a retry, never a loss).
+    fn claim_due_callbacks(
+        &self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<CallbackJob>, StoreError>> + Send;
+
+    /// Marks a callback posted.
+    fn callback_delivered(
+        &self,
+        id: uuid::Uuid,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Records a failed post: retry at `retry_at`, or give up when it is `None`.
+    fn callback_failed(
+        &self,
+        id: uuid::Uuid,
+        retry_at: Option<Timestamp>,
+        error: &str,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}

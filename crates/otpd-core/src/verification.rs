@@ -1,0 +1,402 @@
+//! The verification lifecycle: `pending` → `approved` | `expired` | `canceled` |
+//! `max_attempts_reached`. Every end state is final. Stores call [`decide_check`] inside their
+//! atomic step so the rules live here once.
+
+use uuid::Uuid;
+
+use crate::clock::Timestamp;
+use crate::code::{CodeHash, PinLength, PinType};
+use crate::ids::{ServiceId, VerificationId};
+use crate::phone::{CountryIso, E164Phone};
+use crate::settings::{MaxAttempts, SenderId, Template, Ttl};
+
+/// Where a verification is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum VerificationStatus {
+    /// Waiting for the right code.
+    Pending,
+    /// The right code was checked in time.
+    Approved,
+    /// Canceled by the API user.
+    Canceled,
+    /// The code's lifetime ran out.
+    Expired,
+    /// Too many wrong codes.
+    MaxAttemptsReached,
+}
+
+impl VerificationStatus {
+    /// The storage and Twilio spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VerificationStatus::Pending => "pending",
+            VerificationStatus::Approved => "approved",
+            VerificationStatus::Canceled => "canceled",
+            VerificationStatus::Expired => "expired",
+            VerificationStatus::MaxAttemptsReached => "max_attempts_reached",
+        }
+    }
+
+    /// Parses [`as_str`](Self::as_str).
+    pub fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "pending" => VerificationStatus::Pending,
+            "approved" => VerificationStatus::Approved,
+            "canceled" => VerificationStatus::Canceled,
+            "expired" => VerificationStatus::Expired,
+            "max_attempts_reached" => VerificationStatus::MaxAttemptsReached,
+            _ => return None,
+        })
+    }
+
+    /// Whether no further transition is possible.
+    pub fn is_final(self) -> bool {
+        self != VerificationStatus::Pending
+    }
+}
+
+/// How a code reaches the user. Only SMS exists until the delivery issue adds the others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Channel {
+    /// A text message.
+    Sms,
+}
+
+impl Channel {
+    /// The wire and storage spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Sms => "sms",
+        }
+    }
+
+    /// Parses [`as_str`](Self::as_str).
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "sms" => Some(Channel::Sms),
+            _ => None,
+        }
+    }
+}
+
+/// The status of one delivery attempt, kept apart from the verification's own status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DeliveryStatus {
+    /// Written, not yet handed to a provider.
+    Queued,
+    /// Accepted by the provider.
+    Sent,
+    /// The handset received it (provider receipt).
+    Delivered,
+    /// The provider could not deliver it (receipt).
+    Undelivered,
+    /// Sending failed permanently.
+    Failed,
+}
+
+impl DeliveryStatus {
+    /// The storage and wire spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Queued => "queued",
+            DeliveryStatus::Sent => "sent",
+            DeliveryStatus::Delivered => "delivered",
+            DeliveryStatus::Undelivered => "undelivered",
+            DeliveryStatus::Failed => "failed",
+        }
+    }
+
+    /// Parses [`as_str`](Self::as_str).
+    pub fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "queued" => DeliveryStatus::Queued,
+            "sent" => DeliveryStatus::Sent,
+            "delivered" => DeliveryStatus::Delivered,
+            "undelivered" => DeliveryStatus::Undelivered,
+            "failed" => DeliveryStatus::Failed,
+            _ => return None,
+        })
+    }
+}
+
+/// One verification as stored. Holds the code only as its keyed hash.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verification {
+    /// Its id (the native `otpId`).
+    pub id: VerificationId,
+    /// The service it belongs to (the tenant boundary).
+    pub service_id: ServiceId,
+    /// The recipient.
+    pub to: E164Phone,
+    /// The recipient's country.
+    pub country: CountryIso,
+    /// How the code is delivered.
+    pub channel: Channel,
+    /// Stored status; see [`status_at`](Self::status_at) for the effective one.
+    pub status: VerificationStatus,
+    /// Wrong codes checked so far.
+    pub attempts: u32,
+    /// Wrong codes tolerated.
+    pub max_attempts: MaxAttempts,
+    /// Code lifetime.
+    pub ttl: Ttl,
+    /// HMAC of the current code.
+    pub code_hash: CodeHash,
+    /// Code alphabet (needed to issue a replacement code after a restart).
+    pub pin_type: PinType,
+    /// Code length.
+    pub pin_length: PinLength,
+    /// The message template (with its placeholder, never the rendered code).
+    pub template: Template,
+    /// Sender id.
+    pub from: SenderId,
+    /// The caller's correlation id.
+    pub track_id: Option<Uuid>,
+    /// Where status changes are posted.
+    pub callback_url: Option<String>,
+    /// Price of the message.
+    pub cost: f64,
+    /// SMS segments of the rendered message.
+    pub parts: u32,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// When its code stops being accepted.
+    pub expires_at: Timestamp,
+    /// Last status or attempt change.
+    pub updated_at: Timestamp,
+}
+
+impl Verification {
+    /// The status a reader should see at `now`: a pending verification past its expiry reads
+    /// as expired even before any check has written that down.
+    pub fn status_at(&self, now: Timestamp) -> VerificationStatus {
+        if self.status == VerificationStatus::Pending && now >= self.expires_at {
+            VerificationStatus::Expired
+        } else {
+            self.status
+        }
+    }
+}
+
+/// What one check of a code concluded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckOutcome {
+    /// The code was right: now approved.
+    Approved,
+    /// The code was wrong; the attempt was counted and attempts remain.
+    WrongCode,
+    /// This check found the code expired and ended the verification.
+    ExpiredNow,
+    /// This wrong code used the last attempt and ended the verification.
+    MaxAttemptsNow,
+    /// Already approved earlier.
+    AlreadyApproved,
+    /// Canceled earlier.
+    AlreadyCanceled,
+    /// Expired earlier.
+    AlreadyExpired,
+    /// Ran out of attempts earlier.
+    AlreadyMaxAttempts,
+    /// No such verification.
+    NotFound,
+    /// The verification belongs to another service; nothing was counted.
+    WrongService,
+}
+
+/// The state change a check makes, decided by [`decide_check`] and written by the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckDecision {
+    /// What to tell the caller.
+    pub outcome: CheckOutcome,
+    /// Status to store.
+    pub status: VerificationStatus,
+    /// Attempts to store.
+    pub attempts: u32,
+}
+
+impl CheckDecision {
+    /// Whether the stored status changes (and so a status callback is due).
+    pub fn status_changed(&self, before: VerificationStatus) -> bool {
+        self.status != before
+    }
+}
+
+/// The lifecycle rule for one check. `code_matches` is the constant-time comparison of the
+/// candidate's hash with the stored one. Expiry wins over a right code; a wrong code counts an
+/// attempt; the attempt that reaches the maximum ends the verification.
+pub fn decide_check(
+    verification: &Verification,
+    code_matches: bool,
+    now: Timestamp,
+) -> CheckDecision {
+    let keep = |outcome| CheckDecision {
+        outcome,
+        status: verification.status,
+        attempts: verification.attempts,
+    };
+    match verification.status {
+        VerificationStatus::Approved => return keep(CheckOutcome::AlreadyApproved),
+        VerificationStatus::Canceled => return keep(CheckOutcome::AlreadyCanceled),
+        VerificationStatus::Expired => return keep(CheckOutcome::AlreadyExpired),
+        VerificationStatus::MaxAttemptsReached => return keep(CheckOutcome::AlreadyMaxAttempts),
+        VerificationStatus::Pending => {}
+    }
+    if now >= verification.expires_at {
+        return CheckDecision {
+            outcome: CheckOutcome::ExpiredNow,
+            status: VerificationStatus::Expired,
+            attempts: verification.attempts,
+        };
+    }
+    if code_matches {
+        return CheckDecision {
+            outcome: CheckOutcome::Approved,
+            status: VerificationStatus::Approved,
+            attempts: verification.attempts,
+        };
+    }
+    let attempts = verification.attempts + 1;
+    if attempts >= verification.max_attempts.get() {
+        CheckDecision {
+            outcome: CheckOutcome::MaxAttemptsNow,
+            status: VerificationStatus::MaxAttemptsReached,
+            attempts,
+        }
+    } else {
+        CheckDecision {
+            outcome: CheckOutcome::WrongCode,
+            status: VerificationStatus::Pending,
+            attempts,
+        }
+    }
+}
+
+/// What canceling concluded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelOutcome {
+    /// Was pending, now canceled.
+    Canceled,
+    /// Was canceled before.
+    AlreadyCanceled,
+    /// Approved, expired or out of attempts: cannot be canceled.
+    NotPending(VerificationStatus),
+    /// No such verification.
+    NotFound,
+    /// The verification belongs to another service; nothing changed.
+    WrongService,
+}
+
+/// The lifecycle rule for cancel: only a verification that is pending at `now` can be canceled.
+pub fn decide_cancel(verification: &Verification, now: Timestamp) -> CancelOutcome {
+    match verification.status_at(now) {
+        VerificationStatus::Pending => CancelOutcome::Canceled,
+        VerificationStatus::Canceled => CancelOutcome::AlreadyCanceled,
+        other => CancelOutcome::NotPending(other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::code::{CodeHasher, OtpCode, ServerSecret};
+
+    fn sample(now: Timestamp) -> Verification {
+        let id = VerificationId::generate();
+        let (to, country) = E164Phone::parse("+33612345678", None).unwrap();
+        let hasher = CodeHasher::new(ServerSecret::from_bytes([1; 32]));
+        Verification {
+            id,
+            service_id: ServiceId::generate(),
+            to,
+            country,
+            channel: Channel::Sms,
+            status: VerificationStatus::Pending,
+            attempts: 0,
+            max_attempts: MaxAttempts::new(3).unwrap(),
+            ttl: Ttl::new(60).unwrap(),
+            code_hash: hasher.hash(id, &OtpCode::from_user_input("123456")),
+            pin_type: PinType::Numbers,
+            pin_length: PinLength::new(6).unwrap(),
+            template: Template::new("{{pin}}").unwrap(),
+            from: SenderId::new("otpd").unwrap(),
+            track_id: None,
+            callback_url: None,
+            cost: 0.0,
+            parts: 1,
+            created_at: now,
+            expires_at: now.plus_seconds(60),
+            updated_at: now,
+        }
+    }
+
+    #[test]
+    fn right_code_in_time_approves() {
+        let now = Timestamp(1_000_000);
+        let v = sample(now);
+        let d = decide_check(&v, true, now);
+        assert_eq!(d.outcome, CheckOutcome::Approved);
+        assert_eq!(d.status, VerificationStatus::Approved);
+        assert_eq!(d.attempts, 0);
+    }
+
+    #[test]
+    fn right_code_after_expiry_is_refused_as_expired() {
+        let now = Timestamp(1_000_000);
+        let v = sample(now);
+        let d = decide_check(&v, true, now.plus_seconds(60));
+        assert_eq!(d.outcome, CheckOutcome::ExpiredNow);
+        assert_eq!(d.status, VerificationStatus::Expired);
+    }
+
+    #[test]
+    fn wrong_codes_count_until_the_maximum() {
+        let now = Timestamp(1_000_000);
+        let mut v = sample(now);
+        for expected in [CheckOutcome::WrongCode, CheckOutcome::WrongCode, CheckOutcome::MaxAttemptsNow] {
+            let d = decide_check(&v, false, now);
+            assert_eq!(d.outcome, expected);
+            v.status = d.status;
+            v.attempts = d.attempts;
+        }
+        assert_eq!(v.attempts, 3);
+        assert_eq!(v.status, VerificationStatus::MaxAttemptsReached);
+        // Final: even the right code now reports the end state, and counts nothing.
+        let d = decide_check(&v, true, now);
+        assert_eq!(d.outcome, CheckOutcome::AlreadyMaxAttempts);
+        assert_eq!(d.attempts, 3);
+    }
+
+    #[test]
+    fn every_end_state_is_final() {
+        let now = Timestamp(1_000_000);
+        for (status, outcome) in [
+            (VerificationStatus::Approved, CheckOutcome::AlreadyApproved),
+            (VerificationStatus::Canceled, CheckOutcome::AlreadyCanceled),
+            (VerificationStatus::Expired, CheckOutcome::AlreadyExpired),
+            (VerificationStatus::MaxAttemptsReached, CheckOutcome::AlreadyMaxAttempts),
+        ] {
+            let mut v = sample(now);
+            v.status = status;
+            let d = decide_check(&v, true, now);
+            assert_eq!((d.outcome, d.status), (outcome, status));
+        }
+    }
+
+    #[test]
+    fn only_pending_verifications_cancel() {
+        let now = Timestamp(1_000_000);
+        let mut v = sample(now);
+        assert_eq!(decide_cancel(&v, now), CancelOutcome::Canceled);
+        assert_eq!(
+            decide_cancel(&v, now.plus_seconds(61)),
+            CancelOutcome::NotPending(VerificationStatus::Expired)
+        );
+        v.status = VerificationStatus::Canceled;
+        assert_eq!(decide_cancel(&v, now), CancelOutcome::AlreadyCanceled);
+        v.status = VerificationStatus::Approved;
+        assert_eq!(
+            decide_cancel(&v, now),
+            CancelOutcome::NotPending(VerificationStatus::Approved)
+        );
+    }
+}
