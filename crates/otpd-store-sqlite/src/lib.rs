@@ -1,1 +1,668 @@
+//! The embedded SQLite [`Store`]: one file in WAL mode, migrations applied at open, all writes
+//! funnelled through one writer thread that group-commits concurrent requests, and reads
+//! served by a small pool of read-only connections.
 
+mod rows;
+mod schema;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use otpd_core::auth::{AccessToken, Application};
+use otpd_core::store::{CallbackJob, CheckResult, DeliveryAttempt, ServiceRecord};
+use otpd_core::verification::{CancelOutcome, decide_cancel};
+use otpd_core::{
+    ApplicationId, CheckOutcome, CodeHash, DeliveryId, DeliveryStatus, OtpSettings, ServiceId,
+    Store, StoreError, Timestamp, Verification, VerificationId, VerificationStatus, decide_check,
+};
+use rusqlite::{Connection, OpenFlags, Params, Row, params};
+use uuid::Uuid;
+
+use rows::{APPLICATION_COLUMNS, DELIVERY_COLUMNS, VERIFICATION_COLUMNS};
+use writer::Writer;
+
+/// Read connections kept open between requests.
+const READERS: usize = 4;
+
+pub(crate) fn db_error(error: rusqlite::Error) -> StoreError {
+    match &error {
+        rusqlite::Error::SqliteFailure(e, _) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
+            StoreError::Conflict(error.to_string())
+        }
+        _ => StoreError::Database(error.to_string()),
+    }
+}
+
+/// The SQLite store; cheap to clone (all clones share one writer and one reader pool).
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    writer: Writer,
+    readers: Mutex<Vec<Connection>>,
+}
+
+fn configure(connection: &Connection) -> rusqlite::Result<()> {
+    connection.busy_timeout(std::time::Duration::from_secs(5))?;
+    connection.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;")
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file at `path`, switches it to WAL and applies
+    /// pending migrations.
+    pub fn open(path: impl AsRef<Path>) -> Result<SqliteStore, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        let mut connection = Connection::open(&path).map_err(db_error)?;
+        connection
+            .query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))
+            .map_err(db_error)?;
+        configure(&connection).map_err(db_error)?;
+        schema::migrate(&mut connection).map_err(db_error)?;
+        Ok(SqliteStore {
+            inner: Arc::new(Inner {
+                path,
+                writer: Writer::start(connection),
+                readers: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    async fn write<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.inner.writer.write(work).await
+    }
+
+    async fn read<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let pooled = inner.readers.lock().map(|mut pool| pool.pop()).unwrap_or(None);
+            let connection = match pooled {
+                Some(connection) => connection,
+                None => {
+                    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+                    let connection =
+                        Connection::open_with_flags(&inner.path, flags).map_err(db_error)?;
+                    configure(&connection).map_err(db_error)?;
+                    connection
+                }
+            };
+            let result = work(&connection);
+            if let Ok(mut pool) = inner.readers.lock()
+                && pool.len() < READERS
+            {
+                pool.push(connection);
+            }
+            result
+        })
+        .await
+        .map_err(|e| StoreError::Database(format!("reader task failed: {e}")))?
+    }
+}
+
+fn query_one<T>(
+    connection: &Connection,
+    sql: &str,
+    params: impl Params,
+    map: impl FnOnce(&Row) -> Result<T, StoreError>,
+) -> Result<Option<T>, StoreError> {
+    let mut statement = connection.prepare_cached(sql).map_err(db_error)?;
+    let mut rows = statement.query(params).map_err(db_error)?;
+    match rows.next().map_err(db_error)? {
+        Some(row) => map(row).map(Some),
+        None => Ok(None),
+    }
+}
+
+fn query_all<T>(
+    connection: &Connection,
+    sql: &str,
+    params: impl Params,
+    map: impl Fn(&Row) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    let mut statement = connection.prepare_cached(sql).map_err(db_error)?;
+    let mut rows = statement.query(params).map_err(db_error)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(db_error)? {
+        out.push(map(row)?);
+    }
+    Ok(out)
+}
+
+fn execute(connection: &Connection, sql: &str, params: impl Params) -> Result<usize, StoreError> {
+    connection
+        .prepare_cached(sql)
+        .and_then(|mut statement| statement.execute(params))
+        .map_err(db_error)
+}
+
+fn load_verification(
+    connection: &Connection,
+    id: VerificationId,
+) -> Result<Option<Verification>, StoreError> {
+    query_one(
+        connection,
+        &format!("SELECT {VERIFICATION_COLUMNS} FROM verifications WHERE id = ?1"),
+        [id.as_bytes().as_slice()],
+        rows::verification,
+    )
+}
+
+/// Writes a new status and attempt count, and queues the status callback when due.
+fn record_transition(
+    connection: &Connection,
+    verification: &mut Verification,
+    status: VerificationStatus,
+    attempts: u32,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let changed = status != verification.status;
+    if !changed && attempts == verification.attempts {
+        return Ok(());
+    }
+    execute(
+        connection,
+        "UPDATE verifications SET status = ?1, attempts = ?2, updated_at = ?3 WHERE id = ?4",
+        params![status.as_str(), attempts, now.0, verification.id.as_bytes().as_slice()],
+    )?;
+    verification.status = status;
+    verification.attempts = attempts;
+    verification.updated_at = now;
+    if let (true, Some(url)) = (changed, &verification.callback_url) {
+        execute(
+            connection,
+            "INSERT INTO callbacks (id, verification_id, url, status, next_attempt_at, created_at, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?5)",
+            params![
+                Uuid::now_v7().as_bytes().as_slice(),
+                verification.id.as_bytes().as_slice(),
+                url,
+                status.as_str(),
+                now.0
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+impl Store for SqliteStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.read(|connection| {
+            connection.query_row("SELECT 1", [], |_| Ok(())).map_err(db_error)
+        })
+        .await
+    }
+
+    async fn create_verification(
+        &self,
+        verification: &Verification,
+        delivery: &DeliveryAttempt,
+    ) -> Result<(), StoreError> {
+        let v = verification.clone();
+        let d = delivery.clone();
+        self.write(move |connection| {
+            execute(
+                connection,
+                &format!(
+                    "INSERT INTO verifications ({VERIFICATION_COLUMNS}) VALUES \
+                     (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)"
+                ),
+                params![
+                    v.id.as_bytes().as_slice(),
+                    v.service_id.as_bytes().as_slice(),
+                    v.to.as_str(),
+                    v.country.as_str(),
+                    v.channel.as_str(),
+                    v.status.as_str(),
+                    v.attempts,
+                    v.max_attempts.get(),
+                    v.ttl.get(),
+                    v.code_hash.0.as_slice(),
+                    v.pin_type.as_str(),
+                    v.pin_length.get(),
+                    v.template.as_str(),
+                    v.from.as_str(),
+                    v.track_id.map(|t| t.as_bytes().to_vec()),
+                    v.callback_url,
+                    v.cost,
+                    v.parts,
+                    v.created_at.0,
+                    v.expires_at.0,
+                    v.updated_at.0,
+                ],
+            )?;
+            execute(
+                connection,
+                &format!("INSERT INTO deliveries ({DELIVERY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"),
+                params![
+                    d.id.as_bytes().as_slice(),
+                    d.verification_id.as_bytes().as_slice(),
+                    d.channel.as_str(),
+                    d.status.as_str(),
+                    d.provider,
+                    d.provider_ref,
+                    d.error,
+                    d.created_at.0,
+                    d.updated_at.0,
+                ],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn verification(&self, id: VerificationId) -> Result<Option<Verification>, StoreError> {
+        self.read(move |connection| load_verification(connection, id)).await
+    }
+
+    async fn check_code(
+        &self,
+        id: VerificationId,
+        service: ServiceId,
+        candidate: CodeHash,
+        now: Timestamp,
+    ) -> Result<CheckResult, StoreError> {
+        self.write(move |connection| {
+            let Some(mut verification) = load_verification(connection, id)? else {
+                return Ok(CheckResult { outcome: CheckOutcome::NotFound, verification: None });
+            };
+            if verification.service_id != service {
+                return Ok(CheckResult { outcome: CheckOutcome::WrongService, verification: None });
+            }
+            let matches = verification.code_hash.matches(&candidate);
+            let decision = decide_check(&verification, matches, now);
+            record_transition(connection, &mut verification, decision.status, decision.attempts, now)?;
+            Ok(CheckResult { outcome: decision.outcome, verification: Some(verification) })
+        })
+        .await
+    }
+
+    async fn cancel(
+        &self,
+        id: VerificationId,
+        service: ServiceId,
+        now: Timestamp,
+    ) -> Result<CancelOutcome, StoreError> {
+        self.write(move |connection| {
+            let Some(mut verification) = load_verification(connection, id)? else {
+                return Ok(CancelOutcome::NotFound);
+            };
+            if verification.service_id != service {
+                return Ok(CancelOutcome::WrongService);
+            }
+            let outcome = decide_cancel(&verification, now);
+            let attempts = verification.attempts;
+            match outcome {
+                CancelOutcome::Canceled => record_transition(
+                    connection,
+                    &mut verification,
+                    VerificationStatus::Canceled,
+                    attempts,
+                    now,
+                )?,
+                CancelOutcome::NotPending(VerificationStatus::Expired)
+                    if verification.status == VerificationStatus::Pending =>
+                {
+                    record_transition(
+                        connection,
+                        &mut verification,
+                        VerificationStatus::Expired,
+                        attempts,
+                        now,
+                    )?
+                }
+                _ => {}
+            }
+            Ok(outcome)
+        })
+        .await
+    }
+
+    async fn deliveries(
+        &self,
+        verification: VerificationId,
+    ) -> Result<Vec<DeliveryAttempt>, StoreError> {
+        self.read(move |connection| {
+            query_all(
+                connection,
+                &format!("SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE verification_id = ?1 ORDER BY created_at, id"),
+                [verification.as_bytes().as_slice()],
+                rows::delivery,
+            )
+        })
+        .await
+    }
+
+    async fn queued_deliveries(&self) -> Result<Vec<(DeliveryAttempt, Verification)>, StoreError> {
+        self.read(move |connection| {
+            let queued = query_all(
+                connection,
+                &format!("SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE status = 'queued' ORDER BY created_at"),
+                [],
+                rows::delivery,
+            )?;
+            let mut out = Vec::with_capacity(queued.len());
+            for delivery in queued {
+                if let Some(verification) = load_verification(connection, delivery.verification_id)? {
+                    out.push((delivery, verification));
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn replace_code(
+        &self,
+        id: VerificationId,
+        code_hash: CodeHash,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.write(move |connection| {
+            let changed = execute(
+                connection,
+                "UPDATE verifications SET code_hash = ?1, updated_at = ?2 \
+                 WHERE id = ?3 AND status = 'pending' AND expires_at > ?2",
+                params![code_hash.0.as_slice(), now.0, id.as_bytes().as_slice()],
+            )?;
+            Ok(changed == 1)
+        })
+        .await
+    }
+
+    async fn update_delivery(
+        &self,
+        id: DeliveryId,
+        status: DeliveryStatus,
+        provider: Option<&str>,
+        provider_ref: Option<&str>,
+        error: Option<&str>,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let provider = provider.map(str::to_string);
+        let provider_ref = provider_ref.map(str::to_string);
+        let error = error.map(str::to_string);
+        self.write(move |connection| {
+            execute(
+                connection,
+                "UPDATE deliveries SET status = ?1, provider = COALESCE(?2, provider), \
+                 provider_ref = COALESCE(?3, provider_ref), error = ?4, updated_at = ?5 WHERE id = ?6",
+                params![status.as_str(), provider, provider_ref, error, now.0, id.as_bytes().as_slice()],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn create_application(
+        &self,
+        service: &ServiceRecord,
+        application: &Application,
+    ) -> Result<(), StoreError> {
+        let service = service.clone();
+        let application = application.clone();
+        let settings = serde_json::to_string(&service.settings)
+            .map_err(|e| StoreError::Corrupt(format!("settings do not serialise: {e}")))?;
+        self.write(move |connection| {
+            execute(
+                connection,
+                "INSERT OR IGNORE INTO accounts (id, created_at) VALUES (?1, ?2)",
+                params![service.account_id.as_bytes().as_slice(), service.created_at.0],
+            )?;
+            execute(
+                connection,
+                "INSERT INTO services (id, account_id, name, settings, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    service.id.as_bytes().as_slice(),
+                    service.account_id.as_bytes().as_slice(),
+                    service.name,
+                    settings,
+                    service.created_at.0
+                ],
+            )?;
+            execute(
+                connection,
+                &format!("INSERT INTO applications ({APPLICATION_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
+                params![
+                    application.id.as_bytes().as_slice(),
+                    application.account_id.as_bytes().as_slice(),
+                    application.service_id.as_bytes().as_slice(),
+                    application.name,
+                    application.secret_hash.as_slice(),
+                    application.api_key_hash.as_slice(),
+                    application.created_at.0
+                ],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn service(&self, id: ServiceId) -> Result<Option<ServiceRecord>, StoreError> {
+        self.read(move |connection| {
+            query_one(
+                connection,
+                "SELECT id, account_id, name, settings, created_at FROM services WHERE id = ?1",
+                [id.as_bytes().as_slice()],
+                rows::service,
+            )
+        })
+        .await
+    }
+
+    async fn update_service_settings(
+        &self,
+        id: ServiceId,
+        settings: &OtpSettings,
+    ) -> Result<bool, StoreError> {
+        let settings = serde_json::to_string(settings)
+            .map_err(|e| StoreError::Corrupt(format!("settings do not serialise: {e}")))?;
+        self.write(move |connection| {
+            let changed = execute(
+                connection,
+                "UPDATE services SET settings = ?1 WHERE id = ?2",
+                params![settings, id.as_bytes().as_slice()],
+            )?;
+            Ok(changed == 1)
+        })
+        .await
+    }
+
+    async fn application(&self, id: ApplicationId) -> Result<Option<Application>, StoreError> {
+        self.read(move |connection| {
+            query_one(
+                connection,
+                &format!("SELECT {APPLICATION_COLUMNS} FROM applications WHERE id = ?1"),
+                [id.as_bytes().as_slice()],
+                rows::application,
+            )
+        })
+        .await
+    }
+
+    async fn application_by_api_key(
+        &self,
+        api_key_hash: [u8; 32],
+    ) -> Result<Option<Application>, StoreError> {
+        self.read(move |connection| {
+            query_one(
+                connection,
+                &format!("SELECT {APPLICATION_COLUMNS} FROM applications WHERE api_key_hash = ?1"),
+                [api_key_hash.as_slice()],
+                rows::application,
+            )
+        })
+        .await
+    }
+
+    async fn applications(&self) -> Result<Vec<Application>, StoreError> {
+        self.read(move |connection| {
+            query_all(
+                connection,
+                &format!("SELECT {APPLICATION_COLUMNS} FROM applications ORDER BY created_at, id"),
+                [],
+                rows::application,
+            )
+        })
+        .await
+    }
+
+    async fn rotate_application_secret(
+        &self,
+        id: ApplicationId,
+        secret_hash: [u8; 32],
+        api_key_hash: [u8; 32],
+    ) -> Result<bool, StoreError> {
+        self.write(move |connection| {
+            let changed = execute(
+                connection,
+                "UPDATE applications SET secret_hash = ?1, api_key_hash = ?2 WHERE id = ?3",
+                params![secret_hash.as_slice(), api_key_hash.as_slice(), id.as_bytes().as_slice()],
+            )?;
+            execute(
+                connection,
+                "UPDATE access_tokens SET revoked = 1 WHERE application_id = ?1",
+                [id.as_bytes().as_slice()],
+            )?;
+            Ok(changed == 1)
+        })
+        .await
+    }
+
+    async fn insert_token(&self, token: &AccessToken) -> Result<(), StoreError> {
+        let token = token.clone();
+        self.write(move |connection| {
+            execute(
+                connection,
+                "INSERT INTO access_tokens (token_hash, application_id, scope, expires_at, revoked) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    token.token_hash.as_slice(),
+                    token.application_id.as_bytes().as_slice(),
+                    token.scope,
+                    token.expires_at.0,
+                    token.revoked as i64
+                ],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn token(&self, token_hash: [u8; 32]) -> Result<Option<AccessToken>, StoreError> {
+        self.read(move |connection| {
+            query_one(
+                connection,
+                "SELECT token_hash, application_id, scope, expires_at, revoked FROM access_tokens WHERE token_hash = ?1",
+                [token_hash.as_slice()],
+                rows::token,
+            )
+        })
+        .await
+    }
+
+    async fn revoke_token(
+        &self,
+        token_hash: [u8; 32],
+        application: ApplicationId,
+    ) -> Result<bool, StoreError> {
+        self.write(move |connection| {
+            let changed = execute(
+                connection,
+                "UPDATE access_tokens SET revoked = 1 WHERE token_hash = ?1 AND application_id = ?2",
+                params![token_hash.as_slice(), application.as_bytes().as_slice()],
+            )?;
+            Ok(changed == 1)
+        })
+        .await
+    }
+
+    async fn claim_due_callbacks(
+        &self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<CallbackJob>, StoreError> {
+        self.write(move |connection| {
+            let claimed = query_all(
+                connection,
+                "UPDATE callbacks SET next_attempt_at = ?1 WHERE id IN \
+                 (SELECT id FROM callbacks WHERE state = 'pending' AND next_attempt_at <= ?2 \
+                  ORDER BY next_attempt_at LIMIT ?3) \
+                 RETURNING id, verification_id, url, status, attempts",
+                params![lease_until.0, now.0, limit],
+                |row| {
+                    let id: Vec<u8> = row.get(0).map_err(db_error)?;
+                    let verification: Vec<u8> = row.get(1).map_err(db_error)?;
+                    let status: String = row.get(3).map_err(db_error)?;
+                    Ok((
+                        Uuid::from_slice(&id).map_err(|_| StoreError::Corrupt("callback id".into()))?,
+                        Uuid::from_slice(&verification)
+                            .map_err(|_| StoreError::Corrupt("callback verification".into()))?,
+                        row.get::<_, String>(2).map_err(db_error)?,
+                        VerificationStatus::parse(&status)
+                            .ok_or_else(|| StoreError::Corrupt("callback status".into()))?,
+                        row.get::<_, u32>(4).map_err(db_error)?,
+                    ))
+                },
+            )?;
+            let mut jobs = Vec::with_capacity(claimed.len());
+            for (id, verification_id, url, status, attempts) in claimed {
+                let verification_id = VerificationId::from_uuid(verification_id);
+                if let Some(verification) = load_verification(connection, verification_id)? {
+                    jobs.push(CallbackJob { id, url, verification, status, attempts });
+                }
+            }
+            Ok(jobs)
+        })
+        .await
+    }
+
+    async fn callback_delivered(&self, id: Uuid, now: Timestamp) -> Result<(), StoreError> {
+        self.write(move |connection| {
+            execute(
+                connection,
+                "UPDATE callbacks SET state = 'delivered', attempts = attempts + 1, updated_at = ?1 WHERE id = ?2",
+                params![now.0, id.as_bytes().as_slice()],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn callback_failed(
+        &self,
+        id: Uuid,
+        retry_at: Option<Timestamp>,
+        error: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let error = error.to_string();
+        self.write(move |connection| {
+            execute(
+                connection,
+                "UPDATE callbacks SET attempts = attempts + 1, last_error = ?1, updated_at = ?2, \
+                 state = CASE WHEN ?3 IS NULL THEN 'failed' ELSE 'pending' END, \
+                 next_attempt_at = COALESCE(?3, next_attempt_at) WHERE id = ?4",
+                params![error, now.0, retry_at.map(|t| t.0), id.as_bytes().as_slice()],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+}
