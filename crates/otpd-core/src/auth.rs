@@ -146,11 +146,6 @@ impl<S: Store + Clone, C: Clock + Clone> Authenticator<S, C> {
             .mac(&[b"otpd-credential:", kind.as_bytes(), b":", credential.as_bytes()])
     }
 
-    /// The key a service's status callbacks are signed with (derived, so nothing to store).
-    pub fn callback_signing_key(&self, service: ServiceId) -> String {
-        hex::encode(self.secret.mac(&[b"otpd-callback-signing:", service.as_bytes()]))
-    }
-
     /// Creates an account, a service with `settings` and an application, returning the
     /// secret and API key in clear this one time.
     pub async fn create_application(
@@ -223,14 +218,14 @@ impl<S: Store + Clone, C: Clock + Clone> Authenticator<S, C> {
         secret: &str,
         requested_scope: &str,
     ) -> Result<IssuedToken, TokenError> {
-        let scopes: Vec<&str> = requested_scope.split_whitespace().collect();
-        if scopes.iter().any(|s| !KNOWN_SCOPES.contains(s)) {
-            return Err(TokenError::InvalidScope);
-        }
         let application = self
             .verify_client(application_id, secret)
             .await?
             .ok_or(TokenError::InvalidClient)?;
+        let scopes: Vec<&str> = requested_scope.split_whitespace().collect();
+        if scopes.iter().any(|s| !KNOWN_SCOPES.contains(s)) {
+            return Err(TokenError::InvalidScope);
+        }
         let scope = if scopes.is_empty() { KNOWN_SCOPES.join(" ") } else { scopes.join(" ") };
         let token = random_secret();
         let record = AccessToken {
@@ -278,4 +273,41 @@ impl<S: Store + Clone, C: Clock + Clone> Authenticator<S, C> {
 /// Parses an application id as shown to users: 32 hex digits (hyphens tolerated).
 pub fn parse_application_id(text: &str) -> Option<ApplicationId> {
     uuid::Uuid::try_parse(text.trim()).ok().map(ApplicationId::from_uuid)
+}
+
+/// Signs status callbacks. Each service has its own signing key, derived from the server
+/// secret so there is nothing extra to store or leak; receivers get it from
+/// `otpd app create` / `otpd app list --json`.
+#[derive(Debug, Clone)]
+pub struct CallbackSigner {
+    secret: ServerSecret,
+}
+
+impl CallbackSigner {
+    /// A signer rooted in the server secret.
+    pub fn new(secret: ServerSecret) -> Self {
+        CallbackSigner { secret }
+    }
+
+    /// The hex signing key of one service.
+    pub fn key_for(&self, service: ServiceId) -> String {
+        hex::encode(self.secret.mac(&[b"otpd-callback-signing:", service.as_bytes()]))
+    }
+
+    /// The `X-Otpd-Signature` header value for `body` sent at `unix_seconds`:
+    /// `t=<unix seconds>,v1=<hex HMAC-SHA256(key, "<t>." ‖ body)>`.
+    pub fn signature(&self, service: ServiceId, unix_seconds: i64, body: &[u8]) -> String {
+        sign_with_key(&self.key_for(service), unix_seconds, body)
+    }
+}
+
+/// The signature a receiver recomputes from its signing key (see [`CallbackSigner`]).
+pub fn sign_with_key(key_hex: &str, unix_seconds: i64, body: &[u8]) -> String {
+    use hmac::{Hmac, KeyInit, Mac};
+    let mut mac = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(key_hex.as_bytes())
+        .expect("HMAC accepts keys of any length");
+    mac.update(unix_seconds.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    format!("t={unix_seconds},v1={}", hex::encode(mac.finalize().into_bytes()))
 }

@@ -1,1 +1,168 @@
+//! HTTP dialects over the core. Each dialect maps the core's results and errors to its own
+//! wire format in one place (`native::error` for the SMS.CX-shaped API).
 
+pub mod dev;
+pub mod native;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use otpd_core::auth::{Authenticator, Caller};
+use otpd_core::{Clock, Store, Timestamp, Verifier};
+use otpd_delivery::Inbox;
+
+use native::error::{self as native_error, NativeError};
+
+/// Largest request body accepted (the biggest legitimate one, a `POST /otp` with a long
+/// template, is well under 4 KiB).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Everything a handler needs; cheap to clone.
+pub struct AppState<S, C> {
+    /// The verification engine.
+    pub verifier: Arc<Verifier<S, C>>,
+    /// Credentials.
+    pub auth: Arc<Authenticator<S, C>>,
+    /// The dev inbox, present only in dev mode (which is what enables `/dev/*`).
+    pub inbox: Option<Inbox>,
+}
+
+impl<S, C> Clone for AppState<S, C> {
+    fn clone(&self) -> Self {
+        AppState { verifier: self.verifier.clone(), auth: self.auth.clone(), inbox: self.inbox.clone() }
+    }
+}
+
+impl<S: Store + Clone, C: Clock + Clone> AppState<S, C> {
+    /// The caller of a native request: a valid `X-API-KEY` or bearer token (either is enough
+    /// when a client sends both), holding the `otp` scope.
+    pub async fn native_caller(&self, headers: &HeaderMap) -> Result<Caller, NativeError> {
+        if let Some(key) = headers.get("x-api-key").and_then(|v| v.to_str().ok())
+            && let Some(caller) = self.auth.authenticate_api_key(key.trim()).await.map_err(internal)?
+        {
+            return Ok(caller);
+        }
+        let bearer = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim());
+        let Some(token) = bearer else {
+            return Err(native_error::invalid_credentials());
+        };
+        let caller = self
+            .auth
+            .authenticate_bearer(token)
+            .await
+            .map_err(internal)?
+            .ok_or_else(native_error::invalid_credentials)?;
+        if !caller.grants("otp") {
+            return Err(native_error::insufficient_scope());
+        }
+        Ok(caller)
+    }
+}
+
+/// Logs an internal failure with its cause and answers a generic 500.
+pub fn internal(error: impl std::fmt::Display) -> NativeError {
+    tracing::error!(%error, "internal error");
+    native_error::server_error()
+}
+
+/// RFC 3339 in UTC, for otpd's own JSON.
+pub fn rfc3339(timestamp: Timestamp) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(timestamp.0 as i128 * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_default()
+}
+
+async fn method_not_allowed() -> NativeError {
+    native_error::method_not_allowed()
+}
+
+async fn not_found() -> NativeError {
+    native_error::no_such_path()
+}
+
+async fn healthz() -> impl IntoResponse {
+    axum::Json(serde_json::json!({"status": "ok"}))
+}
+
+async fn readyz<S: Store + Clone, C: Clock + Clone>(State(state): State<AppState<S, C>>) -> Response {
+    match state.verifier.store().ping().await {
+        Ok(()) => axum::Json(serde_json::json!({"status": "ready"})).into_response(),
+        Err(error) => {
+            tracing::warn!(%error, "store not ready");
+            (StatusCode::SERVICE_UNAVAILABLE, axum::Json(serde_json::json!({"status": "unavailable"})))
+                .into_response()
+        }
+    }
+}
+
+/// Logs one line per request with its path (never the query string, which can hold a phone
+/// number) and adds `X-Request-Id` and `X-Response-Time`. Oversized bodies become the
+/// JSON 413 and panics a JSON 500, so no client ever sees a non-JSON error.
+async fn observe(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    // The path only: a query string (the inbox filter) can hold a phone number.
+    let path = request.uri().path().to_string();
+    let too_large = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        .is_some_and(|len| len > MAX_BODY_BYTES);
+    let mut response = if too_large {
+        native_error::body_too_large().into_response()
+    } else {
+        next.run(request).await
+    };
+    let request_id = uuid::Uuid::now_v7().simple().to_string();
+    let elapsed = started.elapsed();
+    let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        headers.insert("x-request-id", value);
+    }
+    if let Ok(value) = HeaderValue::from_str(&format!("{}ms", elapsed.as_millis())) {
+        headers.insert("x-response-time", value);
+    }
+    tracing::info!(
+        request_id,
+        %method,
+        path,
+        status = response.status().as_u16(),
+        micros = elapsed.as_micros() as u64,
+        "request"
+    );
+    response
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("request handler panicked");
+    native_error::server_error().into_response()
+}
+
+/// The whole HTTP surface: native API, ops endpoints, and the dev inbox when enabled.
+pub fn router<S: Store + Clone, C: Clock + Clone>(state: AppState<S, C>) -> Router {
+    let mut app = native::router::<S, C>()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz::<S, C>));
+    if state.inbox.is_some() {
+        app = app
+            .route("/dev/inbox", get(dev::inbox_page::<S, C>))
+            .route("/dev/inbox.json", get(dev::inbox_json::<S, C>));
+    }
+    app.fallback(not_found)
+        .layer(middleware::from_fn(observe))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response))
+        .with_state(state)
+}

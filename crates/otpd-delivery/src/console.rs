@@ -1,0 +1,98 @@
+//! The console provider: prints each message to stdout and keeps the newest 1,000 in memory
+//! for the dev inbox. For local development only: it shows codes in clear.
+
+use std::collections::VecDeque;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use otpd_core::{Clock, DeliveryJob, Timestamp};
+
+use crate::{Provider, ProviderError};
+
+/// How many messages the inbox keeps.
+pub const INBOX_CAPACITY: usize = 1000;
+
+/// One message as the dev inbox shows it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct InboxMessage {
+    /// Recipient (E.164).
+    pub to: String,
+    /// Channel (`sms`, …).
+    pub channel: String,
+    /// Sender id.
+    pub from: String,
+    /// The message as the user would read it, code included.
+    pub body: String,
+    /// When it was handed to the console provider.
+    #[serde(skip)]
+    pub sent_at: Timestamp,
+}
+
+/// The newest messages, shared between the console provider and the dev inbox pages.
+#[derive(Debug, Clone, Default)]
+pub struct Inbox(Arc<Mutex<VecDeque<InboxMessage>>>);
+
+impl Inbox {
+    /// Adds a message, dropping the oldest beyond [`INBOX_CAPACITY`].
+    pub fn push(&self, message: InboxMessage) {
+        if let Ok(mut messages) = self.0.lock() {
+            if messages.len() == INBOX_CAPACITY {
+                messages.pop_front();
+            }
+            messages.push_back(message);
+        }
+    }
+
+    /// Newest first, optionally only those sent to `to`.
+    pub fn newest_first(&self, to: Option<&str>) -> Vec<InboxMessage> {
+        let Ok(messages) = self.0.lock() else {
+            return Vec::new();
+        };
+        messages
+            .iter()
+            .rev()
+            .filter(|m| to.is_none_or(|to| m.to == to))
+            .cloned()
+            .collect()
+    }
+}
+
+/// Prints to stdout and records in the [`Inbox`].
+#[derive(Debug, Clone)]
+pub struct ConsoleProvider<C> {
+    inbox: Inbox,
+    clock: C,
+}
+
+impl<C: Clock> ConsoleProvider<C> {
+    /// A console provider feeding `inbox`, stamping messages with `clock`.
+    pub fn new(inbox: Inbox, clock: C) -> Self {
+        ConsoleProvider { inbox, clock }
+    }
+}
+
+impl<C: Clock> Provider for ConsoleProvider<C> {
+    fn name(&self) -> &'static str {
+        "console"
+    }
+
+    async fn send(&self, job: &DeliveryJob) -> Result<String, ProviderError> {
+        let line = format!(
+            "[otpd console {}] to={} from={} message={:?}\n",
+            job.channel.as_str(),
+            job.to.as_str(),
+            job.from.as_str(),
+            job.body
+        );
+        // Stdout, not the log: logs never carry codes; this provider exists to show them.
+        let _ = std::io::stdout().lock().write_all(line.as_bytes());
+        self.inbox.push(InboxMessage {
+            to: job.to.as_str().to_string(),
+            channel: job.channel.as_str().to_string(),
+            from: job.from.as_str().to_string(),
+            body: job.body.clone(),
+            sent_at: self.clock.now(),
+        });
+        Ok(format!("console-{}", job.delivery_id.simple()))
+    }
+}

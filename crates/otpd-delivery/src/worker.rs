@@ -1,0 +1,118 @@
+//! The delivery worker: takes jobs from the in-memory channel, sends them through the
+//! provider with a few quick retries, and records each attempt's status. The durable record
+//! is the `queued` delivery row written with the verification; after a restart,
+//! [`DeliveryWorker::resume_queued`] re-issues the codes of rows that never left.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use otpd_core::{Clock, DeliveryJob, DeliveryStatus, Dispatch, Store, Verifier};
+use tokio::sync::mpsc;
+
+use crate::{Provider, ProviderError};
+
+/// Feeds the worker; this is the core's [`Dispatch`].
+#[derive(Debug, Clone)]
+pub struct ChannelDispatch(mpsc::UnboundedSender<DeliveryJob>);
+
+impl Dispatch for ChannelDispatch {
+    fn dispatch(&self, job: DeliveryJob) {
+        if self.0.send(job).is_err() {
+            // The row stays `queued`; the next start resumes it.
+            tracing::warn!("delivery worker stopped; delivery left queued for the next start");
+        }
+    }
+}
+
+/// Sends codes through one provider.
+pub struct DeliveryWorker<S, C, P> {
+    store: S,
+    clock: C,
+    provider: Arc<P>,
+}
+
+/// Quick in-process retries for temporary failures before the attempt is marked failed.
+const TRIES: u32 = 3;
+
+impl<S: Store + Clone, C: Clock + Clone, P: Provider> DeliveryWorker<S, C, P> {
+    /// A worker and the dispatch handle that feeds it.
+    pub fn new(store: S, clock: C, provider: P) -> (Self, ChannelDispatch, mpsc::UnboundedReceiver<DeliveryJob>) {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        (DeliveryWorker { store, clock, provider: Arc::new(provider) }, ChannelDispatch(sender), receiver)
+    }
+
+    /// Re-issues and queues the deliveries a previous process left unsent. Call before the
+    /// HTTP server accepts requests, so a job is never both in memory and resumed.
+    pub async fn resume_queued(
+        &self,
+        verifier: &Verifier<S, C>,
+        dispatch: &ChannelDispatch,
+    ) -> Result<usize, otpd_core::StoreError> {
+        let mut resumed = 0;
+        for (delivery, verification) in self.store.queued_deliveries().await? {
+            match verifier.reissue(&delivery, &verification).await? {
+                Some(job) => {
+                    dispatch.dispatch(job);
+                    resumed += 1;
+                }
+                None => {
+                    self.store
+                        .update_delivery(
+                            delivery.id,
+                            DeliveryStatus::Failed,
+                            None,
+                            None,
+                            Some("verification ended before the code was sent"),
+                            self.clock.now(),
+                        )
+                        .await?;
+                }
+            }
+        }
+        Ok(resumed)
+    }
+
+    /// Runs until the channel closes, sending each job on its own task.
+    pub async fn run(self, mut jobs: mpsc::UnboundedReceiver<DeliveryJob>) {
+        let worker = Arc::new(self);
+        while let Some(job) = jobs.recv().await {
+            let worker = worker.clone();
+            tokio::spawn(async move { worker.deliver(job).await });
+        }
+    }
+
+    async fn deliver(&self, job: DeliveryJob) {
+        let mut delay = Duration::from_millis(200);
+        let mut outcome = Err(ProviderError::Temporary("not tried".into()));
+        for attempt in 1..=TRIES {
+            outcome = self.provider.send(&job).await;
+            match &outcome {
+                Err(ProviderError::Temporary(reason)) if attempt < TRIES => {
+                    tracing::warn!(delivery = %job.delivery_id, to = %job.to.masked(), %reason, "retrying delivery");
+                    tokio::time::sleep(delay).await;
+                    delay *= 4;
+                }
+                _ => break,
+            }
+        }
+        let now = self.clock.now();
+        let provider = Some(self.provider.name());
+        let recorded = match &outcome {
+            Ok(message_id) => {
+                tracing::info!(delivery = %job.delivery_id, verification = %job.verification_id, to = %job.to.masked(), provider = self.provider.name(), "code sent");
+                self.store
+                    .update_delivery(job.delivery_id, DeliveryStatus::Sent, provider, Some(message_id), None, now)
+                    .await
+            }
+            Err(error) => {
+                tracing::warn!(delivery = %job.delivery_id, to = %job.to.masked(), %error, "delivery failed");
+                self.store
+                    .update_delivery(job.delivery_id, DeliveryStatus::Failed, provider, None, Some(&error.to_string()), now)
+                    .await
+            }
+        };
+        if let Err(error) = recorded {
+            tracing::error!(delivery = %job.delivery_id, %error, "could not record delivery status");
+        }
+    }
+}

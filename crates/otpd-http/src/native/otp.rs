@@ -1,0 +1,323 @@
+//! `POST /otp`, `GET /otp/{otpId}`, `POST /otp/{otpId}`, `DELETE /otp/{otpId}`.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use otpd_core::verifier::Lookup;
+use otpd_core::verification::CancelOutcome;
+use otpd_core::{
+    CheckOutcome, Clock, CountryIso, E164Phone, MaxAttempts, PhoneError, PinLength, PinType,
+    SenderId, StartRequest, Store, Template, Ttl, VerificationId,
+};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use super::error::{self, NativeError, invalid_param};
+use super::wire::OtpObject;
+use crate::AppState;
+use otpd_core::settings::parse_callback_url;
+use otpd_core::code::BoundError;
+
+/// Parses the `{otpId}` path segment; anything that is not a UUID cannot exist.
+fn otp_id(text: &str) -> Result<VerificationId, NativeError> {
+    Uuid::try_parse(text).map(VerificationId::from_uuid).map_err(|_| error::otp_not_found())
+}
+
+/// Parses a JSON object body.
+pub(crate) fn json_object(body: &[u8]) -> Result<Map<String, Value>, NativeError> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(error::invalid_body("expected an object")),
+        Err(e) => Err(error::invalid_body(e)),
+    }
+}
+
+/// A present, non-null field.
+fn field<'a>(body: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
+    body.get(name).filter(|v| !v.is_null())
+}
+
+/// An integer given as a JSON integer or a numeric string (the PHP client sends strings).
+fn integer(value: &Value) -> Option<i64> {
+    match value {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// A bounded integer field: `not_number`, `too_small`, `too_large` are its three codes.
+fn bounded<T>(
+    body: &Map<String, Value>,
+    name: &str,
+    codes: (u32, u32, u32),
+    messages: (&str, &str),
+    make: impl Fn(i64) -> Result<T, BoundError>,
+) -> Result<Option<T>, NativeError> {
+    let Some(value) = field(body, name) else { return Ok(None) };
+    let number = integer(value)
+        .ok_or_else(|| invalid_param(codes.0, format!("The parameter '{name}' is not a number")))?;
+    make(number).map(Some).map_err(|e| match e {
+        BoundError::TooSmall => invalid_param(codes.1, messages.0),
+        BoundError::TooLarge => invalid_param(codes.2, messages.1),
+    })
+}
+
+fn text<'a>(value: &'a Value) -> Option<&'a str> {
+    value.as_str()
+}
+
+/// Turns a `POST /otp` body into a core request, with SMS.CX's code for each mistake.
+fn start_request(body: &Map<String, Value>) -> Result<StartRequest, NativeError> {
+    let phone = field(body, "phoneNumber").or_else(|| field(body, "to"));
+    let phone = match phone {
+        None => return Err(invalid_param(2001, "The parameter 'phoneNumber' is empty or not set")),
+        Some(Value::String(s)) if s.trim().is_empty() => {
+            return Err(invalid_param(2001, "The parameter 'phoneNumber' is empty or not set"));
+        }
+        Some(Value::String(s)) => s.as_str(),
+        Some(_) => return Err(invalid_param(2020, "The phone number provided is invalid")),
+    };
+    let country = match field(body, "countryIso") {
+        None => None,
+        Some(Value::String(s)) if s.trim().is_empty() => None,
+        Some(value) => Some(
+            text(value)
+                .and_then(|s| CountryIso::parse(s).ok())
+                .ok_or_else(|| invalid_param(2003, "Country ISO provided is invalid"))?,
+        ),
+    };
+    let from = match field(body, "from") {
+        None => None,
+        Some(Value::String(s)) if s.is_empty() => {
+            return Err(invalid_param(2004, "The parameter 'from' is empty or not set"));
+        }
+        Some(value) => Some(text(value).and_then(|s| SenderId::new(s).ok()).ok_or_else(|| {
+            invalid_param(2005, "The parameter 'from' is not valid (min 3, max 15 characters)")
+        })?),
+    };
+    let template = match field(body, "template") {
+        None => None,
+        Some(value) => match text(value) {
+            Some(s) if !s.trim().is_empty() => Some(Template::new(s).map_err(|_| {
+                invalid_param(2006, "The parameter 'template' does not contain placeholder {{pin}}")
+            })?),
+            _ => return Err(invalid_param(2006, "The parameter 'template' is empty or not set")),
+        },
+    };
+    let ttl = bounded(
+        body,
+        "ttl",
+        (2007, 2008, 2009),
+        ("Min value for 'ttl' is 60 seconds", "Max value for 'ttl' is 1800 seconds (30 mins)"),
+        Ttl::new,
+    )?;
+    let max_attempts = bounded(
+        body,
+        "maxAttempts",
+        (2010, 2011, 2012),
+        ("Min value for 'maxAttempts' is 1", "Max value for 'maxAttempts' is 10"),
+        MaxAttempts::new,
+    )?;
+    let pin_type = match field(body, "pinType") {
+        None => None,
+        Some(Value::String(s)) if s.is_empty() => {
+            return Err(invalid_param(2013, "The parameter 'pinType' is empty or not set"));
+        }
+        Some(value) => Some(text(value).and_then(PinType::parse).ok_or_else(|| {
+            invalid_param(2014, "Invalid parameter 'pinType'. Must be one of: letters, numbers, alphanumeric")
+        })?),
+    };
+    let pin_length = bounded(
+        body,
+        "pinLength",
+        (2015, 2016, 2017),
+        ("Min value for 'pinLength' is 4", "Max value for 'pinLength' is 10"),
+        PinLength::new,
+    )?;
+    let track_id = match field(body, "trackId") {
+        None => None,
+        Some(value) => Some(text(value).and_then(parse_track_id).ok_or_else(|| {
+            invalid_param(2018, "Track ID provided (parameter 'trackId') is not a valid UUID (v1-v5)")
+        })?),
+    };
+    let callback_url = match field(body, "otpCallbackUrl") {
+        None => None,
+        Some(value) => Some(text(value).and_then(parse_callback_url).ok_or_else(|| {
+            invalid_param(2019, "The parameter 'otpCallbackUrl' is not a valid URL")
+        })?),
+    };
+    let to = E164Phone::parse(phone, country).map_err(|e| match e {
+        PhoneError::CountryMissing => invalid_param(
+            2002,
+            "The parameter 'countryIso' is empty or not set (required for a national-format 'phoneNumber')",
+        ),
+        PhoneError::InvalidCountry => invalid_param(2003, "Country ISO provided is invalid"),
+        PhoneError::InvalidNumber => invalid_param(2020, "The phone number provided is invalid"),
+    })?;
+    Ok(StartRequest {
+        to: Some(to),
+        from,
+        template,
+        ttl,
+        max_attempts,
+        pin_type,
+        pin_length,
+        track_id,
+        callback_url,
+    })
+}
+
+/// Accepts any 8-4-4-4-12 hex UUID (the official examples use non-RFC version nibbles).
+fn parse_track_id(text: &str) -> Option<Uuid> {
+    let shaped = text.len() == 36
+        && text.char_indices().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => c == '-',
+            _ => c.is_ascii_hexdigit(),
+        });
+    shaped.then(|| Uuid::try_parse(text).ok()).flatten()
+}
+
+/// `POST /otp`: generate a code, send it, answer 201 with the OTP object.
+pub async fn create<S: Store + Clone, C: Clock + Clone>(
+    State(state): State<AppState<S, C>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, NativeError> {
+    let caller = state.native_caller(&headers).await?;
+    let request = start_request(&json_object(&body)?)?;
+    let service_id = caller.application.service_id;
+    let service = state
+        .verifier
+        .store()
+        .service(service_id)
+        .await
+        .map_err(crate::internal)?
+        .ok_or_else(error::server_error)?;
+    let verification = state
+        .verifier
+        .start(service_id, &service.settings, request)
+        .await
+        .map_err(crate::internal)?;
+    tracing::info!(otp_id = %verification.id, to = %verification.to.masked(), "otp created");
+    let object = OtpObject::new(&verification, verification.status);
+    Ok((StatusCode::CREATED, Json(object)).into_response())
+}
+
+/// `GET /otp/{otpId}`: the OTP object with its current status.
+pub async fn read<S: Store + Clone, C: Clock + Clone>(
+    State(state): State<AppState<S, C>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, NativeError> {
+    let caller = state.native_caller(&headers).await?;
+    let id = otp_id(&id)?;
+    match state.verifier.get(caller.application.service_id, id).await.map_err(crate::internal)? {
+        Lookup::Found(v) => Ok(Json(OtpObject::new(&v, v.status)).into_response()),
+        Lookup::NotFound => Err(error::otp_not_found()),
+        Lookup::WrongService => Err(error::wrong_tenant()),
+    }
+}
+
+/// `POST /otp/{otpId}` with `{"pin": "…"}`: 200 `{"status":"VERIFIED"}` or an error body.
+pub async fn verify<S: Store + Clone, C: Clock + Clone>(
+    State(state): State<AppState<S, C>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, NativeError> {
+    let caller = state.native_caller(&headers).await?;
+    let id = otp_id(&id)?;
+    let body = json_object(&body)?;
+    let pin = match field(&body, "pin") {
+        Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        _ => return Err(invalid_param(2022, "The parameter pin is empty or not set")),
+    };
+    let result = state
+        .verifier
+        .check(caller.application.service_id, id, &pin)
+        .await
+        .map_err(crate::internal)?;
+    tracing::info!(otp_id = %id, outcome = ?result.outcome, "otp checked");
+    match result.outcome {
+        CheckOutcome::Approved => Ok(Json(serde_json::json!({"status": "VERIFIED"})).into_response()),
+        CheckOutcome::WrongCode => Err(error::otp_state(2029)),
+        CheckOutcome::ExpiredNow => Err(error::otp_state(2028)),
+        CheckOutcome::MaxAttemptsNow => Err(error::otp_state(2027)),
+        CheckOutcome::AlreadyApproved => Err(error::otp_state(2023)),
+        CheckOutcome::AlreadyCanceled => Err(error::otp_state(2024)),
+        CheckOutcome::AlreadyExpired => Err(error::otp_state(2025)),
+        CheckOutcome::AlreadyMaxAttempts => Err(error::otp_state(2026)),
+        CheckOutcome::NotFound => Err(error::otp_not_found()),
+        CheckOutcome::WrongService => Err(error::wrong_tenant()),
+    }
+}
+
+/// `DELETE /otp/{otpId}`: cancel a pending OTP, answering `{"info":{"id":…}}`.
+pub async fn cancel<S: Store + Clone, C: Clock + Clone>(
+    State(state): State<AppState<S, C>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, NativeError> {
+    let caller = state.native_caller(&headers).await?;
+    let id = otp_id(&id)?;
+    match state.verifier.cancel(caller.application.service_id, id).await.map_err(crate::internal)? {
+        CancelOutcome::Canceled => {
+            tracing::info!(otp_id = %id, "otp canceled");
+            Ok(Json(serde_json::json!({"info": {"id": id.to_string()}})).into_response())
+        }
+        CancelOutcome::AlreadyCanceled => Err(error::otp_state(2030)),
+        CancelOutcome::NotPending(_) => Err(error::otp_state(2031)),
+        CancelOutcome::NotFound => Err(error::otp_not_found()),
+        CancelOutcome::WrongService => Err(error::wrong_tenant()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn codes(json: &str) -> u32 {
+        let body = json_object(json.as_bytes()).unwrap();
+        start_request(&body).err().map_or(0, |e| e.code)
+    }
+
+    #[test]
+    fn each_mistake_has_its_documented_code() {
+        let phone = r#""phoneNumber":"+33612345678""#;
+        assert_eq!(codes("{}"), 2001);
+        assert_eq!(codes(r#"{"phoneNumber":""}"#), 2001);
+        assert_eq!(codes(r#"{"phoneNumber":"0612345678"}"#), 2002);
+        assert_eq!(codes(&format!(r#"{{{phone},"countryIso":"UK"}}"#)), 2003);
+        assert_eq!(codes(&format!(r#"{{{phone},"from":""}}"#)), 2004);
+        assert_eq!(codes(&format!(r#"{{{phone},"from":"ab"}}"#)), 2005);
+        assert_eq!(codes(&format!(r#"{{{phone},"template":""}}"#)), 2006);
+        assert_eq!(codes(&format!(r#"{{{phone},"template":"no pin"}}"#)), 2006);
+        assert_eq!(codes(&format!(r#"{{{phone},"ttl":"abc"}}"#)), 2007);
+        assert_eq!(codes(&format!(r#"{{{phone},"ttl":59}}"#)), 2008);
+        assert_eq!(codes(&format!(r#"{{{phone},"ttl":1801}}"#)), 2009);
+        assert_eq!(codes(&format!(r#"{{{phone},"maxAttempts":true}}"#)), 2010);
+        assert_eq!(codes(&format!(r#"{{{phone},"maxAttempts":0}}"#)), 2011);
+        assert_eq!(codes(&format!(r#"{{{phone},"maxAttempts":11}}"#)), 2012);
+        assert_eq!(codes(&format!(r#"{{{phone},"pinType":""}}"#)), 2013);
+        assert_eq!(codes(&format!(r#"{{{phone},"pinType":"emoji"}}"#)), 2014);
+        assert_eq!(codes(&format!(r#"{{{phone},"pinLength":1.5}}"#)), 2015);
+        assert_eq!(codes(&format!(r#"{{{phone},"pinLength":3}}"#)), 2016);
+        assert_eq!(codes(&format!(r#"{{{phone},"pinLength":11}}"#)), 2017);
+        assert_eq!(codes(&format!(r#"{{{phone},"trackId":"nope"}}"#)), 2018);
+        assert_eq!(codes(&format!(r#"{{{phone},"otpCallbackUrl":"ftp://x"}}"#)), 2019);
+        assert_eq!(codes(r#"{"phoneNumber":"+1234"}"#), 2020);
+        assert_eq!(codes(r#"{"phoneNumber":12345}"#), 2020);
+        assert_eq!(codes(&format!(r#"{{{phone},"ttl":"300","pinLength":"5","maxAttempts":"3"}}"#)), 0);
+    }
+
+    #[test]
+    fn track_ids_are_any_hex_uuid_shape() {
+        assert!(parse_track_id("bf325375-e030-fccb-a009-17317c574773").is_some());
+        assert!(parse_track_id("BF325375-E030-FCCB-A009-17317C574773").is_some());
+        assert!(parse_track_id("bf325375e030fccba00917317c574773").is_none());
+    }
+}
