@@ -1,1 +1,282 @@
-fn main() {}
+//! `otpd`: run the server, manage applications.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use otpd::Config;
+use otpd::config::LogFormat;
+use otpd_core::auth::{CallbackSigner, IssuedCredentials, parse_application_id};
+use otpd_core::settings::{OtpSettings, PrefixTemplate, parse_callback_url};
+use otpd_core::{MaxAttempts, PinLength, PinType, SenderId, Store, SystemClock, Template, Ttl};
+
+/// Self-hosted one-time-passcode verification service.
+#[derive(Parser)]
+#[command(name = "otpd", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where to find configuration and data; shared by every command.
+#[derive(Args, Clone)]
+struct Common {
+    /// TOML configuration file (without one, otpd runs in dev mode). Env: OTPD_CONFIG.
+    #[arg(long, env = "OTPD_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    /// Database URL, e.g. sqlite://otpd.db (overrides the file and OTPD_DATABASE_URL).
+    #[arg(long, global = true)]
+    database: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP server (defaults: 127.0.0.1:8080, ./otpd.db, console provider, dev mode).
+    Serve {
+        #[command(flatten)]
+        common: Common,
+        /// Address to listen on, e.g. 0.0.0.0:8080 (overrides the file and OTPD_LISTEN).
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Manage applications (credentials bound to one OTP service).
+    App {
+        #[command(subcommand)]
+        command: AppCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AppCommand {
+    /// Create an application with its own OTP settings; prints its secret and API key once.
+    Create {
+        #[command(flatten)]
+        common: Common,
+        /// A name for humans.
+        #[arg(long)]
+        name: String,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        settings: SettingsArgs,
+    },
+    /// List applications (never their secrets).
+    List {
+        #[command(flatten)]
+        common: Common,
+        /// Print a JSON array instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replace an application's secret and API key; revokes its access tokens.
+    RotateSecret {
+        #[command(flatten)]
+        common: Common,
+        /// The application id.
+        id: String,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// OTP settings of a new application; unset ones take the configured defaults.
+#[derive(Args)]
+struct SettingsArgs {
+    /// Message template; must contain {{pin}}.
+    #[arg(long)]
+    template: Option<String>,
+    /// Template for numbers starting with a prefix, as PREFIX=TEMPLATE (repeatable),
+    /// e.g. --template-for '+33=Votre code est {{pin}}'.
+    #[arg(long = "template-for", value_name = "PREFIX=TEMPLATE")]
+    template_for: Vec<String>,
+    /// Sender id, 3–15 characters.
+    #[arg(long)]
+    from: Option<String>,
+    /// numbers | letters | alphanumeric.
+    #[arg(long)]
+    pin_type: Option<String>,
+    /// 4–10.
+    #[arg(long)]
+    pin_length: Option<i64>,
+    /// Code lifetime in seconds, 60–1800.
+    #[arg(long)]
+    ttl: Option<i64>,
+    /// Wrong codes tolerated, 1–10.
+    #[arg(long)]
+    max_attempts: Option<i64>,
+    /// Status-callback URL.
+    #[arg(long)]
+    callback_url: Option<String>,
+}
+
+impl SettingsArgs {
+    fn apply(self, mut settings: OtpSettings) -> anyhow::Result<OtpSettings> {
+        if let Some(t) = self.template {
+            settings.template = Template::new(t).context("--template must contain {{pin}}")?;
+        }
+        for entry in self.template_for {
+            let (prefix, template) = entry.split_once('=').context("--template-for expects PREFIX=TEMPLATE")?;
+            if !prefix.starts_with('+') || !prefix[1..].chars().all(|c| c.is_ascii_digit()) {
+                bail!("--template-for: the prefix '{prefix}' must look like +33");
+            }
+            settings.prefix_templates.push(PrefixTemplate {
+                prefix: prefix.to_string(),
+                template: Template::new(template).context("--template-for: the template must contain {{pin}}")?,
+            });
+        }
+        if let Some(f) = self.from {
+            settings.from = SenderId::new(f).ok().context("--from must be 3–15 characters")?;
+        }
+        if let Some(p) = self.pin_type {
+            settings.pin_type = PinType::parse(&p).context("--pin-type must be numbers, letters or alphanumeric")?;
+        }
+        if let Some(l) = self.pin_length {
+            settings.pin_length = PinLength::new(l).ok().context("--pin-length must be 4–10")?;
+        }
+        if let Some(t) = self.ttl {
+            settings.ttl = Ttl::new(t).ok().context("--ttl must be 60–1800 seconds")?;
+        }
+        if let Some(m) = self.max_attempts {
+            settings.max_attempts = MaxAttempts::new(m).ok().context("--max-attempts must be 1–10")?;
+        }
+        if let Some(u) = self.callback_url {
+            settings.callback_url = Some(parse_callback_url(&u).context("--callback-url must be an http(s) URL")?);
+        }
+        Ok(settings)
+    }
+}
+
+fn load(common: &Common, listen: Option<String>) -> anyhow::Result<Config> {
+    let mut config = Config::load(common.config.as_deref())?;
+    if let Some(database) = &common.database {
+        config.database_url = database.clone();
+        config.sqlite_path()?;
+    }
+    if let Some(listen) = listen {
+        config.listen = listen;
+    }
+    Ok(config)
+}
+
+fn init_logging(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("OTPD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log_level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match config.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn credentials_json(credentials: &IssuedCredentials, signer: &CallbackSigner) -> serde_json::Value {
+    serde_json::json!({
+        "applicationId": credentials.application.id.simple(),
+        "applicationSecret": credentials.secret,
+        "apiKey": credentials.api_key,
+        "name": credentials.application.name,
+        "serviceId": credentials.application.service_id.to_string(),
+        "callbackSigningKey": signer.key_for(credentials.application.service_id),
+    })
+}
+
+fn print_credentials(credentials: &IssuedCredentials, signer: &CallbackSigner, json: bool) {
+    if json {
+        println!("{}", credentials_json(credentials, signer));
+    } else {
+        println!("application id:       {}", credentials.application.id.simple());
+        println!("application secret:   {}", credentials.secret);
+        println!("API key (X-API-KEY):  {}", credentials.api_key);
+        println!("callback signing key: {}", signer.key_for(credentials.application.service_id));
+        println!("The secret and API key are shown only now; they are stored hashed.");
+    }
+}
+
+async fn serve(common: Common, listen: Option<String>) -> anyhow::Result<()> {
+    let config = load(&common, listen)?;
+    init_logging(&config);
+    if config.dev_mode() {
+        tracing::warn!(
+            "DEV MODE IS ON: the console provider prints codes to stdout and /dev/inbox shows them. \
+             Give otpd a configuration file with dev_mode = false for production."
+        );
+    }
+    let server = otpd::start(&config, SystemClock).await?;
+    if let Some(credentials) = &server.first_application {
+        let signer = CallbackSigner::new(config.server_secret()?);
+        println!("\nFirst start: created application \"default\".");
+        print_credentials(credentials, &signer, false);
+        println!();
+    }
+    let base = format!("http://{}", server.addr);
+    tracing::info!(address = %server.addr, database = %config.database_url, "otpd listening");
+    println!("otpd listening on {base}");
+    if config.dev_mode() {
+        println!("dev inbox: {base}/dev/inbox");
+    }
+    server.run_until_signal().await
+}
+
+async fn app(command: AppCommand) -> anyhow::Result<()> {
+    match command {
+        AppCommand::Create { common, name, json, settings } => {
+            let config = load(&common, None)?;
+            let settings = settings.apply(config.default_otp.clone())?;
+            let store = otpd::open_store(&config)?;
+            let auth = otpd::authenticator(&config, store, SystemClock)?;
+            let credentials = auth.create_application(&name, settings).await?;
+            print_credentials(&credentials, &CallbackSigner::new(config.server_secret()?), json);
+        }
+        AppCommand::List { common, json } => {
+            let config = load(&common, None)?;
+            let store = otpd::open_store(&config)?;
+            let signer = CallbackSigner::new(config.server_secret()?);
+            let apps = store.applications().await?;
+            let rows: Vec<_> = apps
+                .iter()
+                .map(|a| {
+                    serde_json::json!({
+                        "applicationId": a.id.simple(),
+                        "name": a.name,
+                        "serviceId": a.service_id.to_string(),
+                        "callbackSigningKey": signer.key_for(a.service_id),
+                        "createdAt": otpd_http::rfc3339(a.created_at),
+                    })
+                })
+                .collect();
+            if json {
+                println!("{}", serde_json::Value::Array(rows));
+            } else {
+                for a in &apps {
+                    println!("{}  {}  created {}", a.id.simple(), a.name, otpd_http::rfc3339(a.created_at));
+                }
+            }
+        }
+        AppCommand::RotateSecret { common, id, json } => {
+            let config = load(&common, None)?;
+            let store = otpd::open_store(&config)?;
+            let auth = otpd::authenticator(&config, store, SystemClock)?;
+            let id = parse_application_id(&id).context("not an application id")?;
+            let credentials = auth.rotate_secret(id).await?.context("no such application")?;
+            print_credentials(&credentials, &CallbackSigner::new(config.server_secret()?), json);
+        }
+    }
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve { common, listen } => serve(common, listen).await,
+        Command::App { command } => app(command).await,
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("otpd: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

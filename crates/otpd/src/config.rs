@@ -1,0 +1,232 @@
+//! Configuration: defaults, then one TOML file, then `OTPD_*` environment variables
+//! (nested keys with `__`, e.g. `OTPD_CALLBACKS__MAX_ATTEMPTS=3`), then command-line flags.
+//! Every key is documented in docs/configuration.md.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use otpd_core::{ServerSecret, settings::OtpSettings};
+use otpd_delivery::CallbackPolicy;
+use serde::{Deserialize, Serialize};
+
+/// Top-level keys; other `OTPD_*` variables (such as `OTPD_CONFIG`) are not configuration.
+const TOP_LEVEL_KEYS: &[&str] = &[
+    "listen",
+    "database_url",
+    "dev_mode",
+    "server_secret",
+    "secret_file",
+    "log_format",
+    "log_level",
+    "token_lifetime_seconds",
+    "provider",
+    "prices",
+    "callbacks",
+    "default_otp",
+];
+
+/// The whole configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address the HTTP server binds.
+    pub listen: String,
+    /// `sqlite://PATH` (or a plain path). PostgreSQL arrives with its own issue.
+    pub database_url: String,
+    /// Dev mode: console provider output and the `/dev/inbox` pages. Defaults to on when no
+    /// configuration file is given, off otherwise.
+    pub dev_mode: Option<bool>,
+    /// 64 hex digits. When unset, the key file below is used (and created on first start).
+    pub server_secret: Option<String>,
+    /// Where the generated server secret is kept when `server_secret` is unset.
+    pub secret_file: PathBuf,
+    /// `text` (human-readable) or `json` (one object per line).
+    pub log_format: LogFormat,
+    /// A tracing filter such as `info` or `otpd=debug,info`.
+    pub log_level: String,
+    /// Lifetime of bearer tokens from `POST /oauth/token`.
+    pub token_lifetime_seconds: i64,
+    /// Delivery provider. Only `console` exists until the delivery issue.
+    pub provider: String,
+    /// Price of one SMS part by ISO country (`FR = 0.045`); unlisted countries cost 0.
+    pub prices: HashMap<String, f64>,
+    /// Status-callback retry schedule.
+    pub callbacks: CallbackConfig,
+    /// OTP settings of the application created on first start.
+    pub default_otp: OtpSettings,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable.
+    Text,
+    /// JSON lines.
+    Json,
+}
+
+/// Retry schedule of status callbacks, in milliseconds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CallbackConfig {
+    /// Posts tried before a callback is abandoned.
+    pub max_attempts: u32,
+    /// Delay before the first retry; doubles each retry.
+    pub base_delay_ms: u64,
+    /// Longest delay between retries.
+    pub max_delay_ms: u64,
+    /// Time allowed for one post.
+    pub timeout_ms: u64,
+    /// How often the outbox is polled.
+    pub poll_interval_ms: u64,
+}
+
+impl Default for CallbackConfig {
+    fn default() -> Self {
+        let policy = CallbackPolicy::default();
+        CallbackConfig {
+            max_attempts: policy.max_attempts,
+            base_delay_ms: policy.base_delay.as_millis() as u64,
+            max_delay_ms: policy.max_delay.as_millis() as u64,
+            timeout_ms: policy.timeout.as_millis() as u64,
+            poll_interval_ms: policy.poll_interval.as_millis() as u64,
+        }
+    }
+}
+
+impl CallbackConfig {
+    /// The worker's policy.
+    pub fn policy(&self) -> CallbackPolicy {
+        CallbackPolicy {
+            max_attempts: self.max_attempts.max(1),
+            base_delay: Duration::from_millis(self.base_delay_ms),
+            max_delay: Duration::from_millis(self.max_delay_ms),
+            timeout: Duration::from_millis(self.timeout_ms),
+            poll_interval: Duration::from_millis(self.poll_interval_ms.max(10)),
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "127.0.0.1:8080".into(),
+            database_url: "sqlite://otpd.db".into(),
+            dev_mode: None,
+            server_secret: None,
+            secret_file: PathBuf::from("otpd.key"),
+            log_format: LogFormat::Text,
+            log_level: "info".into(),
+            token_lifetime_seconds: 86_400,
+            provider: "console".into(),
+            prices: HashMap::new(),
+            callbacks: CallbackConfig::default(),
+            default_otp: OtpSettings::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Loads defaults → `file` → environment. Dev mode defaults to on without a file.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Config> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = file {
+            if !file.exists() {
+                bail!("configuration file {} does not exist", file.display());
+            }
+            figment = figment.merge(Toml::file(file));
+        }
+        let env = Env::prefixed("OTPD_").split("__").filter(|key| {
+            let top = key.as_str().split('.').next().unwrap_or_default();
+            TOP_LEVEL_KEYS.contains(&top)
+        });
+        let mut config: Config = figment.merge(env).extract().context("invalid configuration")?;
+        if config.dev_mode.is_none() {
+            config.dev_mode = Some(file.is_none());
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Whether dev mode is on.
+    pub fn dev_mode(&self) -> bool {
+        self.dev_mode.unwrap_or(true)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        if self.provider != "console" {
+            bail!("provider '{}' is not available yet: the only provider is 'console'", self.provider);
+        }
+        if self.token_lifetime_seconds <= 0 {
+            bail!("token_lifetime_seconds must be positive");
+        }
+        for (country, price) in &self.prices {
+            otpd_core::CountryIso::parse(country)
+                .map_err(|_| anyhow::anyhow!("prices: '{country}' is not an ISO 3166-1 alpha-2 country"))?;
+            if !price.is_finite() || *price < 0.0 {
+                bail!("prices: the price of {country} must be a non-negative number");
+            }
+        }
+        self.sqlite_path()?;
+        Ok(())
+    }
+
+    /// The SQLite file named by `database_url`.
+    pub fn sqlite_path(&self) -> anyhow::Result<PathBuf> {
+        let url = self.database_url.trim();
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            bail!("database_url: PostgreSQL is not supported yet; use sqlite://PATH");
+        }
+        let path = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .unwrap_or(url);
+        if path.is_empty() || path.contains("://") {
+            bail!("database_url: expected sqlite://PATH, got '{url}'");
+        }
+        Ok(PathBuf::from(path))
+    }
+
+    /// The price table as the core wants it (country codes upper-cased).
+    pub fn price_table(&self) -> otpd_core::PriceTable {
+        otpd_core::PriceTable(self.prices.iter().map(|(k, v)| (k.to_ascii_uppercase(), *v)).collect())
+    }
+
+    /// The server secret: configured, else read from the key file, else generated into it.
+    pub fn server_secret(&self) -> anyhow::Result<ServerSecret> {
+        if let Some(hex) = &self.server_secret {
+            return ServerSecret::from_hex(hex)
+                .context("server_secret must be 64 hex digits (32 bytes); generate one with `openssl rand -hex 32`");
+        }
+        let path = &self.secret_file;
+        if path.exists() {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the server secret file {}", path.display()))?;
+            return ServerSecret::from_hex(&text)
+                .with_context(|| format!("{} must hold 64 hex digits", path.display()));
+        }
+        let secret = ServerSecret::generate();
+        write_private(path, &secret.to_hex())
+            .with_context(|| format!("cannot write the server secret file {}", path.display()))?;
+        Ok(secret)
+    }
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    file.write_all(text.as_bytes())?;
+    file.write_all(b"\n")
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    std::fs::write(path, format!("{text}\n"))
+}

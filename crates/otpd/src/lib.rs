@@ -1,0 +1,136 @@
+//! The otpd binary's library: configuration, wiring and the server lifecycle, kept out of
+//! `main` so integration tests start the very same server in-process on a random port.
+
+pub mod config;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use otpd_core::auth::{Authenticator, CallbackSigner, IssuedCredentials};
+use otpd_core::{Clock, CodeHasher, Store, Verifier};
+use otpd_delivery::{CallbackWorker, ConsoleProvider, DeliveryWorker, Inbox};
+use otpd_http::AppState;
+use otpd_store_sqlite::SqliteStore;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+pub use config::Config;
+
+/// A server that is accepting connections.
+pub struct RunningServer {
+    /// The bound address (useful when listening on port 0).
+    pub addr: SocketAddr,
+    /// The dev inbox, when dev mode is on.
+    pub inbox: Option<Inbox>,
+    /// Credentials created on this first start, if this start created them.
+    pub first_application: Option<IssuedCredentials>,
+    /// The store (tests inspect it).
+    pub store: SqliteStore,
+    shutdown: tokio::sync::watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+    server: JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningServer {
+    /// Stops accepting requests, finishes in-flight ones and stops the workers.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.server.await;
+        for task in self.tasks {
+            task.abort();
+        }
+    }
+
+    /// Serves until the process receives Ctrl-C or SIGTERM.
+    pub async fn run_until_signal(self) -> anyhow::Result<()> {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        self.stop().await;
+        Ok(())
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = terminate => {} }
+}
+
+/// Opens the configured store.
+pub fn open_store(config: &Config) -> anyhow::Result<SqliteStore> {
+    let path = config.sqlite_path()?;
+    SqliteStore::open(&path).with_context(|| format!("cannot open the SQLite database {}", path.display()))
+}
+
+/// Builds the authenticator used by the server and the admin commands.
+pub fn authenticator<C: Clock + Clone>(config: &Config, store: SqliteStore, clock: C) -> anyhow::Result<Authenticator<SqliteStore, C>> {
+    Ok(Authenticator::new(store, clock, config.server_secret()?, config.token_lifetime_seconds))
+}
+
+/// Starts everything: store, workers (after resuming deliveries a previous process left
+/// queued), the first application when there is none, and the HTTP server.
+pub async fn start<C: Clock + Clone>(config: &Config, clock: C) -> anyhow::Result<RunningServer> {
+    let store = open_store(config)?;
+    let secret = config.server_secret()?;
+    let auth = Arc::new(Authenticator::new(store.clone(), clock.clone(), secret.clone(), config.token_lifetime_seconds));
+
+    let inbox = Inbox::default();
+    let provider = ConsoleProvider::new(inbox.clone(), clock.clone());
+    let (delivery, dispatch, jobs) = DeliveryWorker::new(store.clone(), clock.clone(), provider);
+    let verifier = Arc::new(Verifier::new(
+        store.clone(),
+        clock.clone(),
+        CodeHasher::new(secret.clone()),
+        Arc::new(dispatch.clone()),
+        config.price_table(),
+    ));
+
+    let first_application = if store.applications().await?.is_empty() {
+        Some(auth.create_application("default", config.default_otp.clone()).await?)
+    } else {
+        None
+    };
+
+    let resumed = delivery.resume_queued(&verifier, &dispatch).await?;
+    if resumed > 0 {
+        tracing::info!(resumed, "resumed deliveries left queued by the previous process");
+    }
+    let callbacks = CallbackWorker::new(
+        store.clone(),
+        clock.clone(),
+        CallbackSigner::new(secret),
+        Arc::new(otpd_http::native::wire::callback_body),
+        config.callbacks.policy(),
+    );
+    let tasks = vec![tokio::spawn(delivery.run(jobs)), tokio::spawn(callbacks.run())];
+
+    let dev_inbox = config.dev_mode().then_some(inbox);
+    let state = AppState { verifier, auth, inbox: dev_inbox.clone() };
+    let listener = TcpListener::bind(&config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let (shutdown, mut stopped) = tokio::sync::watch::channel(false);
+    let app = otpd_http::router(state);
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            })
+            .await
+    });
+    Ok(RunningServer { addr, inbox: dev_inbox, first_application, store, shutdown, tasks, server })
+}
