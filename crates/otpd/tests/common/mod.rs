@@ -1,0 +1,149 @@
+//! Test helpers: a real otpd server in-process on a random port with its own SQLite file,
+//! server secret and a controllable clock, plus typed HTTP helpers.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use otpd::{Config, RunningServer};
+use otpd_core::auth::IssuedCredentials;
+use otpd_core::{ManualClock, Timestamp};
+use serde_json::Value;
+
+pub struct TestApp {
+    pub server: Option<RunningServer>,
+    pub base: String,
+    pub client: reqwest::Client,
+    pub clock: ManualClock,
+    pub credentials: IssuedCredentials,
+    pub config: Config,
+    pub dir: tempfile::TempDir,
+}
+
+pub fn test_config(dir: &std::path::Path) -> Config {
+    let mut config = Config::default();
+    config.listen = "127.0.0.1:0".into();
+    config.database_url = format!("sqlite://{}", dir.join("otpd.db").display());
+    config.secret_file = dir.join("otpd.key");
+    config.dev_mode = Some(true);
+    config.prices.insert("FR".into(), 0.045);
+    config.callbacks.base_delay_ms = 1000;
+    config.callbacks.poll_interval_ms = 20;
+    config
+}
+
+pub fn now() -> Timestamp {
+    Timestamp(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64)
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        let dir = tempfile::tempdir().unwrap();
+        let config = test_config(dir.path());
+        Self::spawn_with(dir, config).await
+    }
+
+    pub async fn spawn_with(dir: tempfile::TempDir, config: Config) -> TestApp {
+        let clock = ManualClock::new(now());
+        let server = otpd::start(&config, clock.clone()).await.expect("server starts");
+        let credentials = server.first_application.clone().expect("first start creates an application");
+        TestApp {
+            base: format!("http://{}", server.addr),
+            server: Some(server),
+            client: reqwest::Client::new(),
+            clock,
+            credentials,
+            config,
+            dir,
+        }
+    }
+
+    /// Stops the server and starts a new one on the same files (a restart).
+    pub async fn restart(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.stop().await;
+        }
+        let server = otpd::start(&self.config, self.clock.clone()).await.expect("server restarts");
+        self.base = format!("http://{}", server.addr);
+        self.server = Some(server);
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.dir.path().join("otpd.db")
+    }
+
+    pub async fn token_for(&self, app: &IssuedCredentials, scope: Option<&str>) -> reqwest::Response {
+        let body = match scope {
+            Some(scope) => format!("grant_type=client_credentials&scope={scope}"),
+            None => "grant_type=client_credentials".to_string(),
+        };
+        self.client
+            .post(self.url("/oauth/token"))
+            .basic_auth(app.application.id.simple(), Some(&app.secret))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn token(&self) -> String {
+        let response = self.token_for(&self.credentials, None).await;
+        assert_eq!(response.status(), 200);
+        let body: Value = response.json().await.unwrap();
+        body["access_token"].as_str().unwrap().to_string()
+    }
+
+    /// Sends a native request with a bearer token; returns status and JSON body.
+    pub async fn call(&self, method: reqwest::Method, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
+        let mut request = self.client.request(method, self.url(path)).bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        let json = serde_json::from_str(&text).unwrap_or_else(|_| panic!("non-JSON body: {text}"));
+        (status, json)
+    }
+
+    pub async fn create(&self, token: &str, body: Value) -> (u16, Value) {
+        self.call(reqwest::Method::POST, "/otp", token, Some(body)).await
+    }
+
+    pub async fn check(&self, token: &str, otp_id: &str, pin: &str) -> (u16, Value) {
+        self.call(reqwest::Method::POST, &format!("/otp/{otp_id}"), token, Some(serde_json::json!({"pin": pin}))).await
+    }
+
+    /// The newest message sent to `to`, from the dev inbox, over HTTP.
+    pub async fn last_message(&self, to: &str) -> String {
+        for _ in 0..200 {
+            let url = format!("{}?to={}", self.url("/dev/inbox.json"), to.replace('+', "%2B"));
+            let messages: Vec<Value> = self.client.get(url).send().await.unwrap().json().await.unwrap();
+            if let Some(first) = messages.first() {
+                return first["body"].as_str().unwrap().to_string();
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("no message for {to} in the dev inbox");
+    }
+
+    /// The code in the newest message to `to` (the last word of the default template).
+    pub async fn last_code(&self, to: &str) -> String {
+        let body = self.last_message(to).await;
+        body.rsplit(' ').next().unwrap().to_string()
+    }
+}
+
+/// Asserts an SMS.CX error body.
+pub fn assert_error(response: &(u16, Value), status: u16, kind: &str, code: u64) {
+    assert_eq!(response.0, status, "status of {}", response.1);
+    assert_eq!(response.1["error"]["type"], kind, "type of {}", response.1);
+    assert_eq!(response.1["error"]["code"], code, "code of {}", response.1);
+    assert!(response.1["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+    assert!(response.1["error"]["uri"].as_str().is_some());
+}
