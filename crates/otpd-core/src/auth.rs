@@ -137,13 +137,22 @@ pub fn random_secret() -> String {
 impl<S: Store + Clone, C: Clock + Clone> Authenticator<S, C> {
     /// An authenticator issuing tokens that live `token_lifetime_seconds`.
     pub fn new(store: S, clock: C, secret: ServerSecret, token_lifetime_seconds: i64) -> Self {
-        Authenticator { store, clock, secret, token_lifetime_seconds }
+        Authenticator {
+            store,
+            clock,
+            secret,
+            token_lifetime_seconds,
+        }
     }
 
     /// Keyed hash of a credential; `kind` separates secrets, API keys and tokens.
     pub fn credential_hash(&self, kind: &str, credential: &str) -> [u8; 32] {
-        self.secret
-            .mac(&[b"otpd-credential:", kind.as_bytes(), b":", credential.as_bytes()])
+        self.secret.mac(&[
+            b"otpd-credential:",
+            kind.as_bytes(),
+            b":",
+            credential.as_bytes(),
+        ])
     }
 
     /// Creates an account, a service with `settings` and an application, returning the
@@ -172,8 +181,14 @@ impl<S: Store + Clone, C: Clock + Clone> Authenticator<S, C> {
             api_key_hash: self.credential_hash("api-key", &api_key),
             created_at: now,
         };
-        self.store.create_application(&service, &application).await?;
-        Ok(IssuedCredentials { application, secret, api_key })
+        self.store
+            .create_application(&service, &application)
+            .await?;
+        Ok(IssuedCredentials {
+            application,
+            secret,
+            api_key,
+        })
     }
 
     /// Replaces an application's secret and API key, revoking its tokens. `None` when there
@@ -186,11 +201,19 @@ impl<S: Store + Clone, C: Clock + Clone> Authenticator<S, C> {
         let api_key = random_secret();
         let secret_hash = self.credential_hash("secret", &secret);
         let api_key_hash = self.credential_hash("api-key", &api_key);
-        if !self.store.rotate_application_secret(id, secret_hash, api_key_hash).await? {
+        if !self
+            .store
+            .rotate_application_secret(id, secret_hash, api_key_hash)
+            .await?
+        {
             return Ok(None);
         }
         let application = self.store.application(id).await?;
-        Ok(application.map(|application| IssuedCredentials { application, secret, api_key }))
+        Ok(application.map(|application| IssuedCredentials {
+            application,
+            secret,
+            api_key,
+        }))
     }
 
     /// Checks an application id and secret (constant-time on the hash).
@@ -226,7 +249,11 @@ impl<S: Store + Clone, C: Clock + Clone> Authenticator<S, C> {
         if scopes.iter().any(|s| !KNOWN_SCOPES.contains(s)) {
             return Err(TokenError::InvalidScope);
         }
-        let scope = if scopes.is_empty() { KNOWN_SCOPES.join(" ") } else { scopes.join(" ") };
+        let scope = if scopes.is_empty() {
+            KNOWN_SCOPES.join(" ")
+        } else {
+            scopes.join(" ")
+        };
         let token = random_secret();
         let record = AccessToken {
             token_hash: self.credential_hash("token", &token),
@@ -236,7 +263,11 @@ impl<S: Store + Clone, C: Clock + Clone> Authenticator<S, C> {
             revoked: false,
         };
         self.store.insert_token(&record).await?;
-        Ok(IssuedToken { token, expires_in: self.token_lifetime_seconds, scope })
+        Ok(IssuedToken {
+            token,
+            expires_in: self.token_lifetime_seconds,
+            scope,
+        })
     }
 
     /// Revokes a token issued to the given client. False when the token is not theirs.
@@ -252,27 +283,39 @@ impl<S: Store + Clone, C: Clock + Clone> Authenticator<S, C> {
 
     /// The caller behind a bearer token, if the token is known, unrevoked and unexpired.
     pub async fn authenticate_bearer(&self, token: &str) -> Result<Option<Caller>, StoreError> {
-        let Some(record) = self.store.token(self.credential_hash("token", token)).await? else {
+        let Some(record) = self
+            .store
+            .token(self.credential_hash("token", token))
+            .await?
+        else {
             return Ok(None);
         };
         if record.revoked || self.clock.now() >= record.expires_at {
             return Ok(None);
         }
         let application = self.store.application(record.application_id).await?;
-        Ok(application.map(|application| Caller { application, scope: record.scope }))
+        Ok(application.map(|application| Caller {
+            application,
+            scope: record.scope,
+        }))
     }
 
     /// The caller behind an `X-API-KEY` key. API keys carry every scope.
     pub async fn authenticate_api_key(&self, key: &str) -> Result<Option<Caller>, StoreError> {
         let hash = self.credential_hash("api-key", key);
         let application = self.store.application_by_api_key(hash).await?;
-        Ok(application.map(|application| Caller { application, scope: KNOWN_SCOPES.join(" ") }))
+        Ok(application.map(|application| Caller {
+            application,
+            scope: KNOWN_SCOPES.join(" "),
+        }))
     }
 }
 
 /// Parses an application id as shown to users: 32 hex digits (hyphens tolerated).
 pub fn parse_application_id(text: &str) -> Option<ApplicationId> {
-    uuid::Uuid::try_parse(text.trim()).ok().map(ApplicationId::from_uuid)
+    uuid::Uuid::try_parse(text.trim())
+        .ok()
+        .map(ApplicationId::from_uuid)
 }
 
 /// Signs status callbacks. Each service has its own signing key, derived from the server
@@ -291,7 +334,10 @@ impl CallbackSigner {
 
     /// The hex signing key of one service.
     pub fn key_for(&self, service: ServiceId) -> String {
-        hex::encode(self.secret.mac(&[b"otpd-callback-signing:", service.as_bytes()]))
+        hex::encode(
+            self.secret
+                .mac(&[b"otpd-callback-signing:", service.as_bytes()]),
+        )
     }
 
     /// The `X-Otpd-Signature` header value for `body` sent at `unix_seconds`:
@@ -309,5 +355,8 @@ pub fn sign_with_key(key_hex: &str, unix_seconds: i64, body: &[u8]) -> String {
     mac.update(unix_seconds.to_string().as_bytes());
     mac.update(b".");
     mac.update(body);
-    format!("t={unix_seconds},v1={}", hex::encode(mac.finalize().into_bytes()))
+    format!(
+        "t={unix_seconds},v1={}",
+        hex::encode(mac.finalize().into_bytes())
+    )
 }

@@ -254,7 +254,11 @@ mod tests {
             for len in 4..=10 {
                 let code = OtpCode::generate(pin_type, PinLength::new(len).unwrap(), &mut rng);
                 assert_eq!(code.expose().len(), len as usize);
-                assert!(code.expose().bytes().all(|b| pin_type.alphabet().contains(&b)));
+                assert!(
+                    code.expose()
+                        .bytes()
+                        .all(|b| pin_type.alphabet().contains(&b))
+                );
             }
         }
     }

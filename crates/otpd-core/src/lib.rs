@@ -20,7 +20,9 @@ pub use phone::{CountryIso, E164Phone, PhoneError};
 pub use settings::{MaxAttempts, OtpSettings, PrefixTemplate, SenderId, Template, Ttl};
 pub use store::{Store, StoreError};
 pub use verification::{
-    CancelOutcome, CheckDecision, CheckOutcome, Channel, DeliveryStatus, Verification, VerificationStatus,
-    decide_cancel, decide_check,
+    CancelOutcome, Channel, CheckDecision, CheckOutcome, DeliveryStatus, Verification,
+    VerificationStatus, decide_cancel, decide_check,
 };
-pub use verifier::{DeliveryJob, Dispatch, Lookup, PriceTable, StartRequest, Verifier, VerifyError};
+pub use verifier::{
+    DeliveryJob, Dispatch, Lookup, PriceTable, StartRequest, Verifier, VerifyError,
+};

@@ -133,23 +133,34 @@ mod tests {
         let (phone, iso) = E164Phone::parse("+33 6 12 34 56 78", None).unwrap();
         assert_eq!(phone.as_str(), "+33612345678");
         assert_eq!(iso.as_str(), "FR");
-        let (phone, iso) = E164Phone::parse("+447400123456", Some(CountryIso::parse("FR").unwrap())).unwrap();
+        let (phone, iso) =
+            E164Phone::parse("+447400123456", Some(CountryIso::parse("FR").unwrap())).unwrap();
         assert_eq!(phone.as_str(), "+447400123456");
         assert_eq!(iso.as_str(), "GB");
     }
 
     #[test]
     fn national_numbers_need_and_use_a_country() {
-        assert_eq!(E164Phone::parse("0612345678", None), Err(PhoneError::CountryMissing));
-        let (phone, iso) = E164Phone::parse("06 12 34 56 78", Some(CountryIso::parse("fr").unwrap())).unwrap();
+        assert_eq!(
+            E164Phone::parse("0612345678", None),
+            Err(PhoneError::CountryMissing)
+        );
+        let (phone, iso) =
+            E164Phone::parse("06 12 34 56 78", Some(CountryIso::parse("fr").unwrap())).unwrap();
         assert_eq!(phone.as_str(), "+33612345678");
         assert_eq!(iso.as_str(), "FR");
     }
 
     #[test]
     fn invalid_numbers_and_countries_are_refused() {
-        assert_eq!(E164Phone::parse("+1234", None), Err(PhoneError::InvalidNumber));
-        assert_eq!(E164Phone::parse("hello", None), Err(PhoneError::InvalidNumber));
+        assert_eq!(
+            E164Phone::parse("+1234", None),
+            Err(PhoneError::InvalidNumber)
+        );
+        assert_eq!(
+            E164Phone::parse("hello", None),
+            Err(PhoneError::InvalidNumber)
+        );
         assert_eq!(CountryIso::parse("UK"), Err(PhoneError::InvalidCountry));
         assert_eq!(CountryIso::parse("FRA"), Err(PhoneError::InvalidCountry));
     }

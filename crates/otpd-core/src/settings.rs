@@ -229,22 +229,36 @@ mod tests {
     #[test]
     fn templates_need_the_placeholder() {
         assert_eq!(Template::new(""), Err(TemplateError::Empty));
-        assert_eq!(Template::new("code"), Err(TemplateError::MissingPlaceholder));
+        assert_eq!(
+            Template::new("code"),
+            Err(TemplateError::MissingPlaceholder)
+        );
         let t = Template::new("Code: {{pin}}").unwrap();
         assert_eq!(t.render(&OtpCode::from_user_input("1234")), "Code: 1234");
     }
 
     #[test]
     fn longest_prefix_template_wins() {
-        let mut settings = OtpSettings::default();
-        settings.prefix_templates = vec![
-            PrefixTemplate { prefix: "+3".into(), template: Template::new("3 {{pin}}").unwrap() },
-            PrefixTemplate { prefix: "+33".into(), template: Template::new("Votre code {{pin}}").unwrap() },
-        ];
+        let settings = OtpSettings {
+            prefix_templates: vec![
+                PrefixTemplate {
+                    prefix: "+3".into(),
+                    template: Template::new("3 {{pin}}").unwrap(),
+                },
+                PrefixTemplate {
+                    prefix: "+33".into(),
+                    template: Template::new("Votre code {{pin}}").unwrap(),
+                },
+            ],
+            ..OtpSettings::default()
+        };
         let (fr, _) = E164Phone::parse("+33612345678", None).unwrap();
         let (gb, _) = E164Phone::parse("+447400123456", None).unwrap();
         assert_eq!(settings.template_for(&fr).as_str(), "Votre code {{pin}}");
-        assert_eq!(settings.template_for(&gb).as_str(), settings.template.as_str());
+        assert_eq!(
+            settings.template_for(&gb).as_str(),
+            settings.template.as_str()
+        );
     }
 
     #[test]

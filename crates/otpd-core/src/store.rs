@@ -9,7 +9,7 @@ use crate::code::CodeHash;
 use crate::ids::{AccountId, ApplicationId, DeliveryId, ServiceId, VerificationId};
 use crate::settings::OtpSettings;
 use crate::verification::{
-    CancelOutcome, CheckOutcome, Channel, DeliveryStatus, Verification, VerificationStatus,
+    CancelOutcome, Channel, CheckOutcome, DeliveryStatus, Verification, VerificationStatus,
 };
 
 /// A storage failure. Never a client's fault, so dialects answer it with a 5xx.
@@ -203,8 +203,10 @@ pub trait Store: Send + Sync + 'static {
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Stores a new access token (by its hash).
-    fn insert_token(&self, token: &AccessToken)
-    -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn insert_token(
+        &self,
+        token: &AccessToken,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Finds a token by its keyed hash.
     fn token(

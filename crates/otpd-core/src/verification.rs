@@ -352,7 +352,11 @@ mod tests {
     fn wrong_codes_count_until_the_maximum() {
         let now = Timestamp(1_000_000);
         let mut v = sample(now);
-        for expected in [CheckOutcome::WrongCode, CheckOutcome::WrongCode, CheckOutcome::MaxAttemptsNow] {
+        for expected in [
+            CheckOutcome::WrongCode,
+            CheckOutcome::WrongCode,
+            CheckOutcome::MaxAttemptsNow,
+        ] {
             let d = decide_check(&v, false, now);
             assert_eq!(d.outcome, expected);
             v.status = d.status;
@@ -373,7 +377,10 @@ mod tests {
             (VerificationStatus::Approved, CheckOutcome::AlreadyApproved),
             (VerificationStatus::Canceled, CheckOutcome::AlreadyCanceled),
             (VerificationStatus::Expired, CheckOutcome::AlreadyExpired),
-            (VerificationStatus::MaxAttemptsReached, CheckOutcome::AlreadyMaxAttempts),
+            (
+                VerificationStatus::MaxAttemptsReached,
+                CheckOutcome::AlreadyMaxAttempts,
+            ),
         ] {
             let mut v = sample(now);
             v.status = status;

@@ -59,7 +59,9 @@ pub struct PriceTable(pub HashMap<String, f64>);
 impl PriceTable {
     /// The cost of `parts` segments to `country`.
     pub fn cost(&self, country: CountryIso, parts: u32) -> f64 {
-        self.0.get(country.as_str()).map_or(0.0, |price| price * parts as f64)
+        self.0
+            .get(country.as_str())
+            .map_or(0.0, |price| price * parts as f64)
     }
 }
 
@@ -102,7 +104,7 @@ pub enum VerifyError {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Lookup {
     /// Visible to the caller.
-    Found(Verification),
+    Found(Box<Verification>),
     /// No such id.
     NotFound,
     /// Another service's verification.
@@ -127,7 +129,13 @@ impl<S: Store + Clone, C: Clock + Clone> Verifier<S, C> {
         dispatch: Arc<dyn Dispatch>,
         prices: PriceTable,
     ) -> Self {
-        Verifier { store, clock, hasher, dispatch, prices }
+        Verifier {
+            store,
+            clock,
+            hasher,
+            dispatch,
+            prices,
+        }
     }
 
     /// The store behind the engine.
@@ -177,7 +185,9 @@ impl<S: Store + Clone, C: Clock + Clone> Verifier<S, C> {
             template,
             from: from.clone(),
             track_id: request.track_id,
-            callback_url: request.callback_url.or_else(|| settings.callback_url.clone()),
+            callback_url: request
+                .callback_url
+                .or_else(|| settings.callback_url.clone()),
             cost: self.prices.cost(country, parts),
             parts,
             created_at: now,
@@ -195,7 +205,9 @@ impl<S: Store + Clone, C: Clock + Clone> Verifier<S, C> {
             created_at: now,
             updated_at: now,
         };
-        self.store.create_verification(&verification, &delivery).await?;
+        self.store
+            .create_verification(&verification, &delivery)
+            .await?;
         self.dispatch.dispatch(DeliveryJob {
             delivery_id: delivery.id,
             verification_id: id,
@@ -216,7 +228,7 @@ impl<S: Store + Clone, C: Clock + Clone> Verifier<S, C> {
             return Ok(Lookup::WrongService);
         }
         verification.status = verification.status_at(self.clock.now());
-        Ok(Lookup::Found(verification))
+        Ok(Lookup::Found(Box::new(verification)))
     }
 
     /// Checks a code the user typed. One atomic store step counts the attempt and decides.
@@ -227,7 +239,9 @@ impl<S: Store + Clone, C: Clock + Clone> Verifier<S, C> {
         typed: &str,
     ) -> Result<CheckResult, StoreError> {
         let candidate = self.hasher.hash(id, &OtpCode::from_user_input(typed));
-        self.store.check_code(id, service, candidate, self.clock.now()).await
+        self.store
+            .check_code(id, service, candidate, self.clock.now())
+            .await
     }
 
     /// Cancels a pending verification.
@@ -251,7 +265,11 @@ impl<S: Store + Clone, C: Clock + Clone> Verifier<S, C> {
         if verification.status_at(now) != VerificationStatus::Pending {
             return Ok(None);
         }
-        let code = OtpCode::generate(verification.pin_type, verification.pin_length, &mut rand::rng());
+        let code = OtpCode::generate(
+            verification.pin_type,
+            verification.pin_length,
+            &mut rand::rng(),
+        );
         let hash = self.hasher.hash(verification.id, &code);
         if !self.store.replace_code(verification.id, hash, now).await? {
             return Ok(None);

@@ -63,13 +63,26 @@ pub const SIGNATURE_HEADER: &str = "X-Otpd-Signature";
 
 impl<S: Store + Clone, C: Clock + Clone> CallbackWorker<S, C> {
     /// A worker posting with its own HTTP client.
-    pub fn new(store: S, clock: C, signer: CallbackSigner, render: RenderCallback, policy: CallbackPolicy) -> Self {
+    pub fn new(
+        store: S,
+        clock: C,
+        signer: CallbackSigner,
+        render: RenderCallback,
+        policy: CallbackPolicy,
+    ) -> Self {
         let client = reqwest::Client::builder()
             .timeout(policy.timeout)
             .user_agent(concat!("otpd/", env!("CARGO_PKG_VERSION")))
             .build()
             .unwrap_or_default();
-        CallbackWorker { store, clock, client, signer, render, policy }
+        CallbackWorker {
+            store,
+            clock,
+            client,
+            signer,
+            render,
+            policy,
+        }
     }
 
     /// Polls forever.
@@ -91,7 +104,10 @@ impl<S: Store + Clone, C: Clock + Clone> CallbackWorker<S, C> {
     pub async fn post_due(self: &Arc<Self>) -> Result<usize, otpd_core::StoreError> {
         let now = self.clock.now();
         let lease = self.policy.timeout.as_millis() as i64 * 3;
-        let jobs = self.store.claim_due_callbacks(now, now.plus_millis(lease), 32).await?;
+        let jobs = self
+            .store
+            .claim_due_callbacks(now, now.plus_millis(lease), 32)
+            .await?;
         let count = jobs.len();
         let posts: Vec<_> = jobs
             .into_iter()
@@ -109,7 +125,11 @@ impl<S: Store + Clone, C: Clock + Clone> CallbackWorker<S, C> {
     async fn post(&self, job: CallbackJob) {
         let body = (self.render)(&job);
         let now = self.clock.now();
-        let signature = self.signer.signature(job.verification.service_id, now.unix_seconds(), body.as_bytes());
+        let signature = self.signer.signature(
+            job.verification.service_id,
+            now.unix_seconds(),
+            body.as_bytes(),
+        );
         let result = self
             .client
             .post(&job.url)
@@ -134,7 +154,9 @@ impl<S: Store + Clone, C: Clock + Clone> CallbackWorker<S, C> {
                 let retry_at = (attempts < self.policy.max_attempts)
                     .then(|| now.plus_millis(self.policy.delay_after(attempts).as_millis() as i64));
                 tracing::warn!(callback = %job.id, attempts, %error, gave_up = retry_at.is_none(), "status callback failed");
-                self.store.callback_failed(job.id, retry_at, &error, now).await
+                self.store
+                    .callback_failed(job.id, retry_at, &error, now)
+                    .await
             }
         };
         if let Err(error) = recorded {

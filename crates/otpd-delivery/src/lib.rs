@@ -31,5 +31,6 @@ pub trait Provider: Send + Sync + 'static {
     fn name(&self) -> &'static str;
 
     /// Sends one message; returns the provider's message id.
-    fn send(&self, job: &DeliveryJob) -> impl Future<Output = Result<String, ProviderError>> + Send;
+    fn send(&self, job: &DeliveryJob)
+    -> impl Future<Output = Result<String, ProviderError>> + Send;
 }

@@ -36,9 +36,21 @@ const TRIES: u32 = 3;
 
 impl<S: Store + Clone, C: Clock + Clone, P: Provider> DeliveryWorker<S, C, P> {
     /// A worker and the dispatch handle that feeds it.
-    pub fn new(store: S, clock: C, provider: P) -> (Self, ChannelDispatch, mpsc::UnboundedReceiver<DeliveryJob>) {
+    pub fn new(
+        store: S,
+        clock: C,
+        provider: P,
+    ) -> (Self, ChannelDispatch, mpsc::UnboundedReceiver<DeliveryJob>) {
         let (sender, receiver) = mpsc::unbounded_channel();
-        (DeliveryWorker { store, clock, provider: Arc::new(provider) }, ChannelDispatch(sender), receiver)
+        (
+            DeliveryWorker {
+                store,
+                clock,
+                provider: Arc::new(provider),
+            },
+            ChannelDispatch(sender),
+            receiver,
+        )
     }
 
     /// Re-issues and queues the deliveries a previous process left unsent. Call before the
@@ -101,13 +113,27 @@ impl<S: Store + Clone, C: Clock + Clone, P: Provider> DeliveryWorker<S, C, P> {
             Ok(message_id) => {
                 tracing::info!(delivery = %job.delivery_id, verification = %job.verification_id, to = %job.to.masked(), provider = self.provider.name(), "code sent");
                 self.store
-                    .update_delivery(job.delivery_id, DeliveryStatus::Sent, provider, Some(message_id), None, now)
+                    .update_delivery(
+                        job.delivery_id,
+                        DeliveryStatus::Sent,
+                        provider,
+                        Some(message_id),
+                        None,
+                        now,
+                    )
                     .await
             }
             Err(error) => {
                 tracing::warn!(delivery = %job.delivery_id, to = %job.to.masked(), %error, "delivery failed");
                 self.store
-                    .update_delivery(job.delivery_id, DeliveryStatus::Failed, provider, None, Some(&error.to_string()), now)
+                    .update_delivery(
+                        job.delivery_id,
+                        DeliveryStatus::Failed,
+                        provider,
+                        None,
+                        Some(&error.to_string()),
+                        now,
+                    )
                     .await
             }
         };

@@ -49,17 +49,26 @@ pub async fn inbox_json<S: Store + Clone, C: Clock + Clone>(
     // A `+` in a query string may arrive decoded as a space.
     let to = query.to.map(|t| {
         let t = t.trim();
-        if t.starts_with('+') { t.to_string() } else { format!("+{t}") }
+        if t.starts_with('+') {
+            t.to_string()
+        } else {
+            format!("+{t}")
+        }
     });
     Json(items(&state, to.as_deref())).into_response()
 }
 
 fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// `GET /dev/inbox`: a small page, newest first, refreshing every two seconds.
-pub async fn inbox_page<S: Store + Clone, C: Clock + Clone>(State(state): State<AppState<S, C>>) -> Html<String> {
+pub async fn inbox_page<S: Store + Clone, C: Clock + Clone>(
+    State(state): State<AppState<S, C>>,
+) -> Html<String> {
     let rows: String = items(&state, None)
         .iter()
         .map(|m| {
@@ -73,7 +82,11 @@ pub async fn inbox_page<S: Store + Clone, C: Clock + Clone>(State(state): State<
             )
         })
         .collect();
-    let empty = if rows.is_empty() { "<p>No messages yet. Start a verification and it appears here.</p>" } else { "" };
+    let empty = if rows.is_empty() {
+        "<p>No messages yet. Start a verification and it appears here.</p>"
+    } else {
+        ""
+    };
     Html(format!(
         "<!doctype html><html><head><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"2\">\
          <title>otpd dev inbox</title><style>body{{font-family:system-ui,sans-serif;margin:2rem}}\

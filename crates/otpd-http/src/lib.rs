@@ -35,7 +35,11 @@ pub struct AppState<S, C> {
 
 impl<S, C> Clone for AppState<S, C> {
     fn clone(&self) -> Self {
-        AppState { verifier: self.verifier.clone(), auth: self.auth.clone(), inbox: self.inbox.clone() }
+        AppState {
+            verifier: self.verifier.clone(),
+            auth: self.auth.clone(),
+            inbox: self.inbox.clone(),
+        }
     }
 }
 
@@ -44,7 +48,11 @@ impl<S: Store + Clone, C: Clock + Clone> AppState<S, C> {
     /// when a client sends both), holding the `otp` scope.
     pub async fn native_caller(&self, headers: &HeaderMap) -> Result<Caller, NativeError> {
         if let Some(key) = headers.get("x-api-key").and_then(|v| v.to_str().ok())
-            && let Some(caller) = self.auth.authenticate_api_key(key.trim()).await.map_err(internal)?
+            && let Some(caller) = self
+                .auth
+                .authenticate_api_key(key.trim())
+                .await
+                .map_err(internal)?
         {
             return Ok(caller);
         }
@@ -80,7 +88,10 @@ pub fn internal(error: impl std::fmt::Display) -> NativeError {
 pub fn rfc3339(timestamp: Timestamp) -> String {
     time::OffsetDateTime::from_unix_timestamp_nanos(timestamp.0 as i128 * 1_000_000)
         .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_default()
 }
 
@@ -96,12 +107,17 @@ async fn healthz() -> impl IntoResponse {
     axum::Json(serde_json::json!({"status": "ok"}))
 }
 
-async fn readyz<S: Store + Clone, C: Clock + Clone>(State(state): State<AppState<S, C>>) -> Response {
+async fn readyz<S: Store + Clone, C: Clock + Clone>(
+    State(state): State<AppState<S, C>>,
+) -> Response {
     match state.verifier.store().ping().await {
         Ok(()) => axum::Json(serde_json::json!({"status": "ready"})).into_response(),
         Err(error) => {
             tracing::warn!(%error, "store not ready");
-            (StatusCode::SERVICE_UNAVAILABLE, axum::Json(serde_json::json!({"status": "unavailable"})))
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(serde_json::json!({"status": "unavailable"})),
+            )
                 .into_response()
         }
     }
@@ -163,6 +179,8 @@ pub fn router<S: Store + Clone, C: Clock + Clone>(state: AppState<S, C>) -> Rout
     }
     app.fallback(not_found)
         .layer(middleware::from_fn(observe))
-        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            panic_response,
+        ))
         .with_state(state)
 }

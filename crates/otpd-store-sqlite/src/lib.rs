@@ -27,7 +27,9 @@ const READERS: usize = 4;
 
 pub(crate) fn db_error(error: rusqlite::Error) -> StoreError {
     match &error {
-        rusqlite::Error::SqliteFailure(e, _) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
+        rusqlite::Error::SqliteFailure(e, _)
+            if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
             StoreError::Conflict(error.to_string())
         }
         _ => StoreError::Database(error.to_string()),
@@ -91,7 +93,11 @@ impl SqliteStore {
     {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
-            let pooled = inner.readers.lock().map(|mut pool| pool.pop()).unwrap_or(None);
+            let pooled = inner
+                .readers
+                .lock()
+                .map(|mut pool| pool.pop())
+                .unwrap_or(None);
             let connection = match pooled {
                 Some(connection) => connection,
                 None => {
@@ -178,7 +184,12 @@ fn record_transition(
     execute(
         connection,
         "UPDATE verifications SET status = ?1, attempts = ?2, updated_at = ?3 WHERE id = ?4",
-        params![status.as_str(), attempts, now.0, verification.id.as_bytes().as_slice()],
+        params![
+            status.as_str(),
+            attempts,
+            now.0,
+            verification.id.as_bytes().as_slice()
+        ],
     )?;
     verification.status = status;
     verification.attempts = attempts;
@@ -203,7 +214,9 @@ fn record_transition(
 impl Store for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
         self.read(|connection| {
-            connection.query_row("SELECT 1", [], |_| Ok(())).map_err(db_error)
+            connection
+                .query_row("SELECT 1", [], |_| Ok(()))
+                .map_err(db_error)
         })
         .await
     }
@@ -267,7 +280,8 @@ impl Store for SqliteStore {
     }
 
     async fn verification(&self, id: VerificationId) -> Result<Option<Verification>, StoreError> {
-        self.read(move |connection| load_verification(connection, id)).await
+        self.read(move |connection| load_verification(connection, id))
+            .await
     }
 
     async fn check_code(
@@ -279,15 +293,30 @@ impl Store for SqliteStore {
     ) -> Result<CheckResult, StoreError> {
         self.write(move |connection| {
             let Some(mut verification) = load_verification(connection, id)? else {
-                return Ok(CheckResult { outcome: CheckOutcome::NotFound, verification: None });
+                return Ok(CheckResult {
+                    outcome: CheckOutcome::NotFound,
+                    verification: None,
+                });
             };
             if verification.service_id != service {
-                return Ok(CheckResult { outcome: CheckOutcome::WrongService, verification: None });
+                return Ok(CheckResult {
+                    outcome: CheckOutcome::WrongService,
+                    verification: None,
+                });
             }
             let matches = verification.code_hash.matches(&candidate);
             let decision = decide_check(&verification, matches, now);
-            record_transition(connection, &mut verification, decision.status, decision.attempts, now)?;
-            Ok(CheckResult { outcome: decision.outcome, verification: Some(verification) })
+            record_transition(
+                connection,
+                &mut verification,
+                decision.status,
+                decision.attempts,
+                now,
+            )?;
+            Ok(CheckResult {
+                outcome: decision.outcome,
+                verification: Some(verification),
+            })
         })
         .await
     }
@@ -532,7 +561,11 @@ impl Store for SqliteStore {
             let changed = execute(
                 connection,
                 "UPDATE applications SET secret_hash = ?1, api_key_hash = ?2 WHERE id = ?3",
-                params![secret_hash.as_slice(), api_key_hash.as_slice(), id.as_bytes().as_slice()],
+                params![
+                    secret_hash.as_slice(),
+                    api_key_hash.as_slice(),
+                    id.as_bytes().as_slice()
+                ],
             )?;
             execute(
                 connection,
@@ -611,7 +644,8 @@ impl Store for SqliteStore {
                     let verification: Vec<u8> = row.get(1).map_err(db_error)?;
                     let status: String = row.get(3).map_err(db_error)?;
                     Ok((
-                        Uuid::from_slice(&id).map_err(|_| StoreError::Corrupt("callback id".into()))?,
+                        Uuid::from_slice(&id)
+                            .map_err(|_| StoreError::Corrupt("callback id".into()))?,
                         Uuid::from_slice(&verification)
                             .map_err(|_| StoreError::Corrupt("callback verification".into()))?,
                         row.get::<_, String>(2).map_err(db_error)?,
@@ -625,7 +659,13 @@ impl Store for SqliteStore {
             for (id, verification_id, url, status, attempts) in claimed {
                 let verification_id = VerificationId::from_uuid(verification_id);
                 if let Some(verification) = load_verification(connection, verification_id)? {
-                    jobs.push(CallbackJob { id, url, verification, status, attempts });
+                    jobs.push(CallbackJob {
+                        id,
+                        url,
+                        verification,
+                        status,
+                        attempts,
+                    });
                 }
             }
             Ok(jobs)
@@ -659,7 +699,12 @@ impl Store for SqliteStore {
                 "UPDATE callbacks SET attempts = attempts + 1, last_error = ?1, updated_at = ?2, \
                  state = CASE WHEN ?3 IS NULL THEN 'failed' ELSE 'pending' END, \
                  next_attempt_at = COALESCE(?3, next_attempt_at) WHERE id = ?4",
-                params![error, now.0, retry_at.map(|t| t.0), id.as_bytes().as_slice()],
+                params![
+                    error,
+                    now.0,
+                    retry_at.map(|t| t.0),
+                    id.as_bytes().as_slice()
+                ],
             )?;
             Ok(())
         })

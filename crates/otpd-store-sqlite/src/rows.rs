@@ -4,9 +4,9 @@
 use otpd_core::auth::{AccessToken, Application};
 use otpd_core::store::{DeliveryAttempt, ServiceRecord};
 use otpd_core::{
-    AccountId, ApplicationId, Channel, CodeHash, CountryIso, DeliveryId, DeliveryStatus,
-    E164Phone, MaxAttempts, OtpSettings, PinLength, PinType, SenderId, ServiceId, StoreError,
-    Template, Timestamp, Ttl, Verification, VerificationId, VerificationStatus,
+    AccountId, ApplicationId, Channel, CodeHash, CountryIso, DeliveryId, DeliveryStatus, E164Phone,
+    MaxAttempts, OtpSettings, PinLength, PinType, SenderId, ServiceId, StoreError, Template,
+    Timestamp, Ttl, Verification, VerificationId, VerificationStatus,
 };
 use rusqlite::Row;
 use uuid::Uuid;

@@ -91,7 +91,9 @@ fn run(connection: Connection, queue: mpsc::Receiver<WriteJob>) {
             continue;
         }
         let finishers: Vec<Finisher> = batch.into_iter().map(|job| job(&connection)).collect();
-        let commit = connection.execute_batch("COMMIT").map_err(|e| e.to_string());
+        let commit = connection
+            .execute_batch("COMMIT")
+            .map_err(|e| e.to_string());
         if commit.is_err() {
             let _ = connection.execute_batch("ROLLBACK");
         }

@@ -145,7 +145,10 @@ impl Config {
             let top = key.as_str().split('.').next().unwrap_or_default();
             TOP_LEVEL_KEYS.contains(&top)
         });
-        let mut config: Config = figment.merge(env).extract().context("invalid configuration")?;
+        let mut config: Config = figment
+            .merge(env)
+            .extract()
+            .context("invalid configuration")?;
         if config.dev_mode.is_none() {
             config.dev_mode = Some(file.is_none());
         }
@@ -160,14 +163,18 @@ impl Config {
 
     fn validate(&self) -> anyhow::Result<()> {
         if self.provider != "console" {
-            bail!("provider '{}' is not available yet: the only provider is 'console'", self.provider);
+            bail!(
+                "provider '{}' is not available yet: the only provider is 'console'",
+                self.provider
+            );
         }
         if self.token_lifetime_seconds <= 0 {
             bail!("token_lifetime_seconds must be positive");
         }
         for (country, price) in &self.prices {
-            otpd_core::CountryIso::parse(country)
-                .map_err(|_| anyhow::anyhow!("prices: '{country}' is not an ISO 3166-1 alpha-2 country"))?;
+            otpd_core::CountryIso::parse(country).map_err(|_| {
+                anyhow::anyhow!("prices: '{country}' is not an ISO 3166-1 alpha-2 country")
+            })?;
             if !price.is_finite() || *price < 0.0 {
                 bail!("prices: the price of {country} must be a non-negative number");
             }
@@ -194,7 +201,12 @@ impl Config {
 
     /// The price table as the core wants it (country codes upper-cased).
     pub fn price_table(&self) -> otpd_core::PriceTable {
-        otpd_core::PriceTable(self.prices.iter().map(|(k, v)| (k.to_ascii_uppercase(), *v)).collect())
+        otpd_core::PriceTable(
+            self.prices
+                .iter()
+                .map(|(k, v)| (k.to_ascii_uppercase(), *v))
+                .collect(),
+        )
     }
 
     /// The server secret: configured, else read from the key file, else generated into it.
@@ -205,8 +217,9 @@ impl Config {
         }
         let path = &self.secret_file;
         if path.exists() {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read the server secret file {}", path.display()))?;
+            let text = std::fs::read_to_string(path).with_context(|| {
+                format!("cannot read the server secret file {}", path.display())
+            })?;
             return ServerSecret::from_hex(&text)
                 .with_context(|| format!("{} must hold 64 hex digits", path.display()));
         }
@@ -221,7 +234,11 @@ impl Config {
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
     file.write_all(text.as_bytes())?;
     file.write_all(b"\n")
 }

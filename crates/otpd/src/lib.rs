@@ -72,12 +72,22 @@ async fn shutdown_signal() {
 /// Opens the configured store.
 pub fn open_store(config: &Config) -> anyhow::Result<SqliteStore> {
     let path = config.sqlite_path()?;
-    SqliteStore::open(&path).with_context(|| format!("cannot open the SQLite database {}", path.display()))
+    SqliteStore::open(&path)
+        .with_context(|| format!("cannot open the SQLite database {}", path.display()))
 }
 
 /// Builds the authenticator used by the server and the admin commands.
-pub fn authenticator<C: Clock + Clone>(config: &Config, store: SqliteStore, clock: C) -> anyhow::Result<Authenticator<SqliteStore, C>> {
-    Ok(Authenticator::new(store, clock, config.server_secret()?, config.token_lifetime_seconds))
+pub fn authenticator<C: Clock + Clone>(
+    config: &Config,
+    store: SqliteStore,
+    clock: C,
+) -> anyhow::Result<Authenticator<SqliteStore, C>> {
+    Ok(Authenticator::new(
+        store,
+        clock,
+        config.server_secret()?,
+        config.token_lifetime_seconds,
+    ))
 }
 
 /// Starts everything: store, workers (after resuming deliveries a previous process left
@@ -85,7 +95,12 @@ pub fn authenticator<C: Clock + Clone>(config: &Config, store: SqliteStore, cloc
 pub async fn start<C: Clock + Clone>(config: &Config, clock: C) -> anyhow::Result<RunningServer> {
     let store = open_store(config)?;
     let secret = config.server_secret()?;
-    let auth = Arc::new(Authenticator::new(store.clone(), clock.clone(), secret.clone(), config.token_lifetime_seconds));
+    let auth = Arc::new(Authenticator::new(
+        store.clone(),
+        clock.clone(),
+        secret.clone(),
+        config.token_lifetime_seconds,
+    ));
 
     let inbox = Inbox::default();
     let provider = ConsoleProvider::new(inbox.clone(), clock.clone());
@@ -99,14 +114,20 @@ pub async fn start<C: Clock + Clone>(config: &Config, clock: C) -> anyhow::Resul
     ));
 
     let first_application = if store.applications().await?.is_empty() {
-        Some(auth.create_application("default", config.default_otp.clone()).await?)
+        Some(
+            auth.create_application("default", config.default_otp.clone())
+                .await?,
+        )
     } else {
         None
     };
 
     let resumed = delivery.resume_queued(&verifier, &dispatch).await?;
     if resumed > 0 {
-        tracing::info!(resumed, "resumed deliveries left queued by the previous process");
+        tracing::info!(
+            resumed,
+            "resumed deliveries left queued by the previous process"
+        );
     }
     let callbacks = CallbackWorker::new(
         store.clone(),
@@ -115,10 +136,17 @@ pub async fn start<C: Clock + Clone>(config: &Config, clock: C) -> anyhow::Resul
         Arc::new(otpd_http::native::wire::callback_body),
         config.callbacks.policy(),
     );
-    let tasks = vec![tokio::spawn(delivery.run(jobs)), tokio::spawn(callbacks.run())];
+    let tasks = vec![
+        tokio::spawn(delivery.run(jobs)),
+        tokio::spawn(callbacks.run()),
+    ];
 
     let dev_inbox = config.dev_mode().then_some(inbox);
-    let state = AppState { verifier, auth, inbox: dev_inbox.clone() };
+    let state = AppState {
+        verifier,
+        auth,
+        inbox: dev_inbox.clone(),
+    };
     let listener = TcpListener::bind(&config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -132,5 +160,13 @@ pub async fn start<C: Clock + Clone>(config: &Config, clock: C) -> anyhow::Resul
             })
             .await
     });
-    Ok(RunningServer { addr, inbox: dev_inbox, first_application, store, shutdown, tasks, server })
+    Ok(RunningServer {
+        addr,
+        inbox: dev_inbox,
+        first_application,
+        store,
+        shutdown,
+        tasks,
+        server,
+    })
 }

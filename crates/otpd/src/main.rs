@@ -117,32 +117,43 @@ impl SettingsArgs {
             settings.template = Template::new(t).context("--template must contain {{pin}}")?;
         }
         for entry in self.template_for {
-            let (prefix, template) = entry.split_once('=').context("--template-for expects PREFIX=TEMPLATE")?;
+            let (prefix, template) = entry
+                .split_once('=')
+                .context("--template-for expects PREFIX=TEMPLATE")?;
             if !prefix.starts_with('+') || !prefix[1..].chars().all(|c| c.is_ascii_digit()) {
                 bail!("--template-for: the prefix '{prefix}' must look like +33");
             }
             settings.prefix_templates.push(PrefixTemplate {
                 prefix: prefix.to_string(),
-                template: Template::new(template).context("--template-for: the template must contain {{pin}}")?,
+                template: Template::new(template)
+                    .context("--template-for: the template must contain {{pin}}")?,
             });
         }
         if let Some(f) = self.from {
-            settings.from = SenderId::new(f).ok().context("--from must be 3–15 characters")?;
+            settings.from = SenderId::new(f)
+                .ok()
+                .context("--from must be 3–15 characters")?;
         }
         if let Some(p) = self.pin_type {
-            settings.pin_type = PinType::parse(&p).context("--pin-type must be numbers, letters or alphanumeric")?;
+            settings.pin_type = PinType::parse(&p)
+                .context("--pin-type must be numbers, letters or alphanumeric")?;
         }
         if let Some(l) = self.pin_length {
-            settings.pin_length = PinLength::new(l).ok().context("--pin-length must be 4–10")?;
+            settings.pin_length = PinLength::new(l)
+                .ok()
+                .context("--pin-length must be 4–10")?;
         }
         if let Some(t) = self.ttl {
             settings.ttl = Ttl::new(t).ok().context("--ttl must be 60–1800 seconds")?;
         }
         if let Some(m) = self.max_attempts {
-            settings.max_attempts = MaxAttempts::new(m).ok().context("--max-attempts must be 1–10")?;
+            settings.max_attempts = MaxAttempts::new(m)
+                .ok()
+                .context("--max-attempts must be 1–10")?;
         }
         if let Some(u) = self.callback_url {
-            settings.callback_url = Some(parse_callback_url(&u).context("--callback-url must be an http(s) URL")?);
+            settings.callback_url =
+                Some(parse_callback_url(&u).context("--callback-url must be an http(s) URL")?);
         }
         Ok(settings)
     }
@@ -163,7 +174,9 @@ fn load(common: &Common, listen: Option<String>) -> anyhow::Result<Config> {
 fn init_logging(config: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("OTPD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log_level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match config.log_format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
@@ -185,10 +198,16 @@ fn print_credentials(credentials: &IssuedCredentials, signer: &CallbackSigner, j
     if json {
         println!("{}", credentials_json(credentials, signer));
     } else {
-        println!("application id:       {}", credentials.application.id.simple());
+        println!(
+            "application id:       {}",
+            credentials.application.id.simple()
+        );
         println!("application secret:   {}", credentials.secret);
         println!("API key (X-API-KEY):  {}", credentials.api_key);
-        println!("callback signing key: {}", signer.key_for(credentials.application.service_id));
+        println!(
+            "callback signing key: {}",
+            signer.key_for(credentials.application.service_id)
+        );
         println!("The secret and API key are shown only now; they are stored hashed.");
     }
 }
@@ -220,13 +239,22 @@ async fn serve(common: Common, listen: Option<String>) -> anyhow::Result<()> {
 
 async fn app(command: AppCommand) -> anyhow::Result<()> {
     match command {
-        AppCommand::Create { common, name, json, settings } => {
+        AppCommand::Create {
+            common,
+            name,
+            json,
+            settings,
+        } => {
             let config = load(&common, None)?;
             let settings = settings.apply(config.default_otp.clone())?;
             let store = otpd::open_store(&config)?;
             let auth = otpd::authenticator(&config, store, SystemClock)?;
             let credentials = auth.create_application(&name, settings).await?;
-            print_credentials(&credentials, &CallbackSigner::new(config.server_secret()?), json);
+            print_credentials(
+                &credentials,
+                &CallbackSigner::new(config.server_secret()?),
+                json,
+            );
         }
         AppCommand::List { common, json } => {
             let config = load(&common, None)?;
@@ -249,7 +277,12 @@ async fn app(command: AppCommand) -> anyhow::Result<()> {
                 println!("{}", serde_json::Value::Array(rows));
             } else {
                 for a in &apps {
-                    println!("{}  {}  created {}", a.id.simple(), a.name, otpd_http::rfc3339(a.created_at));
+                    println!(
+                        "{}  {}  created {}",
+                        a.id.simple(),
+                        a.name,
+                        otpd_http::rfc3339(a.created_at)
+                    );
                 }
             }
         }
@@ -258,8 +291,15 @@ async fn app(command: AppCommand) -> anyhow::Result<()> {
             let store = otpd::open_store(&config)?;
             let auth = otpd::authenticator(&config, store, SystemClock)?;
             let id = parse_application_id(&id).context("not an application id")?;
-            let credentials = auth.rotate_secret(id).await?.context("no such application")?;
-            print_credentials(&credentials, &CallbackSigner::new(config.server_secret()?), json);
+            let credentials = auth
+                .rotate_secret(id)
+                .await?
+                .context("no such application")?;
+            print_credentials(
+                &credentials,
+                &CallbackSigner::new(config.server_secret()?),
+                json,
+            );
         }
     }
     Ok(())

@@ -39,14 +39,29 @@ struct Inner<'a> {
 impl IntoResponse for NativeError {
     fn into_response(self) -> Response {
         let body = Body {
-            error: Inner { r#type: self.kind, message: &self.message, uri: ERRORS_URI, code: self.code },
+            error: Inner {
+                r#type: self.kind,
+                message: &self.message,
+                uri: ERRORS_URI,
+                code: self.code,
+            },
         };
         (self.status, Json(body)).into_response()
     }
 }
 
-fn error(status: StatusCode, kind: &'static str, code: u32, message: impl Into<String>) -> NativeError {
-    NativeError { status, kind, code, message: message.into() }
+fn error(
+    status: StatusCode,
+    kind: &'static str,
+    code: u32,
+    message: impl Into<String>,
+) -> NativeError {
+    NativeError {
+        status,
+        kind,
+        code,
+        message: message.into(),
+    }
 }
 
 /// A 400 `invalid_param` with one of the documented codes.
@@ -66,27 +81,52 @@ pub fn invalid_credentials() -> NativeError {
 
 /// 403: the token lacks the `otp` scope.
 pub fn insufficient_scope() -> NativeError {
-    error(StatusCode::FORBIDDEN, "insufficient_scope", 1002, "The access token does not have the 'otp' scope")
+    error(
+        StatusCode::FORBIDDEN,
+        "insufficient_scope",
+        1002,
+        "The access token does not have the 'otp' scope",
+    )
 }
 
 /// 403: the OTP belongs to another application.
 pub fn wrong_tenant() -> NativeError {
-    error(StatusCode::FORBIDDEN, "access_denied", 1003, "The Otp ID belongs to another application")
+    error(
+        StatusCode::FORBIDDEN,
+        "access_denied",
+        1003,
+        "The Otp ID belongs to another application",
+    )
 }
 
 /// 405 for a path that exists with other methods.
 pub fn method_not_allowed() -> NativeError {
-    error(StatusCode::METHOD_NOT_ALLOWED, "invalid_method", 1004, "Method not allowed on this path")
+    error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "invalid_method",
+        1004,
+        "Method not allowed on this path",
+    )
 }
 
 /// 500: logged with its cause, never detailed to the client.
 pub fn server_error() -> NativeError {
-    error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", 1006, "Internal server error")
+    error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "server_error",
+        1006,
+        "Internal server error",
+    )
 }
 
 /// 400: the body is not the JSON object the endpoint expects.
 pub fn invalid_body(detail: impl std::fmt::Display) -> NativeError {
-    error(StatusCode::BAD_REQUEST, "invalid_body", 1007, format!("The request body is not a valid JSON object: {detail}"))
+    error(
+        StatusCode::BAD_REQUEST,
+        "invalid_body",
+        1007,
+        format!("The request body is not a valid JSON object: {detail}"),
+    )
 }
 
 /// 404 for a path that does not exist.
@@ -96,7 +136,12 @@ pub fn no_such_path() -> NativeError {
 
 /// 413: the body is larger than the server accepts.
 pub fn body_too_large() -> NativeError {
-    error(StatusCode::PAYLOAD_TOO_LARGE, "invalid_body", 1009, "The request body is too large")
+    error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "invalid_body",
+        1009,
+        "The request body is too large",
+    )
 }
 
 /// 404 2021.
@@ -117,11 +162,21 @@ pub fn otp_state(code: u32) -> NativeError {
         2023 => error(bad, "otp_verified", 2023, "The OTP was already verified"),
         2024 => error(bad, "otp_cancelled", 2024, "The OTP was canceled"),
         2025 => error(bad, "otp_expired", 2025, "The OTP has expired"),
-        2026 => error(bad, "otp_failed", 2026, "The OTP has failed, maximum attempts reached"),
+        2026 => error(
+            bad,
+            "otp_failed",
+            2026,
+            "The OTP has failed, maximum attempts reached",
+        ),
         2027 => error(bad, "otp_failed", 2027, "Max attempts reached"),
         2028 => error(bad, "otp_expired", 2028, "The PIN has expired"),
         2029 => error(bad, "invalid_pin", 2029, "The PIN provided does not verify"),
         2030 => error(forbidden, "access_denied", 2030, "Otp already cancelled"),
-        _ => error(forbidden, "access_denied", 2031, "You cannot cancel a non-pending Otp"),
+        _ => error(
+            forbidden,
+            "access_denied",
+            2031,
+            "You cannot cancel a non-pending Otp",
+        ),
     }
 }

@@ -14,9 +14,18 @@ use crate::AppState;
 /// The native routes. Every path answers unsupported methods with the JSON 405 body.
 pub fn router<S: Store + Clone, C: Clock + Clone>() -> Router<AppState<S, C>> {
     Router::new()
-        .route("/oauth/token", post(token::issue::<S, C>).fallback(crate::method_not_allowed))
-        .route("/oauth/revoke", post(token::revoke::<S, C>).fallback(crate::method_not_allowed))
-        .route("/otp", post(otp::create::<S, C>).fallback(crate::method_not_allowed))
+        .route(
+            "/oauth/token",
+            post(token::issue::<S, C>).fallback(crate::method_not_allowed),
+        )
+        .route(
+            "/oauth/revoke",
+            post(token::revoke::<S, C>).fallback(crate::method_not_allowed),
+        )
+        .route(
+            "/otp",
+            post(otp::create::<S, C>).fallback(crate::method_not_allowed),
+        )
         .route(
             "/otp/{otp_id}",
             get(otp::read::<S, C>)

@@ -5,8 +5,8 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use otpd_core::verifier::Lookup;
 use otpd_core::verification::CancelOutcome;
+use otpd_core::verifier::Lookup;
 use otpd_core::{
     CheckOutcome, Clock, CountryIso, E164Phone, MaxAttempts, PhoneError, PinLength, PinType,
     SenderId, StartRequest, Store, Template, Ttl, VerificationId,
@@ -17,12 +17,14 @@ use uuid::Uuid;
 use super::error::{self, NativeError, invalid_param};
 use super::wire::OtpObject;
 use crate::AppState;
-use otpd_core::settings::parse_callback_url;
 use otpd_core::code::BoundError;
+use otpd_core::settings::parse_callback_url;
 
 /// Parses the `{otpId}` path segment; anything that is not a UUID cannot exist.
 fn otp_id(text: &str) -> Result<VerificationId, NativeError> {
-    Uuid::try_parse(text).map(VerificationId::from_uuid).map_err(|_| error::otp_not_found())
+    Uuid::try_parse(text)
+        .map(VerificationId::from_uuid)
+        .map_err(|_| error::otp_not_found())
 }
 
 /// Parses a JSON object body.
@@ -56,7 +58,9 @@ fn bounded<T>(
     messages: (&str, &str),
     make: impl Fn(i64) -> Result<T, BoundError>,
 ) -> Result<Option<T>, NativeError> {
-    let Some(value) = field(body, name) else { return Ok(None) };
+    let Some(value) = field(body, name) else {
+        return Ok(None);
+    };
     let number = integer(value)
         .ok_or_else(|| invalid_param(codes.0, format!("The parameter '{name}' is not a number")))?;
     make(number).map(Some).map_err(|e| match e {
@@ -65,7 +69,7 @@ fn bounded<T>(
     })
 }
 
-fn text<'a>(value: &'a Value) -> Option<&'a str> {
+fn text(value: &Value) -> Option<&str> {
     value.as_str()
 }
 
@@ -73,9 +77,17 @@ fn text<'a>(value: &'a Value) -> Option<&'a str> {
 fn start_request(body: &Map<String, Value>) -> Result<StartRequest, NativeError> {
     let phone = field(body, "phoneNumber").or_else(|| field(body, "to"));
     let phone = match phone {
-        None => return Err(invalid_param(2001, "The parameter 'phoneNumber' is empty or not set")),
+        None => {
+            return Err(invalid_param(
+                2001,
+                "The parameter 'phoneNumber' is empty or not set",
+            ));
+        }
         Some(Value::String(s)) if s.trim().is_empty() => {
-            return Err(invalid_param(2001, "The parameter 'phoneNumber' is empty or not set"));
+            return Err(invalid_param(
+                2001,
+                "The parameter 'phoneNumber' is empty or not set",
+            ));
         }
         Some(Value::String(s)) => s.as_str(),
         Some(_) => return Err(invalid_param(2020, "The phone number provided is invalid")),
@@ -89,58 +101,93 @@ fn start_request(body: &Map<String, Value>) -> Result<StartRequest, NativeError>
                 .ok_or_else(|| invalid_param(2003, "Country ISO provided is invalid"))?,
         ),
     };
-    let from = match field(body, "from") {
-        None => None,
-        Some(Value::String(s)) if s.is_empty() => {
-            return Err(invalid_param(2004, "The parameter 'from' is empty or not set"));
-        }
-        Some(value) => Some(text(value).and_then(|s| SenderId::new(s).ok()).ok_or_else(|| {
-            invalid_param(2005, "The parameter 'from' is not valid (min 3, max 15 characters)")
-        })?),
-    };
+    let from =
+        match field(body, "from") {
+            None => None,
+            Some(Value::String(s)) if s.is_empty() => {
+                return Err(invalid_param(
+                    2004,
+                    "The parameter 'from' is empty or not set",
+                ));
+            }
+            Some(value) => Some(text(value).and_then(|s| SenderId::new(s).ok()).ok_or_else(
+                || {
+                    invalid_param(
+                        2005,
+                        "The parameter 'from' is not valid (min 3, max 15 characters)",
+                    )
+                },
+            )?),
+        };
     let template = match field(body, "template") {
         None => None,
         Some(value) => match text(value) {
             Some(s) if !s.trim().is_empty() => Some(Template::new(s).map_err(|_| {
-                invalid_param(2006, "The parameter 'template' does not contain placeholder {{pin}}")
+                invalid_param(
+                    2006,
+                    "The parameter 'template' does not contain placeholder {{pin}}",
+                )
             })?),
-            _ => return Err(invalid_param(2006, "The parameter 'template' is empty or not set")),
+            _ => {
+                return Err(invalid_param(
+                    2006,
+                    "The parameter 'template' is empty or not set",
+                ));
+            }
         },
     };
     let ttl = bounded(
         body,
         "ttl",
         (2007, 2008, 2009),
-        ("Min value for 'ttl' is 60 seconds", "Max value for 'ttl' is 1800 seconds (30 mins)"),
+        (
+            "Min value for 'ttl' is 60 seconds",
+            "Max value for 'ttl' is 1800 seconds (30 mins)",
+        ),
         Ttl::new,
     )?;
     let max_attempts = bounded(
         body,
         "maxAttempts",
         (2010, 2011, 2012),
-        ("Min value for 'maxAttempts' is 1", "Max value for 'maxAttempts' is 10"),
+        (
+            "Min value for 'maxAttempts' is 1",
+            "Max value for 'maxAttempts' is 10",
+        ),
         MaxAttempts::new,
     )?;
     let pin_type = match field(body, "pinType") {
         None => None,
         Some(Value::String(s)) if s.is_empty() => {
-            return Err(invalid_param(2013, "The parameter 'pinType' is empty or not set"));
+            return Err(invalid_param(
+                2013,
+                "The parameter 'pinType' is empty or not set",
+            ));
         }
         Some(value) => Some(text(value).and_then(PinType::parse).ok_or_else(|| {
-            invalid_param(2014, "Invalid parameter 'pinType'. Must be one of: letters, numbers, alphanumeric")
+            invalid_param(
+                2014,
+                "Invalid parameter 'pinType'. Must be one of: letters, numbers, alphanumeric",
+            )
         })?),
     };
     let pin_length = bounded(
         body,
         "pinLength",
         (2015, 2016, 2017),
-        ("Min value for 'pinLength' is 4", "Max value for 'pinLength' is 10"),
+        (
+            "Min value for 'pinLength' is 4",
+            "Max value for 'pinLength' is 10",
+        ),
         PinLength::new,
     )?;
     let track_id = match field(body, "trackId") {
         None => None,
         Some(value) => Some(text(value).and_then(parse_track_id).ok_or_else(|| {
-            invalid_param(2018, "Track ID provided (parameter 'trackId') is not a valid UUID (v1-v5)")
+            invalid_param(
+                2018,
+                "Track ID provided (parameter 'trackId') is not a valid UUID (v1-v5)",
+            )
         })?),
     };
     let callback_url = match field(body, "otpCallbackUrl") {
@@ -214,7 +261,12 @@ pub async fn read<S: Store + Clone, C: Clock + Clone>(
 ) -> Result<Response, NativeError> {
     let caller = state.native_caller(&headers).await?;
     let id = otp_id(&id)?;
-    match state.verifier.get(caller.application.service_id, id).await.map_err(crate::internal)? {
+    match state
+        .verifier
+        .get(caller.application.service_id, id)
+        .await
+        .map_err(crate::internal)?
+    {
         Lookup::Found(v) => Ok(Json(OtpObject::new(&v, v.status)).into_response()),
         Lookup::NotFound => Err(error::otp_not_found()),
         Lookup::WrongService => Err(error::wrong_tenant()),
@@ -243,7 +295,9 @@ pub async fn verify<S: Store + Clone, C: Clock + Clone>(
         .map_err(crate::internal)?;
     tracing::info!(otp_id = %id, outcome = ?result.outcome, "otp checked");
     match result.outcome {
-        CheckOutcome::Approved => Ok(Json(serde_json::json!({"status": "VERIFIED"})).into_response()),
+        CheckOutcome::Approved => {
+            Ok(Json(serde_json::json!({"status": "VERIFIED"})).into_response())
+        }
         CheckOutcome::WrongCode => Err(error::otp_state(2029)),
         CheckOutcome::ExpiredNow => Err(error::otp_state(2028)),
         CheckOutcome::MaxAttemptsNow => Err(error::otp_state(2027)),
@@ -264,7 +318,12 @@ pub async fn cancel<S: Store + Clone, C: Clock + Clone>(
 ) -> Result<Response, NativeError> {
     let caller = state.native_caller(&headers).await?;
     let id = otp_id(&id)?;
-    match state.verifier.cancel(caller.application.service_id, id).await.map_err(crate::internal)? {
+    match state
+        .verifier
+        .cancel(caller.application.service_id, id)
+        .await
+        .map_err(crate::internal)?
+    {
         CancelOutcome::Canceled => {
             tracing::info!(otp_id = %id, "otp canceled");
             Ok(Json(serde_json::json!({"info": {"id": id.to_string()}})).into_response())
@@ -308,10 +367,18 @@ mod tests {
         assert_eq!(codes(&format!(r#"{{{phone},"pinLength":3}}"#)), 2016);
         assert_eq!(codes(&format!(r#"{{{phone},"pinLength":11}}"#)), 2017);
         assert_eq!(codes(&format!(r#"{{{phone},"trackId":"nope"}}"#)), 2018);
-        assert_eq!(codes(&format!(r#"{{{phone},"otpCallbackUrl":"ftp://x"}}"#)), 2019);
+        assert_eq!(
+            codes(&format!(r#"{{{phone},"otpCallbackUrl":"ftp://x"}}"#)),
+            2019
+        );
         assert_eq!(codes(r#"{"phoneNumber":"+1234"}"#), 2020);
         assert_eq!(codes(r#"{"phoneNumber":12345}"#), 2020);
-        assert_eq!(codes(&format!(r#"{{{phone},"ttl":"300","pinLength":"5","maxAttempts":"3"}}"#)), 0);
+        assert_eq!(
+            codes(&format!(
+                r#"{{{phone},"ttl":"300","pinLength":"5","maxAttempts":"3"}}"#
+            )),
+            0
+        );
     }
 
     #[test]

@@ -27,12 +27,17 @@ fn invalid_client() -> NativeError {
 
 /// The `application id : secret` pair of an `Authorization: Basic` header.
 fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
-    let value = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
+    let value = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
     let (scheme, encoded) = value.trim().split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;
     }
-    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
     let text = String::from_utf8(decoded).ok()?;
     let (id, secret) = text.split_once(':')?;
     Some((id.to_string(), secret.to_string()))
@@ -43,7 +48,10 @@ fn form(body: &[u8]) -> Vec<(String, String)> {
 }
 
 fn form_value<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    fields
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
 }
 
 /// Issues a bearer token for a valid application id + secret.
@@ -53,9 +61,15 @@ pub async fn issue<S: Store + Clone, C: Clock + Clone>(
     body: Bytes,
 ) -> Result<Response, NativeError> {
     let fields = form(&body);
-    let grant = form_value(&fields, "grant_type").filter(|g| !g.is_empty()).ok_or_else(|| {
-        token_error(StatusCode::BAD_REQUEST, "invalid_request", "The request is missing a required parameter (grant_type)")
-    })?;
+    let grant = form_value(&fields, "grant_type")
+        .filter(|g| !g.is_empty())
+        .ok_or_else(|| {
+            token_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "The request is missing a required parameter (grant_type)",
+            )
+        })?;
     if grant != "client_credentials" {
         return Err(token_error(
             StatusCode::BAD_REQUEST,
@@ -98,9 +112,19 @@ pub async fn revoke<S: Store + Clone, C: Clock + Clone>(
         .map_err(crate::internal)?
         .ok_or_else(invalid_client)?;
     let fields = form(&body);
-    let token = form_value(&fields, "token").filter(|t| !t.is_empty()).ok_or_else(|| {
-        token_error(StatusCode::BAD_REQUEST, "invalid_request", "The request is missing a required parameter (token)")
-    })?;
-    let revoked = state.auth.revoke_token(&application, token).await.map_err(crate::internal)?;
+    let token = form_value(&fields, "token")
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            token_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "The request is missing a required parameter (token)",
+            )
+        })?;
+    let revoked = state
+        .auth
+        .revoke_token(&application, token)
+        .await
+        .map_err(crate::internal)?;
     Ok(Json(serde_json::json!({ "revoked": revoked })).into_response())
 }

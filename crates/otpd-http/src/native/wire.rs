@@ -73,7 +73,10 @@ struct OtpUpdate<'a> {
 
 /// The `otp_update` callback body for one status change.
 pub fn callback_body(job: &CallbackJob) -> String {
-    let update = OtpUpdate { event: "otp_update", data: [OtpObject::new(&job.verification, job.status)] };
+    let update = OtpUpdate {
+        event: "otp_update",
+        data: [OtpObject::new(&job.verification, job.status)],
+    };
     serde_json::to_string(&update).unwrap_or_default()
 }
 

@@ -21,11 +21,13 @@ pub struct TestApp {
 }
 
 pub fn test_config(dir: &std::path::Path) -> Config {
-    let mut config = Config::default();
-    config.listen = "127.0.0.1:0".into();
-    config.database_url = format!("sqlite://{}", dir.join("otpd.db").display());
-    config.secret_file = dir.join("otpd.key");
-    config.dev_mode = Some(true);
+    let mut config = Config {
+        listen: "127.0.0.1:0".into(),
+        database_url: format!("sqlite://{}", dir.join("otpd.db").display()),
+        secret_file: dir.join("otpd.key"),
+        dev_mode: Some(true),
+        ..Config::default()
+    };
     config.prices.insert("FR".into(), 0.045);
     config.callbacks.base_delay_ms = 1000;
     config.callbacks.poll_interval_ms = 20;
@@ -33,7 +35,12 @@ pub fn test_config(dir: &std::path::Path) -> Config {
 }
 
 pub fn now() -> Timestamp {
-    Timestamp(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64)
+    Timestamp(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64,
+    )
 }
 
 impl TestApp {
@@ -45,8 +52,13 @@ impl TestApp {
 
     pub async fn spawn_with(dir: tempfile::TempDir, config: Config) -> TestApp {
         let clock = ManualClock::new(now());
-        let server = otpd::start(&config, clock.clone()).await.expect("server starts");
-        let credentials = server.first_application.clone().expect("first start creates an application");
+        let server = otpd::start(&config, clock.clone())
+            .await
+            .expect("server starts");
+        let credentials = server
+            .first_application
+            .clone()
+            .expect("first start creates an application");
         TestApp {
             base: format!("http://{}", server.addr),
             server: Some(server),
@@ -63,7 +75,9 @@ impl TestApp {
         if let Some(server) = self.server.take() {
             server.stop().await;
         }
-        let server = otpd::start(&self.config, self.clock.clone()).await.expect("server restarts");
+        let server = otpd::start(&self.config, self.clock.clone())
+            .await
+            .expect("server restarts");
         self.base = format!("http://{}", server.addr);
         self.server = Some(server);
     }
@@ -76,7 +90,11 @@ impl TestApp {
         self.dir.path().join("otpd.db")
     }
 
-    pub async fn token_for(&self, app: &IssuedCredentials, scope: Option<&str>) -> reqwest::Response {
+    pub async fn token_for(
+        &self,
+        app: &IssuedCredentials,
+        scope: Option<&str>,
+    ) -> reqwest::Response {
         let body = match scope {
             Some(scope) => format!("grant_type=client_credentials&scope={scope}"),
             None => "grant_type=client_credentials".to_string(),
@@ -99,8 +117,17 @@ impl TestApp {
     }
 
     /// Sends a native request with a bearer token; returns status and JSON body.
-    pub async fn call(&self, method: reqwest::Method, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
-        let mut request = self.client.request(method, self.url(path)).bearer_auth(token);
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut request = self
+            .client
+            .request(method, self.url(path))
+            .bearer_auth(token);
         if let Some(body) = body {
             request = request.json(&body);
         }
@@ -112,18 +139,37 @@ impl TestApp {
     }
 
     pub async fn create(&self, token: &str, body: Value) -> (u16, Value) {
-        self.call(reqwest::Method::POST, "/otp", token, Some(body)).await
+        self.call(reqwest::Method::POST, "/otp", token, Some(body))
+            .await
     }
 
     pub async fn check(&self, token: &str, otp_id: &str, pin: &str) -> (u16, Value) {
-        self.call(reqwest::Method::POST, &format!("/otp/{otp_id}"), token, Some(serde_json::json!({"pin": pin}))).await
+        self.call(
+            reqwest::Method::POST,
+            &format!("/otp/{otp_id}"),
+            token,
+            Some(serde_json::json!({"pin": pin})),
+        )
+        .await
     }
 
     /// The newest message sent to `to`, from the dev inbox, over HTTP.
     pub async fn last_message(&self, to: &str) -> String {
         for _ in 0..200 {
-            let url = format!("{}?to={}", self.url("/dev/inbox.json"), to.replace('+', "%2B"));
-            let messages: Vec<Value> = self.client.get(url).send().await.unwrap().json().await.unwrap();
+            let url = format!(
+                "{}?to={}",
+                self.url("/dev/inbox.json"),
+                to.replace('+', "%2B")
+            );
+            let messages: Vec<Value> = self
+                .client
+                .get(url)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
             if let Some(first) = messages.first() {
                 return first["body"].as_str().unwrap().to_string();
             }
@@ -144,6 +190,10 @@ pub fn assert_error(response: &(u16, Value), status: u16, kind: &str, code: u64)
     assert_eq!(response.0, status, "status of {}", response.1);
     assert_eq!(response.1["error"]["type"], kind, "type of {}", response.1);
     assert_eq!(response.1["error"]["code"], code, "code of {}", response.1);
-    assert!(response.1["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+    assert!(
+        response.1["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty())
+    );
     assert!(response.1["error"]["uri"].as_str().is_some());
 }
