@@ -142,8 +142,9 @@ impl Config {
             figment = figment.merge(Toml::file(file));
         }
         let env = Env::prefixed("OTPD_").split("__").filter(|key| {
-            let top = key.as_str().split('.').next().unwrap_or_default();
-            TOP_LEVEL_KEYS.contains(&top)
+            let top = key.as_str().split("__").next().unwrap_or_default();
+            let top = top.split('.').next().unwrap_or_default();
+            TOP_LEVEL_KEYS.iter().any(|known| known.eq_ignore_ascii_case(top))
         });
         let mut config: Config = figment
             .merge(env)
