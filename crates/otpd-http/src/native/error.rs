@@ -7,8 +7,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-/// Where the documentation of errors lives.
-pub const ERRORS_URI: &str = "https://github.com/otpd/otpd/blob/main/docs/api-native.md#errors";
+/// Where the documentation of errors lives (a URI reference into this repository's docs).
+pub const ERRORS_URI: &str = "docs/api-native.md#errors";
 
 /// One native API error.
 #[derive(Debug, Clone, PartialEq, Eq)]
