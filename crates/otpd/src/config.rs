@@ -144,7 +144,9 @@ impl Config {
         let env = Env::prefixed("OTPD_").split("__").filter(|key| {
             let top = key.as_str().split("__").next().unwrap_or_default();
             let top = top.split('.').next().unwrap_or_default();
-            TOP_LEVEL_KEYS.iter().any(|known| known.eq_ignore_ascii_case(top))
+            TOP_LEVEL_KEYS
+                .iter()
+                .any(|known| known.eq_ignore_ascii_case(top))
         });
         let mut config: Config = figment
             .merge(env)

@@ -11,7 +11,10 @@ use serde_json::{Value, json};
 
 fn otpd(dir: &Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_otpd"));
-    command.current_dir(dir).env_remove("OTPD_CONFIG").env_remove("OTPD_LOG");
+    command
+        .current_dir(dir)
+        .env_remove("OTPD_CONFIG")
+        .env_remove("OTPD_LOG");
     command
 }
 
@@ -26,7 +29,10 @@ impl Server {
     /// Starts `otpd serve` on a random port in `dir` and waits until it listens.
     fn start(dir: &Path, extra_env: &[(&str, &str)]) -> Server {
         let mut command = otpd(dir);
-        command.args(["serve", "--listen", "127.0.0.1:0"]).stdout(Stdio::piped()).stderr(Stdio::piped());
+        command
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         for (key, value) in extra_env {
             command.env(key, value);
         }
@@ -40,9 +46,17 @@ impl Server {
                 }
             }
         });
-        let mut server = Server { child, base: String::new(), stdout, before_listening: Vec::new() };
+        let mut server = Server {
+            child,
+            base: String::new(),
+            stdout,
+            before_listening: Vec::new(),
+        };
         loop {
-            let line = server.stdout.recv_timeout(Duration::from_secs(30)).expect("otpd prints its address");
+            let line = server
+                .stdout
+                .recv_timeout(Duration::from_secs(30))
+                .expect("otpd prints its address");
             if let Some(base) = line.strip_prefix("otpd listening on ") {
                 server.base = base.to_string();
                 return server;
@@ -63,52 +77,89 @@ impl Server {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
         let mut log = String::new();
-        self.child.stderr.take().unwrap().read_to_string(&mut log).unwrap();
+        self.child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut log)
+            .unwrap();
         log
     }
 }
 
 fn create_app(dir: &Path, name: &str) -> Value {
-    let output = otpd(dir).args(["app", "create", "--name", name, "--json"]).output().unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let output = otpd(dir)
+        .args(["app", "create", "--name", name, "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     serde_json::from_slice(&output.stdout).expect("one JSON object")
 }
 
-async fn last_code(client: &reqwest::Client, base: &str, to: &str) -> String {
+/// The newest message the dev inbox holds for `to` (waiting for the delivery worker).
+async fn last_message(client: &reqwest::Client, base: &str, to: &str) -> Value {
     for _ in 0..300 {
         let url = format!("{base}/dev/inbox.json?to={}", to.replace('+', "%2B"));
         let messages: Vec<Value> = client.get(url).send().await.unwrap().json().await.unwrap();
-        if let Some(message) = messages.first() {
-            return message["body"].as_str().unwrap().rsplit(' ').next().unwrap().to_string();
+        if let Some(message) = messages.into_iter().next() {
+            return message;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     panic!("no message for {to}");
 }
 
+async fn last_code(client: &reqwest::Client, base: &str, to: &str) -> String {
+    let message = last_message(client, base, to).await;
+    message["body"]
+        .as_str()
+        .unwrap()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
 #[test]
 fn help_documents_every_command() {
     let dir = tempfile::tempdir().unwrap();
-    let help = |args: &[&str]| String::from_utf8(otpd(dir.path()).args(args).output().unwrap().stdout).unwrap();
+    let help = |args: &[&str]| {
+        String::from_utf8(otpd(dir.path()).args(args).output().unwrap().stdout).unwrap()
+    };
     let top = help(&["--help"]);
     assert!(top.contains("serve") && top.contains("app"));
     let app = help(&["app", "--help"]);
     assert!(app.contains("create") && app.contains("list") && app.contains("rotate-secret"));
     let serve = help(&["serve", "--help"]);
-    assert!(serve.contains("--config") && serve.contains("--listen") && serve.contains("--database"));
+    assert!(
+        serve.contains("--config") && serve.contains("--listen") && serve.contains("--database")
+    );
 }
 
 #[test]
 fn bad_configuration_fails_fast_with_a_clear_message() {
     let dir = tempfile::tempdir().unwrap();
-    let output = otpd(dir.path()).args(["serve", "--database", "postgres://localhost/otpd"]).output().unwrap();
+    let output = otpd(dir.path())
+        .args(["serve", "--database", "postgres://localhost/otpd"])
+        .output()
+        .unwrap();
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("database_url"));
-    let output = otpd(dir.path()).args(["serve", "--config", "missing.toml"]).output().unwrap();
+    let output = otpd(dir.path())
+        .args(["serve", "--config", "missing.toml"])
+        .output()
+        .unwrap();
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("missing.toml"));
     std::fs::write(dir.path().join("bad.toml"), "listne = \"127.0.0.1:1\"\n").unwrap();
-    let output = otpd(dir.path()).args(["serve", "--config", "bad.toml"]).output().unwrap();
+    let output = otpd(dir.path())
+        .args(["serve", "--config", "bad.toml"])
+        .output()
+        .unwrap();
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("listne"));
 }
@@ -141,15 +192,26 @@ async fn first_start_prints_credentials_that_work() {
     assert!(dir.path().join("otpd.key").exists());
     let log = server.crash();
     assert!(log.contains("DEV MODE"));
-    assert!(!log.contains(&secret), "the secret is printed once, never logged");
+    assert!(
+        !log.contains(&secret),
+        "the secret is printed once, never logged"
+    );
 }
 
 #[tokio::test]
 async fn a_crash_loses_no_verification_and_logs_hold_no_codes() {
     let dir = tempfile::tempdir().unwrap();
     let app = create_app(dir.path(), "shop");
-    for key in ["applicationId", "applicationSecret", "apiKey", "callbackSigningKey"] {
-        assert!(app[key].as_str().is_some_and(|v| v.len() >= 32), "{key} in {app}");
+    for key in [
+        "applicationId",
+        "applicationSecret",
+        "apiKey",
+        "callbackSigningKey",
+    ] {
+        assert!(
+            app[key].as_str().is_some_and(|v| v.len() >= 32),
+            "{key} in {app}"
+        );
     }
     let key = app["apiKey"].as_str().unwrap().to_string();
     let server = Server::start(dir.path(), &[]);
@@ -178,10 +240,16 @@ async fn a_crash_loses_no_verification_and_logs_hold_no_codes() {
     assert_eq!(response.status(), 400);
     let stdout = server.printed().join("\n");
     let log = server.crash();
-    assert!(stdout.contains(&code), "the console provider shows the code on stdout");
+    assert!(
+        stdout.contains(&code),
+        "the console provider shows the code on stdout"
+    );
     assert!(!log.contains(&code), "codes never reach the log");
     assert!(!log.contains(wrong), "typed codes never reach the log");
-    assert!(!log.contains("4155552671"), "phone numbers are masked in the log");
+    assert!(
+        !log.contains("4155552671"),
+        "phone numbers are masked in the log"
+    );
     assert!(log.contains("+1415***2671"));
 
     let restarted = Server::start(dir.path(), &[]);
@@ -193,7 +261,10 @@ async fn a_crash_loses_no_verification_and_logs_hold_no_codes() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    assert_eq!(response.json::<Value>().await.unwrap(), json!({"status": "VERIFIED"}));
+    assert_eq!(
+        response.json::<Value>().await.unwrap(),
+        json!({"status": "VERIFIED"})
+    );
     let otp: Value = client
         .get(format!("{}/otp/{id}", restarted.base))
         .header("X-API-KEY", &key)
@@ -203,7 +274,10 @@ async fn a_crash_loses_no_verification_and_logs_hold_no_codes() {
         .json()
         .await
         .unwrap();
-    assert_eq!(otp["attempts"], 1, "the wrong attempt before the crash is still counted");
+    assert_eq!(
+        otp["attempts"], 1,
+        "the wrong attempt before the crash is still counted"
+    );
     restarted.crash();
     // Codes are stored only as hashes.
     let db = std::fs::read(dir.path().join("otpd.db")).unwrap();
@@ -219,13 +293,27 @@ async fn app_list_and_rotate_secret() {
     let dir = tempfile::tempdir().unwrap();
     let app = create_app(dir.path(), "billing");
     let id = app["applicationId"].as_str().unwrap();
-    let output = otpd(dir.path()).args(["app", "list", "--json"]).output().unwrap();
+    let output = otpd(dir.path())
+        .args(["app", "list", "--json"])
+        .output()
+        .unwrap();
     let list: Value = serde_json::from_slice(&output.stdout).unwrap();
-    let listed = list.as_array().unwrap().iter().find(|a| a["applicationId"] == id).expect("listed");
+    let listed = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["applicationId"] == id)
+        .expect("listed");
     assert_eq!(listed["name"], "billing");
-    assert!(listed.get("applicationSecret").is_none(), "list never shows secrets");
+    assert!(
+        listed.get("applicationSecret").is_none(),
+        "list never shows secrets"
+    );
 
-    let output = otpd(dir.path()).args(["app", "rotate-secret", id, "--json"]).output().unwrap();
+    let output = otpd(dir.path())
+        .args(["app", "rotate-secret", id, "--json"])
+        .output()
+        .unwrap();
     assert!(output.status.success());
     let rotated: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_ne!(rotated["applicationSecret"], app["applicationSecret"]);
@@ -240,10 +328,19 @@ async fn app_list_and_rotate_secret() {
             .body("grant_type=client_credentials");
         async move { request.send().await.unwrap().status().as_u16() }
     };
-    assert_eq!(token(app["applicationSecret"].as_str().unwrap().into()).await, 401);
-    assert_eq!(token(rotated["applicationSecret"].as_str().unwrap().into()).await, 200);
+    assert_eq!(
+        token(app["applicationSecret"].as_str().unwrap().into()).await,
+        401
+    );
+    assert_eq!(
+        token(rotated["applicationSecret"].as_str().unwrap().into()).await,
+        200
+    );
     let old_key = client
-        .get(format!("{}/otp/01a20884-c9be-7342-ade0-793327ba5265", server.base))
+        .get(format!(
+            "{}/otp/01a20884-c9be-7342-ade0-793327ba5265",
+            server.base
+        ))
         .header("X-API-KEY", app["apiKey"].as_str().unwrap())
         .send()
         .await
@@ -251,5 +348,104 @@ async fn app_list_and_rotate_secret() {
     assert_eq!(old_key.status(), 401);
     let log = server.crash();
     let first = log.lines().next().unwrap();
-    assert!(serde_json::from_str::<Value>(first).is_ok(), "JSON log lines: {first}");
+    assert!(
+        serde_json::from_str::<Value>(first).is_ok(),
+        "JSON log lines: {first}"
+    );
+}
+
+#[tokio::test]
+async fn a_configuration_file_and_environment_shape_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("otpd.toml"),
+        r#"
+dev_mode = true
+database_url = "sqlite://data.db"
+secret_file = "server.key"
+
+[prices]
+FR = 0.05
+
+[default_otp]
+template = "Acme code {{pin}}"
+from = "Acme"
+pinType = "letters"
+pinLength = 5
+prefixTemplates = [{ prefix = "+33", template = "Code Acme {{pin}}" }]
+"#,
+    )
+    .unwrap();
+    let server = Server::start(
+        dir.path(),
+        &[("OTPD_CONFIG", "otpd.toml"), ("OTPD_LOG_LEVEL", "warn")],
+    );
+    let printed = server.printed().join("\n");
+    let key = printed
+        .lines()
+        .find(|l| l.starts_with("API key"))
+        .and_then(|l| l.split_whitespace().last())
+        .unwrap()
+        .to_string();
+    assert!(dir.path().join("data.db").exists() && dir.path().join("server.key").exists());
+    let client = reqwest::Client::new();
+    let otp: Value = client
+        .post(format!("{}/otp", server.base))
+        .header("X-API-KEY", &key)
+        .json(&json!({"phoneNumber": "+33612345678"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(otp["cost"], 0.05);
+    let message = last_message(&client, &server.base, "+33612345678").await;
+    let body = message["body"].as_str().unwrap();
+    assert!(body.starts_with("Code Acme "), "{body}");
+    let code = body.rsplit(' ').next().unwrap();
+    assert!(code.len() == 5 && code.chars().all(|c| c.is_ascii_uppercase()));
+    assert_eq!(message["from"], "Acme");
+    let log = server.crash();
+    assert!(
+        !log.contains(" INFO "),
+        "log_level from the environment applies: {log}"
+    );
+}
+
+#[tokio::test]
+async fn a_broken_store_answers_a_json_500_without_details() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let printed = server.printed().join("\n");
+    let key = printed
+        .lines()
+        .find(|l| l.starts_with("API key"))
+        .and_then(|l| l.split_whitespace().last())
+        .unwrap()
+        .to_string();
+    // Sabotage the database behind the server's back.
+    let connection = rusqlite::Connection::open(dir.path().join("otpd.db")).unwrap();
+    connection.execute_batch("DROP TABLE deliveries").unwrap();
+    drop(connection);
+    let response = reqwest::Client::new()
+        .post(format!("{}/otp", server.base))
+        .header("X-API-KEY", &key)
+        .json(&json!({"phoneNumber": "+33612345678"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 500);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["type"], "server_error");
+    assert_eq!(body["error"]["code"], 1006);
+    assert!(
+        !body.to_string().contains("deliveries"),
+        "no internal detail leaks: {body}"
+    );
+    let log = server.crash();
+    assert!(
+        log.contains("deliveries"),
+        "the cause is logged for the operator"
+    );
 }

@@ -24,9 +24,16 @@ fn python() -> PathBuf {
     let venv = workspace().join(".venv-smscx");
     let python = venv.join("bin/python");
     let has_client = python.exists()
-        && Command::new(&python).args(["-c", "import smscx_client"]).status().is_ok_and(|s| s.success());
+        && Command::new(&python)
+            .args(["-c", "import smscx_client"])
+            .status()
+            .is_ok_and(|s| s.success());
     if !has_client {
-        let status = Command::new("python3").args(["-m", "venv"]).arg(&venv).status().expect("python3 runs");
+        let status = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .expect("python3 runs");
         assert!(status.success(), "python3 -m venv failed");
         let status = Command::new(&python)
             .args(["-m", "pip", "install", "--quiet", CLIENT])
@@ -47,13 +54,20 @@ async fn the_official_smscx_python_client_works_unmodified() {
         app.credentials.secret.clone(),
         app.credentials.api_key.clone(),
     ];
-    let output = tokio::task::spawn_blocking(move || Command::new(python()).arg(script).args(args).output())
-        .await
-        .unwrap()
-        .expect("the check script runs");
+    let output =
+        tokio::task::spawn_blocking(move || Command::new(python()).arg(script).args(args).output())
+            .await
+            .unwrap()
+            .expect("the check script runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "client check failed:\n{stdout}\n{stderr}");
+    assert!(
+        output.status.success(),
+        "client check failed:\n{stdout}\n{stderr}"
+    );
     let last = stdout.lines().last().unwrap_or_default();
-    assert!(last.ends_with("passed, 0 failed") && !last.starts_with("0 "), "{stdout}");
+    assert!(
+        last.ends_with("passed, 0 failed") && !last.starts_with("0 "),
+        "{stdout}"
+    );
 }
