@@ -6,7 +6,7 @@ use rand::Rng;
 
 use crate::clock::{Clock, Timestamp};
 use crate::code::ServerSecret;
-use crate::ids::{AccountId, ApplicationId, ServiceId};
+use crate::ids::{AccountId, ApiKeyId, ApplicationId, ServiceId};
 use crate::settings::OtpSettings;
 use crate::store::{ServiceRecord, Store, StoreError};
 
@@ -24,6 +24,53 @@ pub const KNOWN_SCOPES: &[&str] = &[
     "whatsapp",
     "otp",
 ];
+
+/// A tenant. Its id is the Twilio Account SID (`AC` + 32 hex); its auth token is stored only
+/// as a keyed hash.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccountRecord {
+    /// Its id.
+    pub id: AccountId,
+    /// A human name.
+    pub name: String,
+    /// Keyed hash of the auth token.
+    pub auth_token_hash: [u8; 32],
+    /// When it was created.
+    pub created_at: Timestamp,
+}
+
+/// A Twilio-style API key (`SK…`) that acts for one account.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiKeyRecord {
+    /// Its id.
+    pub id: ApiKeyId,
+    /// The account it acts for.
+    pub account_id: AccountId,
+    /// A human name.
+    pub name: String,
+    /// Keyed hash of the secret.
+    pub secret_hash: [u8; 32],
+    /// When it was created.
+    pub created_at: Timestamp,
+}
+
+/// An account's credentials, shown once.
+#[derive(Debug, Clone)]
+pub struct IssuedAccount {
+    /// The account.
+    pub account: AccountRecord,
+    /// The auth token in clear.
+    pub auth_token: String,
+}
+
+/// An API key's credentials, shown once.
+#[derive(Debug, Clone)]
+pub struct IssuedApiKey {
+    /// The key.
+    pub key: ApiKeyRecord,
+    /// The secret in clear.
+    pub secret: String,
+}
 
 /// API credentials bound to one service.
 #[derive(Debug, Clone, PartialEq)]
@@ -75,6 +122,8 @@ pub struct IssuedCredentials {
     pub secret: String,
     /// The API key in clear.
     pub api_key: String,
+    /// The new account's auth token, when the application was created with a new account.
+    pub account_token: Option<String>,
 }
 
 /// A token shown once, when issued.
@@ -155,20 +204,105 @@ impl<S: Store + Clone, C: Clock + Clone> Authenticator<S, C> {
         ])
     }
 
-    /// Creates an account, a service with `settings` and an application, returning the
-    /// secret and API key in clear this one time.
+    /// Creates an account and returns its auth token in clear this one time.
+    pub async fn create_account(&self, name: &str) -> Result<IssuedAccount, StoreError> {
+        let auth_token = random_secret();
+        let account = AccountRecord {
+            id: AccountId::generate(),
+            name: name.to_string(),
+            auth_token_hash: self.credential_hash("auth-token", &auth_token),
+            created_at: self.clock.now(),
+        };
+        self.store.create_account(&account).await?;
+        Ok(IssuedAccount {
+            account,
+            auth_token,
+        })
+    }
+
+    /// Creates an API key for an existing account. `None` when there is no such account.
+    pub async fn create_api_key(
+        &self,
+        account: AccountId,
+        name: &str,
+    ) -> Result<Option<IssuedApiKey>, StoreError> {
+        if self.store.account(account).await?.is_none() {
+            return Ok(None);
+        }
+        let secret = random_secret();
+        let key = ApiKeyRecord {
+            id: ApiKeyId::generate(),
+            account_id: account,
+            name: name.to_string(),
+            secret_hash: self.credential_hash("api-key-secret", &secret),
+            created_at: self.clock.now(),
+        };
+        self.store.create_api_key(&key).await?;
+        Ok(Some(IssuedApiKey { key, secret }))
+    }
+
+    /// The account behind HTTP Basic credentials: `AC…` + auth token, or `SK…` + API key
+    /// secret (the key acts for its account). Constant-time on the hashes.
+    pub async fn authenticate_account(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> Result<Option<AccountId>, StoreError> {
+        let parse = |prefix: &str| {
+            username
+                .strip_prefix(prefix)
+                .filter(|hex| hex.len() == 32)
+                .and_then(|hex| uuid::Uuid::try_parse(hex).ok())
+        };
+        let (stored, presented, account) = if let Some(uuid) = parse("AC") {
+            let Some(account) = self.store.account(AccountId::from_uuid(uuid)).await? else {
+                return Ok(None);
+            };
+            (
+                account.auth_token_hash,
+                self.credential_hash("auth-token", password),
+                account.id,
+            )
+        } else if let Some(uuid) = parse("SK") {
+            let Some(key) = self.store.api_key(ApiKeyId::from_uuid(uuid)).await? else {
+                return Ok(None);
+            };
+            (
+                key.secret_hash,
+                self.credential_hash("api-key-secret", password),
+                key.account_id,
+            )
+        } else {
+            return Ok(None);
+        };
+        let equal: bool = subtle::ConstantTimeEq::ct_eq(&presented[..], &stored[..]).into();
+        Ok(equal.then_some(account))
+    }
+
+    /// Creates a service with `settings` and an application bound to it, in `account` or in
+    /// a new account, returning the secret and API key (and a new account's auth token) in
+    /// clear this one time.
     pub async fn create_application(
         &self,
+        account: Option<AccountId>,
         name: &str,
         settings: OtpSettings,
     ) -> Result<IssuedCredentials, StoreError> {
+        let (account_id, account_token) = match account {
+            Some(id) => (id, None),
+            None => {
+                let issued = self.create_account(name).await?;
+                (issued.account.id, Some(issued.auth_token))
+            }
+        };
         let now = self.clock.now();
         let service = ServiceRecord {
             id: ServiceId::generate(),
-            account_id: AccountId::generate(),
+            account_id,
             name: name.to_string(),
             settings,
             created_at: now,
+            updated_at: now,
         };
         let secret = random_secret();
         let api_key = random_secret();
@@ -188,6 +322,7 @@ impl<S: Store + Clone, C: Clock + Clone> Authenticator<S, C> {
             application,
             secret,
             api_key,
+            account_token,
         })
     }
 
@@ -213,6 +348,7 @@ impl<S: Store + Clone, C: Clock + Clone> Authenticator<S, C> {
             application,
             secret,
             api_key,
+            account_token: None,
         }))
     }
 

@@ -65,3 +65,7 @@ entity_id!(
     /// API credentials (application id + secret, and an API key) bound to one service.
     ApplicationId
 );
+entity_id!(
+    /// A Twilio-style API key (`SK…` + secret) acting for one account.
+    ApiKeyId
+);

@@ -7,6 +7,7 @@ pub mod clock;
 pub mod code;
 pub mod ids;
 pub mod phone;
+pub mod recipient;
 pub mod settings;
 pub mod sms;
 pub mod store;
@@ -14,14 +15,17 @@ pub mod verification;
 pub mod verifier;
 
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
-pub use code::{CodeHash, CodeHasher, OtpCode, PinLength, PinType, ServerSecret};
-pub use ids::{AccountId, ApplicationId, DeliveryId, ServiceId, VerificationId};
+pub use code::{CodeHash, CodeHasher, CodeSeed, OtpCode, PinLength, PinType, ServerSecret};
+pub use ids::{AccountId, ApiKeyId, ApplicationId, DeliveryId, ServiceId, VerificationId};
 pub use phone::{CountryIso, E164Phone, PhoneError};
-pub use settings::{MaxAttempts, OtpSettings, PrefixTemplate, SenderId, Template, Ttl};
+pub use recipient::{Email, Recipient};
+pub use settings::{
+    MaxAttempts, OtpSettings, PrefixTemplate, SenderId, ServiceOptions, Template, Ttl,
+};
 pub use store::{Store, StoreError};
 pub use verification::{
-    CancelOutcome, Channel, CheckDecision, CheckOutcome, DeliveryStatus, Verification,
-    VerificationStatus, decide_cancel, decide_check,
+    Candidate, Channel, CheckDecision, CheckOutcome, DeliveryStatus, StatusChange, Verification,
+    VerificationStatus, decide_check, decide_status_change,
 };
 pub use verifier::{
     DeliveryJob, Dispatch, Lookup, PriceTable, StartRequest, Verifier, VerifyError,

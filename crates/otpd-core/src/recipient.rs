@@ -106,11 +106,25 @@ mod tests {
 
     #[test]
     fn emails_are_checked_and_masked() {
-        assert_eq!(Email::parse("Ada@Example.COM").unwrap().as_str(), "Ada@example.com");
-        for bad in ["", "ada", "ada@", "@example.com", "ada@example", "a b@example.com", "a@b@c.com"] {
+        assert_eq!(
+            Email::parse("Ada@Example.COM").unwrap().as_str(),
+            "Ada@example.com"
+        );
+        for bad in [
+            "",
+            "ada",
+            "ada@",
+            "@example.com",
+            "ada@example",
+            "a b@example.com",
+            "a@b@c.com",
+        ] {
             assert!(Email::parse(bad).is_none(), "{bad}");
         }
-        assert_eq!(Email::parse("ada@example.com").unwrap().masked(), "a***@example.com");
+        assert_eq!(
+            Email::parse("ada@example.com").unwrap().masked(),
+            "a***@example.com"
+        );
     }
 
     #[test]

@@ -4,10 +4,15 @@
 use serde::{Deserialize, Serialize};
 
 use crate::code::{BoundError, OtpCode, PinLength, PinType};
-use crate::phone::E164Phone;
+use crate::recipient::Recipient;
 
 /// The placeholder a template must contain.
 pub const PIN_PLACEHOLDER: &str = "{{pin}}";
+/// An optional placeholder for the service's (or the request's) friendly name.
+pub const NAME_PLACEHOLDER: &str = "{{name}}";
+/// What `do_not_share_warning_enabled` appends.
+pub const DO_NOT_SHARE_WARNING: &str =
+    " Don't share this code with anyone; our employees will never ask for the code.";
 
 /// Message text with a `{{pin}}` placeholder.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,6 +51,21 @@ impl Template {
     /// The message for one code.
     pub fn render(&self, code: &OtpCode) -> String {
         self.0.replace(PIN_PLACEHOLDER, code.expose())
+    }
+
+    /// The template with `{{name}}` filled in (the rest of the text kept as is).
+    pub fn with_name(&self, name: &str) -> Template {
+        Template(self.0.replace(NAME_PLACEHOLDER, name))
+    }
+
+    /// The template with `text` appended (a warning, an app hash); keeps the placeholder.
+    pub fn with_suffix(&self, text: &str) -> Template {
+        Template(format!("{}{text}", self.0))
+    }
+
+    /// The template with `text` prepended (the SMS Retriever `<#> ` marker).
+    pub fn with_prefix(&self, text: &str) -> Template {
+        Template(format!("{text}{}", self.0))
     }
 }
 
@@ -192,6 +212,67 @@ pub struct OtpSettings {
     /// Where status changes are posted, if anywhere.
     #[serde(default)]
     pub callback_url: Option<String>,
+    /// Feature switches and provider references (the Twilio Service parameters).
+    #[serde(default)]
+    pub options: ServiceOptions,
+}
+
+/// A service's switches beyond the code itself. Each is stored whether or not otpd acts on
+/// it yet, so a Twilio user's configuration round-trips; which ones take effect is
+/// documented in docs/api-twilio.md.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct ServiceOptions {
+    /// Look the number up before sending (number lookup comes with abuse protection).
+    pub lookup_enabled: bool,
+    /// Refuse SMS to landlines (needs lookup).
+    pub skip_sms_to_landlines: bool,
+    /// Voice: ask for a key press before reading the code.
+    pub dtmf_input_required: bool,
+    /// Voice: text-to-speech voice name.
+    pub tts_name: Option<String>,
+    /// Accept `Amount`/`Payee`, which a check must then repeat.
+    pub psd2_enabled: bool,
+    /// Append "Don't share this code with anyone" to messages.
+    pub do_not_share_warning_enabled: bool,
+    /// Allow callers to supply the code.
+    pub custom_code_enabled: bool,
+    /// Default message template reference (`HJ…`).
+    pub default_template_sid: Option<String>,
+    /// Push factor: include the date (deprecated by Twilio).
+    pub push_include_date: bool,
+    /// Push factor: APNs credential (`CR…`).
+    pub push_apn_credential_sid: Option<String>,
+    /// Push factor: FCM credential (`CR…`).
+    pub push_fcm_credential_sid: Option<String>,
+    /// TOTP issuer.
+    pub totp_issuer: Option<String>,
+    /// TOTP time step, 20–60 s.
+    pub totp_time_step: Option<u32>,
+    /// TOTP code length, 3–8.
+    pub totp_code_length: Option<u32>,
+    /// TOTP skew, 0–2 steps.
+    pub totp_skew: Option<u32>,
+    /// WhatsApp: messaging service (`MG…`).
+    pub whatsapp_msg_service_sid: Option<String>,
+    /// WhatsApp: sender.
+    pub whatsapp_from: Option<String>,
+    /// Passkeys relying party id.
+    pub passkeys_relying_party_id: Option<String>,
+    /// Passkeys relying party name.
+    pub passkeys_relying_party_name: Option<String>,
+    /// Passkeys relying party origins.
+    pub passkeys_relying_party_origins: Option<Vec<String>>,
+    /// Passkeys authenticator attachment.
+    pub passkeys_authenticator_attachment: Option<String>,
+    /// Passkeys discoverable credentials.
+    pub passkeys_discoverable_credentials: Option<String>,
+    /// Passkeys user verification.
+    pub passkeys_user_verification: Option<String>,
+    /// Publish verification events (events come with their own issue).
+    pub verify_event_subscription_enabled: bool,
+    /// otpd extension: a verification accepts exactly one check, right or wrong.
+    pub do_force_check_once: bool,
 }
 
 impl Default for OtpSettings {
@@ -206,13 +287,14 @@ impl Default for OtpSettings {
             ttl: Ttl(600),
             max_attempts: MaxAttempts(5),
             callback_url: None,
+            options: ServiceOptions::default(),
         }
     }
 }
 
 impl OtpSettings {
     /// The template for `to`: the longest matching prefix template, else the general one.
-    pub fn template_for(&self, to: &E164Phone) -> &Template {
+    pub fn template_for(&self, to: &Recipient) -> &Template {
         self.prefix_templates
             .iter()
             .filter(|t| to.as_str().starts_with(&t.prefix))
@@ -252,8 +334,8 @@ mod tests {
             ],
             ..OtpSettings::default()
         };
-        let (fr, _) = E164Phone::parse("+33612345678", None).unwrap();
-        let (gb, _) = E164Phone::parse("+447400123456", None).unwrap();
+        let (fr, _) = Recipient::parse("+33612345678", None).unwrap();
+        let (gb, _) = Recipient::parse("+447400123456", None).unwrap();
         assert_eq!(settings.template_for(&fr).as_str(), "Votre code {{pin}}");
         assert_eq!(
             settings.template_for(&gb).as_str(),

@@ -3,13 +3,14 @@
 
 use std::future::Future;
 
-use crate::auth::{AccessToken, Application};
+use crate::auth::{AccessToken, AccountRecord, ApiKeyRecord, Application};
 use crate::clock::Timestamp;
 use crate::code::CodeHash;
-use crate::ids::{AccountId, ApplicationId, DeliveryId, ServiceId, VerificationId};
+use crate::ids::{AccountId, ApiKeyId, ApplicationId, DeliveryId, ServiceId, VerificationId};
 use crate::settings::OtpSettings;
 use crate::verification::{
-    CancelOutcome, Channel, CheckOutcome, DeliveryStatus, Verification, VerificationStatus,
+    Candidate, Channel, CheckOutcome, DeliveryStatus, StatusChange, Verification,
+    VerificationStatus,
 };
 
 /// A storage failure. Never a client's fault, so dialects answer it with a 5xx.
@@ -62,6 +63,19 @@ pub struct ServiceRecord {
     pub settings: OtpSettings,
     /// When it was created.
     pub created_at: Timestamp,
+    /// When its name or settings last changed.
+    pub updated_at: Timestamp,
+}
+
+/// What a resend concluded.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ResendOutcome {
+    /// A new delivery attempt was queued.
+    Queued(Box<Verification>),
+    /// The verification already has the maximum number of sends.
+    TooManySends,
+    /// The verification is no longer pending.
+    NotPending,
 }
 
 /// A status callback waiting to be posted (the durable outbox row plus what to render).
@@ -116,17 +130,39 @@ pub trait Store: Send + Sync + 'static {
         &self,
         id: VerificationId,
         service: ServiceId,
-        candidate: CodeHash,
+        candidate: Candidate,
         now: Timestamp,
     ) -> impl Future<Output = Result<CheckResult, StoreError>> + Send;
 
-    /// Atomically cancels a pending verification owned by `service` (queuing its callback).
-    fn cancel(
+    /// Atomically moves a pending verification owned by `service` to `target` (canceled, or
+    /// approved out of band), queuing its callback. A verification found expired is recorded
+    /// as expired.
+    fn set_status(
         &self,
         id: VerificationId,
         service: ServiceId,
+        target: VerificationStatus,
         now: Timestamp,
-    ) -> impl Future<Output = Result<CancelOutcome, StoreError>> + Send;
+    ) -> impl Future<Output = Result<StatusChange, StoreError>> + Send;
+
+    /// The newest verification of `service` to `to` that is pending and unexpired at `now`.
+    fn pending_for(
+        &self,
+        service: ServiceId,
+        to: &str,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Option<Verification>, StoreError>> + Send;
+
+    /// Atomically queues another delivery of a pending verification unless it already has
+    /// `max_sends` deliveries; `new_hash` replaces the code (a new caller-supplied code).
+    fn resend(
+        &self,
+        id: VerificationId,
+        delivery: &DeliveryAttempt,
+        new_hash: Option<CodeHash>,
+        max_sends: u32,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<ResendOutcome, StoreError>> + Send;
 
     /// Delivery attempts of one verification, oldest first.
     fn deliveries(
@@ -139,15 +175,6 @@ pub trait Store: Send + Sync + 'static {
         &self,
     ) -> impl Future<Output = Result<Vec<(DeliveryAttempt, Verification)>, StoreError>> + Send;
 
-    /// Replaces the code hash of a pending verification (a code lost in a crash before it was
-    /// sent). Returns false when the verification is no longer pending.
-    fn replace_code(
-        &self,
-        id: VerificationId,
-        code_hash: CodeHash,
-        now: Timestamp,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
-
     /// Records what happened to a delivery attempt.
     fn update_delivery(
         &self,
@@ -159,25 +186,69 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Creates an account (if new), a service and an application in one transaction.
+    /// Creates an account (the tenant, with its hashed auth token).
+    fn create_account(
+        &self,
+        account: &AccountRecord,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Reads an account.
+    fn account(
+        &self,
+        id: AccountId,
+    ) -> impl Future<Output = Result<Option<AccountRecord>, StoreError>> + Send;
+
+    /// Creates an API key of an account.
+    fn create_api_key(
+        &self,
+        key: &ApiKeyRecord,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Reads an API key.
+    fn api_key(
+        &self,
+        id: ApiKeyId,
+    ) -> impl Future<Output = Result<Option<ApiKeyRecord>, StoreError>> + Send;
+
+    /// Creates a service of an existing account.
+    fn create_service(
+        &self,
+        service: &ServiceRecord,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Services of an account in creation order, starting after `after`, at most `limit`.
+    fn services(
+        &self,
+        account: AccountId,
+        after: Option<ServiceId>,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<ServiceRecord>, StoreError>> + Send;
+
+    /// Replaces a service's name and settings. False when there is no such service.
+    fn update_service(
+        &self,
+        service: &ServiceRecord,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Deletes a service (it and its verifications stop being visible). False when absent.
+    fn delete_service(
+        &self,
+        id: ServiceId,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Creates a service and an application bound to it, in one transaction, under an
+    /// existing account.
     fn create_application(
         &self,
         service: &ServiceRecord,
         application: &Application,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Reads a service.
+    /// Reads a service (not a deleted one).
     fn service(
         &self,
         id: ServiceId,
     ) -> impl Future<Output = Result<Option<ServiceRecord>, StoreError>> + Send;
-
-    /// Replaces a service's settings. False when there is no such service.
-    fn update_service_settings(
-        &self,
-        id: ServiceId,
-        settings: &OtpSettings,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Reads an application by id.
     fn application(

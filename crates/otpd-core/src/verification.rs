@@ -5,9 +5,10 @@
 use uuid::Uuid;
 
 use crate::clock::Timestamp;
-use crate::code::{CodeHash, PinLength, PinType};
+use crate::code::{CodeHash, CodeSeed, PinLength, PinType};
 use crate::ids::{ServiceId, VerificationId};
-use crate::phone::{CountryIso, E164Phone};
+use crate::phone::CountryIso;
+use crate::recipient::Recipient;
 use crate::settings::{MaxAttempts, SenderId, Template, Ttl};
 
 /// Where a verification is in its life.
@@ -55,11 +56,17 @@ impl VerificationStatus {
     }
 }
 
-/// How a code reaches the user. Only SMS exists until the delivery issue adds the others.
+/// How a code reaches the user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Channel {
     /// A text message.
     Sms,
+    /// A voice call reading the code.
+    Call,
+    /// An email.
+    Email,
+    /// A WhatsApp message.
+    Whatsapp,
 }
 
 impl Channel {
@@ -67,6 +74,9 @@ impl Channel {
     pub fn as_str(self) -> &'static str {
         match self {
             Channel::Sms => "sms",
+            Channel::Call => "call",
+            Channel::Email => "email",
+            Channel::Whatsapp => "whatsapp",
         }
     }
 
@@ -74,8 +84,23 @@ impl Channel {
     pub fn parse(text: &str) -> Option<Self> {
         match text {
             "sms" => Some(Channel::Sms),
+            "call" => Some(Channel::Call),
+            "email" => Some(Channel::Email),
+            "whatsapp" => Some(Channel::Whatsapp),
             _ => None,
         }
+    }
+
+    /// Whether this channel can reach `recipient` (email to addresses, the rest to phones).
+    pub fn reaches(self, recipient: &Recipient) -> bool {
+        matches!(
+            (self, recipient),
+            (Channel::Email, Recipient::Email(_))
+                | (
+                    Channel::Sms | Channel::Call | Channel::Whatsapp,
+                    Recipient::Phone(_)
+                )
+        )
     }
 }
 
@@ -127,9 +152,9 @@ pub struct Verification {
     /// The service it belongs to (the tenant boundary).
     pub service_id: ServiceId,
     /// The recipient.
-    pub to: E164Phone,
-    /// The recipient's country.
-    pub country: CountryIso,
+    pub to: Recipient,
+    /// The recipient's country (phones only).
+    pub country: Option<CountryIso>,
     /// How the code is delivered.
     pub channel: Channel,
     /// Stored status; see [`status_at`](Self::status_at) for the effective one.
@@ -142,6 +167,9 @@ pub struct Verification {
     pub ttl: Ttl,
     /// HMAC of the current code.
     pub code_hash: CodeHash,
+    /// The seed the code is derived from; `None` for a caller-supplied (custom) code, which
+    /// cannot be re-derived.
+    pub code_seed: Option<CodeSeed>,
     /// Code alphabet (needed to issue a replacement code after a restart).
     pub pin_type: PinType,
     /// Code length.
@@ -154,6 +182,10 @@ pub struct Verification {
     pub track_id: Option<Uuid>,
     /// Where status changes are posted.
     pub callback_url: Option<String>,
+    /// PSD2 amount that a check must repeat.
+    pub amount: Option<String>,
+    /// PSD2 payee that a check must repeat.
+    pub payee: Option<String>,
     /// Price of the message.
     pub cost: f64,
     /// SMS segments of the rendered message.
@@ -176,6 +208,26 @@ impl Verification {
             self.status
         }
     }
+
+    /// Whether a candidate is the right answer: the code's hash matches (in constant time)
+    /// and, for a PSD2 verification, the amount and payee are repeated exactly.
+    pub fn accepts(&self, candidate: &Candidate) -> bool {
+        let code = self.code_hash.matches(&candidate.code_hash);
+        let psd2 = (self.amount.is_none() || self.amount == candidate.amount)
+            && (self.payee.is_none() || self.payee == candidate.payee);
+        code & psd2
+    }
+}
+
+/// What a check presents.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    /// Hash of the typed code under this verification's id.
+    pub code_hash: CodeHash,
+    /// PSD2 amount, when the dialect has one.
+    pub amount: Option<String>,
+    /// PSD2 payee, when the dialect has one.
+    pub payee: Option<String>,
 }
 
 /// What one check of a code concluded.
@@ -271,38 +323,43 @@ pub fn decide_check(
     }
 }
 
-/// What canceling concluded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CancelOutcome {
-    /// Was pending, now canceled.
-    Canceled,
-    /// Was canceled before.
-    AlreadyCanceled,
-    /// Approved, expired or out of attempts: cannot be canceled.
-    NotPending(VerificationStatus),
+/// What an explicit status change (cancel, or approve out of band) concluded.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StatusChange {
+    /// Was pending, now in the requested status.
+    Changed(Box<Verification>),
+    /// Not pending (already ended, or expired by now); unchanged. Carries its status.
+    NotPending(Box<Verification>),
     /// No such verification.
     NotFound,
     /// The verification belongs to another service; nothing changed.
     WrongService,
 }
 
-/// The lifecycle rule for cancel: only a verification that is pending at `now` can be canceled.
-pub fn decide_cancel(verification: &Verification, now: Timestamp) -> CancelOutcome {
-    match verification.status_at(now) {
-        VerificationStatus::Pending => CancelOutcome::Canceled,
-        VerificationStatus::Canceled => CancelOutcome::AlreadyCanceled,
-        other => CancelOutcome::NotPending(other),
-    }
+/// The lifecycle rule for an explicit change: only a verification that is pending at `now`
+/// can be canceled or approved. Returns the status to store, or `None` to leave it.
+pub fn decide_status_change(
+    verification: &Verification,
+    target: VerificationStatus,
+    now: Timestamp,
+) -> Option<VerificationStatus> {
+    debug_assert!(matches!(
+        target,
+        VerificationStatus::Canceled | VerificationStatus::Approved
+    ));
+    (verification.status_at(now) == VerificationStatus::Pending).then_some(target)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::code::{CodeHasher, OtpCode, ServerSecret};
+    use crate::phone::E164Phone;
 
     fn sample(now: Timestamp) -> Verification {
         let id = VerificationId::generate();
         let (to, country) = E164Phone::parse("+33612345678", None).unwrap();
+        let (to, country) = (Recipient::Phone(to), Some(country));
         let hasher = CodeHasher::new(ServerSecret::from_bytes([1; 32]));
         Verification {
             id,
@@ -315,12 +372,15 @@ mod tests {
             max_attempts: MaxAttempts::new(3).unwrap(),
             ttl: Ttl::new(60).unwrap(),
             code_hash: hasher.hash(id, &OtpCode::from_user_input("123456")),
+            code_seed: None,
             pin_type: PinType::Numbers,
             pin_length: PinLength::new(6).unwrap(),
             template: Template::new("{{pin}}").unwrap(),
             from: SenderId::new("otpd").unwrap(),
             track_id: None,
             callback_url: None,
+            amount: None,
+            payee: None,
             cost: 0.0,
             parts: 1,
             created_at: now,
@@ -390,20 +450,48 @@ mod tests {
     }
 
     #[test]
-    fn only_pending_verifications_cancel() {
+    fn only_pending_verifications_change_status() {
         let now = Timestamp(1_000_000);
         let mut v = sample(now);
-        assert_eq!(decide_cancel(&v, now), CancelOutcome::Canceled);
+        let cancel = VerificationStatus::Canceled;
+        assert_eq!(decide_status_change(&v, cancel, now), Some(cancel));
         assert_eq!(
-            decide_cancel(&v, now.plus_seconds(61)),
-            CancelOutcome::NotPending(VerificationStatus::Expired)
+            decide_status_change(&v, VerificationStatus::Approved, now),
+            Some(VerificationStatus::Approved)
         );
+        assert_eq!(decide_status_change(&v, cancel, now.plus_seconds(61)), None);
         v.status = VerificationStatus::Canceled;
-        assert_eq!(decide_cancel(&v, now), CancelOutcome::AlreadyCanceled);
-        v.status = VerificationStatus::Approved;
-        assert_eq!(
-            decide_cancel(&v, now),
-            CancelOutcome::NotPending(VerificationStatus::Approved)
-        );
+        assert_eq!(decide_status_change(&v, cancel, now), None);
+    }
+
+    #[test]
+    fn psd2_details_must_be_repeated() {
+        let now = Timestamp(1_000_000);
+        let mut v = sample(now);
+        v.amount = Some("12.50".into());
+        v.payee = Some("Acme".into());
+        let hasher = CodeHasher::new(ServerSecret::from_bytes([1; 32]));
+        let code_hash = hasher.hash(v.id, &OtpCode::from_user_input("123456"));
+        let right = Candidate {
+            code_hash,
+            amount: Some("12.50".into()),
+            payee: Some("Acme".into()),
+        };
+        assert!(v.accepts(&right));
+        assert!(!v.accepts(&Candidate {
+            amount: Some("99".into()),
+            ..right.clone()
+        }));
+        assert!(!v.accepts(&Candidate {
+            payee: None,
+            ..right.clone()
+        }));
+        v.amount = None;
+        v.payee = None;
+        assert!(v.accepts(&Candidate {
+            amount: None,
+            payee: None,
+            ..right
+        }));
     }
 }

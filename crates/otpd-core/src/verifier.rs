@@ -6,15 +6,16 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
-use crate::clock::Clock;
-use crate::code::{CodeHasher, OtpCode, PinLength, PinType};
+use crate::clock::{Clock, Timestamp};
+use crate::code::{CodeHasher, CodeSeed, OtpCode, PinLength, PinType};
 use crate::ids::{DeliveryId, ServiceId, VerificationId};
-use crate::phone::{CountryIso, E164Phone};
-use crate::settings::{MaxAttempts, OtpSettings, SenderId, Template, Ttl};
+use crate::phone::CountryIso;
+use crate::recipient::Recipient;
+use crate::settings::{DO_NOT_SHARE_WARNING, MaxAttempts, SenderId, Template, Ttl};
 use crate::sms::segment_count;
-use crate::store::{CheckResult, DeliveryAttempt, Store, StoreError};
+use crate::store::{CheckResult, DeliveryAttempt, ResendOutcome, ServiceRecord, Store, StoreError};
 use crate::verification::{
-    CancelOutcome, Channel, DeliveryStatus, Verification, VerificationStatus,
+    Candidate, Channel, DeliveryStatus, StatusChange, Verification, VerificationStatus,
 };
 
 /// A message ready for a provider. It carries the code in clear, so it lives only in memory
@@ -28,7 +29,7 @@ pub struct DeliveryJob {
     /// Channel.
     pub channel: Channel,
     /// Recipient.
-    pub to: E164Phone,
+    pub to: Recipient,
     /// Sender id.
     pub from: SenderId,
     /// The rendered message (contains the code).
@@ -58,19 +59,24 @@ pub struct PriceTable(pub HashMap<String, f64>);
 
 impl PriceTable {
     /// The cost of `parts` segments to `country`.
-    pub fn cost(&self, country: CountryIso, parts: u32) -> f64 {
-        self.0
-            .get(country.as_str())
+    pub fn cost(&self, country: Option<CountryIso>, parts: u32) -> f64 {
+        country
+            .and_then(|c| self.0.get(c.as_str()))
             .map_or(0.0, |price| price * parts as f64)
     }
 }
+
+/// Sends of one verification allowed before further starts are refused (Twilio's 5).
+pub const MAX_SENDS: u32 = 5;
 
 /// A start request after the dialect has parsed and bounded every field. `None` means
 /// "use the service's setting".
 #[derive(Debug, Clone, Default)]
 pub struct StartRequest {
-    /// Recipient.
-    pub to: Option<(E164Phone, CountryIso)>,
+    /// Recipient and, for phones, its country.
+    pub to: Option<(Recipient, Option<CountryIso>)>,
+    /// Channel; SMS when unset.
+    pub channel: Option<Channel>,
     /// Sender id override.
     pub from: Option<SenderId>,
     /// Template override.
@@ -87,14 +93,42 @@ pub struct StartRequest {
     pub track_id: Option<Uuid>,
     /// Callback URL override.
     pub callback_url: Option<String>,
+    /// Name for the template's `{{name}}` instead of the service's.
+    pub friendly_name: Option<String>,
+    /// A caller-supplied code (only where the service allows it).
+    pub custom_code: Option<OtpCode>,
+    /// PSD2 amount a check must repeat.
+    pub amount: Option<String>,
+    /// PSD2 payee a check must repeat.
+    pub payee: Option<String>,
+    /// Android SMS Retriever hash: the message gets the `<#> ` prefix and the hash suffix.
+    pub app_hash: Option<String>,
+    /// Twilio semantics: a pending verification to the same recipient is re-sent (same code,
+    /// new delivery attempt) instead of starting a new one.
+    pub resend_pending: bool,
 }
 
-/// Why a use case failed (client mistakes are outcomes, not errors).
+/// Why a start was refused (client mistakes the dialect maps to its own error).
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
     /// The request named no recipient.
     #[error("no recipient")]
     MissingRecipient,
+    /// The channel cannot reach this kind of recipient (email vs phone).
+    #[error("the channel cannot reach this recipient")]
+    ChannelMismatch,
+    /// A custom code was given but the service does not allow them.
+    #[error("custom codes are not enabled on this service")]
+    CustomCodeNotAllowed,
+    /// Resending a verification whose code was supplied by the caller needs that code again.
+    #[error("a custom-code verification can only be re-sent with its code")]
+    CustomCodeRequired,
+    /// PSD2 details were given but the service does not enable PSD2.
+    #[error("PSD2 is not enabled on this service")]
+    Psd2NotEnabled,
+    /// The verification already had the maximum number of sends.
+    #[error("maximum sends reached")]
+    TooManySends,
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -111,6 +145,24 @@ pub enum Lookup {
     WrongService,
 }
 
+/// How a start ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Started {
+    /// A new verification.
+    Created(Verification),
+    /// The pending verification to the same recipient, sent again.
+    Resent(Verification),
+}
+
+impl Started {
+    /// The verification either way.
+    pub fn verification(&self) -> &Verification {
+        match self {
+            Started::Created(v) | Started::Resent(v) => v,
+        }
+    }
+}
+
 /// The verification engine: code generation, hashing, rendering and the store, wired once.
 pub struct Verifier<S, C> {
     store: S,
@@ -118,6 +170,20 @@ pub struct Verifier<S, C> {
     hasher: CodeHasher,
     dispatch: Arc<dyn Dispatch>,
     prices: PriceTable,
+}
+
+fn new_delivery(id: VerificationId, channel: Channel, now: Timestamp) -> DeliveryAttempt {
+    DeliveryAttempt {
+        id: DeliveryId::generate(),
+        verification_id: id,
+        channel,
+        status: DeliveryStatus::Queued,
+        provider: None,
+        provider_ref: None,
+        error: None,
+        created_at: now,
+        updated_at: now,
+    }
 }
 
 impl<S: Store + Clone, C: Clock + Clone> Verifier<S, C> {
@@ -148,75 +214,152 @@ impl<S: Store + Clone, C: Clock + Clone> Verifier<S, C> {
         &self.clock
     }
 
-    /// Starts a verification: generates a code, stores its hash with the first delivery
-    /// attempt in one transaction, then hands the message to the delivery worker.
+    /// The code of a verification, when it can be re-derived (not a custom code).
+    fn code_of(&self, verification: &Verification) -> Option<OtpCode> {
+        verification.code_seed.map(|seed| {
+            self.hasher.derive(
+                verification.id,
+                &seed,
+                verification.pin_type,
+                verification.pin_length,
+            )
+        })
+    }
+
+    fn job(
+        &self,
+        verification: &Verification,
+        delivery: &DeliveryAttempt,
+        code: &OtpCode,
+    ) -> DeliveryJob {
+        DeliveryJob {
+            delivery_id: delivery.id,
+            verification_id: verification.id,
+            channel: delivery.channel,
+            to: verification.to.clone(),
+            from: verification.from.clone(),
+            body: verification.template.render(code),
+        }
+    }
+
+    /// Starts a verification: derives a code from a fresh CSPRNG seed (or takes the caller's
+    /// custom code), stores its hash with the first delivery attempt in one transaction, then
+    /// hands the message to the delivery worker. With `resend_pending`, a pending
+    /// verification to the same recipient is sent again instead (same code).
     pub async fn start(
         &self,
-        service: ServiceId,
-        settings: &OtpSettings,
+        service: &ServiceRecord,
         request: StartRequest,
-    ) -> Result<Verification, VerifyError> {
-        let (to, country) = request.to.ok_or(VerifyError::MissingRecipient)?;
+    ) -> Result<Started, VerifyError> {
+        let settings = &service.settings;
+        let (to, country) = request.to.clone().ok_or(VerifyError::MissingRecipient)?;
+        let channel = request.channel.unwrap_or(Channel::Sms);
+        if !channel.reaches(&to) {
+            return Err(VerifyError::ChannelMismatch);
+        }
+        if request.custom_code.is_some() && !settings.options.custom_code_enabled {
+            return Err(VerifyError::CustomCodeNotAllowed);
+        }
+        if (request.amount.is_some() || request.payee.is_some()) && !settings.options.psd2_enabled {
+            return Err(VerifyError::Psd2NotEnabled);
+        }
+        let now = self.clock.now();
+        if request.resend_pending
+            && let Some(pending) = self.store.pending_for(service.id, to.as_str(), now).await?
+        {
+            let new_hash = request
+                .custom_code
+                .as_ref()
+                .map(|code| self.hasher.hash(pending.id, code));
+            let code = match (&request.custom_code, self.code_of(&pending)) {
+                (Some(custom), _) => custom.clone(),
+                (None, Some(derived)) => derived,
+                (None, None) => return Err(VerifyError::CustomCodeRequired),
+            };
+            let delivery = new_delivery(pending.id, channel, now);
+            match self
+                .store
+                .resend(pending.id, &delivery, new_hash, MAX_SENDS, now)
+                .await?
+            {
+                ResendOutcome::Queued(verification) => {
+                    self.dispatch
+                        .dispatch(self.job(&verification, &delivery, &code));
+                    return Ok(Started::Resent(*verification));
+                }
+                ResendOutcome::TooManySends => return Err(VerifyError::TooManySends),
+                // Ended between the lookup and the resend: start afresh below.
+                ResendOutcome::NotPending => {}
+            }
+        }
         let pin_type = request.pin_type.unwrap_or(settings.pin_type);
         let pin_length = request.pin_length.unwrap_or(settings.pin_length);
         let ttl = request.ttl.unwrap_or(settings.ttl);
-        let template = request
-            .template
-            .unwrap_or_else(|| settings.template_for(&to).clone());
-        let from = request.from.unwrap_or_else(|| settings.from.clone());
         let id = VerificationId::generate();
-        let code = OtpCode::generate(pin_type, pin_length, &mut rand::rng());
-        let body = template.render(&code);
-        let parts = segment_count(&body);
-        let now = self.clock.now();
+        let (code, code_seed) = match request.custom_code {
+            Some(custom) => (custom, None),
+            None => {
+                let seed = CodeSeed::generate();
+                (
+                    self.hasher.derive(id, &seed, pin_type, pin_length),
+                    Some(seed),
+                )
+            }
+        };
+        let name = request.friendly_name.as_deref().unwrap_or(&service.name);
+        let mut template = request
+            .template
+            .unwrap_or_else(|| settings.template_for(&to).clone())
+            .with_name(name);
+        if settings.options.do_not_share_warning_enabled && channel != Channel::Call {
+            template = template.with_suffix(DO_NOT_SHARE_WARNING);
+        }
+        if let Some(hash) = &request.app_hash {
+            template = template
+                .with_prefix("<#> ")
+                .with_suffix(&format!("\n{hash}"));
+        }
+        let parts = segment_count(&template.render(&code));
+        let max_attempts = if settings.options.do_force_check_once {
+            MaxAttempts::new(1).expect("1 is within bounds")
+        } else {
+            request.max_attempts.unwrap_or(settings.max_attempts)
+        };
         let verification = Verification {
             id,
-            service_id: service,
-            to: to.clone(),
+            service_id: service.id,
+            to,
             country,
-            channel: Channel::Sms,
+            channel,
             status: VerificationStatus::Pending,
             attempts: 0,
-            max_attempts: request.max_attempts.unwrap_or(settings.max_attempts),
+            max_attempts,
             ttl,
             code_hash: self.hasher.hash(id, &code),
+            code_seed,
             pin_type,
             pin_length,
             template,
-            from: from.clone(),
+            from: request.from.unwrap_or_else(|| settings.from.clone()),
             track_id: request.track_id,
             callback_url: request
                 .callback_url
                 .or_else(|| settings.callback_url.clone()),
+            amount: request.amount,
+            payee: request.payee,
             cost: self.prices.cost(country, parts),
             parts,
             created_at: now,
             expires_at: now.plus_seconds(ttl.get() as i64),
             updated_at: now,
         };
-        let delivery = DeliveryAttempt {
-            id: DeliveryId::generate(),
-            verification_id: id,
-            channel: Channel::Sms,
-            status: DeliveryStatus::Queued,
-            provider: None,
-            provider_ref: None,
-            error: None,
-            created_at: now,
-            updated_at: now,
-        };
+        let delivery = new_delivery(id, channel, now);
         self.store
             .create_verification(&verification, &delivery)
             .await?;
-        self.dispatch.dispatch(DeliveryJob {
-            delivery_id: delivery.id,
-            verification_id: id,
-            channel: Channel::Sms,
-            to,
-            from,
-            body,
-        });
-        Ok(verification)
+        self.dispatch
+            .dispatch(self.job(&verification, &delivery, &code));
+        Ok(Started::Created(verification))
     }
 
     /// Reads a verification on behalf of `service`, with its status as of now.
@@ -231,56 +374,59 @@ impl<S: Store + Clone, C: Clock + Clone> Verifier<S, C> {
         Ok(Lookup::Found(Box::new(verification)))
     }
 
-    /// Checks a code the user typed. One atomic store step counts the attempt and decides.
+    /// The pending verification of `service` to `to`, if any.
+    pub async fn pending_for(
+        &self,
+        service: ServiceId,
+        to: &str,
+    ) -> Result<Option<Verification>, StoreError> {
+        self.store.pending_for(service, to, self.clock.now()).await
+    }
+
+    /// Checks a code the user typed (with PSD2 details where the dialect has them). One
+    /// atomic store step counts the attempt and decides.
     pub async fn check(
         &self,
         service: ServiceId,
         id: VerificationId,
         typed: &str,
+        amount: Option<String>,
+        payee: Option<String>,
     ) -> Result<CheckResult, StoreError> {
-        let candidate = self.hasher.hash(id, &OtpCode::from_user_input(typed));
+        let candidate = Candidate {
+            code_hash: self.hasher.hash(id, &OtpCode::from_user_input(typed)),
+            amount,
+            payee,
+        };
         self.store
             .check_code(id, service, candidate, self.clock.now())
             .await
     }
 
-    /// Cancels a pending verification.
-    pub async fn cancel(
+    /// Cancels (or approves out of band) a pending verification.
+    pub async fn set_status(
         &self,
         service: ServiceId,
         id: VerificationId,
-    ) -> Result<CancelOutcome, StoreError> {
-        self.store.cancel(id, service, self.clock.now()).await
+        target: VerificationStatus,
+    ) -> Result<StatusChange, StoreError> {
+        self.store
+            .set_status(id, service, target, self.clock.now())
+            .await
     }
 
-    /// For a delivery that was queued but never sent (its code lived only in the memory of a
-    /// process that stopped): draws a new code, replaces the stored hash, and returns the job
-    /// to send. `None` when the verification has ended or expired in the meantime.
-    pub async fn reissue(
+    /// For a delivery that was queued but never sent (the process stopped first): the job to
+    /// send it now, with the same code re-derived from its seed. `None` when the verification
+    /// has ended, or when its code was the caller's own and so cannot be recovered.
+    pub fn resume(
         &self,
         delivery: &DeliveryAttempt,
         verification: &Verification,
-    ) -> Result<Option<DeliveryJob>, StoreError> {
-        let now = self.clock.now();
-        if verification.status_at(now) != VerificationStatus::Pending {
-            return Ok(None);
+    ) -> Option<DeliveryJob> {
+        if verification.status_at(self.clock.now()) != VerificationStatus::Pending {
+            return None;
         }
-        let code = OtpCode::generate(
-            verification.pin_type,
-            verification.pin_length,
-            &mut rand::rng(),
-        );
-        let hash = self.hasher.hash(verification.id, &code);
-        if !self.store.replace_code(verification.id, hash, now).await? {
-            return Ok(None);
-        }
-        Ok(Some(DeliveryJob {
-            delivery_id: delivery.id,
-            verification_id: verification.id,
-            channel: delivery.channel,
-            to: verification.to.clone(),
-            from: verification.from.clone(),
-            body: verification.template.render(&code),
-        }))
+        let code = self.code_of(verification)?;
+        Some(self.job(verification, delivery, &code))
     }
 }

@@ -1,7 +1,7 @@
 //! The delivery worker: takes jobs from the in-memory channel, sends them through the
 //! provider with a few quick retries, and records each attempt's status. The durable record
 //! is the `queued` delivery row written with the verification; after a restart,
-//! [`DeliveryWorker::resume_queued`] re-issues the codes of rows that never left.
+//! [`DeliveryWorker::resume_queued`] sends again the rows that never left.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -53,8 +53,9 @@ impl<S: Store + Clone, C: Clock + Clone, P: Provider> DeliveryWorker<S, C, P> {
         )
     }
 
-    /// Re-issues and queues the deliveries a previous process left unsent. Call before the
-    /// HTTP server accepts requests, so a job is never both in memory and resumed.
+    /// Queues again the deliveries a previous process left unsent (same code, re-derived
+    /// from its seed). Call before the HTTP server accepts requests, so a job is never both
+    /// in memory and resumed.
     pub async fn resume_queued(
         &self,
         verifier: &Verifier<S, C>,
@@ -62,7 +63,7 @@ impl<S: Store + Clone, C: Clock + Clone, P: Provider> DeliveryWorker<S, C, P> {
     ) -> Result<usize, otpd_core::StoreError> {
         let mut resumed = 0;
         for (delivery, verification) in self.store.queued_deliveries().await? {
-            match verifier.reissue(&delivery, &verification).await? {
+            match verifier.resume(&delivery, &verification) {
                 Some(job) => {
                     dispatch.dispatch(job);
                     resumed += 1;
@@ -74,7 +75,7 @@ impl<S: Store + Clone, C: Clock + Clone, P: Provider> DeliveryWorker<S, C, P> {
                             DeliveryStatus::Failed,
                             None,
                             None,
-                            Some("verification ended before the code was sent"),
+                            Some("not sent before a restart, and the verification has ended or its custom code is gone"),
                             self.clock.now(),
                         )
                         .await?;

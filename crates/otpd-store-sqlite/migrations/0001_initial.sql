@@ -1,8 +1,18 @@
 -- Accounts own services; a service is one OTP configuration; an application is a set of
 -- credentials bound to one service.
 CREATE TABLE accounts (
-    id         BLOB PRIMARY KEY,
-    created_at INTEGER NOT NULL
+    id              BLOB PRIMARY KEY,   -- the Twilio Account SID is 'AC' + its 32 hex digits
+    name            TEXT NOT NULL,
+    auth_token_hash BLOB NOT NULL,      -- HMAC-SHA256 under the server secret
+    created_at      INTEGER NOT NULL
+);
+
+CREATE TABLE api_keys (
+    id          BLOB PRIMARY KEY,       -- 'SK' + 32 hex digits
+    account_id  BLOB NOT NULL REFERENCES accounts(id),
+    name        TEXT NOT NULL,
+    secret_hash BLOB NOT NULL,
+    created_at  INTEGER NOT NULL
 );
 
 CREATE TABLE services (
@@ -10,8 +20,11 @@ CREATE TABLE services (
     account_id BLOB NOT NULL REFERENCES accounts(id),
     name       TEXT NOT NULL,
     settings   TEXT NOT NULL,          -- JSON of otpd_core::OtpSettings
-    created_at INTEGER NOT NULL
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    deleted    INTEGER NOT NULL DEFAULT 0
 );
+CREATE INDEX services_account ON services(account_id, id) WHERE deleted = 0;
 
 CREATE TABLE applications (
     id           BLOB PRIMARY KEY,
@@ -36,20 +49,23 @@ CREATE INDEX access_tokens_application ON access_tokens(application_id);
 CREATE TABLE verifications (
     id           BLOB PRIMARY KEY,
     service_id   BLOB NOT NULL REFERENCES services(id),
-    to_number    TEXT NOT NULL,
-    country      TEXT NOT NULL,
+    to_number    TEXT NOT NULL,        -- E.164 number or email address
+    country      TEXT,                 -- phones only
     channel      TEXT NOT NULL,
     status       TEXT NOT NULL,
     attempts     INTEGER NOT NULL,
     max_attempts INTEGER NOT NULL,
     ttl          INTEGER NOT NULL,
     code_hash    BLOB NOT NULL,        -- HMAC-SHA256(server secret, id || code); never the code
+    code_seed    BLOB,                 -- random seed the code is derived from with the server secret; NULL for custom codes
     pin_type     TEXT NOT NULL,
     pin_length   INTEGER NOT NULL,
     template     TEXT NOT NULL,        -- with its {{pin}} placeholder, never rendered
     sender       TEXT NOT NULL,
     track_id     BLOB,
     callback_url TEXT,
+    amount       TEXT,
+    payee        TEXT,
     cost         REAL NOT NULL,
     parts        INTEGER NOT NULL,
     created_at   INTEGER NOT NULL,

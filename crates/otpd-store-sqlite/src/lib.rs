@@ -9,17 +9,17 @@ mod writer;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use otpd_core::auth::{AccessToken, Application};
-use otpd_core::store::{CallbackJob, CheckResult, DeliveryAttempt, ServiceRecord};
-use otpd_core::verification::{CancelOutcome, decide_cancel};
+use otpd_core::auth::{AccessToken, AccountRecord, ApiKeyRecord, Application};
+use otpd_core::store::{CallbackJob, CheckResult, DeliveryAttempt, ResendOutcome, ServiceRecord};
 use otpd_core::{
-    ApplicationId, CheckOutcome, CodeHash, DeliveryId, DeliveryStatus, OtpSettings, ServiceId,
-    Store, StoreError, Timestamp, Verification, VerificationId, VerificationStatus, decide_check,
+    AccountId, ApiKeyId, ApplicationId, Candidate, CheckOutcome, CodeHash, DeliveryId,
+    DeliveryStatus, ServiceId, StatusChange, Store, StoreError, Timestamp, Verification,
+    VerificationId, VerificationStatus, decide_check, decide_status_change,
 };
 use rusqlite::{Connection, OpenFlags, Params, Row, params};
 use uuid::Uuid;
 
-use rows::{APPLICATION_COLUMNS, DELIVERY_COLUMNS, VERIFICATION_COLUMNS};
+use rows::{APPLICATION_COLUMNS, DELIVERY_COLUMNS, SERVICE_COLUMNS, VERIFICATION_COLUMNS};
 use writer::Writer;
 
 /// Read connections kept open between requests.
@@ -169,6 +169,45 @@ fn load_verification(
     )
 }
 
+fn insert_delivery(connection: &Connection, d: &DeliveryAttempt) -> Result<(), StoreError> {
+    execute(
+        connection,
+        &format!(
+            "INSERT INTO deliveries ({DELIVERY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+        ),
+        params![
+            d.id.as_bytes().as_slice(),
+            d.verification_id.as_bytes().as_slice(),
+            d.channel.as_str(),
+            d.status.as_str(),
+            d.provider,
+            d.provider_ref,
+            d.error,
+            d.created_at.0,
+            d.updated_at.0,
+        ],
+    )?;
+    Ok(())
+}
+
+fn insert_service(connection: &Connection, service: &ServiceRecord) -> Result<(), StoreError> {
+    let settings = serde_json::to_string(&service.settings)
+        .map_err(|e| StoreError::Corrupt(format!("settings do not serialise: {e}")))?;
+    execute(
+        connection,
+        &format!("INSERT INTO services ({SERVICE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
+        params![
+            service.id.as_bytes().as_slice(),
+            service.account_id.as_bytes().as_slice(),
+            service.name,
+            settings,
+            service.created_at.0,
+            service.updated_at.0
+        ],
+    )?;
+    Ok(())
+}
+
 /// Writes a new status and attempt count, and queues the status callback when due.
 fn record_transition(
     connection: &Connection,
@@ -233,13 +272,13 @@ impl Store for SqliteStore {
                 connection,
                 &format!(
                     "INSERT INTO verifications ({VERIFICATION_COLUMNS}) VALUES \
-                     (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)"
+                     (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)"
                 ),
                 params![
                     v.id.as_bytes().as_slice(),
                     v.service_id.as_bytes().as_slice(),
                     v.to.as_str(),
-                    v.country.as_str(),
+                    v.country.map(|c| c.as_str().to_string()),
                     v.channel.as_str(),
                     v.status.as_str(),
                     v.attempts,
@@ -257,23 +296,12 @@ impl Store for SqliteStore {
                     v.created_at.0,
                     v.expires_at.0,
                     v.updated_at.0,
+                    v.code_seed.map(|seed| seed.0.to_vec()),
+                    v.amount,
+                    v.payee,
                 ],
             )?;
-            execute(
-                connection,
-                &format!("INSERT INTO deliveries ({DELIVERY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"),
-                params![
-                    d.id.as_bytes().as_slice(),
-                    d.verification_id.as_bytes().as_slice(),
-                    d.channel.as_str(),
-                    d.status.as_str(),
-                    d.provider,
-                    d.provider_ref,
-                    d.error,
-                    d.created_at.0,
-                    d.updated_at.0,
-                ],
-            )?;
+            insert_delivery(connection, &d)?;
             Ok(())
         })
         .await
@@ -288,7 +316,7 @@ impl Store for SqliteStore {
         &self,
         id: VerificationId,
         service: ServiceId,
-        candidate: CodeHash,
+        candidate: Candidate,
         now: Timestamp,
     ) -> Result<CheckResult, StoreError> {
         self.write(move |connection| {
@@ -304,8 +332,7 @@ impl Store for SqliteStore {
                     verification: None,
                 });
             }
-            let matches = verification.code_hash.matches(&candidate);
-            let decision = decide_check(&verification, matches, now);
+            let decision = decide_check(&verification, verification.accepts(&candidate), now);
             record_transition(
                 connection,
                 &mut verification,
@@ -321,43 +348,98 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn cancel(
+    async fn set_status(
         &self,
         id: VerificationId,
         service: ServiceId,
+        target: VerificationStatus,
         now: Timestamp,
-    ) -> Result<CancelOutcome, StoreError> {
+    ) -> Result<StatusChange, StoreError> {
         self.write(move |connection| {
             let Some(mut verification) = load_verification(connection, id)? else {
-                return Ok(CancelOutcome::NotFound);
+                return Ok(StatusChange::NotFound);
             };
             if verification.service_id != service {
-                return Ok(CancelOutcome::WrongService);
+                return Ok(StatusChange::WrongService);
             }
-            let outcome = decide_cancel(&verification, now);
             let attempts = verification.attempts;
-            match outcome {
-                CancelOutcome::Canceled => record_transition(
-                    connection,
-                    &mut verification,
-                    VerificationStatus::Canceled,
-                    attempts,
-                    now,
-                )?,
-                CancelOutcome::NotPending(VerificationStatus::Expired)
-                    if verification.status == VerificationStatus::Pending =>
-                {
-                    record_transition(
-                        connection,
-                        &mut verification,
-                        VerificationStatus::Expired,
-                        attempts,
-                        now,
-                    )?
-                }
-                _ => {}
+            if let Some(status) = decide_status_change(&verification, target, now) {
+                record_transition(connection, &mut verification, status, attempts, now)?;
+                return Ok(StatusChange::Changed(Box::new(verification)));
             }
-            Ok(outcome)
+            let effective = verification.status_at(now);
+            if effective != verification.status {
+                record_transition(connection, &mut verification, effective, attempts, now)?;
+            }
+            Ok(StatusChange::NotPending(Box::new(verification)))
+        })
+        .await
+    }
+
+    async fn pending_for(
+        &self,
+        service: ServiceId,
+        to: &str,
+        now: Timestamp,
+    ) -> Result<Option<Verification>, StoreError> {
+        let to = to.to_string();
+        self.read(move |connection| {
+            query_one(
+                connection,
+                &format!(
+                    "SELECT {VERIFICATION_COLUMNS} FROM verifications \
+                     WHERE service_id = ?1 AND to_number = ?2 AND status = 'pending' AND expires_at > ?3 \
+                     ORDER BY id DESC LIMIT 1"
+                ),
+                params![service.as_bytes().as_slice(), to, now.0],
+                rows::verification,
+            )
+        })
+        .await
+    }
+
+    async fn resend(
+        &self,
+        id: VerificationId,
+        delivery: &DeliveryAttempt,
+        new_hash: Option<CodeHash>,
+        max_sends: u32,
+        now: Timestamp,
+    ) -> Result<ResendOutcome, StoreError> {
+        let d = delivery.clone();
+        self.write(move |connection| {
+            let Some(mut verification) = load_verification(connection, id)? else {
+                return Ok(ResendOutcome::NotPending);
+            };
+            if verification.status_at(now) != VerificationStatus::Pending {
+                return Ok(ResendOutcome::NotPending);
+            }
+            let sends: u32 = connection
+                .prepare_cached("SELECT COUNT(*) FROM deliveries WHERE verification_id = ?1")
+                .and_then(|mut statement| {
+                    statement.query_row([id.as_bytes().as_slice()], |row| row.get(0))
+                })
+                .map_err(db_error)?;
+            if sends >= max_sends {
+                return Ok(ResendOutcome::TooManySends);
+            }
+            insert_delivery(connection, &d)?;
+            if let Some(hash) = new_hash {
+                verification.code_hash = hash;
+                verification.code_seed = None;
+            }
+            execute(
+                connection,
+                "UPDATE verifications SET code_hash = ?1, code_seed = ?2, updated_at = ?3 WHERE id = ?4",
+                params![
+                    verification.code_hash.0.as_slice(),
+                    verification.code_seed.map(|seed| seed.0.to_vec()),
+                    now.0,
+                    id.as_bytes().as_slice()
+                ],
+            )?;
+            verification.updated_at = now;
+            Ok(ResendOutcome::Queued(Box::new(verification)))
         })
         .await
     }
@@ -396,24 +478,6 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn replace_code(
-        &self,
-        id: VerificationId,
-        code_hash: CodeHash,
-        now: Timestamp,
-    ) -> Result<bool, StoreError> {
-        self.write(move |connection| {
-            let changed = execute(
-                connection,
-                "UPDATE verifications SET code_hash = ?1, updated_at = ?2 \
-                 WHERE id = ?3 AND status = 'pending' AND expires_at > ?2",
-                params![code_hash.0.as_slice(), now.0, id.as_bytes().as_slice()],
-            )?;
-            Ok(changed == 1)
-        })
-        .await
-    }
-
     async fn update_delivery(
         &self,
         id: DeliveryId,
@@ -445,28 +509,13 @@ impl Store for SqliteStore {
     ) -> Result<(), StoreError> {
         let service = service.clone();
         let application = application.clone();
-        let settings = serde_json::to_string(&service.settings)
-            .map_err(|e| StoreError::Corrupt(format!("settings do not serialise: {e}")))?;
         self.write(move |connection| {
+            insert_service(connection, &service)?;
             execute(
                 connection,
-                "INSERT OR IGNORE INTO accounts (id, created_at) VALUES (?1, ?2)",
-                params![service.account_id.as_bytes().as_slice(), service.created_at.0],
-            )?;
-            execute(
-                connection,
-                "INSERT INTO services (id, account_id, name, settings, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![
-                    service.id.as_bytes().as_slice(),
-                    service.account_id.as_bytes().as_slice(),
-                    service.name,
-                    settings,
-                    service.created_at.0
-                ],
-            )?;
-            execute(
-                connection,
-                &format!("INSERT INTO applications ({APPLICATION_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
+                &format!(
+                    "INSERT INTO applications ({APPLICATION_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+                ),
                 params![
                     application.id.as_bytes().as_slice(),
                     application.account_id.as_bytes().as_slice(),
@@ -482,32 +531,132 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn service(&self, id: ServiceId) -> Result<Option<ServiceRecord>, StoreError> {
+    async fn create_account(&self, account: &AccountRecord) -> Result<(), StoreError> {
+        let account = account.clone();
+        self.write(move |connection| {
+            execute(
+                connection,
+                "INSERT INTO accounts (id, name, auth_token_hash, created_at) VALUES (?1, ?2, ?3, ?4)",
+                params![
+                    account.id.as_bytes().as_slice(),
+                    account.name,
+                    account.auth_token_hash.as_slice(),
+                    account.created_at.0
+                ],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn account(&self, id: AccountId) -> Result<Option<AccountRecord>, StoreError> {
         self.read(move |connection| {
             query_one(
                 connection,
-                "SELECT id, account_id, name, settings, created_at FROM services WHERE id = ?1",
+                "SELECT id, name, auth_token_hash, created_at FROM accounts WHERE id = ?1",
                 [id.as_bytes().as_slice()],
+                rows::account,
+            )
+        })
+        .await
+    }
+
+    async fn create_api_key(&self, key: &ApiKeyRecord) -> Result<(), StoreError> {
+        let key = key.clone();
+        self.write(move |connection| {
+            execute(
+                connection,
+                "INSERT INTO api_keys (id, account_id, name, secret_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    key.id.as_bytes().as_slice(),
+                    key.account_id.as_bytes().as_slice(),
+                    key.name,
+                    key.secret_hash.as_slice(),
+                    key.created_at.0
+                ],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn api_key(&self, id: ApiKeyId) -> Result<Option<ApiKeyRecord>, StoreError> {
+        self.read(move |connection| {
+            query_one(
+                connection,
+                "SELECT id, account_id, name, secret_hash, created_at FROM api_keys WHERE id = ?1",
+                [id.as_bytes().as_slice()],
+                rows::api_key,
+            )
+        })
+        .await
+    }
+
+    async fn create_service(&self, service: &ServiceRecord) -> Result<(), StoreError> {
+        let service = service.clone();
+        self.write(move |connection| insert_service(connection, &service))
+            .await
+    }
+
+    async fn services(
+        &self,
+        account: AccountId,
+        after: Option<ServiceId>,
+        limit: u32,
+    ) -> Result<Vec<ServiceRecord>, StoreError> {
+        self.read(move |connection| {
+            query_all(
+                connection,
+                &format!(
+                    "SELECT {SERVICE_COLUMNS} FROM services WHERE account_id = ?1 AND deleted = 0 \
+                     AND (?2 IS NULL OR id > ?2) ORDER BY id LIMIT ?3"
+                ),
+                params![
+                    account.as_bytes().as_slice(),
+                    after.map(|a| a.as_bytes().to_vec()),
+                    limit
+                ],
                 rows::service,
             )
         })
         .await
     }
 
-    async fn update_service_settings(
-        &self,
-        id: ServiceId,
-        settings: &OtpSettings,
-    ) -> Result<bool, StoreError> {
-        let settings = serde_json::to_string(settings)
+    async fn update_service(&self, service: &ServiceRecord) -> Result<bool, StoreError> {
+        let settings = serde_json::to_string(&service.settings)
             .map_err(|e| StoreError::Corrupt(format!("settings do not serialise: {e}")))?;
+        let (id, name, updated_at) = (service.id, service.name.clone(), service.updated_at);
         self.write(move |connection| {
             let changed = execute(
                 connection,
-                "UPDATE services SET settings = ?1 WHERE id = ?2",
-                params![settings, id.as_bytes().as_slice()],
+                "UPDATE services SET name = ?1, settings = ?2, updated_at = ?3 WHERE id = ?4 AND deleted = 0",
+                params![name, settings, updated_at.0, id.as_bytes().as_slice()],
             )?;
             Ok(changed == 1)
+        })
+        .await
+    }
+
+    async fn delete_service(&self, id: ServiceId) -> Result<bool, StoreError> {
+        self.write(move |connection| {
+            let changed = execute(
+                connection,
+                "UPDATE services SET deleted = 1 WHERE id = ?1 AND deleted = 0",
+                [id.as_bytes().as_slice()],
+            )?;
+            Ok(changed == 1)
+        })
+        .await
+    }
+
+    async fn service(&self, id: ServiceId) -> Result<Option<ServiceRecord>, StoreError> {
+        self.read(move |connection| {
+            query_one(
+                connection,
+                &format!("SELECT {SERVICE_COLUMNS} FROM services WHERE id = ?1 AND deleted = 0"),
+                [id.as_bytes().as_slice()],
+                rows::service,
+            )
         })
         .await
     }

@@ -1,19 +1,21 @@
 //! Mapping between rows and core types. A row that does not decode into a valid domain value
 //! is reported as corrupt rather than trusted.
 
-use otpd_core::auth::{AccessToken, Application};
+use otpd_core::auth::{AccessToken, AccountRecord, ApiKeyRecord, Application};
 use otpd_core::store::{DeliveryAttempt, ServiceRecord};
 use otpd_core::{
-    AccountId, ApplicationId, Channel, CodeHash, CountryIso, DeliveryId, DeliveryStatus, E164Phone,
-    MaxAttempts, OtpSettings, PinLength, PinType, SenderId, ServiceId, StoreError, Template,
-    Timestamp, Ttl, Verification, VerificationId, VerificationStatus,
+    AccountId, ApiKeyId, ApplicationId, Channel, CodeHash, CodeSeed, CountryIso, DeliveryId,
+    DeliveryStatus, MaxAttempts, OtpSettings, PinLength, PinType, Recipient, SenderId, ServiceId,
+    StoreError, Template, Timestamp, Ttl, Verification, VerificationId, VerificationStatus,
 };
 use rusqlite::Row;
 use uuid::Uuid;
 
 pub(crate) const VERIFICATION_COLUMNS: &str = "id, service_id, to_number, country, channel, \
     status, attempts, max_attempts, ttl, code_hash, pin_type, pin_length, template, sender, \
-    track_id, callback_url, cost, parts, created_at, expires_at, updated_at";
+    track_id, callback_url, cost, parts, created_at, expires_at, updated_at, code_seed, amount, payee";
+
+pub(crate) const SERVICE_COLUMNS: &str = "id, account_id, name, settings, created_at, updated_at";
 
 pub(crate) const DELIVERY_COLUMNS: &str =
     "id, verification_id, channel, status, provider, provider_ref, error, created_at, updated_at";
@@ -41,11 +43,15 @@ fn get<T: rusqlite::types::FromSql>(row: &Row, index: usize) -> Result<T, StoreE
 
 pub(crate) fn verification(row: &Row) -> Result<Verification, StoreError> {
     let track: Option<Vec<u8>> = get(row, 14)?;
+    let country: Option<String> = get(row, 3)?;
+    let seed: Option<Vec<u8>> = get(row, 21)?;
     Ok(Verification {
         id: VerificationId::from_uuid(uuid(row, 0)?),
         service_id: ServiceId::from_uuid(uuid(row, 1)?),
-        to: E164Phone::from_trusted(get(row, 2)?),
-        country: CountryIso::parse(&get::<String>(row, 3)?).map_err(|_| corrupt("country"))?,
+        to: Recipient::from_trusted(get(row, 2)?),
+        country: country
+            .map(|c| CountryIso::parse(&c).map_err(|_| corrupt("country")))
+            .transpose()?,
         channel: Channel::parse(&get::<String>(row, 4)?).ok_or_else(|| corrupt("channel"))?,
         status: VerificationStatus::parse(&get::<String>(row, 5)?)
             .ok_or_else(|| corrupt("status"))?,
@@ -53,6 +59,16 @@ pub(crate) fn verification(row: &Row) -> Result<Verification, StoreError> {
         max_attempts: MaxAttempts::new(get(row, 7)?).map_err(|_| corrupt("max_attempts"))?,
         ttl: Ttl::new(get(row, 8)?).map_err(|_| corrupt("ttl"))?,
         code_hash: CodeHash(hash(row, 9)?),
+        code_seed: seed
+            .map(|bytes| {
+                bytes
+                    .try_into()
+                    .map(CodeSeed)
+                    .map_err(|_| corrupt("code_seed"))
+            })
+            .transpose()?,
+        amount: get(row, 22)?,
+        payee: get(row, 23)?,
         pin_type: PinType::parse(&get::<String>(row, 10)?).ok_or_else(|| corrupt("pin_type"))?,
         pin_length: PinLength::new(get(row, 11)?).map_err(|_| corrupt("pin_length"))?,
         template: Template::new(get::<String>(row, 12)?).map_err(|_| corrupt("template"))?,
@@ -113,6 +129,26 @@ pub(crate) fn service(row: &Row) -> Result<ServiceRecord, StoreError> {
         name: get(row, 2)?,
         settings: serde_json::from_str::<OtpSettings>(&settings)
             .map_err(|e| StoreError::Corrupt(format!("service settings: {e}")))?,
+        created_at: Timestamp(get(row, 4)?),
+        updated_at: Timestamp(get(row, 5)?),
+    })
+}
+
+pub(crate) fn account(row: &Row) -> Result<AccountRecord, StoreError> {
+    Ok(AccountRecord {
+        id: AccountId::from_uuid(uuid(row, 0)?),
+        name: get(row, 1)?,
+        auth_token_hash: hash(row, 2)?,
+        created_at: Timestamp(get(row, 3)?),
+    })
+}
+
+pub(crate) fn api_key(row: &Row) -> Result<ApiKeyRecord, StoreError> {
+    Ok(ApiKeyRecord {
+        id: ApiKeyId::from_uuid(uuid(row, 0)?),
+        account_id: AccountId::from_uuid(uuid(row, 1)?),
+        name: get(row, 2)?,
+        secret_hash: hash(row, 3)?,
         created_at: Timestamp(get(row, 4)?),
     })
 }

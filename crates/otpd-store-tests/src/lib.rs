@@ -2,14 +2,14 @@
 //! [`store_behaviour_tests!`], which expands to one `#[tokio::test]` per behaviour, each on a
 //! fresh store made by the backend's factory.
 
-use otpd_core::auth::{AccessToken, Application};
-use otpd_core::store::{DeliveryAttempt, ServiceRecord};
-use otpd_core::verification::CancelOutcome;
+use otpd_core::auth::{AccessToken, AccountRecord, ApiKeyRecord, Application};
+use otpd_core::store::{DeliveryAttempt, ResendOutcome, ServiceRecord};
 use otpd_core::verification::Channel;
 use otpd_core::{
-    AccountId, ApplicationId, CheckOutcome, CodeHasher, DeliveryId, DeliveryStatus, E164Phone,
-    MaxAttempts, OtpCode, OtpSettings, PinLength, PinType, SenderId, ServerSecret, ServiceId,
-    Store, Template, Timestamp, Ttl, Verification, VerificationId, VerificationStatus,
+    AccountId, ApiKeyId, ApplicationId, Candidate, CheckOutcome, CodeHash, CodeHasher, CodeSeed,
+    DeliveryId, DeliveryStatus, MaxAttempts, OtpCode, OtpSettings, PinLength, PinType, Recipient,
+    SenderId, ServerSecret, ServiceId, StatusChange, Store, Template, Timestamp, Ttl, Verification,
+    VerificationId, VerificationStatus,
 };
 
 /// The instant every behaviour starts at.
@@ -22,18 +22,42 @@ fn hasher() -> CodeHasher {
     CodeHasher::new(ServerSecret::from_bytes([42; 32]))
 }
 
-/// Creates a service (with its account and an application) so verifications can reference it.
+fn unique_hash() -> [u8; 32] {
+    let mut hash = [0u8; 32];
+    hash[..16].copy_from_slice(uuid::Uuid::now_v7().as_bytes());
+    hash[16..].copy_from_slice(uuid::Uuid::now_v7().as_bytes());
+    hash
+}
+
+/// Creates an account.
+pub async fn account<S: Store>(store: &S) -> AccountId {
+    let account = AccountRecord {
+        id: AccountId::generate(),
+        name: "test".into(),
+        auth_token_hash: unique_hash(),
+        created_at: T0,
+    };
+    store
+        .create_account(&account)
+        .await
+        .expect("create account");
+    account.id
+}
+
+/// Creates an account with a service and an application, so verifications can reference it.
 pub async fn service<S: Store>(store: &S) -> ServiceId {
+    let account_id = account(store).await;
     let service = ServiceRecord {
         id: ServiceId::generate(),
-        account_id: AccountId::generate(),
+        account_id,
         name: "test".into(),
         settings: OtpSettings::default(),
         created_at: T0,
+        updated_at: T0,
     };
     let application = Application {
         id: ApplicationId::generate(),
-        account_id: service.account_id,
+        account_id,
         service_id: service.id,
         name: "test".into(),
         secret_hash: [1; 32],
@@ -54,7 +78,7 @@ pub fn sample(
     callback: Option<&str>,
 ) -> (Verification, DeliveryAttempt) {
     let id = VerificationId::generate();
-    let (to, country) = E164Phone::parse("+33612345678", None).expect("valid number");
+    let (to, country) = Recipient::parse("+33612345678", None).expect("valid number");
     let verification = Verification {
         id,
         service_id: service,
@@ -66,19 +90,26 @@ pub fn sample(
         max_attempts: MaxAttempts::new(max_attempts).expect("bounded"),
         ttl: Ttl::new(600).expect("bounded"),
         code_hash: hasher().hash(id, &OtpCode::from_user_input(CODE)),
+        code_seed: Some(CodeSeed([5; 16])),
         pin_type: PinType::Numbers,
         pin_length: PinLength::new(6).expect("bounded"),
         template: Template::new("Your code is {{pin}}").expect("valid"),
         from: SenderId::new("otpd").expect("valid"),
         track_id: Some(uuid::Uuid::now_v7()),
         callback_url: callback.map(str::to_string),
+        amount: None,
+        payee: None,
         cost: 0.045,
         parts: 1,
         created_at: T0,
         expires_at: T0.plus_seconds(600),
         updated_at: T0,
     };
-    let delivery = DeliveryAttempt {
+    (verification, delivery_of(id))
+}
+
+fn delivery_of(id: VerificationId) -> DeliveryAttempt {
+    DeliveryAttempt {
         id: DeliveryId::generate(),
         verification_id: id,
         channel: Channel::Sms,
@@ -88,22 +119,22 @@ pub fn sample(
         error: None,
         created_at: T0,
         updated_at: T0,
-    };
-    (verification, delivery)
+    }
 }
 
-fn unique_hash() -> [u8; 32] {
-    let mut hash = [0u8; 32];
-    hash[..16].copy_from_slice(uuid::Uuid::now_v7().as_bytes());
-    hash[16..].copy_from_slice(uuid::Uuid::now_v7().as_bytes());
-    hash
-}
-
-fn hash_of(id: VerificationId, code: &str) -> otpd_core::CodeHash {
+fn hash_of(id: VerificationId, code: &str) -> CodeHash {
     hasher().hash(id, &OtpCode::from_user_input(code))
 }
 
-/// A verification reads back exactly as written.
+fn typed(id: VerificationId, code: &str) -> Candidate {
+    Candidate {
+        code_hash: hash_of(id, code),
+        amount: None,
+        payee: None,
+    }
+}
+
+/// A verification reads back exactly as written, email recipients and PSD2 fields included.
 pub async fn verification_round_trips<S: Store>(store: S) {
     let service = service(&store).await;
     let (v, d) = sample(service, 5, Some("https://example.com/cb"));
@@ -117,6 +148,14 @@ pub async fn verification_round_trips<S: Store>(store: S) {
             .unwrap(),
         None
     );
+    let (mut email, d) = sample(service, 5, None);
+    (email.to, email.country) = Recipient::parse("ada@example.com", None).unwrap();
+    email.channel = Channel::Email;
+    email.code_seed = None;
+    email.amount = Some("12.50".into());
+    email.payee = Some("Acme".into());
+    store.create_verification(&email, &d).await.unwrap();
+    assert_eq!(store.verification(email.id).await.unwrap(), Some(email));
 }
 
 /// The right code approves once; later checks report the end state.
@@ -125,7 +164,7 @@ pub async fn right_code_approves_once<S: Store>(store: S) {
     let (v, d) = sample(service, 5, None);
     store.create_verification(&v, &d).await.unwrap();
     let first = store
-        .check_code(v.id, service, hash_of(v.id, CODE), T0)
+        .check_code(v.id, service, typed(v.id, CODE), T0)
         .await
         .unwrap();
     assert_eq!(first.outcome, CheckOutcome::Approved);
@@ -134,7 +173,7 @@ pub async fn right_code_approves_once<S: Store>(store: S) {
         VerificationStatus::Approved
     );
     let again = store
-        .check_code(v.id, service, hash_of(v.id, CODE), T0)
+        .check_code(v.id, service, typed(v.id, CODE), T0)
         .await
         .unwrap();
     assert_eq!(again.outcome, CheckOutcome::AlreadyApproved);
@@ -143,6 +182,29 @@ pub async fn right_code_approves_once<S: Store>(store: S) {
         (stored.status, stored.attempts),
         (VerificationStatus::Approved, 0)
     );
+}
+
+/// A PSD2 verification approves only when the amount and payee are repeated.
+pub async fn psd2_checks_need_amount_and_payee<S: Store>(store: S) {
+    let service = service(&store).await;
+    let (mut v, d) = sample(service, 5, None);
+    v.amount = Some("12.50".into());
+    v.payee = Some("Acme".into());
+    store.create_verification(&v, &d).await.unwrap();
+    let mismatch = Candidate {
+        amount: Some("99.00".into()),
+        payee: Some("Acme".into()),
+        ..typed(v.id, CODE)
+    };
+    let result = store.check_code(v.id, service, mismatch, T0).await.unwrap();
+    assert_eq!(result.outcome, CheckOutcome::WrongCode);
+    let right = Candidate {
+        amount: Some("12.50".into()),
+        payee: Some("Acme".into()),
+        ..typed(v.id, CODE)
+    };
+    let result = store.check_code(v.id, service, right, T0).await.unwrap();
+    assert_eq!(result.outcome, CheckOutcome::Approved);
 }
 
 /// Wrong codes are counted; the one reaching the maximum ends the verification.
@@ -157,14 +219,13 @@ pub async fn wrong_codes_count_until_max<S: Store>(store: S) {
         CheckOutcome::AlreadyMaxAttempts,
     ] {
         let result = store
-            .check_code(v.id, service, hash_of(v.id, "000000"), T0)
+            .check_code(v.id, service, typed(v.id, "000000"), T0)
             .await
             .unwrap();
         assert_eq!(result.outcome, expected);
     }
-    // Even the right code cannot revive it.
     let result = store
-        .check_code(v.id, service, hash_of(v.id, CODE), T0)
+        .check_code(v.id, service, typed(v.id, CODE), T0)
         .await
         .unwrap();
     assert_eq!(result.outcome, CheckOutcome::AlreadyMaxAttempts);
@@ -180,34 +241,41 @@ pub async fn expiry_is_decided_by_the_given_time<S: Store>(store: S) {
     let service = service(&store).await;
     let (v, d) = sample(service, 5, None);
     store.create_verification(&v, &d).await.unwrap();
-    let late = v.expires_at;
     let result = store
-        .check_code(v.id, service, hash_of(v.id, CODE), late)
+        .check_code(v.id, service, typed(v.id, CODE), v.expires_at)
         .await
         .unwrap();
     assert_eq!(result.outcome, CheckOutcome::ExpiredNow);
     let result = store
-        .check_code(v.id, service, hash_of(v.id, CODE), T0)
+        .check_code(v.id, service, typed(v.id, CODE), T0)
         .await
         .unwrap();
     assert_eq!(result.outcome, CheckOutcome::AlreadyExpired);
 }
 
-/// Another service can neither check nor cancel, and its attempts are not counted.
+/// Another service can neither check nor change a verification; nothing is counted.
 pub async fn other_services_cannot_touch_a_verification<S: Store>(store: S) {
     let owner = service(&store).await;
     let stranger = service(&store).await;
     let (v, d) = sample(owner, 5, None);
     store.create_verification(&v, &d).await.unwrap();
     let result = store
-        .check_code(v.id, stranger, hash_of(v.id, CODE), T0)
+        .check_code(v.id, stranger, typed(v.id, CODE), T0)
         .await
         .unwrap();
     assert_eq!(result.outcome, CheckOutcome::WrongService);
     assert!(result.verification.is_none());
+    let change = store
+        .set_status(v.id, stranger, VerificationStatus::Canceled, T0)
+        .await
+        .unwrap();
+    assert_eq!(change, StatusChange::WrongService);
     assert_eq!(
-        store.cancel(v.id, stranger, T0).await.unwrap(),
-        CancelOutcome::WrongService
+        store
+            .pending_for(stranger, v.to.as_str(), T0)
+            .await
+            .unwrap(),
+        None
     );
     let stored = store.verification(v.id).await.unwrap().unwrap();
     assert_eq!(
@@ -216,41 +284,65 @@ pub async fn other_services_cannot_touch_a_verification<S: Store>(store: S) {
     );
 }
 
-/// Only a pending verification cancels; cancel twice says so.
-pub async fn cancel_rules<S: Store>(store: S) {
+/// Only a pending verification is canceled or approved out of band.
+pub async fn status_changes_only_from_pending<S: Store>(store: S) {
     let service = service(&store).await;
+    let cancel = VerificationStatus::Canceled;
     let (v, d) = sample(service, 5, None);
     store.create_verification(&v, &d).await.unwrap();
-    assert_eq!(
-        store.cancel(v.id, service, T0).await.unwrap(),
-        CancelOutcome::Canceled
-    );
-    assert_eq!(
-        store.cancel(v.id, service, T0).await.unwrap(),
-        CancelOutcome::AlreadyCanceled
-    );
+    let StatusChange::Changed(changed) = store.set_status(v.id, service, cancel, T0).await.unwrap()
+    else {
+        panic!("a pending verification cancels");
+    };
+    assert_eq!(changed.status, cancel);
+    let StatusChange::NotPending(again) =
+        store.set_status(v.id, service, cancel, T0).await.unwrap()
+    else {
+        panic!("canceling twice changes nothing");
+    };
+    assert_eq!(again.status, cancel);
     let result = store
-        .check_code(v.id, service, hash_of(v.id, CODE), T0)
+        .check_code(v.id, service, typed(v.id, CODE), T0)
         .await
         .unwrap();
     assert_eq!(result.outcome, CheckOutcome::AlreadyCanceled);
     assert_eq!(
         store
-            .cancel(VerificationId::generate(), service, T0)
+            .set_status(VerificationId::generate(), service, cancel, T0)
             .await
             .unwrap(),
-        CancelOutcome::NotFound
+        StatusChange::NotFound
     );
 
     let (approved, d) = sample(service, 5, None);
     store.create_verification(&approved, &d).await.unwrap();
-    store
-        .check_code(approved.id, service, hash_of(approved.id, CODE), T0)
+    let change = store
+        .set_status(approved.id, service, VerificationStatus::Approved, T0)
         .await
         .unwrap();
+    assert!(matches!(change, StatusChange::Changed(v) if v.status == VerificationStatus::Approved));
+    let StatusChange::NotPending(v) = store
+        .set_status(approved.id, service, cancel, T0)
+        .await
+        .unwrap()
+    else {
+        panic!("an approved verification cannot be canceled");
+    };
+    assert_eq!(v.status, VerificationStatus::Approved);
+
+    let (late, d) = sample(service, 5, None);
+    store.create_verification(&late, &d).await.unwrap();
+    let StatusChange::NotPending(v) = store
+        .set_status(late.id, service, cancel, late.expires_at)
+        .await
+        .unwrap()
+    else {
+        panic!("an expired verification cannot be canceled");
+    };
+    assert_eq!(v.status, VerificationStatus::Expired);
     assert_eq!(
-        store.cancel(approved.id, service, T0).await.unwrap(),
-        CancelOutcome::NotPending(VerificationStatus::Approved)
+        store.verification(late.id).await.unwrap().unwrap().status,
+        VerificationStatus::Expired
     );
 }
 
@@ -262,11 +354,9 @@ pub async fn concurrent_right_codes_approve_exactly_once<S: Store + Clone>(store
     let tasks: Vec<_> = (0..50)
         .map(|_| {
             let store = store.clone();
-            tokio::spawn(async move {
-                store
-                    .check_code(v.id, service, hash_of(v.id, CODE), T0)
-                    .await
-            })
+            tokio::spawn(
+                async move { store.check_code(v.id, service, typed(v.id, CODE), T0).await },
+            )
         })
         .collect();
     let mut approved = 0;
@@ -290,13 +380,12 @@ pub async fn concurrent_wrong_codes_count_exactly_max<S: Store + Clone>(store: S
             let store = store.clone();
             tokio::spawn(async move {
                 store
-                    .check_code(v.id, service, hash_of(v.id, "999999"), T0)
+                    .check_code(v.id, service, typed(v.id, "999999"), T0)
                     .await
             })
         })
         .collect();
-    let mut counted = 0;
-    let mut ended = 0;
+    let (mut counted, mut ended) = (0, 0);
     for task in tasks {
         match task.await.unwrap().unwrap().outcome {
             CheckOutcome::WrongCode => counted += 1,
@@ -316,15 +405,80 @@ pub async fn concurrent_wrong_codes_count_exactly_max<S: Store + Clone>(store: S
     );
 }
 
+/// The pending verification to a recipient is found, then resent up to the limit;
+/// concurrent resends never exceed it.
+pub async fn resends_are_counted_and_limited<S: Store + Clone>(store: S) {
+    let service = service(&store).await;
+    let (v, d) = sample(service, 5, None);
+    store.create_verification(&v, &d).await.unwrap();
+    let found = store
+        .pending_for(service, "+33612345678", T0)
+        .await
+        .unwrap();
+    assert_eq!(found.map(|f| f.id), Some(v.id));
+    assert_eq!(
+        store
+            .pending_for(service, "+33612345678", v.expires_at)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .pending_for(service, "+447400123456", T0)
+            .await
+            .unwrap(),
+        None
+    );
+    let tasks: Vec<_> = (0..10)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.resend(v.id, &delivery_of(v.id), None, 5, T0).await })
+        })
+        .collect();
+    let mut queued = 0;
+    for task in tasks {
+        match task.await.unwrap().unwrap() {
+            ResendOutcome::Queued(_) => queued += 1,
+            ResendOutcome::TooManySends => {}
+            ResendOutcome::NotPending => panic!("still pending"),
+        }
+    }
+    assert_eq!(queued, 4, "one send at creation plus four resends");
+    assert_eq!(store.deliveries(v.id).await.unwrap().len(), 5);
+    // A resend with a new code replaces the hash.
+    let (w, d) = sample(service, 5, None);
+    store.create_verification(&w, &d).await.unwrap();
+    let outcome = store
+        .resend(w.id, &delivery_of(w.id), Some(hash_of(w.id, "4321")), 5, T0)
+        .await
+        .unwrap();
+    assert!(matches!(outcome, ResendOutcome::Queued(ref v) if v.code_seed.is_none()));
+    let old = store
+        .check_code(w.id, service, typed(w.id, CODE), T0)
+        .await
+        .unwrap();
+    assert_eq!(old.outcome, CheckOutcome::WrongCode);
+    let new = store
+        .check_code(w.id, service, typed(w.id, "4321"), T0)
+        .await
+        .unwrap();
+    assert_eq!(new.outcome, CheckOutcome::Approved);
+    let ended = store
+        .resend(w.id, &delivery_of(w.id), None, 5, T0)
+        .await
+        .unwrap();
+    assert_eq!(ended, ResendOutcome::NotPending);
+}
+
 /// A status change of a verification with a callback URL queues exactly one callback, which
 /// can be claimed, retried and finally delivered.
 pub async fn status_changes_queue_callbacks<S: Store>(store: S) {
     let service = service(&store).await;
     let (v, d) = sample(service, 5, Some("https://example.com/cb"));
     store.create_verification(&v, &d).await.unwrap();
-    // A wrong code changes no status: nothing queued.
     store
-        .check_code(v.id, service, hash_of(v.id, "000000"), T0)
+        .check_code(v.id, service, typed(v.id, "000000"), T0)
         .await
         .unwrap();
     assert!(
@@ -335,7 +489,7 @@ pub async fn status_changes_queue_callbacks<S: Store>(store: S) {
             .is_empty()
     );
     store
-        .check_code(v.id, service, hash_of(v.id, CODE), T0)
+        .check_code(v.id, service, typed(v.id, CODE), T0)
         .await
         .unwrap();
     let jobs = store
@@ -346,7 +500,6 @@ pub async fn status_changes_queue_callbacks<S: Store>(store: S) {
     assert_eq!(jobs[0].status, VerificationStatus::Approved);
     assert_eq!(jobs[0].url, "https://example.com/cb");
     assert_eq!(jobs[0].verification.id, v.id);
-    // Leased: invisible until the lease ends.
     assert!(
         store
             .claim_due_callbacks(T0, T0.plus_seconds(30), 10)
@@ -368,13 +521,11 @@ pub async fn status_changes_queue_callbacks<S: Store>(store: S) {
         .callback_delivered(retry[0].id, T0.plus_seconds(1))
         .await
         .unwrap();
-    assert!(
-        store
-            .claim_due_callbacks(T0.plus_seconds(3600), T0.plus_seconds(3700), 10)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    let later = store
+        .claim_due_callbacks(T0.plus_seconds(3600), T0.plus_seconds(3700), 10)
+        .await
+        .unwrap();
+    assert!(later.is_empty());
 }
 
 /// A callback that gives up is never claimed again.
@@ -382,24 +533,27 @@ pub async fn abandoned_callbacks_stay_abandoned<S: Store>(store: S) {
     let service = service(&store).await;
     let (v, d) = sample(service, 5, Some("https://example.com/cb"));
     store.create_verification(&v, &d).await.unwrap();
-    store.cancel(v.id, service, T0).await.unwrap();
+    store
+        .set_status(v.id, service, VerificationStatus::Canceled, T0)
+        .await
+        .unwrap();
     let jobs = store.claim_due_callbacks(T0, T0, 10).await.unwrap();
     assert_eq!(jobs[0].status, VerificationStatus::Canceled);
     store
         .callback_failed(jobs[0].id, None, "gone", T0)
         .await
         .unwrap();
+    let later = T0.plus_seconds(86_400);
     assert!(
         store
-            .claim_due_callbacks(T0.plus_seconds(86_400), T0.plus_seconds(86_400), 10)
+            .claim_due_callbacks(later, later, 10)
             .await
             .unwrap()
             .is_empty()
     );
 }
 
-/// Queued deliveries are listed for a restart; delivered ones are not. A code is replaced
-/// only while the verification is pending.
+/// Queued deliveries are listed for a restart; sent ones are not.
 pub async fn queued_deliveries_resume<S: Store>(store: S) {
     let service = service(&store).await;
     let (v, d) = sample(service, 5, None);
@@ -425,32 +579,44 @@ pub async fn queued_deliveries_resume<S: Store>(store: S) {
     assert_eq!(updated.status, DeliveryStatus::Sent);
     assert_eq!(updated.provider.as_deref(), Some("console"));
     assert_eq!(updated.provider_ref.as_deref(), Some("msg-1"));
-
-    assert!(
-        store
-            .replace_code(v.id, hash_of(v.id, "654321"), T0)
-            .await
-            .unwrap()
-    );
-    let old = store
-        .check_code(v.id, service, hash_of(v.id, CODE), T0)
-        .await
-        .unwrap();
-    assert_eq!(old.outcome, CheckOutcome::WrongCode);
-    let new = store
-        .check_code(v.id, service, hash_of(v.id, "654321"), T0)
-        .await
-        .unwrap();
-    assert_eq!(new.outcome, CheckOutcome::Approved);
-    assert!(
-        !store
-            .replace_code(v.id, hash_of(v.id, "111111"), T0)
-            .await
-            .unwrap()
-    );
 }
 
-/// Applications are found by id and API-key hash; tokens by hash; rotation revokes tokens.
+/// Services are created, listed in pages per account, updated and deleted.
+pub async fn services_are_managed_per_account<S: Store>(store: S) {
+    let account_id = account(&store).await;
+    let other = account(&store).await;
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        let record = ServiceRecord {
+            id: ServiceId::generate(),
+            account_id,
+            name: format!("service {n}"),
+            settings: OtpSettings::default(),
+            created_at: T0,
+            updated_at: T0,
+        };
+        store.create_service(&record).await.unwrap();
+        ids.push(record.id);
+    }
+    let first = store.services(account_id, None, 2).await.unwrap();
+    assert_eq!(first.iter().map(|s| s.id).collect::<Vec<_>>(), ids[..2]);
+    let rest = store.services(account_id, Some(ids[1]), 10).await.unwrap();
+    assert_eq!(rest.iter().map(|s| s.id).collect::<Vec<_>>(), ids[2..]);
+    assert!(store.services(other, None, 10).await.unwrap().is_empty());
+
+    let mut record = store.service(ids[0]).await.unwrap().unwrap();
+    record.name = "renamed".into();
+    record.settings.options.custom_code_enabled = true;
+    record.updated_at = T0.plus_seconds(5);
+    assert!(store.update_service(&record).await.unwrap());
+    assert_eq!(store.service(ids[0]).await.unwrap(), Some(record));
+    assert!(store.delete_service(ids[0]).await.unwrap());
+    assert!(!store.delete_service(ids[0]).await.unwrap());
+    assert_eq!(store.service(ids[0]).await.unwrap(), None);
+    assert_eq!(store.services(account_id, None, 10).await.unwrap().len(), 4);
+}
+
+/// Applications, accounts, API keys and tokens are found by id or hash; rotation revokes.
 pub async fn credentials_round_trip<S: Store>(store: S) {
     let service_id = service(&store).await;
     let apps = store.applications().await.unwrap();
@@ -468,22 +634,18 @@ pub async fn credentials_round_trip<S: Store>(store: S) {
         Some(app.clone())
     );
     assert_eq!(store.application_by_api_key([9; 32]).await.unwrap(), None);
-    let service = store.service(service_id).await.unwrap().unwrap();
-    assert_eq!(service.settings, OtpSettings::default());
-    let settings = OtpSettings {
-        ttl: Ttl::new(120).unwrap(),
-        ..OtpSettings::default()
+    assert!(store.account(app.account_id).await.unwrap().is_some());
+    assert_eq!(store.account(AccountId::generate()).await.unwrap(), None);
+    let key = ApiKeyRecord {
+        id: ApiKeyId::generate(),
+        account_id: app.account_id,
+        name: "ci".into(),
+        secret_hash: [6; 32],
+        created_at: T0,
     };
-    assert!(
-        store
-            .update_service_settings(service_id, &settings)
-            .await
-            .unwrap()
-    );
-    assert_eq!(
-        store.service(service_id).await.unwrap().unwrap().settings,
-        settings
-    );
+    store.create_api_key(&key).await.unwrap();
+    assert_eq!(store.api_key(key.id).await.unwrap(), Some(key));
+    assert_eq!(store.api_key(ApiKeyId::generate()).await.unwrap(), None);
 
     let token = AccessToken {
         token_hash: [7; 32],
@@ -527,22 +689,25 @@ pub async fn credentials_round_trip<S: Store>(store: S) {
 }
 
 /// Expands to one `#[tokio::test]` per behaviour. `$make` is an async expression producing a
-/// fresh store (it may reference a per-test temporary directory it creates itself).
+/// fresh store and a guard that keeps its resources (a temporary directory) alive.
 #[macro_export]
 macro_rules! store_behaviour_tests {
     ($make:expr) => {
         $crate::store_behaviour_tests!(@each $make;
             verification_round_trips,
             right_code_approves_once,
+            psd2_checks_need_amount_and_payee,
             wrong_codes_count_until_max,
             expiry_is_decided_by_the_given_time,
             other_services_cannot_touch_a_verification,
-            cancel_rules,
+            status_changes_only_from_pending,
             concurrent_right_codes_approve_exactly_once,
             concurrent_wrong_codes_count_exactly_max,
+            resends_are_counted_and_limited,
             status_changes_queue_callbacks,
             abandoned_callbacks_stay_abandoned,
             queued_deliveries_resume,
+            services_are_managed_per_account,
             credentials_round_trip
         );
     };

@@ -115,7 +115,7 @@ pub async fn start<C: Clock + Clone>(config: &Config, clock: C) -> anyhow::Resul
 
     let first_application = if store.applications().await?.is_empty() {
         Some(
-            auth.create_application("default", config.default_otp.clone())
+            auth.create_application(None, "default", config.default_otp.clone())
                 .await?,
         )
     } else {

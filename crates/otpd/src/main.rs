@@ -8,7 +8,9 @@ use otpd::Config;
 use otpd::config::LogFormat;
 use otpd_core::auth::{CallbackSigner, IssuedCredentials, parse_application_id};
 use otpd_core::settings::{OtpSettings, PrefixTemplate, parse_callback_url};
-use otpd_core::{MaxAttempts, PinLength, PinType, SenderId, Store, SystemClock, Template, Ttl};
+use otpd_core::{
+    AccountId, MaxAttempts, PinLength, PinType, SenderId, Store, SystemClock, Template, Ttl,
+};
 
 /// Self-hosted one-time-passcode verification service.
 #[derive(Parser)]
@@ -44,6 +46,49 @@ enum Command {
         #[command(subcommand)]
         command: AppCommand,
     },
+    /// Manage accounts (the Twilio-style Account SID and auth token).
+    Account {
+        #[command(subcommand)]
+        command: AccountCommand,
+    },
+    /// Manage Twilio-style API keys (SK… + secret) of an account.
+    Apikey {
+        #[command(subcommand)]
+        command: ApiKeyCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AccountCommand {
+    /// Create an account; prints its Account SID and auth token once.
+    Create {
+        #[command(flatten)]
+        common: Common,
+        /// A name for humans.
+        #[arg(long, default_value = "account")]
+        name: String,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ApiKeyCommand {
+    /// Create an API key for an account; prints its SID and secret once.
+    Create {
+        #[command(flatten)]
+        common: Common,
+        /// The Account SID (AC…).
+        #[arg(long)]
+        account: String,
+        /// A name for humans.
+        #[arg(long, default_value = "api key")]
+        name: String,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -58,6 +103,10 @@ enum AppCommand {
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
+        /// Put the application in an existing account (AC…); by default a new account is
+        /// created and its Account SID and auth token are printed too.
+        #[arg(long)]
+        account: Option<String>,
         #[command(flatten)]
         settings: SettingsArgs,
     },
@@ -190,8 +239,20 @@ fn credentials_json(credentials: &IssuedCredentials, signer: &CallbackSigner) ->
         "apiKey": credentials.api_key,
         "name": credentials.application.name,
         "serviceId": credentials.application.service_id.to_string(),
+        "serviceSid": format!("VA{}", credentials.application.service_id.simple()),
+        "accountSid": format!("AC{}", credentials.application.account_id.simple()),
+        "authToken": credentials.account_token,
         "callbackSigningKey": signer.key_for(credentials.application.service_id),
     })
+}
+
+/// Parses `AC` + 32 hex digits.
+fn parse_account_sid(text: &str) -> anyhow::Result<AccountId> {
+    text.strip_prefix("AC")
+        .filter(|hex| hex.len() == 32)
+        .and_then(|hex| uuid::Uuid::try_parse(hex).ok())
+        .map(AccountId::from_uuid)
+        .context("expected an Account SID: AC followed by 32 hex digits")
 }
 
 fn print_credentials(credentials: &IssuedCredentials, signer: &CallbackSigner, json: bool) {
@@ -208,7 +269,17 @@ fn print_credentials(credentials: &IssuedCredentials, signer: &CallbackSigner, j
             "callback signing key: {}",
             signer.key_for(credentials.application.service_id)
         );
-        println!("The secret and API key are shown only now; they are stored hashed.");
+        if let Some(token) = &credentials.account_token {
+            let account = credentials.application.account_id.simple();
+            println!("Twilio Verify API (HTTP Basic on /v2/...):");
+            println!("account SID:          AC{account}");
+            println!("auth token:           {token}");
+            println!(
+                "service SID:          VA{}",
+                credentials.application.service_id.simple()
+            );
+        }
+        println!("The secrets are shown only now; they are stored hashed.");
     }
 }
 
@@ -243,13 +314,20 @@ async fn app(command: AppCommand) -> anyhow::Result<()> {
             common,
             name,
             json,
+            account,
             settings,
         } => {
             let config = load(&common, None)?;
             let settings = settings.apply(config.default_otp.clone())?;
+            let account = account.as_deref().map(parse_account_sid).transpose()?;
             let store = otpd::open_store(&config)?;
+            if let Some(id) = account
+                && store.account(id).await?.is_none()
+            {
+                bail!("no such account");
+            }
             let auth = otpd::authenticator(&config, store, SystemClock)?;
-            let credentials = auth.create_application(&name, settings).await?;
+            let credentials = auth.create_application(account, &name, settings).await?;
             print_credentials(
                 &credentials,
                 &CallbackSigner::new(config.server_secret()?),
@@ -305,12 +383,63 @@ async fn app(command: AppCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn account(command: AccountCommand) -> anyhow::Result<()> {
+    let AccountCommand::Create { common, name, json } = command;
+    let config = load(&common, None)?;
+    let auth = otpd::authenticator(&config, otpd::open_store(&config)?, SystemClock)?;
+    let issued = auth.create_account(&name).await?;
+    let sid = format!("AC{}", issued.account.id.simple());
+    if json {
+        let out =
+            serde_json::json!({"accountSid": sid, "authToken": issued.auth_token, "name": name});
+        println!("{out}");
+    } else {
+        println!("account SID: {sid}");
+        println!("auth token:  {}", issued.auth_token);
+        println!("The auth token is shown only now; it is stored hashed.");
+    }
+    Ok(())
+}
+
+async fn apikey(command: ApiKeyCommand) -> anyhow::Result<()> {
+    let ApiKeyCommand::Create {
+        common,
+        account,
+        name,
+        json,
+    } = command;
+    let config = load(&common, None)?;
+    let account = parse_account_sid(&account)?;
+    let auth = otpd::authenticator(&config, otpd::open_store(&config)?, SystemClock)?;
+    let issued = auth
+        .create_api_key(account, &name)
+        .await?
+        .context("no such account")?;
+    let sid = format!("SK{}", issued.key.id.simple());
+    if json {
+        let out = serde_json::json!({
+            "sid": sid,
+            "secret": issued.secret,
+            "accountSid": format!("AC{}", account.simple()),
+            "friendlyName": name,
+        });
+        println!("{out}");
+    } else {
+        println!("API key SID: {sid}");
+        println!("secret:      {}", issued.secret);
+        println!("The secret is shown only now; it is stored hashed.");
+    }
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve { common, listen } => serve(common, listen).await,
         Command::App { command } => app(command).await,
+        Command::Account { command } => account(command).await,
+        Command::Apikey { command } => apikey(command).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -644,7 +644,7 @@ async fn another_application_cannot_see_or_touch_an_otp() {
     let store = app.server.as_ref().unwrap().store.clone();
     let auth = otpd::authenticator(&app.config, store, app.clock.clone()).unwrap();
     let other = auth
-        .create_application("other", Default::default())
+        .create_application(None, "other", Default::default())
         .await
         .unwrap();
     let other_token: Value = app.token_for(&other, None).await.json().await.unwrap();
@@ -887,7 +887,7 @@ async fn prefix_templates_pick_the_language() {
         prefix: "+33".into(),
         template: otpd_core::Template::new("Votre code est {{pin}}").unwrap(),
     });
-    let french = auth.create_application("fr", settings).await.unwrap();
+    let french = auth.create_application(None, "fr", settings).await.unwrap();
     let token: Value = app.token_for(&french, None).await.json().await.unwrap();
     let token = token["access_token"].as_str().unwrap();
     app.create(token, json!({"phoneNumber": FR})).await;
@@ -1006,7 +1006,7 @@ async fn status_callbacks_are_signed_and_retried_after_a_500() {
 }
 
 #[tokio::test]
-async fn a_delivery_lost_in_a_crash_is_resent_with_a_fresh_code() {
+async fn a_delivery_lost_in_a_crash_is_sent_after_the_restart() {
     use otpd_core::{CodeHasher, DeliveryJob, Dispatch, Store, Verifier};
     struct Crash;
     impl Dispatch for Crash {
@@ -1028,15 +1028,12 @@ async fn a_delivery_lost_in_a_crash_is_resent_with_a_fresh_code() {
         .await
         .unwrap()
         .unwrap();
-    let (to, country) = otpd_core::E164Phone::parse("+447400123999", None).unwrap();
     let request = otpd_core::StartRequest {
-        to: Some((to, country)),
+        to: Some(otpd_core::Recipient::parse("+447400123999", None).unwrap()),
         ..Default::default()
     };
-    let verification = verifier
-        .start(service.id, &service.settings, request)
-        .await
-        .unwrap();
+    let started = verifier.start(&service, request).await.unwrap();
+    let verification = started.verification();
     assert_eq!(
         store.deliveries(verification.id).await.unwrap()[0].status,
         otpd_core::DeliveryStatus::Queued

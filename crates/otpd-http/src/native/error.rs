@@ -99,6 +99,16 @@ pub fn wrong_tenant() -> NativeError {
     )
 }
 
+/// 403: the application's service was deleted (through the Twilio API).
+pub fn service_deleted() -> NativeError {
+    error(
+        StatusCode::FORBIDDEN,
+        "access_denied",
+        1005,
+        "The application's service was deleted",
+    )
+}
+
 /// 405 for a path that exists with other methods.
 pub fn method_not_allowed() -> NativeError {
     error(

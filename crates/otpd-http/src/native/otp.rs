@@ -5,11 +5,11 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use otpd_core::verification::CancelOutcome;
 use otpd_core::verifier::Lookup;
 use otpd_core::{
     CheckOutcome, Clock, CountryIso, E164Phone, MaxAttempts, PhoneError, PinLength, PinType,
-    SenderId, StartRequest, Store, Template, Ttl, VerificationId,
+    Recipient, SenderId, StartRequest, StatusChange, Store, Template, Ttl, VerificationId,
+    VerificationStatus,
 };
 use serde_json::{Map, Value};
 use uuid::Uuid;
@@ -196,7 +196,7 @@ fn start_request(body: &Map<String, Value>) -> Result<StartRequest, NativeError>
             invalid_param(2019, "The parameter 'otpCallbackUrl' is not a valid URL")
         })?),
     };
-    let to = E164Phone::parse(phone, country).map_err(|e| match e {
+    let (phone, iso) = E164Phone::parse(phone, country).map_err(|e| match e {
         PhoneError::CountryMissing => invalid_param(
             2002,
             "The parameter 'countryIso' is empty or not set (required for a national-format 'phoneNumber')",
@@ -205,7 +205,7 @@ fn start_request(body: &Map<String, Value>) -> Result<StartRequest, NativeError>
         PhoneError::InvalidNumber => invalid_param(2020, "The phone number provided is invalid"),
     })?;
     Ok(StartRequest {
-        to: Some(to),
+        to: Some((Recipient::Phone(phone), Some(iso))),
         from,
         template,
         ttl,
@@ -214,6 +214,7 @@ fn start_request(body: &Map<String, Value>) -> Result<StartRequest, NativeError>
         pin_length,
         track_id,
         callback_url,
+        ..StartRequest::default()
     })
 }
 
@@ -242,14 +243,15 @@ pub async fn create<S: Store + Clone, C: Clock + Clone>(
         .service(service_id)
         .await
         .map_err(crate::internal)?
-        .ok_or_else(error::server_error)?;
-    let verification = state
+        .ok_or_else(error::service_deleted)?;
+    let started = state
         .verifier
-        .start(service_id, &service.settings, request)
+        .start(&service, request)
         .await
         .map_err(crate::internal)?;
+    let verification = started.verification();
     tracing::info!(otp_id = %verification.id, to = %verification.to.masked(), "otp created");
-    let object = OtpObject::new(&verification, verification.status);
+    let object = OtpObject::new(verification, verification.status);
     Ok((StatusCode::CREATED, Json(object)).into_response())
 }
 
@@ -290,7 +292,7 @@ pub async fn verify<S: Store + Clone, C: Clock + Clone>(
     };
     let result = state
         .verifier
-        .check(caller.application.service_id, id, &pin)
+        .check(caller.application.service_id, id, &pin, None, None)
         .await
         .map_err(crate::internal)?;
     tracing::info!(otp_id = %id, outcome = ?result.outcome, "otp checked");
@@ -318,20 +320,26 @@ pub async fn cancel<S: Store + Clone, C: Clock + Clone>(
 ) -> Result<Response, NativeError> {
     let caller = state.native_caller(&headers).await?;
     let id = otp_id(&id)?;
-    match state
+    let change = state
         .verifier
-        .cancel(caller.application.service_id, id)
+        .set_status(
+            caller.application.service_id,
+            id,
+            VerificationStatus::Canceled,
+        )
         .await
-        .map_err(crate::internal)?
-    {
-        CancelOutcome::Canceled => {
+        .map_err(crate::internal)?;
+    match change {
+        StatusChange::Changed(_) => {
             tracing::info!(otp_id = %id, "otp canceled");
             Ok(Json(serde_json::json!({"info": {"id": id.to_string()}})).into_response())
         }
-        CancelOutcome::AlreadyCanceled => Err(error::otp_state(2030)),
-        CancelOutcome::NotPending(_) => Err(error::otp_state(2031)),
-        CancelOutcome::NotFound => Err(error::otp_not_found()),
-        CancelOutcome::WrongService => Err(error::wrong_tenant()),
+        StatusChange::NotPending(v) if v.status == VerificationStatus::Canceled => {
+            Err(error::otp_state(2030))
+        }
+        StatusChange::NotPending(_) => Err(error::otp_state(2031)),
+        StatusChange::NotFound => Err(error::otp_not_found()),
+        StatusChange::WrongService => Err(error::wrong_tenant()),
     }
 }
 

@@ -51,7 +51,13 @@ impl OtpObject {
             otp_id: verification.id.to_string(),
             track_id: verification.track_id.map(|t| t.hyphenated().to_string()),
             phone_number: verification.to.as_str().to_string(),
-            country_iso: verification.country.as_str().to_string(),
+            // Email verifications (started through the Twilio API) have no country; SMS.CX
+            // clients insist on two letters, so they read "ZZ" (CLDR's unknown region).
+            country_iso: verification
+                .country
+                .as_ref()
+                .map_or("ZZ", |c| c.as_str())
+                .to_string(),
             status: status_name(status),
             cost: verification.cost,
             parts: verification.parts,
