@@ -116,7 +116,7 @@ key_client.verify.base_url = BASE
 check("API key fetches the service", key_client.verify.v2.services(service.sid).fetch().sid == service.sid)
 bad = Client(ACCOUNT_SID, "wrong-token")
 bad.verify.base_url = BASE
-fails("wrong auth token", 401, 20003, lambda: bad.verify.v2.services.list(limit=1))
+fails("wrong auth token", 401, 20003, lambda: bad.verify.v2.services(service.sid).fetch())
 
 # Paging: five more services, pages of two.
 for n in range(5):

@@ -145,8 +145,9 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
     ) -> impl Future<Output = Result<StatusChange, StoreError>> + Send;
 
-    /// The newest verification of `service` to `to` that is pending and unexpired at `now`.
-    fn pending_for(
+    /// The newest verification of `service` to `to` that is unexpired at `now`, whatever its
+    /// status (a resend needs it pending; a check by recipient wants to report max attempts).
+    fn latest_for(
         &self,
         service: ServiceId,
         to: &str,

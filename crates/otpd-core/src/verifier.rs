@@ -264,9 +264,12 @@ impl<S: Store + Clone, C: Clock + Clone> Verifier<S, C> {
             return Err(VerifyError::Psd2NotEnabled);
         }
         let now = self.clock.now();
-        if request.resend_pending
-            && let Some(pending) = self.store.pending_for(service.id, to.as_str(), now).await?
-        {
+        let latest = if request.resend_pending {
+            self.store.latest_for(service.id, to.as_str(), now).await?
+        } else {
+            None
+        };
+        if let Some(pending) = latest.filter(|v| v.status == VerificationStatus::Pending) {
             let new_hash = request
                 .custom_code
                 .as_ref()
@@ -374,13 +377,13 @@ impl<S: Store + Clone, C: Clock + Clone> Verifier<S, C> {
         Ok(Lookup::Found(Box::new(verification)))
     }
 
-    /// The pending verification of `service` to `to`, if any.
-    pub async fn pending_for(
+    /// The newest unexpired verification of `service` to `to`, if any (any status).
+    pub async fn latest_for(
         &self,
         service: ServiceId,
         to: &str,
     ) -> Result<Option<Verification>, StoreError> {
-        self.store.pending_for(service, to, self.clock.now()).await
+        self.store.latest_for(service, to, self.clock.now()).await
     }
 
     /// Checks a code the user typed (with PSD2 details where the dialect has them). One

@@ -3,6 +3,7 @@
 
 pub mod dev;
 pub mod native;
+pub mod twilio;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -31,6 +32,9 @@ pub struct AppState<S, C> {
     pub auth: Arc<Authenticator<S, C>>,
     /// The dev inbox, present only in dev mode (which is what enables `/dev/*`).
     pub inbox: Option<Inbox>,
+    /// The base URL resource links use (Twilio `url`, `links`, paging); `None` derives it
+    /// from the request's `Host`.
+    pub public_base_url: Option<String>,
 }
 
 impl<S, C> Clone for AppState<S, C> {
@@ -39,6 +43,7 @@ impl<S, C> Clone for AppState<S, C> {
             verifier: self.verifier.clone(),
             auth: self.auth.clone(),
             inbox: self.inbox.clone(),
+            public_base_url: self.public_base_url.clone(),
         }
     }
 }
@@ -137,7 +142,9 @@ async fn observe(request: Request, next: Next) -> Response {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok())
         .is_some_and(|len| len > MAX_BODY_BYTES);
-    let mut response = if too_large {
+    let mut response = if too_large && path.starts_with("/v2/") {
+        twilio::error::too_large().into_response()
+    } else if too_large {
         native_error::body_too_large().into_response()
     } else {
         next.run(request).await
@@ -170,6 +177,7 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
 /// The whole HTTP surface: native API, ops endpoints, and the dev inbox when enabled.
 pub fn router<S: Store + Clone, C: Clock + Clone>(state: AppState<S, C>) -> Router {
     let mut app = native::router::<S, C>()
+        .nest("/v2", twilio::router::<S, C>())
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz::<S, C>));
     if state.inbox.is_some() {

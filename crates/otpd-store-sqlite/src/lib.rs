@@ -376,7 +376,7 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn pending_for(
+    async fn latest_for(
         &self,
         service: ServiceId,
         to: &str,
@@ -388,7 +388,7 @@ impl Store for SqliteStore {
                 connection,
                 &format!(
                     "SELECT {VERIFICATION_COLUMNS} FROM verifications \
-                     WHERE service_id = ?1 AND to_number = ?2 AND status = 'pending' AND expires_at > ?3 \
+                     WHERE service_id = ?1 AND to_number = ?2 AND expires_at > ?3 \
                      ORDER BY id DESC LIMIT 1"
                 ),
                 params![service.as_bytes().as_slice(), to, now.0],

@@ -271,10 +271,7 @@ pub async fn other_services_cannot_touch_a_verification<S: Store>(store: S) {
         .unwrap();
     assert_eq!(change, StatusChange::WrongService);
     assert_eq!(
-        store
-            .pending_for(stranger, v.to.as_str(), T0)
-            .await
-            .unwrap(),
+        store.latest_for(stranger, v.to.as_str(), T0).await.unwrap(),
         None
     );
     let stored = store.verification(v.id).await.unwrap().unwrap();
@@ -411,21 +408,18 @@ pub async fn resends_are_counted_and_limited<S: Store + Clone>(store: S) {
     let service = service(&store).await;
     let (v, d) = sample(service, 5, None);
     store.create_verification(&v, &d).await.unwrap();
-    let found = store
-        .pending_for(service, "+33612345678", T0)
-        .await
-        .unwrap();
+    let found = store.latest_for(service, "+33612345678", T0).await.unwrap();
     assert_eq!(found.map(|f| f.id), Some(v.id));
     assert_eq!(
         store
-            .pending_for(service, "+33612345678", v.expires_at)
+            .latest_for(service, "+33612345678", v.expires_at)
             .await
             .unwrap(),
         None
     );
     assert_eq!(
         store
-            .pending_for(service, "+447400123456", T0)
+            .latest_for(service, "+447400123456", T0)
             .await
             .unwrap(),
         None

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 /// Top-level keys; other `OTPD_*` variables (such as `OTPD_CONFIG`) are not configuration.
 const TOP_LEVEL_KEYS: &[&str] = &[
     "listen",
+    "public_base_url",
     "database_url",
     "dev_mode",
     "server_secret",
@@ -35,6 +36,9 @@ const TOP_LEVEL_KEYS: &[&str] = &[
 pub struct Config {
     /// Address the HTTP server binds.
     pub listen: String,
+    /// The URL clients reach otpd at (e.g. `https://otp.example.com`), used in the `url`,
+    /// `links` and paging URLs of the Twilio API. Unset: `http://` + the request's Host.
+    pub public_base_url: Option<String>,
     /// `sqlite://PATH` (or a plain path). PostgreSQL arrives with its own issue.
     pub database_url: String,
     /// Dev mode: console provider output and the `/dev/inbox` pages. Defaults to on when no
@@ -116,6 +120,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             listen: "127.0.0.1:8080".into(),
+            public_base_url: None,
             database_url: "sqlite://otpd.db".into(),
             dev_mode: None,
             server_secret: None,
@@ -170,6 +175,14 @@ impl Config {
                 "provider '{}' is not available yet: the only provider is 'console'",
                 self.provider
             );
+        }
+        if let Some(base) = &self.public_base_url {
+            let parsed = url::Url::parse(base)
+                .ok()
+                .filter(|u| matches!(u.scheme(), "http" | "https"));
+            if parsed.is_none() {
+                bail!("public_base_url must be an absolute http(s) URL, got '{base}'");
+            }
         }
         if self.token_lifetime_seconds <= 0 {
             bail!("token_lifetime_seconds must be positive");

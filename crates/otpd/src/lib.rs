@@ -146,6 +146,7 @@ pub async fn start<C: Clock + Clone>(config: &Config, clock: C) -> anyhow::Resul
         verifier,
         auth,
         inbox: dev_inbox.clone(),
+        public_base_url: config.public_base_url.clone(),
     };
     let listener = TcpListener::bind(&config.listen)
         .await

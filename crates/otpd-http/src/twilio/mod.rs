@@ -1,0 +1,121 @@
+//! The Twilio Verify v2 dialect: `/v2/Services`, `Verifications`, `VerificationCheck`, with
+//! form-encoded PascalCase parameters, HTTP Basic (`AC…` + auth token or `SK…` + secret) and
+//! Twilio's JSON and error shapes, so the official SDKs work by changing only the base URL.
+
+pub mod error;
+pub mod form;
+pub mod services;
+pub mod verifications;
+pub mod wire;
+
+use axum::Router;
+use axum::http::HeaderMap;
+use axum::routing::{get, post};
+use base64::Engine;
+use otpd_core::store::ServiceRecord;
+use otpd_core::{AccountId, Clock, ServiceId, Store};
+
+use crate::AppState;
+use error::TwilioError;
+
+/// The routes, mounted under `/v2`.
+pub fn router<S: Store + Clone, C: Clock + Clone>() -> Router<AppState<S, C>> {
+    Router::new()
+        .route(
+            "/Services",
+            post(services::create::<S, C>)
+                .get(services::list::<S, C>)
+                .fallback(method_not_allowed),
+        )
+        .route(
+            "/Services/{service}",
+            get(services::fetch::<S, C>)
+                .post(services::update::<S, C>)
+                .delete(services::delete::<S, C>)
+                .fallback(method_not_allowed),
+        )
+        .route(
+            "/Services/{service}/Verifications",
+            post(verifications::start::<S, C>).fallback(method_not_allowed),
+        )
+        .route(
+            "/Services/{service}/Verifications/{sid}",
+            get(verifications::fetch::<S, C>)
+                .post(verifications::update::<S, C>)
+                .fallback(method_not_allowed),
+        )
+        .route(
+            "/Services/{service}/VerificationCheck",
+            post(verifications::check::<S, C>).fallback(method_not_allowed),
+        )
+        .fallback(not_found)
+}
+
+async fn method_not_allowed() -> TwilioError {
+    error::method_not_allowed()
+}
+
+async fn not_found(uri: axum::http::Uri) -> TwilioError {
+    error::not_found(uri.path())
+}
+
+/// The base URL resources link to: the configured public URL, else `http://` + `Host`.
+pub(crate) fn base_url<S, C>(state: &AppState<S, C>, headers: &HeaderMap) -> String {
+    if let Some(base) = &state.public_base_url {
+        return base.trim_end_matches('/').to_string();
+    }
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    format!("http://{host}")
+}
+
+/// The account behind the request's HTTP Basic credentials.
+pub(crate) async fn account<S: Store + Clone, C: Clock + Clone>(
+    state: &AppState<S, C>,
+    headers: &HeaderMap,
+) -> Result<AccountId, TwilioError> {
+    let credentials = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("basic"))
+        .and_then(|(_, encoded)| {
+            base64::engine::general_purpose::STANDARD
+                .decode(encoded.trim())
+                .ok()
+        })
+        .and_then(|bytes| String::from_utf8(bytes).ok());
+    let Some((user, password)) = credentials.as_deref().and_then(|c| c.split_once(':')) else {
+        return Err(error::authenticate());
+    };
+    state
+        .auth
+        .authenticate_account(user, password)
+        .await
+        .map_err(error::internal)?
+        .ok_or_else(error::authenticate)
+}
+
+/// The caller's service named by a `VA…` path segment; anything else is a 404.
+pub(crate) async fn owned_service<S: Store + Clone, C: Clock + Clone>(
+    state: &AppState<S, C>,
+    account: AccountId,
+    sid: &str,
+    path: &str,
+) -> Result<ServiceRecord, TwilioError> {
+    let id = form::sid_uuid(sid, "VA")
+        .map(ServiceId::from_uuid)
+        .ok_or_else(|| error::not_found(path))?;
+    match state
+        .verifier
+        .store()
+        .service(id)
+        .await
+        .map_err(error::internal)?
+    {
+        Some(service) if service.account_id == account => Ok(service),
+        _ => Err(error::not_found(path)),
+    }
+}
