@@ -197,3 +197,54 @@ pub fn assert_error(response: &(u16, Value), status: u16, kind: &str, code: u64)
     );
     assert!(response.1["error"]["uri"].as_str().is_some());
 }
+
+/// The workspace root.
+pub fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// A Python in `<workspace>/<venv>` that can `import module`, created with the pinned
+/// `requirement` from PyPI when missing (CI creates it first in `.ci/run`).
+pub fn python_with(venv: &str, module: &str, requirement: &str) -> PathBuf {
+    use std::process::Command;
+    let venv = workspace().join(venv);
+    let python = venv.join("bin/python");
+    let ready = python.exists()
+        && Command::new(&python)
+            .args(["-c", &format!("import {module}")])
+            .status()
+            .is_ok_and(|s| s.success());
+    if !ready {
+        let status = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .expect("python3 runs");
+        assert!(status.success(), "python3 -m venv failed");
+        let status = Command::new(&python)
+            .args(["-m", "pip", "install", "--quiet", requirement])
+            .status()
+            .expect("pip runs");
+        assert!(status.success(), "pip install {requirement} failed");
+    }
+    python
+}
+
+/// Runs a compatibility script to completion and asserts it ended with "N passed, 0 failed".
+pub async fn run_script(mut command: std::process::Command) {
+    let output = tokio::task::spawn_blocking(move || command.output())
+        .await
+        .unwrap()
+        .expect("the check script runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "client check failed:\n{stdout}\n{stderr}"
+    );
+    let last = stdout.lines().last().unwrap_or_default();
+    assert!(
+        last.ends_with("passed, 0 failed") && !last.starts_with("0 "),
+        "{stdout}"
+    );
+}
