@@ -178,6 +178,8 @@ async fn first_start_prints_credentials_that_work() {
             .to_string()
     };
     let (id, secret) = (field("application id:"), field("application secret:"));
+    let (account_sid, auth_token) = (field("account SID:"), field("auth token:"));
+    assert!(account_sid.starts_with("AC") && account_sid.len() == 34);
     let client = reqwest::Client::new();
     let response = client
         .post(format!("{}/oauth/token", server.base))
@@ -188,6 +190,17 @@ async fn first_start_prints_credentials_that_work() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
+    let services = client
+        .get(format!("{}/v2/Services", server.base))
+        .basic_auth(&account_sid, Some(&auth_token))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        services.status(),
+        200,
+        "the printed account SID and auth token work on /v2"
+    );
     assert!(dir.path().join("otpd.db").exists());
     assert!(dir.path().join("otpd.key").exists());
     let log = server.crash();
@@ -195,6 +208,10 @@ async fn first_start_prints_credentials_that_work() {
     assert!(
         !log.contains(&secret),
         "the secret is printed once, never logged"
+    );
+    assert!(
+        !log.contains(&auth_token),
+        "the auth token is printed once, never logged"
     );
 }
 
@@ -448,4 +465,84 @@ async fn a_broken_store_answers_a_json_500_without_details() {
         log.contains("deliveries"),
         "the cause is logged for the operator"
     );
+}
+
+#[tokio::test]
+async fn account_and_apikey_commands_print_working_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = otpd(dir.path())
+        .args(["account", "create", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let account: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let sid = account["accountSid"].as_str().unwrap().to_string();
+    assert!(sid.starts_with("AC") && sid.len() == 34);
+    let output = otpd(dir.path())
+        .args(["apikey", "create", "--account", &sid, "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let key: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let key_sid = key["sid"].as_str().unwrap().to_string();
+    assert!(key_sid.starts_with("SK") && key_sid.len() == 34);
+    let output = otpd(dir.path())
+        .args([
+            "apikey",
+            "create",
+            "--account",
+            "AC00000000000000000000000000000000",
+        ])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no such account"));
+    let app = otpd(dir.path())
+        .args([
+            "app",
+            "create",
+            "--name",
+            "in-account",
+            "--account",
+            &sid,
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    let app: Value = serde_json::from_slice(&app.stdout).unwrap();
+    assert_eq!(app["accountSid"], sid);
+    assert_eq!(
+        app["authToken"],
+        Value::Null,
+        "an existing account's token is not reissued"
+    );
+
+    let server = Server::start(dir.path(), &[]);
+    let client = reqwest::Client::new();
+    for (user, password) in [
+        (sid.as_str(), account["authToken"].as_str().unwrap()),
+        (key_sid.as_str(), key["secret"].as_str().unwrap()),
+    ] {
+        let response = client
+            .get(format!("{}/v2/Services", server.base))
+            .basic_auth(user, Some(password))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let list: Value = response.json().await.unwrap();
+        assert_eq!(
+            list["services"][0]["sid"], app["serviceSid"],
+            "the application's service is the account's Twilio service"
+        );
+    }
+    server.crash();
 }
