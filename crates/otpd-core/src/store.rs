@@ -16,9 +16,13 @@ use crate::verification::{
 /// A storage failure. Never a client's fault, so dialects answer it with a 5xx.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// The database could not be reached or refused the statement.
+    /// The database refused the statement.
     #[error("database error: {0}")]
     Database(String),
+    /// The database cannot be reached right now (connection lost, pool exhausted, timeout);
+    /// worth retrying, so dialects answer 503.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
     /// A row did not decode into a valid domain value (corruption or a migration bug).
     #[error("corrupt row: {0}")]
     Corrupt(String),

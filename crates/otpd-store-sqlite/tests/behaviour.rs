@@ -2,10 +2,10 @@
 
 use otpd_store_sqlite::SqliteStore;
 
-async fn fresh_store() -> (SqliteStore, tempfile::TempDir) {
+async fn fresh_store() -> Option<(SqliteStore, tempfile::TempDir)> {
     let dir = tempfile::tempdir().expect("temporary directory");
     let store = SqliteStore::open(dir.path().join("otpd.db")).expect("open store");
-    (store, dir)
+    Some((store, dir))
 }
 
 otpd_store_tests::store_behaviour_tests!(fresh_store());

@@ -1,0 +1,899 @@
+//! The PostgreSQL [`Store`], for several stateless otpd nodes on one database. Every atomic
+//! step is one transaction that locks the verification row (`SELECT … FOR UPDATE`), so checks,
+//! cancels and resends from any number of nodes serialise on that row; the callback outbox is
+//! claimed with `FOR UPDATE SKIP LOCKED`. Migrations run at start under an advisory lock, so
+//! nodes starting together apply them once.
+
+mod rows;
+
+use std::time::Duration;
+
+use otpd_core::auth::{AccessToken, AccountRecord, ApiKeyRecord, Application};
+use otpd_core::store::{CallbackJob, CheckResult, DeliveryAttempt, ResendOutcome, ServiceRecord};
+use otpd_core::{
+    AccountId, ApiKeyId, ApplicationId, Candidate, CheckOutcome, CodeHash, DeliveryId,
+    DeliveryStatus, ServiceId, StatusChange, Store, StoreError, Timestamp, Verification,
+    VerificationId, VerificationStatus, decide_check, decide_status_change,
+};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{PgConnection, Row};
+use uuid::Uuid;
+
+const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_initial.sql")];
+
+/// Any number; every otpd node uses it to take turns applying migrations.
+const MIGRATION_LOCK: i64 = 0x6f74_7064;
+
+pub(crate) fn db_error(error: sqlx::Error) -> StoreError {
+    match &error {
+        sqlx::Error::Database(e) if e.code().as_deref() == Some("23505") => {
+            StoreError::Conflict(error.to_string())
+        }
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_) => StoreError::Unavailable(error.to_string()),
+        sqlx::Error::Database(e)
+            if e.code().as_deref().is_some_and(|code| {
+                // 57P01 admin shutdown, 57P03 cannot connect now, 08* connection errors,
+                // 57014 statement timeout.
+                code.starts_with("08") || code == "57P01" || code == "57P03" || code == "57014"
+            }) =>
+        {
+            StoreError::Unavailable(error.to_string())
+        }
+        _ => StoreError::Database(error.to_string()),
+    }
+}
+
+/// Pool and timeout settings (documented in docs/configuration.md under `[postgres]`).
+#[derive(Debug, Clone)]
+pub struct PgSettings {
+    /// Connections per node.
+    pub max_connections: u32,
+    /// How long a request waits for a free connection before failing with 503.
+    pub acquire_timeout: Duration,
+    /// Server-side limit on one statement.
+    pub statement_timeout: Duration,
+}
+
+impl Default for PgSettings {
+    fn default() -> Self {
+        PgSettings {
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The PostgreSQL store; cheap to clone (clones share the pool).
+#[derive(Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    /// Connects to `url` (`postgres://…`; an `options=-c search_path=…` parameter selects a
+    /// schema) and applies pending migrations.
+    pub async fn connect(url: &str, settings: &PgSettings) -> Result<PgStore, StoreError> {
+        let options: PgConnectOptions = url.parse().map_err(|e: sqlx::Error| {
+            StoreError::Database(format!("invalid PostgreSQL URL: {e}"))
+        })?;
+        let options = options.options([(
+            "statement_timeout",
+            format!("{}ms", settings.statement_timeout.as_millis()),
+        )]);
+        let pool = PgPoolOptions::new()
+            .max_connections(settings.max_connections)
+            .acquire_timeout(settings.acquire_timeout)
+            .connect_with(options)
+            .await
+            .map_err(db_error)?;
+        let store = PgStore { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let mut connection = self.pool.acquire().await.map_err(db_error)?;
+        sqlx::query("SELECT pg_advisory_lock($1)")
+            .bind(MIGRATION_LOCK)
+            .execute(&mut *connection)
+            .await
+            .map_err(db_error)?;
+        let result = apply_migrations(&mut connection).await;
+        sqlx::query("SELECT pg_advisory_unlock($1)")
+            .bind(MIGRATION_LOCK)
+            .execute(&mut *connection)
+            .await
+            .map_err(db_error)?;
+        result
+    }
+
+    /// The pool (tests use it to prepare schemas).
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+async fn apply_migrations(connection: &mut PgConnection) -> Result<(), StoreError> {
+    sqlx::raw_sql("CREATE TABLE IF NOT EXISTS otpd_schema_version (version INTEGER NOT NULL)")
+        .execute(&mut *connection)
+        .await
+        .map_err(db_error)?;
+    let applied: Option<i32> = sqlx::query_scalar("SELECT MAX(version) FROM otpd_schema_version")
+        .fetch_one(&mut *connection)
+        .await
+        .map_err(db_error)?;
+    let applied = applied.unwrap_or(0).max(0) as usize;
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
+        let mut transaction = sqlx::Connection::begin(&mut *connection)
+            .await
+            .map_err(db_error)?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(*sql))
+            .execute(&mut *transaction)
+            .await
+            .map_err(db_error)?;
+        sqlx::query("INSERT INTO otpd_schema_version (version) VALUES ($1)")
+            .bind(index as i32 + 1)
+            .execute(&mut *transaction)
+            .await
+            .map_err(db_error)?;
+        transaction.commit().await.map_err(db_error)?;
+        tracing::info!(version = index + 1, "applied PostgreSQL migration");
+    }
+    Ok(())
+}
+
+async fn load_for_update(
+    connection: &mut PgConnection,
+    id: VerificationId,
+) -> Result<Option<Verification>, StoreError> {
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        verification_columns!(),
+        " FROM verifications WHERE id = $1 FOR UPDATE"
+    ))
+    .bind(id.uuid())
+    .fetch_optional(&mut *connection)
+    .await
+    .map_err(db_error)?;
+    row.as_ref().map(rows::verification).transpose()
+}
+
+/// Writes a new status and attempt count, and queues the status callback when due.
+async fn record_transition(
+    connection: &mut PgConnection,
+    verification: &mut Verification,
+    status: VerificationStatus,
+    attempts: u32,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let changed = status != verification.status;
+    if !changed && attempts == verification.attempts {
+        return Ok(());
+    }
+    sqlx::query(
+        "UPDATE verifications SET status = $1, attempts = $2, updated_at = $3 WHERE id = $4",
+    )
+    .bind(status.as_str())
+    .bind(attempts as i32)
+    .bind(now.0)
+    .bind(verification.id.uuid())
+    .execute(&mut *connection)
+    .await
+    .map_err(db_error)?;
+    verification.status = status;
+    verification.attempts = attempts;
+    verification.updated_at = now;
+    if let (true, Some(url)) = (changed, &verification.callback_url) {
+        sqlx::query(
+            "INSERT INTO callbacks (id, verification_id, url, status, next_attempt_at, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $5, $5)",
+        )
+        .bind(Uuid::now_v7())
+        .bind(verification.id.uuid())
+        .bind(url)
+        .bind(status.as_str())
+        .bind(now.0)
+        .execute(&mut *connection)
+        .await
+        .map_err(db_error)?;
+    }
+    Ok(())
+}
+
+async fn insert_delivery(
+    connection: &mut PgConnection,
+    d: &DeliveryAttempt,
+) -> Result<(), StoreError> {
+    sqlx::query(concat!(
+        "INSERT INTO deliveries (",
+        delivery_columns!(),
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+    ))
+    .bind(d.id.uuid())
+    .bind(d.verification_id.uuid())
+    .bind(d.channel.as_str())
+    .bind(d.status.as_str())
+    .bind(&d.provider)
+    .bind(&d.provider_ref)
+    .bind(&d.error)
+    .bind(d.created_at.0)
+    .bind(d.updated_at.0)
+    .execute(&mut *connection)
+    .await
+    .map_err(db_error)?;
+    Ok(())
+}
+
+async fn insert_service(
+    connection: &mut PgConnection,
+    service: &ServiceRecord,
+) -> Result<(), StoreError> {
+    let settings = serde_json::to_string(&service.settings)
+        .map_err(|e| StoreError::Corrupt(format!("settings do not serialise: {e}")))?;
+    sqlx::query(concat!(
+        "INSERT INTO services (",
+        service_columns!(),
+        ") VALUES ($1, $2, $3, $4, $5, $6)"
+    ))
+    .bind(service.id.uuid())
+    .bind(service.account_id.uuid())
+    .bind(&service.name)
+    .bind(settings)
+    .bind(service.created_at.0)
+    .bind(service.updated_at.0)
+    .execute(&mut *connection)
+    .await
+    .map_err(db_error)?;
+    Ok(())
+}
+
+impl Store for PgStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn create_verification(
+        &self,
+        v: &Verification,
+        delivery: &DeliveryAttempt,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        sqlx::query(concat!(
+            "INSERT INTO verifications (",
+            verification_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
+             $18, $19, $20, $21, $22, $23, $24)"
+        ))
+        .bind(v.id.uuid())
+        .bind(v.service_id.uuid())
+        .bind(v.to.as_str())
+        .bind(v.country.map(|c| c.as_str().to_string()))
+        .bind(v.channel.as_str())
+        .bind(v.status.as_str())
+        .bind(v.attempts as i32)
+        .bind(v.max_attempts.get() as i32)
+        .bind(v.ttl.get() as i32)
+        .bind(v.code_hash.0.as_slice())
+        .bind(v.pin_type.as_str())
+        .bind(v.pin_length.get() as i32)
+        .bind(v.template.as_str())
+        .bind(v.from.as_str())
+        .bind(v.track_id)
+        .bind(&v.callback_url)
+        .bind(v.cost)
+        .bind(v.parts as i32)
+        .bind(v.created_at.0)
+        .bind(v.expires_at.0)
+        .bind(v.updated_at.0)
+        .bind(v.code_seed.map(|seed| seed.0.to_vec()))
+        .bind(&v.amount)
+        .bind(&v.payee)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        insert_delivery(&mut tx, delivery).await?;
+        tx.commit().await.map_err(db_error)
+    }
+
+    async fn verification(&self, id: VerificationId) -> Result<Option<Verification>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            verification_columns!(),
+            " FROM verifications WHERE id = $1"
+        ))
+        .bind(id.uuid())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?;
+        row.as_ref().map(rows::verification).transpose()
+    }
+
+    async fn check_code(
+        &self,
+        id: VerificationId,
+        service: ServiceId,
+        candidate: Candidate,
+        now: Timestamp,
+    ) -> Result<CheckResult, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        let Some(mut verification) = load_for_update(&mut tx, id).await? else {
+            return Ok(CheckResult {
+                outcome: CheckOutcome::NotFound,
+                verification: None,
+            });
+        };
+        if verification.service_id != service {
+            return Ok(CheckResult {
+                outcome: CheckOutcome::WrongService,
+                verification: None,
+            });
+        }
+        let decision = decide_check(&verification, verification.accepts(&candidate), now);
+        record_transition(
+            &mut tx,
+            &mut verification,
+            decision.status,
+            decision.attempts,
+            now,
+        )
+        .await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(CheckResult {
+            outcome: decision.outcome,
+            verification: Some(verification),
+        })
+    }
+
+    async fn set_status(
+        &self,
+        id: VerificationId,
+        service: ServiceId,
+        target: VerificationStatus,
+        now: Timestamp,
+    ) -> Result<StatusChange, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        let Some(mut verification) = load_for_update(&mut tx, id).await? else {
+            return Ok(StatusChange::NotFound);
+        };
+        if verification.service_id != service {
+            return Ok(StatusChange::WrongService);
+        }
+        let attempts = verification.attempts;
+        let change = if let Some(status) = decide_status_change(&verification, target, now) {
+            record_transition(&mut tx, &mut verification, status, attempts, now).await?;
+            StatusChange::Changed(Box::new(verification))
+        } else {
+            let effective = verification.status_at(now);
+            if effective != verification.status {
+                record_transition(&mut tx, &mut verification, effective, attempts, now).await?;
+            }
+            StatusChange::NotPending(Box::new(verification))
+        };
+        tx.commit().await.map_err(db_error)?;
+        Ok(change)
+    }
+
+    async fn latest_for(
+        &self,
+        service: ServiceId,
+        to: &str,
+        now: Timestamp,
+    ) -> Result<Option<Verification>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            verification_columns!(),
+            " FROM verifications WHERE service_id = $1 AND to_number = $2 AND expires_at > $3 \
+             ORDER BY id DESC LIMIT 1"
+        ))
+        .bind(service.uuid())
+        .bind(to)
+        .bind(now.0)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?;
+        row.as_ref().map(rows::verification).transpose()
+    }
+
+    async fn resend(
+        &self,
+        id: VerificationId,
+        delivery: &DeliveryAttempt,
+        new_hash: Option<CodeHash>,
+        max_sends: u32,
+        now: Timestamp,
+    ) -> Result<ResendOutcome, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        let Some(mut verification) = load_for_update(&mut tx, id).await? else {
+            return Ok(ResendOutcome::NotPending);
+        };
+        if verification.status_at(now) != VerificationStatus::Pending {
+            return Ok(ResendOutcome::NotPending);
+        }
+        let sends: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM deliveries WHERE verification_id = $1")
+                .bind(id.uuid())
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db_error)?;
+        if sends >= i64::from(max_sends) {
+            return Ok(ResendOutcome::TooManySends);
+        }
+        insert_delivery(&mut tx, delivery).await?;
+        if let Some(hash) = new_hash {
+            verification.code_hash = hash;
+            verification.code_seed = None;
+        }
+        sqlx::query("UPDATE verifications SET code_hash = $1, code_seed = $2, updated_at = $3 WHERE id = $4")
+            .bind(verification.code_hash.0.as_slice())
+            .bind(verification.code_seed.map(|seed| seed.0.to_vec()))
+            .bind(now.0)
+            .bind(id.uuid())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+        verification.updated_at = now;
+        Ok(ResendOutcome::Queued(Box::new(verification)))
+    }
+
+    async fn deliveries(
+        &self,
+        verification: VerificationId,
+    ) -> Result<Vec<DeliveryAttempt>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            delivery_columns!(),
+            " FROM deliveries WHERE verification_id = $1 ORDER BY created_at, id"
+        ))
+        .bind(verification.uuid())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        rows.iter().map(rows::delivery).collect()
+    }
+
+    async fn queued_deliveries(&self) -> Result<Vec<(DeliveryAttempt, Verification)>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            delivery_columns!(),
+            " FROM deliveries WHERE status = 'queued' ORDER BY created_at"
+        ))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let delivery = rows::delivery(row)?;
+            if let Some(verification) = self.verification(delivery.verification_id).await? {
+                out.push((delivery, verification));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn update_delivery(
+        &self,
+        id: DeliveryId,
+        status: DeliveryStatus,
+        provider: Option<&str>,
+        provider_ref: Option<&str>,
+        error: Option<&str>,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE deliveries SET status = $1, provider = COALESCE($2, provider), \
+             provider_ref = COALESCE($3, provider_ref), error = $4, updated_at = $5 WHERE id = $6",
+        )
+        .bind(status.as_str())
+        .bind(provider)
+        .bind(provider_ref)
+        .bind(error)
+        .bind(now.0)
+        .bind(id.uuid())
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn create_account(&self, account: &AccountRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO accounts (id, name, auth_token_hash, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(account.id.uuid())
+        .bind(&account.name)
+        .bind(account.auth_token_hash.as_slice())
+        .bind(account.created_at.0)
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn account(&self, id: AccountId) -> Result<Option<AccountRecord>, StoreError> {
+        let row =
+            sqlx::query("SELECT id, name, auth_token_hash, created_at FROM accounts WHERE id = $1")
+                .bind(id.uuid())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db_error)?;
+        row.as_ref().map(rows::account).transpose()
+    }
+
+    async fn create_api_key(&self, key: &ApiKeyRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO api_keys (id, account_id, name, secret_hash, created_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(key.id.uuid())
+        .bind(key.account_id.uuid())
+        .bind(&key.name)
+        .bind(key.secret_hash.as_slice())
+        .bind(key.created_at.0)
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn api_key(&self, id: ApiKeyId) -> Result<Option<ApiKeyRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, account_id, name, secret_hash, created_at FROM api_keys WHERE id = $1",
+        )
+        .bind(id.uuid())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?;
+        row.as_ref().map(rows::api_key).transpose()
+    }
+
+    async fn create_service(&self, service: &ServiceRecord) -> Result<(), StoreError> {
+        let mut connection = self.pool.acquire().await.map_err(db_error)?;
+        insert_service(&mut connection, service).await
+    }
+
+    async fn services(
+        &self,
+        account: AccountId,
+        after: Option<ServiceId>,
+        limit: u32,
+    ) -> Result<Vec<ServiceRecord>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            service_columns!(),
+            " FROM services WHERE account_id = $1 AND NOT deleted AND ($2::uuid IS NULL OR id > $2) \
+             ORDER BY id LIMIT $3"
+        ))
+        .bind(account.uuid())
+        .bind(after.map(|a| a.uuid()))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        rows.iter().map(rows::service).collect()
+    }
+
+    async fn update_service(&self, service: &ServiceRecord) -> Result<bool, StoreError> {
+        let settings = serde_json::to_string(&service.settings)
+            .map_err(|e| StoreError::Corrupt(format!("settings do not serialise: {e}")))?;
+        let result = sqlx::query(
+            "UPDATE services SET name = $1, settings = $2, updated_at = $3 WHERE id = $4 AND NOT deleted",
+        )
+        .bind(&service.name)
+        .bind(settings)
+        .bind(service.updated_at.0)
+        .bind(service.id.uuid())
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    async fn delete_service(&self, id: ServiceId) -> Result<bool, StoreError> {
+        let result =
+            sqlx::query("UPDATE services SET deleted = TRUE WHERE id = $1 AND NOT deleted")
+                .bind(id.uuid())
+                .execute(&self.pool)
+                .await
+                .map_err(db_error)?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    async fn create_application(
+        &self,
+        service: &ServiceRecord,
+        application: &Application,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        insert_service(&mut tx, service).await?;
+        sqlx::query(concat!(
+            "INSERT INTO applications (",
+            application_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7)"
+        ))
+        .bind(application.id.uuid())
+        .bind(application.account_id.uuid())
+        .bind(application.service_id.uuid())
+        .bind(&application.name)
+        .bind(application.secret_hash.as_slice())
+        .bind(application.api_key_hash.as_slice())
+        .bind(application.created_at.0)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)
+    }
+
+    async fn service(&self, id: ServiceId) -> Result<Option<ServiceRecord>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            service_columns!(),
+            " FROM services WHERE id = $1 AND NOT deleted"
+        ))
+        .bind(id.uuid())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?;
+        row.as_ref().map(rows::service).transpose()
+    }
+
+    async fn application(&self, id: ApplicationId) -> Result<Option<Application>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            application_columns!(),
+            " FROM applications WHERE id = $1"
+        ))
+        .bind(id.uuid())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?;
+        row.as_ref().map(rows::application).transpose()
+    }
+
+    async fn application_by_api_key(
+        &self,
+        api_key_hash: [u8; 32],
+    ) -> Result<Option<Application>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            application_columns!(),
+            " FROM applications WHERE api_key_hash = $1"
+        ))
+        .bind(api_key_hash.as_slice())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?;
+        row.as_ref().map(rows::application).transpose()
+    }
+
+    async fn applications(&self) -> Result<Vec<Application>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            application_columns!(),
+            " FROM applications ORDER BY created_at, id"
+        ))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        rows.iter().map(rows::application).collect()
+    }
+
+    async fn rotate_application_secret(
+        &self,
+        id: ApplicationId,
+        secret_hash: [u8; 32],
+        api_key_hash: [u8; 32],
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        let changed = sqlx::query(
+            "UPDATE applications SET secret_hash = $1, api_key_hash = $2 WHERE id = $3",
+        )
+        .bind(secret_hash.as_slice())
+        .bind(api_key_hash.as_slice())
+        .bind(id.uuid())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?
+        .rows_affected();
+        sqlx::query("UPDATE access_tokens SET revoked = TRUE WHERE application_id = $1")
+            .bind(id.uuid())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(changed == 1)
+    }
+
+    async fn insert_token(&self, token: &AccessToken) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO access_tokens (token_hash, application_id, scope, expires_at, revoked) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(token.token_hash.as_slice())
+        .bind(token.application_id.uuid())
+        .bind(&token.scope)
+        .bind(token.expires_at.0)
+        .bind(token.revoked)
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn token(&self, token_hash: [u8; 32]) -> Result<Option<AccessToken>, StoreError> {
+        let row = sqlx::query(
+            "SELECT token_hash, application_id, scope, expires_at, revoked FROM access_tokens WHERE token_hash = $1",
+        )
+        .bind(token_hash.as_slice())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?;
+        row.as_ref().map(rows::token).transpose()
+    }
+
+    async fn revoke_token(
+        &self,
+        token_hash: [u8; 32],
+        application: ApplicationId,
+    ) -> Result<bool, StoreError> {
+        let result = sqlx::query(
+            "UPDATE access_tokens SET revoked = TRUE WHERE token_hash = $1 AND application_id = $2",
+        )
+        .bind(token_hash.as_slice())
+        .bind(application.uuid())
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    async fn claim_due_callbacks(
+        &self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<CallbackJob>, StoreError> {
+        let rows = sqlx::query(
+            "UPDATE callbacks SET next_attempt_at = $1 WHERE id IN \
+             (SELECT id FROM callbacks WHERE state = 'pending' AND next_attempt_at <= $2 \
+              ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) \
+             RETURNING id, verification_id, url, status, attempts",
+        )
+        .bind(lease_until.0)
+        .bind(now.0)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        let mut jobs = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let verification_id: Uuid = row.try_get(1).map_err(db_error)?;
+            let status: String = row.try_get(3).map_err(db_error)?;
+            let attempts: i32 = row.try_get(4).map_err(db_error)?;
+            let Some(verification) = self
+                .verification(VerificationId::from_uuid(verification_id))
+                .await?
+            else {
+                continue;
+            };
+            jobs.push(CallbackJob {
+                id: row.try_get(0).map_err(db_error)?,
+                url: row.try_get(2).map_err(db_error)?,
+                verification,
+                status: VerificationStatus::parse(&status)
+                    .ok_or_else(|| StoreError::Corrupt("callback status".into()))?,
+                attempts: attempts.max(0) as u32,
+            });
+        }
+        Ok(jobs)
+    }
+
+    async fn callback_delivered(&self, id: Uuid, now: Timestamp) -> Result<(), StoreError> {
+        sqlx::query("UPDATE callbacks SET state = 'delivered', attempts = attempts + 1, updated_at = $1 WHERE id = $2")
+            .bind(now.0)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn callback_failed(
+        &self,
+        id: Uuid,
+        retry_at: Option<Timestamp>,
+        error: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE callbacks SET attempts = attempts + 1, last_error = $1, updated_at = $2, \
+             state = CASE WHEN $3::bigint IS NULL THEN 'failed' ELSE 'pending' END, \
+             next_attempt_at = COALESCE($3, next_attempt_at) WHERE id = $4",
+        )
+        .bind(error)
+        .bind(now.0)
+        .bind(retry_at.map(|t| t.0))
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+}
+
+/// Throw-away schemas for tests: each test gets its own schema in the test database and drops
+/// it when done, so suites run in parallel against one PostgreSQL server.
+pub mod testing {
+    use sqlx::Connection;
+
+    /// Where tests find PostgreSQL: `OTPD_TEST_POSTGRES_URL`, else the local trust-auth server.
+    pub fn server_url() -> String {
+        std::env::var("OTPD_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
+    }
+
+    /// A schema that is dropped (with everything in it) when this value is dropped.
+    pub struct TestSchema {
+        name: String,
+        /// A database URL whose connections use the schema.
+        pub url: String,
+    }
+
+    impl TestSchema {
+        /// Creates a fresh schema. `None` (with a loud message) when PostgreSQL cannot be
+        /// reached and `CI` is not set; in CI an unreachable server is a failure.
+        pub async fn create() -> Option<TestSchema> {
+            let server = server_url();
+            let mut connection = match sqlx::PgConnection::connect(&server).await {
+                Ok(connection) => connection,
+                Err(error) if std::env::var_os("CI").is_none() => {
+                    eprintln!(
+                        "SKIPPED: PostgreSQL is not reachable at {server} ({error}); set OTPD_TEST_POSTGRES_URL or start it"
+                    );
+                    return None;
+                }
+                Err(error) => panic!("PostgreSQL is not reachable at {server}: {error}"),
+            };
+            let name = format!("otpd_test_{}", uuid::Uuid::now_v7().simple());
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {name}")))
+                .execute(&mut connection)
+                .await
+                .expect("create a test schema");
+            let separator = if server.contains('?') { '&' } else { '?' };
+            let url = format!("{server}{separator}options=-c%20search_path%3D{name}");
+            Some(TestSchema { name, url })
+        }
+    }
+
+    impl Drop for TestSchema {
+        fn drop(&mut self) {
+            let (server, name) = (server_url(), self.name.clone());
+            let _ = std::thread::spawn(move || {
+                let runtime = tokio_runtime();
+                runtime.block_on(async move {
+                    if let Ok(mut connection) = sqlx::PgConnection::connect(&server).await {
+                        let drop = format!("DROP SCHEMA IF EXISTS {name} CASCADE");
+                        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(drop))
+                            .execute(&mut connection)
+                            .await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+
+    fn tokio_runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a test runtime")
+    }
+}
