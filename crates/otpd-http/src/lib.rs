@@ -15,7 +15,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use otpd_core::auth::{Authenticator, Caller};
-use otpd_core::{Clock, Store, Timestamp, Verifier};
+use otpd_core::{Clock, Store, StoreError, Timestamp, Verifier};
 use otpd_delivery::Inbox;
 
 use native::error::{self as native_error, NativeError};
@@ -83,8 +83,22 @@ impl<S: Store + Clone, C: Clock + Clone> AppState<S, C> {
     }
 }
 
-/// Logs an internal failure with its cause and answers a generic 500.
-pub fn internal(error: impl std::fmt::Display) -> NativeError {
+/// Whether a failure is the database being unreachable for now (answered 503, not 500).
+pub fn is_unavailable(error: &dyn std::any::Any) -> bool {
+    let store = |e: &StoreError| matches!(e, StoreError::Unavailable(_));
+    error.downcast_ref::<StoreError>().is_some_and(store)
+        || error
+            .downcast_ref::<otpd_core::VerifyError>()
+            .is_some_and(|e| matches!(e, otpd_core::VerifyError::Store(s) if store(s)))
+}
+
+/// Logs an internal failure with its cause and answers a generic 500, or 503 when the
+/// database is unreachable (retry later; nothing committed is lost).
+pub fn internal<E: std::fmt::Display + 'static>(error: E) -> NativeError {
+    if is_unavailable(&error) {
+        tracing::warn!(%error, "database unavailable");
+        return native_error::unavailable();
+    }
     tracing::error!(%error, "internal error");
     native_error::server_error()
 }

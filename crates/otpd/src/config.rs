@@ -27,6 +27,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "provider",
     "prices",
     "callbacks",
+    "postgres",
     "default_otp",
 ];
 
@@ -39,7 +40,7 @@ pub struct Config {
     /// The URL clients reach otpd at (e.g. `https://otp.example.com`), used in the `url`,
     /// `links` and paging URLs of the Twilio API. Unset: `http://` + the request's Host.
     pub public_base_url: Option<String>,
-    /// `sqlite://PATH` (or a plain path). PostgreSQL arrives with its own issue.
+    /// `sqlite://PATH` (or a plain path), or `postgres://user@host:port/db` for several nodes.
     pub database_url: String,
     /// Dev mode: console provider output and the `/dev/inbox` pages. Defaults to on when no
     /// configuration file is given, off otherwise.
@@ -60,6 +61,8 @@ pub struct Config {
     pub prices: HashMap<String, f64>,
     /// Status-callback retry schedule.
     pub callbacks: CallbackConfig,
+    /// PostgreSQL pool and timeouts (used when `database_url` is `postgres://…`).
+    pub postgres: PostgresConfig,
     /// OTP settings of the application created on first start.
     pub default_otp: OtpSettings,
 }
@@ -72,6 +75,41 @@ pub enum LogFormat {
     Text,
     /// JSON lines.
     Json,
+}
+
+/// PostgreSQL pool settings, in milliseconds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PostgresConfig {
+    /// Connections per node; all nodes together must stay under the server's
+    /// `max_connections`.
+    pub max_connections: u32,
+    /// How long a request waits for a free connection before it fails with 503.
+    pub acquire_timeout_ms: u64,
+    /// Server-side limit on one statement (`statement_timeout`); a slower one fails with 503.
+    pub statement_timeout_ms: u64,
+}
+
+impl Default for PostgresConfig {
+    fn default() -> Self {
+        let defaults = otpd_store_postgres::PgSettings::default();
+        PostgresConfig {
+            max_connections: defaults.max_connections,
+            acquire_timeout_ms: defaults.acquire_timeout.as_millis() as u64,
+            statement_timeout_ms: defaults.statement_timeout.as_millis() as u64,
+        }
+    }
+}
+
+impl PostgresConfig {
+    /// The store's settings.
+    pub fn settings(&self) -> otpd_store_postgres::PgSettings {
+        otpd_store_postgres::PgSettings {
+            max_connections: self.max_connections.max(1),
+            acquire_timeout: Duration::from_millis(self.acquire_timeout_ms),
+            statement_timeout: Duration::from_millis(self.statement_timeout_ms),
+        }
+    }
 }
 
 /// Retry schedule of status callbacks, in milliseconds.
@@ -131,6 +169,7 @@ impl Default for Config {
             provider: "console".into(),
             prices: HashMap::new(),
             callbacks: CallbackConfig::default(),
+            postgres: PostgresConfig::default(),
             default_otp: OtpSettings::default(),
         }
     }
@@ -195,15 +234,23 @@ impl Config {
                 bail!("prices: the price of {country} must be a non-negative number");
             }
         }
-        self.sqlite_path()?;
+        if !self.is_postgres() {
+            self.sqlite_path()?;
+        }
         Ok(())
+    }
+
+    /// Whether `database_url` names a PostgreSQL server.
+    pub fn is_postgres(&self) -> bool {
+        let url = self.database_url.trim();
+        url.starts_with("postgres://") || url.starts_with("postgresql://")
     }
 
     /// The SQLite file named by `database_url`.
     pub fn sqlite_path(&self) -> anyhow::Result<PathBuf> {
         let url = self.database_url.trim();
-        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            bail!("database_url: PostgreSQL is not supported yet; use sqlite://PATH");
+        if self.is_postgres() {
+            bail!("database_url names PostgreSQL, not a SQLite file");
         }
         let path = url
             .strip_prefix("sqlite://")

@@ -2,6 +2,7 @@
 //! `main` so integration tests start the very same server in-process on a random port.
 
 pub mod config;
+pub mod store;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,6 +13,8 @@ use otpd_core::{Clock, CodeHasher, Store, Verifier};
 use otpd_delivery::{CallbackWorker, ConsoleProvider, DeliveryWorker, Inbox};
 use otpd_http::AppState;
 use otpd_store_sqlite::SqliteStore;
+
+pub use store::AnyStore;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
@@ -26,7 +29,7 @@ pub struct RunningServer {
     /// Credentials created on this first start, if this start created them.
     pub first_application: Option<IssuedCredentials>,
     /// The store (tests inspect it).
-    pub store: SqliteStore,
+    pub store: AnyStore,
     shutdown: tokio::sync::watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     server: JoinHandle<std::io::Result<()>>,
@@ -69,19 +72,27 @@ async fn shutdown_signal() {
     tokio::select! { _ = ctrl_c => {}, _ = terminate => {} }
 }
 
-/// Opens the configured store.
-pub fn open_store(config: &Config) -> anyhow::Result<SqliteStore> {
+/// Opens the configured store (and applies its migrations).
+pub async fn open_store(config: &Config) -> anyhow::Result<AnyStore> {
+    if config.is_postgres() {
+        let settings = config.postgres.settings();
+        let store = otpd_store_postgres::PgStore::connect(&config.database_url, &settings)
+            .await
+            .context("cannot open the PostgreSQL database")?;
+        return Ok(AnyStore::Postgres(store));
+    }
     let path = config.sqlite_path()?;
-    SqliteStore::open(&path)
-        .with_context(|| format!("cannot open the SQLite database {}", path.display()))
+    let store = SqliteStore::open(&path)
+        .with_context(|| format!("cannot open the SQLite database {}", path.display()))?;
+    Ok(AnyStore::Sqlite(store))
 }
 
 /// Builds the authenticator used by the server and the admin commands.
 pub fn authenticator<C: Clock + Clone>(
     config: &Config,
-    store: SqliteStore,
+    store: AnyStore,
     clock: C,
-) -> anyhow::Result<Authenticator<SqliteStore, C>> {
+) -> anyhow::Result<Authenticator<AnyStore, C>> {
     Ok(Authenticator::new(
         store,
         clock,
@@ -93,7 +104,7 @@ pub fn authenticator<C: Clock + Clone>(
 /// Starts everything: store, workers (after resuming deliveries a previous process left
 /// queued), the first application when there is none, and the HTTP server.
 pub async fn start<C: Clock + Clone>(config: &Config, clock: C) -> anyhow::Result<RunningServer> {
-    let store = open_store(config)?;
+    let store = open_store(config).await?;
     let secret = config.server_secret()?;
     let auth = Arc::new(Authenticator::new(
         store.clone(),

@@ -212,7 +212,9 @@ fn load(common: &Common, listen: Option<String>) -> anyhow::Result<Config> {
     let mut config = Config::load(common.config.as_deref())?;
     if let Some(database) = &common.database {
         config.database_url = database.clone();
-        config.sqlite_path()?;
+        if !config.is_postgres() {
+            config.sqlite_path()?;
+        }
     }
     if let Some(listen) = listen {
         config.listen = listen;
@@ -320,7 +322,7 @@ async fn app(command: AppCommand) -> anyhow::Result<()> {
             let config = load(&common, None)?;
             let settings = settings.apply(config.default_otp.clone())?;
             let account = account.as_deref().map(parse_account_sid).transpose()?;
-            let store = otpd::open_store(&config)?;
+            let store = otpd::open_store(&config).await?;
             if let Some(id) = account
                 && store.account(id).await?.is_none()
             {
@@ -336,7 +338,7 @@ async fn app(command: AppCommand) -> anyhow::Result<()> {
         }
         AppCommand::List { common, json } => {
             let config = load(&common, None)?;
-            let store = otpd::open_store(&config)?;
+            let store = otpd::open_store(&config).await?;
             let signer = CallbackSigner::new(config.server_secret()?);
             let apps = store.applications().await?;
             let rows: Vec<_> = apps
@@ -366,7 +368,7 @@ async fn app(command: AppCommand) -> anyhow::Result<()> {
         }
         AppCommand::RotateSecret { common, id, json } => {
             let config = load(&common, None)?;
-            let store = otpd::open_store(&config)?;
+            let store = otpd::open_store(&config).await?;
             let auth = otpd::authenticator(&config, store, SystemClock)?;
             let id = parse_application_id(&id).context("not an application id")?;
             let credentials = auth
@@ -386,7 +388,7 @@ async fn app(command: AppCommand) -> anyhow::Result<()> {
 async fn account(command: AccountCommand) -> anyhow::Result<()> {
     let AccountCommand::Create { common, name, json } = command;
     let config = load(&common, None)?;
-    let auth = otpd::authenticator(&config, otpd::open_store(&config)?, SystemClock)?;
+    let auth = otpd::authenticator(&config, otpd::open_store(&config).await?, SystemClock)?;
     let issued = auth.create_account(&name).await?;
     let sid = format!("AC{}", issued.account.id.simple());
     if json {
@@ -410,7 +412,7 @@ async fn apikey(command: ApiKeyCommand) -> anyhow::Result<()> {
     } = command;
     let config = load(&common, None)?;
     let account = parse_account_sid(&account)?;
-    let auth = otpd::authenticator(&config, otpd::open_store(&config)?, SystemClock)?;
+    let auth = otpd::authenticator(&config, otpd::open_store(&config).await?, SystemClock)?;
     let issued = auth
         .create_api_key(account, &name)
         .await?

@@ -144,7 +144,7 @@ fn help_documents_every_command() {
 fn bad_configuration_fails_fast_with_a_clear_message() {
     let dir = tempfile::tempdir().unwrap();
     let output = otpd(dir.path())
-        .args(["serve", "--database", "postgres://localhost/otpd"])
+        .args(["serve", "--database", "ftp://localhost/otpd"])
         .output()
         .unwrap();
     assert!(!output.status.success());

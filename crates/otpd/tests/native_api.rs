@@ -853,10 +853,7 @@ async fn dev_inbox_shows_messages_newest_first() {
 
 #[tokio::test]
 async fn dev_inbox_is_off_outside_dev_mode() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = common::test_config(dir.path());
-    config.dev_mode = Some(false);
-    let app = TestApp::spawn_with(dir, config).await;
+    let app = TestApp::spawn_configured(|config| config.dev_mode = Some(false)).await;
     assert_eq!(
         app.client
             .get(app.url("/dev/inbox"))

@@ -942,10 +942,10 @@ async fn both_dialects_see_the_same_verification() {
 
 #[tokio::test]
 async fn links_use_the_configured_public_url() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = common::test_config(dir.path());
-    config.public_base_url = Some("https://otp.example.com/".into());
-    let app = TestApp::spawn_with(dir, config).await;
+    let app = TestApp::spawn_configured(|config| {
+        config.public_base_url = Some("https://otp.example.com/".into())
+    })
+    .await;
     let app_sid = format!("AC{}", app.credentials.application.account_id.simple());
     let token = app.credentials.account_token.clone().unwrap();
     let response = app

@@ -129,6 +129,16 @@ pub fn server_error() -> NativeError {
     )
 }
 
+/// 503: the database is unreachable for now.
+pub fn unavailable() -> NativeError {
+    error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "server_error",
+        1010,
+        "The database is unavailable; retry shortly",
+    )
+}
+
 /// 400: the body is not the JSON object the endpoint expects.
 pub fn invalid_body(detail: impl std::fmt::Display) -> NativeError {
     error(

@@ -133,8 +133,17 @@ pub fn channel_disabled(channel: &str) -> TwilioError {
     )
 }
 
-/// 500 20500: logged with its cause, never detailed to the client.
-pub fn internal(cause: impl std::fmt::Display) -> TwilioError {
+/// 500 20500: logged with its cause, never detailed to the client; 503 20503 when the
+/// database is unreachable for now.
+pub fn internal<E: std::fmt::Display + 'static>(cause: E) -> TwilioError {
+    if crate::is_unavailable(&cause) {
+        tracing::warn!(error = %cause, "database unavailable");
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            20503,
+            "Service Unavailable: the database is unreachable; retry shortly",
+        );
+    }
     tracing::error!(error = %cause, "internal error");
     error(
         StatusCode::INTERNAL_SERVER_ERROR,

@@ -18,6 +18,14 @@ pub struct TestApp {
     pub credentials: IssuedCredentials,
     pub config: Config,
     pub dir: tempfile::TempDir,
+    /// The PostgreSQL schema of this test (dropped with it), when running on PostgreSQL.
+    pub schema: Option<otpd_store_postgres::testing::TestSchema>,
+}
+
+/// Whether the black-box suites run on PostgreSQL (`OTPD_TEST_BACKEND=postgres`) instead of
+/// the default SQLite file.
+pub fn on_postgres() -> bool {
+    std::env::var("OTPD_TEST_BACKEND").is_ok_and(|b| b == "postgres")
 }
 
 pub fn test_config(dir: &std::path::Path) -> Config {
@@ -45,9 +53,26 @@ pub fn now() -> Timestamp {
 
 impl TestApp {
     pub async fn spawn() -> TestApp {
+        Self::spawn_configured(|_| {}).await
+    }
+
+    /// A server on the selected backend, with `adjust` applied to its configuration.
+    pub async fn spawn_configured(adjust: impl FnOnce(&mut Config)) -> TestApp {
         let dir = tempfile::tempdir().unwrap();
-        let config = test_config(dir.path());
-        Self::spawn_with(dir, config).await
+        let mut config = test_config(dir.path());
+        let schema = if on_postgres() {
+            let schema = otpd_store_postgres::testing::TestSchema::create()
+                .await
+                .expect("OTPD_TEST_BACKEND=postgres needs a reachable PostgreSQL");
+            config.database_url = schema.url.clone();
+            Some(schema)
+        } else {
+            None
+        };
+        adjust(&mut config);
+        let mut app = Self::spawn_with(dir, config).await;
+        app.schema = schema;
+        app
     }
 
     pub async fn spawn_with(dir: tempfile::TempDir, config: Config) -> TestApp {
@@ -67,6 +92,7 @@ impl TestApp {
             credentials,
             config,
             dir,
+            schema: None,
         }
     }
 

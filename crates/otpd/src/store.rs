@@ -1,0 +1,194 @@
+//! The store chosen at start by `database_url`: SQLite (embedded default) or PostgreSQL
+//! (several nodes). One enum so the rest of the binary is not generic over the backend.
+
+use otpd_core::auth::{AccessToken, AccountRecord, ApiKeyRecord, Application};
+use otpd_core::store::{CallbackJob, CheckResult, DeliveryAttempt, ResendOutcome, ServiceRecord};
+use otpd_core::{
+    AccountId, ApiKeyId, ApplicationId, Candidate, CodeHash, DeliveryId, DeliveryStatus, ServiceId,
+    StatusChange, Store, StoreError, Timestamp, Verification, VerificationId, VerificationStatus,
+};
+use otpd_store_postgres::PgStore;
+use otpd_store_sqlite::SqliteStore;
+use uuid::Uuid;
+
+/// Either backend.
+#[derive(Clone)]
+pub enum AnyStore {
+    /// The embedded default.
+    Sqlite(SqliteStore),
+    /// Shared by several nodes.
+    Postgres(PgStore),
+}
+
+macro_rules! delegate {
+    ($self:ident, $store:ident => $call:expr) => {
+        match $self {
+            AnyStore::Sqlite($store) => $call.await,
+            AnyStore::Postgres($store) => $call.await,
+        }
+    };
+}
+
+impl Store for AnyStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        delegate!(self, s => s.ping())
+    }
+    async fn create_verification(
+        &self,
+        v: &Verification,
+        d: &DeliveryAttempt,
+    ) -> Result<(), StoreError> {
+        delegate!(self, s => s.create_verification(v, d))
+    }
+    async fn verification(&self, id: VerificationId) -> Result<Option<Verification>, StoreError> {
+        delegate!(self, s => s.verification(id))
+    }
+    async fn check_code(
+        &self,
+        id: VerificationId,
+        service: ServiceId,
+        candidate: Candidate,
+        now: Timestamp,
+    ) -> Result<CheckResult, StoreError> {
+        delegate!(self, s => s.check_code(id, service, candidate, now))
+    }
+    async fn set_status(
+        &self,
+        id: VerificationId,
+        service: ServiceId,
+        target: VerificationStatus,
+        now: Timestamp,
+    ) -> Result<StatusChange, StoreError> {
+        delegate!(self, s => s.set_status(id, service, target, now))
+    }
+    async fn latest_for(
+        &self,
+        service: ServiceId,
+        to: &str,
+        now: Timestamp,
+    ) -> Result<Option<Verification>, StoreError> {
+        delegate!(self, s => s.latest_for(service, to, now))
+    }
+    async fn resend(
+        &self,
+        id: VerificationId,
+        delivery: &DeliveryAttempt,
+        new_hash: Option<CodeHash>,
+        max_sends: u32,
+        now: Timestamp,
+    ) -> Result<ResendOutcome, StoreError> {
+        delegate!(self, s => s.resend(id, delivery, new_hash, max_sends, now))
+    }
+    async fn deliveries(
+        &self,
+        verification: VerificationId,
+    ) -> Result<Vec<DeliveryAttempt>, StoreError> {
+        delegate!(self, s => s.deliveries(verification))
+    }
+    async fn queued_deliveries(&self) -> Result<Vec<(DeliveryAttempt, Verification)>, StoreError> {
+        delegate!(self, s => s.queued_deliveries())
+    }
+    async fn update_delivery(
+        &self,
+        id: DeliveryId,
+        status: DeliveryStatus,
+        provider: Option<&str>,
+        provider_ref: Option<&str>,
+        error: Option<&str>,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        delegate!(self, s => s.update_delivery(id, status, provider, provider_ref, error, now))
+    }
+    async fn create_account(&self, account: &AccountRecord) -> Result<(), StoreError> {
+        delegate!(self, s => s.create_account(account))
+    }
+    async fn account(&self, id: AccountId) -> Result<Option<AccountRecord>, StoreError> {
+        delegate!(self, s => s.account(id))
+    }
+    async fn create_api_key(&self, key: &ApiKeyRecord) -> Result<(), StoreError> {
+        delegate!(self, s => s.create_api_key(key))
+    }
+    async fn api_key(&self, id: ApiKeyId) -> Result<Option<ApiKeyRecord>, StoreError> {
+        delegate!(self, s => s.api_key(id))
+    }
+    async fn create_service(&self, service: &ServiceRecord) -> Result<(), StoreError> {
+        delegate!(self, s => s.create_service(service))
+    }
+    async fn services(
+        &self,
+        account: AccountId,
+        after: Option<ServiceId>,
+        limit: u32,
+    ) -> Result<Vec<ServiceRecord>, StoreError> {
+        delegate!(self, s => s.services(account, after, limit))
+    }
+    async fn update_service(&self, service: &ServiceRecord) -> Result<bool, StoreError> {
+        delegate!(self, s => s.update_service(service))
+    }
+    async fn delete_service(&self, id: ServiceId) -> Result<bool, StoreError> {
+        delegate!(self, s => s.delete_service(id))
+    }
+    async fn create_application(
+        &self,
+        service: &ServiceRecord,
+        application: &Application,
+    ) -> Result<(), StoreError> {
+        delegate!(self, s => s.create_application(service, application))
+    }
+    async fn service(&self, id: ServiceId) -> Result<Option<ServiceRecord>, StoreError> {
+        delegate!(self, s => s.service(id))
+    }
+    async fn application(&self, id: ApplicationId) -> Result<Option<Application>, StoreError> {
+        delegate!(self, s => s.application(id))
+    }
+    async fn application_by_api_key(
+        &self,
+        api_key_hash: [u8; 32],
+    ) -> Result<Option<Application>, StoreError> {
+        delegate!(self, s => s.application_by_api_key(api_key_hash))
+    }
+    async fn applications(&self) -> Result<Vec<Application>, StoreError> {
+        delegate!(self, s => s.applications())
+    }
+    async fn rotate_application_secret(
+        &self,
+        id: ApplicationId,
+        secret_hash: [u8; 32],
+        api_key_hash: [u8; 32],
+    ) -> Result<bool, StoreError> {
+        delegate!(self, s => s.rotate_application_secret(id, secret_hash, api_key_hash))
+    }
+    async fn insert_token(&self, token: &AccessToken) -> Result<(), StoreError> {
+        delegate!(self, s => s.insert_token(token))
+    }
+    async fn token(&self, token_hash: [u8; 32]) -> Result<Option<AccessToken>, StoreError> {
+        delegate!(self, s => s.token(token_hash))
+    }
+    async fn revoke_token(
+        &self,
+        token_hash: [u8; 32],
+        application: ApplicationId,
+    ) -> Result<bool, StoreError> {
+        delegate!(self, s => s.revoke_token(token_hash, application))
+    }
+    async fn claim_due_callbacks(
+        &self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<CallbackJob>, StoreError> {
+        delegate!(self, s => s.claim_due_callbacks(now, lease_until, limit))
+    }
+    async fn callback_delivered(&self, id: Uuid, now: Timestamp) -> Result<(), StoreError> {
+        delegate!(self, s => s.callback_delivered(id, now))
+    }
+    async fn callback_failed(
+        &self,
+        id: Uuid,
+        retry_at: Option<Timestamp>,
+        error: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        delegate!(self, s => s.callback_failed(id, retry_at, error, now))
+    }
+}
