@@ -2,6 +2,8 @@
 //! server secret and a controllable clock, plus typed HTTP helpers.
 #![allow(dead_code)]
 
+pub mod process;
+
 use std::path::PathBuf;
 use std::time::Duration;
 

@@ -1,0 +1,126 @@
+//! Real `otpd` processes for tests: start `otpd serve` on a random port, read what it
+//! prints, crash it, and talk to its dev inbox.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+pub fn otpd(dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_otpd"));
+    command
+        .current_dir(dir)
+        .env_remove("OTPD_CONFIG")
+        .env_remove("OTPD_LOG");
+    command
+}
+
+pub struct Server {
+    pub child: Child,
+    pub base: String,
+    stdout: mpsc::Receiver<String>,
+    before_listening: Vec<String>,
+}
+
+impl Server {
+    /// Starts `otpd serve` on a random port in `dir` and waits until it listens.
+    pub fn start(dir: &Path, extra_env: &[(&str, &str)]) -> Server {
+        let mut command = otpd(dir);
+        command
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (key, value) in extra_env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().expect("otpd starts");
+        let (sender, stdout) = mpsc::channel();
+        let pipe = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut server = Server {
+            child,
+            base: String::new(),
+            stdout,
+            before_listening: Vec::new(),
+        };
+        loop {
+            let line = server
+                .stdout
+                .recv_timeout(Duration::from_secs(30))
+                .expect("otpd prints its address");
+            if let Some(base) = line.strip_prefix("otpd listening on ") {
+                server.base = base.to_string();
+                return server;
+            }
+            server.before_listening.push(line);
+        }
+    }
+
+    /// Every stdout line printed so far.
+    pub fn printed(&self) -> Vec<String> {
+        let mut lines = self.before_listening.clone();
+        lines.extend(self.stdout.try_iter());
+        lines
+    }
+
+    /// Kills the process without warning (a crash) and returns what it logged.
+    pub fn crash(mut self) -> String {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        let mut log = String::new();
+        self.child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut log)
+            .unwrap();
+        log
+    }
+}
+
+pub fn create_app(dir: &Path, name: &str) -> Value {
+    let output = otpd(dir)
+        .args(["app", "create", "--name", name, "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("one JSON object")
+}
+
+/// The newest message the dev inbox holds for `to` (waiting for the delivery worker).
+pub async fn last_message(client: &reqwest::Client, base: &str, to: &str) -> Value {
+    for _ in 0..300 {
+        let url = format!("{base}/dev/inbox.json?to={}", to.replace('+', "%2B"));
+        let messages: Vec<Value> = client.get(url).send().await.unwrap().json().await.unwrap();
+        if let Some(message) = messages.into_iter().next() {
+            return message;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("no message for {to}");
+}
+
+pub async fn last_code(client: &reqwest::Client, base: &str, to: &str) -> String {
+    let message = last_message(client, base, to).await;
+    message["body"]
+        .as_str()
+        .unwrap()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .to_string()
+}

@@ -1,0 +1,370 @@
+//! Several real otpd processes on one PostgreSQL database: a verification started on one node
+//! is checked on another and read on a third; concurrent checks spread over the nodes approve
+//! once and count wrong codes exactly; the send limit holds whichever node receives a send.
+//! Skipped (with a message) outside CI when PostgreSQL is not reachable.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::process::{Server, last_code, otpd};
+use otpd_store_postgres::testing::TestSchema;
+use serde_json::{Value, json};
+
+struct Cluster {
+    nodes: Vec<Server>,
+    app: Value,
+    _schema: TestSchema,
+    _dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    /// One application created up front (so no node creates its own on first start), then
+    /// `n` nodes sharing the database and the server secret file.
+    async fn start(n: usize) -> Option<Cluster> {
+        let schema = TestSchema::create().await?;
+        let dir = tempfile::tempdir().unwrap();
+        let output = otpd(dir.path())
+            .args([
+                "app",
+                "create",
+                "--name",
+                "cluster",
+                "--json",
+                "--database",
+                &schema.url,
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let app: Value = serde_json::from_slice(&output.stdout).unwrap();
+        let nodes = (0..n)
+            .map(|_| Server::start(dir.path(), &[("OTPD_DATABASE_URL", schema.url.as_str())]))
+            .collect();
+        Some(Cluster {
+            nodes,
+            app,
+            _schema: schema,
+            _dir: dir,
+        })
+    }
+
+    fn key(&self) -> String {
+        self.app["apiKey"].as_str().unwrap().to_string()
+    }
+
+    fn base(&self, node: usize) -> &str {
+        &self.nodes[node % self.nodes.len()].base
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for node in self.nodes.drain(..) {
+            node.crash();
+        }
+    }
+}
+
+async fn post(client: &reqwest::Client, url: String, key: &str, body: Value) -> (u16, Value) {
+    let response = client
+        .post(url)
+        .header("X-API-KEY", key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_verification_moves_between_nodes() {
+    let Some(cluster) = Cluster::start(3).await else {
+        return;
+    };
+    let client = reqwest::Client::new();
+    let key = cluster.key();
+    let to = "+14155552671";
+    let (status, otp) = post(
+        &client,
+        format!("{}/otp", cluster.base(0)),
+        &key,
+        json!({"phoneNumber": to}),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let id = otp["otpId"].as_str().unwrap();
+    let code = last_code(&client, cluster.base(0), to).await;
+    let (status, body) = post(
+        &client,
+        format!("{}/otp/{id}", cluster.base(1)),
+        &key,
+        json!({"pin": code}),
+    )
+    .await;
+    assert_eq!((status, body), (200, json!({"status": "VERIFIED"})));
+    let read: Value = client
+        .get(format!("{}/otp/{id}", cluster.base(2)))
+        .header("X-API-KEY", &key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(read["status"], "VERIFIED");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_checks_over_three_nodes_approve_once_and_count_exactly() {
+    let Some(cluster) = Cluster::start(3).await else {
+        return;
+    };
+    let bases: Arc<Vec<String>> = Arc::new(cluster.nodes.iter().map(|n| n.base.clone()).collect());
+    let client = reqwest::Client::new();
+    let key = cluster.key();
+
+    let right = "+14155552672";
+    let (_, otp) = post(
+        &client,
+        format!("{}/otp", cluster.base(0)),
+        &key,
+        json!({"phoneNumber": right}),
+    )
+    .await;
+    let id = otp["otpId"].as_str().unwrap().to_string();
+    let code = last_code(&client, cluster.base(0), right).await;
+    let tasks: Vec<_> = (0..100)
+        .map(|i| {
+            let (client, bases, key, id, code) = (
+                client.clone(),
+                bases.clone(),
+                key.clone(),
+                id.clone(),
+                code.clone(),
+            );
+            tokio::spawn(async move {
+                post(
+                    &client,
+                    format!("{}/otp/{id}", bases[i % 3]),
+                    &key,
+                    json!({"pin": code}),
+                )
+                .await
+            })
+        })
+        .collect();
+    let mut approved = 0;
+    for task in tasks {
+        let (status, body) = task.await.unwrap();
+        match status {
+            200 => approved += 1,
+            _ => assert_eq!(body["error"]["code"], 2023, "{body}"),
+        }
+    }
+    assert_eq!(approved, 1);
+
+    let wrong_to = "+14155552673";
+    let (_, otp) = post(
+        &client,
+        format!("{}/otp", cluster.base(1)),
+        &key,
+        json!({"phoneNumber": wrong_to, "maxAttempts": 5}),
+    )
+    .await;
+    let id = otp["otpId"].as_str().unwrap().to_string();
+    let code = last_code(&client, cluster.base(1), wrong_to).await;
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let tasks: Vec<_> = (0..100)
+        .map(|i| {
+            let (client, bases, key, id) = (client.clone(), bases.clone(), key.clone(), id.clone());
+            tokio::spawn(async move {
+                post(
+                    &client,
+                    format!("{}/otp/{id}", bases[i % 3]),
+                    &key,
+                    json!({"pin": wrong}),
+                )
+                .await
+            })
+        })
+        .collect();
+    let mut codes = std::collections::BTreeMap::new();
+    for task in tasks {
+        let (_, body) = task.await.unwrap();
+        *codes
+            .entry(body["error"]["code"].as_u64().unwrap())
+            .or_insert(0) += 1;
+    }
+    assert_eq!(
+        codes,
+        [(2026, 95), (2027, 1), (2029, 4)].into_iter().collect()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_send_limit_holds_across_nodes() {
+    let Some(cluster) = Cluster::start(3).await else {
+        return;
+    };
+    let client = reqwest::Client::new();
+    let (sid, token) = (
+        cluster.app["accountSid"].as_str().unwrap(),
+        cluster.app["authToken"].as_str().unwrap(),
+    );
+    let service = cluster.app["serviceSid"].as_str().unwrap();
+    let mut statuses = Vec::new();
+    for node in 0..6 {
+        let response = client
+            .post(format!(
+                "{}/v2/Services/{service}/Verifications",
+                cluster.base(node)
+            ))
+            .basic_auth(sid, Some(token))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body("To=%2B14155552674&Channel=sms")
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.unwrap();
+        statuses.push((status, body["code"].as_u64()));
+    }
+    assert_eq!(statuses[..5], [(201, None); 5]);
+    assert_eq!(statuses[5], (429, Some(60203)));
+}
+
+/// A TCP forwarder to PostgreSQL that the test can cut and restore, to play a database outage.
+struct Outage {
+    port: u16,
+    up: Arc<std::sync::atomic::AtomicBool>,
+    connections: Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+impl Outage {
+    async fn start() -> Outage {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let up = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let connections = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (up_flag, registry) = (up.clone(), connections.clone());
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if !up_flag.load(Ordering::SeqCst) {
+                    continue; // closed at once: the database is "down"
+                }
+                let task = tokio::spawn(async move {
+                    if let Ok(mut server) = tokio::net::TcpStream::connect("127.0.0.1:5432").await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+                registry.lock().unwrap().push(task.abort_handle());
+            }
+        });
+        Outage {
+            port,
+            up,
+            connections,
+        }
+    }
+
+    /// Cuts every open connection and refuses new ones, or lets them through again.
+    fn set(&self, up: bool) {
+        self.up.store(up, std::sync::atomic::Ordering::SeqCst);
+        if !up {
+            for connection in self.connections.lock().unwrap().drain(..) {
+                connection.abort();
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_database_outage_answers_503_and_recovers_without_loss() {
+    let Some(schema) = TestSchema::create().await else {
+        return;
+    };
+    let outage = Outage::start().await;
+    let url = schema
+        .url
+        .replace("127.0.0.1:5432", &format!("127.0.0.1:{}", outage.port));
+    let dir = tempfile::tempdir().unwrap();
+    let output = otpd(dir.path())
+        .args(["app", "create", "--name", "o", "--json", "--database", &url])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let app: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let key = app["apiKey"].as_str().unwrap();
+    let node = Server::start(
+        dir.path(),
+        &[
+            ("OTPD_DATABASE_URL", url.as_str()),
+            ("OTPD_POSTGRES__ACQUIRE_TIMEOUT_MS", "500"),
+        ],
+    );
+    let client = reqwest::Client::new();
+    let (status, otp) = post(
+        &client,
+        format!("{}/otp", node.base),
+        key,
+        json!({"phoneNumber": "+14155552675"}),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let id = otp["otpId"].as_str().unwrap().to_string();
+
+    outage.set(false);
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let (status, body) = post(
+        &client,
+        format!("{}/otp", node.base),
+        key,
+        json!({"phoneNumber": "+14155552676"}),
+    )
+    .await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], 1010);
+    let ready = client
+        .get(format!("{}/readyz", node.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 503);
+
+    outage.set(true);
+    let mut recovered = false;
+    for _ in 0..100 {
+        let response = client
+            .get(format!("{}/otp/{id}", node.base))
+            .header("X-API-KEY", key)
+            .send()
+            .await
+            .unwrap();
+        if response.status() == 200 {
+            let read: Value = response.json().await.unwrap();
+            assert_eq!(
+                read["status"], "PENDING",
+                "the verification committed before the outage is intact"
+            );
+            recovered = true;
+            break;
+        }
+        assert_eq!(response.status(), 503);
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        recovered,
+        "requests succeed again once the database is back"
+    );
+    node.crash();
+}
