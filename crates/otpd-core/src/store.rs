@@ -54,6 +54,10 @@ pub struct DeliveryAttempt {
     pub updated_at: Timestamp,
 }
 
+/// How long a freshly written delivery belongs to the node that wrote it before another node
+/// may take it over (the writer sends it at once; the lease only matters if that node dies).
+pub const DELIVERY_LEASE_SECONDS: i64 = 60;
+
 /// A service's settings with its owner, as the dialects need them to start a verification.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServiceRecord {
@@ -175,9 +179,15 @@ pub trait Store: Send + Sync + 'static {
         verification: VerificationId,
     ) -> impl Future<Output = Result<Vec<DeliveryAttempt>, StoreError>> + Send;
 
-    /// Deliveries still queued (work a restart must resume), with their verifications.
-    fn queued_deliveries(
+    /// Claims up to `limit` deliveries that are still queued although their lease has run out
+    /// (the node that queued them stopped before sending), leasing them to the caller until
+    /// `lease_until`, so exactly one node resumes each. A delivery is leased for
+    /// [`DELIVERY_LEASE_SECONDS`] when it is written.
+    fn claim_stale_deliveries(
         &self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
     ) -> impl Future<Output = Result<Vec<(DeliveryAttempt, Verification)>, StoreError>> + Send;
 
     /// Records what happened to a delivery attempt.

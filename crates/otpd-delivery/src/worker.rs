@@ -1,11 +1,12 @@
 //! The delivery worker: takes jobs from the in-memory channel, sends them through the
 //! provider with a few quick retries, and records each attempt's status. The durable record
 //! is the `queued` delivery row written with the verification; after a restart,
-//! [`DeliveryWorker::resume_queued`] sends again the rows that never left.
+//! [`DeliveryWorker::resume_stale`] sends again the rows that never left.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use otpd_core::store::DELIVERY_LEASE_SECONDS;
 use otpd_core::{Clock, DeliveryJob, DeliveryStatus, Dispatch, Store, Verifier};
 use tokio::sync::mpsc;
 
@@ -53,16 +54,24 @@ impl<S: Store + Clone, C: Clock + Clone, P: Provider> DeliveryWorker<S, C, P> {
         )
     }
 
-    /// Queues again the deliveries a previous process left unsent (same code, re-derived
-    /// from its seed). Call before the HTTP server accepts requests, so a job is never both
-    /// in memory and resumed.
-    pub async fn resume_queued(
+    /// Takes over the deliveries whose writer stopped before sending them (their lease ran
+    /// out by `takeover_at`) and queues them again with the same code, re-derived from its
+    /// seed. The store leases each claimed delivery to this node, so on several nodes exactly
+    /// one resumes it. A sole node (SQLite) passes a time past every lease at start: nobody
+    /// else can be sending.
+    pub async fn resume_stale(
         &self,
         verifier: &Verifier<S, C>,
         dispatch: &ChannelDispatch,
+        takeover_at: otpd_core::Timestamp,
     ) -> Result<usize, otpd_core::StoreError> {
         let mut resumed = 0;
-        for (delivery, verification) in self.store.queued_deliveries().await? {
+        let lease_until = self.clock.now().plus_seconds(DELIVERY_LEASE_SECONDS);
+        for (delivery, verification) in self
+            .store
+            .claim_stale_deliveries(takeover_at, lease_until, 500)
+            .await?
+        {
             match verifier.resume(&delivery, &verification) {
                 Some(job) => {
                     dispatch.dispatch(job);
@@ -85,9 +94,29 @@ impl<S: Store + Clone, C: Clock + Clone, P: Provider> DeliveryWorker<S, C, P> {
         Ok(resumed)
     }
 
+    /// Resumes stale deliveries every `interval`, forever (the takeover of a dead node's work).
+    pub async fn sweep(
+        self: Arc<Self>,
+        verifier: Arc<Verifier<S, C>>,
+        dispatch: ChannelDispatch,
+        interval: Duration,
+    ) {
+        loop {
+            tokio::time::sleep(interval).await;
+            match self
+                .resume_stale(&verifier, &dispatch, self.clock.now())
+                .await
+            {
+                Ok(0) => {}
+                Ok(resumed) => tracing::info!(resumed, "took over deliveries whose lease ran out"),
+                Err(error) => tracing::warn!(%error, "could not sweep stale deliveries"),
+            }
+        }
+    }
+
     /// Runs until the channel closes, sending each job on its own task.
-    pub async fn run(self, mut jobs: mpsc::UnboundedReceiver<DeliveryJob>) {
-        let worker = Arc::new(self);
+    pub async fn run(self: Arc<Self>, mut jobs: mpsc::UnboundedReceiver<DeliveryJob>) {
+        let worker = self;
         while let Some(job) = jobs.recv().await {
             let worker = worker.clone();
             tokio::spawn(async move { worker.deliver(job).await });

@@ -82,10 +82,11 @@ CREATE TABLE deliveries (
     provider_ref    TEXT,
     error           TEXT,
     created_at      BIGINT NOT NULL,
-    updated_at      BIGINT NOT NULL
+    updated_at      BIGINT NOT NULL,
+    lease_until     BIGINT NOT NULL
 );
 CREATE INDEX deliveries_verification ON deliveries(verification_id);
-CREATE INDEX deliveries_queued ON deliveries(created_at) WHERE status = 'queued';
+CREATE INDEX deliveries_queued ON deliveries(lease_until) WHERE status = 'queued';
 
 CREATE TABLE callbacks (
     id              UUID PRIMARY KEY,

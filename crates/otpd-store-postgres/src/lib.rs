@@ -9,7 +9,9 @@ mod rows;
 use std::time::Duration;
 
 use otpd_core::auth::{AccessToken, AccountRecord, ApiKeyRecord, Application};
-use otpd_core::store::{CallbackJob, CheckResult, DeliveryAttempt, ResendOutcome, ServiceRecord};
+use otpd_core::store::{
+    CallbackJob, CheckResult, DELIVERY_LEASE_SECONDS, DeliveryAttempt, ResendOutcome, ServiceRecord,
+};
 use otpd_core::{
     AccountId, ApiKeyId, ApplicationId, Candidate, CheckOutcome, CodeHash, DeliveryId,
     DeliveryStatus, ServiceId, StatusChange, Store, StoreError, Timestamp, Verification,
@@ -212,7 +214,7 @@ async fn insert_delivery(
     sqlx::query(concat!(
         "INSERT INTO deliveries (",
         delivery_columns!(),
-        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        ", lease_until) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
     ))
     .bind(d.id.uuid())
     .bind(d.verification_id.uuid())
@@ -223,6 +225,7 @@ async fn insert_delivery(
     .bind(&d.error)
     .bind(d.created_at.0)
     .bind(d.updated_at.0)
+    .bind(d.created_at.plus_seconds(DELIVERY_LEASE_SECONDS).0)
     .execute(&mut *connection)
     .await
     .map_err(db_error)?;
@@ -461,12 +464,21 @@ impl Store for PgStore {
         rows.iter().map(rows::delivery).collect()
     }
 
-    async fn queued_deliveries(&self) -> Result<Vec<(DeliveryAttempt, Verification)>, StoreError> {
+    async fn claim_stale_deliveries(
+        &self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<(DeliveryAttempt, Verification)>, StoreError> {
         let rows = sqlx::query(concat!(
-            "SELECT ",
-            delivery_columns!(),
-            " FROM deliveries WHERE status = 'queued' ORDER BY created_at"
+            "UPDATE deliveries SET lease_until = $1 WHERE id IN \
+             (SELECT id FROM deliveries WHERE status = 'queued' AND lease_until <= $2 \
+              ORDER BY lease_until LIMIT $3 FOR UPDATE SKIP LOCKED) RETURNING ",
+            delivery_columns!()
         ))
+        .bind(lease_until.0)
+        .bind(now.0)
+        .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await
         .map_err(db_error)?;

@@ -83,10 +83,11 @@ CREATE TABLE deliveries (
     provider_ref    TEXT,
     error           TEXT,
     created_at      INTEGER NOT NULL,
-    updated_at      INTEGER NOT NULL
+    updated_at      INTEGER NOT NULL,
+    lease_until     INTEGER NOT NULL    -- the writing node owns a queued delivery until then
 );
 CREATE INDEX deliveries_verification ON deliveries(verification_id);
-CREATE INDEX deliveries_queued ON deliveries(created_at) WHERE status = 'queued';
+CREATE INDEX deliveries_queued ON deliveries(lease_until) WHERE status = 'queued';
 
 -- The status-callback outbox: written in the same transaction as the status change.
 CREATE TABLE callbacks (

@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use otpd_core::auth::{AccessToken, AccountRecord, ApiKeyRecord, Application};
-use otpd_core::store::{CallbackJob, CheckResult, DeliveryAttempt, ResendOutcome, ServiceRecord};
+use otpd_core::store::{
+    CallbackJob, CheckResult, DELIVERY_LEASE_SECONDS, DeliveryAttempt, ResendOutcome, ServiceRecord,
+};
 use otpd_core::{
     AccountId, ApiKeyId, ApplicationId, Candidate, CheckOutcome, CodeHash, DeliveryId,
     DeliveryStatus, ServiceId, StatusChange, Store, StoreError, Timestamp, Verification,
@@ -173,7 +175,7 @@ fn insert_delivery(connection: &Connection, d: &DeliveryAttempt) -> Result<(), S
     execute(
         connection,
         &format!(
-            "INSERT INTO deliveries ({DELIVERY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+            "INSERT INTO deliveries ({DELIVERY_COLUMNS}, lease_until) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
         ),
         params![
             d.id.as_bytes().as_slice(),
@@ -185,6 +187,7 @@ fn insert_delivery(connection: &Connection, d: &DeliveryAttempt) -> Result<(), S
             d.error,
             d.created_at.0,
             d.updated_at.0,
+            d.created_at.plus_seconds(DELIVERY_LEASE_SECONDS).0,
         ],
     )?;
     Ok(())
@@ -459,17 +462,27 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn queued_deliveries(&self) -> Result<Vec<(DeliveryAttempt, Verification)>, StoreError> {
-        self.read(move |connection| {
+    async fn claim_stale_deliveries(
+        &self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<(DeliveryAttempt, Verification)>, StoreError> {
+        self.write(move |connection| {
             let queued = query_all(
                 connection,
-                &format!("SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE status = 'queued' ORDER BY created_at"),
-                [],
+                &format!(
+                    "UPDATE deliveries SET lease_until = ?1 WHERE id IN \
+                     (SELECT id FROM deliveries WHERE status = 'queued' AND lease_until <= ?2 \
+                      ORDER BY lease_until LIMIT ?3) RETURNING {DELIVERY_COLUMNS}"
+                ),
+                params![lease_until.0, now.0, limit],
                 rows::delivery,
             )?;
             let mut out = Vec::with_capacity(queued.len());
             for delivery in queued {
-                if let Some(verification) = load_verification(connection, delivery.verification_id)? {
+                if let Some(verification) = load_verification(connection, delivery.verification_id)?
+                {
                     out.push((delivery, verification));
                 }
             }

@@ -547,8 +547,9 @@ pub async fn abandoned_callbacks_stay_abandoned<S: Store>(store: S) {
     );
 }
 
-/// Queued deliveries are listed for a restart; sent ones are not.
-pub async fn queued_deliveries_resume<S: Store>(store: S) {
+/// A queued delivery is leased to its writer; once the lease runs out exactly one claimer
+/// takes it over (and holds it for a new lease); sent deliveries are never claimed.
+pub async fn stale_deliveries_are_claimed_once<S: Store>(store: S) {
     let service = service(&store).await;
     let (v, d) = sample(service, 5, None);
     store.create_verification(&v, &d).await.unwrap();
@@ -565,10 +566,31 @@ pub async fn queued_deliveries_resume<S: Store>(store: S) {
         )
         .await
         .unwrap();
-    let queued = store.queued_deliveries().await.unwrap();
+    let lease = otpd_core::store::DELIVERY_LEASE_SECONDS;
+    let early = store
+        .claim_stale_deliveries(T0.plus_seconds(lease - 1), T0.plus_seconds(2 * lease), 10)
+        .await
+        .unwrap();
+    assert!(early.is_empty(), "the writer's lease still holds");
+    let later = T0.plus_seconds(lease);
+    let queued = store
+        .claim_stale_deliveries(later, later.plus_seconds(lease), 10)
+        .await
+        .unwrap();
     assert_eq!(queued.len(), 1);
     assert_eq!(queued[0].0.id, d.id);
     assert_eq!(queued[0].1.id, v.id);
+    let again = store
+        .claim_stale_deliveries(later, later.plus_seconds(lease), 10)
+        .await
+        .unwrap();
+    assert!(again.is_empty(), "claimed once");
+    let much_later = later.plus_seconds(lease);
+    let retaken = store
+        .claim_stale_deliveries(much_later, much_later.plus_seconds(lease), 10)
+        .await
+        .unwrap();
+    assert_eq!(retaken.len(), 1, "a claimer that died loses its lease too");
     let updated = &store.deliveries(sent.id).await.unwrap()[0];
     assert_eq!(updated.status, DeliveryStatus::Sent);
     assert_eq!(updated.provider.as_deref(), Some("console"));
@@ -702,7 +724,7 @@ macro_rules! store_behaviour_tests {
             resends_are_counted_and_limited,
             status_changes_queue_callbacks,
             abandoned_callbacks_stay_abandoned,
-            queued_deliveries_resume,
+            stale_deliveries_are_claimed_once,
             services_are_managed_per_account,
             credentials_round_trip
         );

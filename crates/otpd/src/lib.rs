@@ -133,11 +133,20 @@ pub async fn start<C: Clock + Clone>(config: &Config, clock: C) -> anyhow::Resul
         None
     };
 
-    let resumed = delivery.resume_queued(&verifier, &dispatch).await?;
+    let delivery = Arc::new(delivery);
+    let now = clock.now();
+    let takeover_at = match store {
+        // One process owns a SQLite file: whatever is queued was left by a stopped process.
+        AnyStore::Sqlite(_) => now.plus_seconds(otpd_core::store::DELIVERY_LEASE_SECONDS),
+        AnyStore::Postgres(_) => now,
+    };
+    let resumed = delivery
+        .resume_stale(&verifier, &dispatch, takeover_at)
+        .await?;
     if resumed > 0 {
         tracing::info!(
             resumed,
-            "resumed deliveries left queued by the previous process"
+            "resumed deliveries whose writer stopped before sending them"
         );
     }
     let callbacks = CallbackWorker::new(
@@ -147,8 +156,10 @@ pub async fn start<C: Clock + Clone>(config: &Config, clock: C) -> anyhow::Resul
         Arc::new(otpd_http::native::wire::callback_body),
         config.callbacks.policy(),
     );
+    let sweep_every = std::time::Duration::from_secs(10);
     let tasks = vec![
-        tokio::spawn(delivery.run(jobs)),
+        tokio::spawn(delivery.clone().run(jobs)),
+        tokio::spawn(delivery.sweep(verifier.clone(), dispatch, sweep_every)),
         tokio::spawn(callbacks.run()),
     ];
 

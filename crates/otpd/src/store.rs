@@ -85,8 +85,13 @@ impl Store for AnyStore {
     ) -> Result<Vec<DeliveryAttempt>, StoreError> {
         delegate!(self, s => s.deliveries(verification))
     }
-    async fn queued_deliveries(&self) -> Result<Vec<(DeliveryAttempt, Verification)>, StoreError> {
-        delegate!(self, s => s.queued_deliveries())
+    async fn claim_stale_deliveries(
+        &self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<(DeliveryAttempt, Verification)>, StoreError> {
+        delegate!(self, s => s.claim_stale_deliveries(now, lease_until, limit))
     }
     async fn update_delivery(
         &self,
