@@ -55,7 +55,9 @@ pub struct Config {
     pub log_level: String,
     /// Lifetime of bearer tokens from `POST /oauth/token`.
     pub token_lifetime_seconds: i64,
-    /// Delivery provider. Only `console` exists until the delivery issue.
+    /// Delivery provider: `console` (prints each message and keeps it for the dev inbox) or
+    /// `null` (keeps it for the dev inbox only; for load tests). Real providers come with the
+    /// delivery issue.
     pub provider: String,
     /// Price of one SMS part by ISO country (`FR = 0.045`); unlisted countries cost 0.
     pub prices: HashMap<String, f64>,
@@ -209,9 +211,9 @@ impl Config {
     }
 
     fn validate(&self) -> anyhow::Result<()> {
-        if self.provider != "console" {
+        if !matches!(self.provider.as_str(), "console" | "null") {
             bail!(
-                "provider '{}' is not available yet: the only provider is 'console'",
+                "provider '{}' is not available yet: use 'console' or 'null'",
                 self.provider
             );
         }

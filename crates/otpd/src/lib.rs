@@ -114,7 +114,7 @@ pub async fn start<C: Clock + Clone>(config: &Config, clock: C) -> anyhow::Resul
     ));
 
     let inbox = Inbox::default();
-    let provider = ConsoleProvider::new(inbox.clone(), clock.clone());
+    let provider = ConsoleProvider::new(inbox.clone(), clock.clone(), config.provider != "null");
     let (delivery, dispatch, jobs) = DeliveryWorker::new(store.clone(), clock.clone(), provider);
     let verifier = Arc::new(Verifier::new(
         store.clone(),

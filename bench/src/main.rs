@@ -1,0 +1,637 @@
+//! `otpd-bench`: starts real otpd processes (one, or several on PostgreSQL), drives them over
+//! HTTP with keep-alive connections at a fixed concurrency for a fixed time, and reports per
+//! scenario the operation rate, latency percentiles, errors by status, and the server's peak
+//! resident memory and CPU time. See docs/BENCHMARKS.md.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use serde_json::{Value, json};
+
+/// Load generator for otpd.
+#[derive(Parser, Clone)]
+struct Args {
+    /// start | check | flow | twilio-flow | ceiling | all
+    #[arg(long, default_value = "all")]
+    scenario: String,
+    /// How long each scenario runs, e.g. 20s or 500ms.
+    #[arg(long, default_value = "20s", value_parser = parse_duration)]
+    duration: Duration,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// The otpd binary (default: `otpd` beside this program).
+    #[arg(long)]
+    otpd: Option<PathBuf>,
+    /// Database for the servers (default: a fresh SQLite file). Use a postgres:// URL for
+    /// several nodes.
+    #[arg(long)]
+    database: Option<String>,
+    /// otpd processes to start (more than one needs PostgreSQL); requests go round-robin.
+    #[arg(long, default_value_t = 1)]
+    nodes: usize,
+    /// Also write the results as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let (number, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let n: u64 = number.parse().map_err(|_| format!("bad duration {text}"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" | "" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        _ => Err(format!("bad duration unit in {text}")),
+    }
+}
+
+/// The otpd processes under test and the credentials of their application.
+struct Servers {
+    nodes: Vec<Child>,
+    bases: Vec<String>,
+    api_key: String,
+    account_sid: String,
+    auth_token: String,
+    service_sid: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Servers {
+    fn drop(&mut self) {
+        for node in &mut self.nodes {
+            let _ = node.kill();
+            let _ = node.wait();
+        }
+    }
+}
+
+fn otpd_binary(args: &Args) -> anyhow::Result<PathBuf> {
+    if let Some(path) = &args.otpd {
+        return Ok(path.clone());
+    }
+    let beside = std::env::current_exe()?.with_file_name("otpd");
+    if beside.exists() {
+        return Ok(beside);
+    }
+    bail!(
+        "no otpd binary beside this program: build it (cargo build --release -p otpd) or pass --otpd"
+    )
+}
+
+fn start_servers(args: &Args) -> anyhow::Result<Servers> {
+    let binary = otpd_binary(args)?;
+    let dir = tempfile::tempdir()?;
+    let database = args
+        .database
+        .clone()
+        .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("otpd.db").display()));
+    if args.nodes > 1 && !database.starts_with("postgres") {
+        bail!("--nodes above 1 needs --database postgres://…");
+    }
+    let output = Command::new(&binary)
+        .args([
+            "app",
+            "create",
+            "--name",
+            "bench",
+            "--json",
+            "--database",
+            &database,
+        ])
+        .current_dir(dir.path())
+        .output()
+        .context("run otpd app create")?;
+    if !output.status.success() {
+        bail!(
+            "otpd app create failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let app: Value = serde_json::from_slice(&output.stdout)?;
+    let field = |name: &str| {
+        app[name]
+            .as_str()
+            .map(str::to_string)
+            .context("app create output")
+    };
+    let mut nodes = Vec::new();
+    let mut bases = Vec::new();
+    for n in 0..args.nodes {
+        let log = std::fs::File::create(dir.path().join(format!("node{n}.log")))?;
+        let mut child = Command::new(&binary)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .current_dir(dir.path())
+            .env("OTPD_DATABASE_URL", &database)
+            .env("OTPD_PROVIDER", "null")
+            .env_remove("OTPD_CONFIG")
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .context("start otpd serve")?;
+        bases.push(read_address(&mut child)?);
+        nodes.push(child);
+    }
+    Ok(Servers {
+        nodes,
+        bases,
+        api_key: field("apiKey")?,
+        account_sid: field("accountSid")?,
+        auth_token: field("authToken")?,
+        service_sid: field("serviceSid")?,
+        _dir: dir,
+    })
+}
+
+fn read_address(child: &mut Child) -> anyhow::Result<String> {
+    use std::io::{BufRead, BufReader};
+    let stdout = child.stdout.take().context("otpd stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    for line in lines.by_ref() {
+        if let Some(base) = line?.strip_prefix("otpd listening on ") {
+            let base = base.to_string();
+            // Keep draining stdout so the server never blocks on a full pipe.
+            std::thread::spawn(move || for _ in lines {});
+            return Ok(base);
+        }
+    }
+    bail!("otpd exited before listening")
+}
+
+/// CPU seconds and peak resident memory of a process, from /proc.
+fn process_usage(pid: u32) -> (f64, u64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let cpu = (ticks(11) + ticks(12)) / 100.0; // utime + stime, USER_HZ = 100
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let peak_kb = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    (cpu, peak_kb * 1024)
+}
+
+/// What one scenario measured.
+struct Outcome {
+    name: String,
+    ops: u64,
+    requests: u64,
+    seconds: f64,
+    latencies_us: Vec<u32>,
+    errors: BTreeMap<String, u64>,
+    cpu_seconds: f64,
+    peak_rss: u64,
+}
+
+impl Outcome {
+    fn percentile(&self, p: f64) -> f64 {
+        if self.latencies_us.is_empty() {
+            return 0.0;
+        }
+        let index = ((self.latencies_us.len() as f64 - 1.0) * p).round() as usize;
+        self.latencies_us[index] as f64 / 1000.0
+    }
+
+    fn json(&self) -> Value {
+        json!({
+            "scenario": self.name,
+            "ops": self.ops,
+            "ops_per_second": self.ops as f64 / self.seconds,
+            "requests_per_second": self.requests as f64 / self.seconds,
+            "latency_ms": {
+                "p50": self.percentile(0.50), "p90": self.percentile(0.90),
+                "p99": self.percentile(0.99), "p999": self.percentile(0.999),
+            },
+            "errors": self.errors,
+            "server_cpu_seconds": self.cpu_seconds,
+            "server_peak_rss_mb": self.peak_rss as f64 / 1_048_576.0,
+        })
+    }
+}
+
+/// Shared per-run state: the HTTP client, the servers, counters for distinct numbers.
+struct Bench {
+    client: reqwest::Client,
+    servers: Servers,
+    next_number: AtomicU64,
+}
+
+/// One operation's result: requests made and, if something went wrong, its label.
+type OpResult = (u64, Option<String>);
+
+impl Bench {
+    fn base(&self, worker: usize) -> &str {
+        &self.servers.bases[worker % self.servers.bases.len()]
+    }
+
+    /// A distinct valid French mobile number per call.
+    fn number(&self) -> String {
+        let n = self.next_number.fetch_add(1, Ordering::Relaxed);
+        format!("+336{:08}", 10_000_000 + n % 89_999_999)
+    }
+
+    async fn expect(&self, request: reqwest::RequestBuilder, status: u16) -> Result<Value, String> {
+        let response = request
+            .send()
+            .await
+            .map_err(|e| format!("transport: {e}"))?;
+        let got = response.status().as_u16();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| format!("transport: {e}"))?;
+        if got != status {
+            return Err(format!("HTTP {got}"));
+        }
+        Ok(serde_json::from_slice(&body).unwrap_or(Value::Null))
+    }
+
+    async fn start_native(&self, worker: usize, to: &str) -> Result<String, String> {
+        let request = self
+            .client
+            .post(format!("{}/otp", self.base(worker)))
+            .header("X-API-KEY", &self.servers.api_key)
+            .header("Content-Type", "application/json")
+            .body(format!("{{\"phoneNumber\":\"{to}\"}}"));
+        let body = self.expect(request, 201).await?;
+        body["otpId"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| "no otpId".into())
+    }
+
+    async fn check_native(
+        &self,
+        worker: usize,
+        id: &str,
+        pin: &str,
+        status: u16,
+    ) -> Result<(), String> {
+        let request = self
+            .client
+            .post(format!("{}/otp/{id}", self.base(worker)))
+            .header("X-API-KEY", &self.servers.api_key)
+            .header("Content-Type", "application/json")
+            .body(format!("{{\"pin\":\"{pin}\"}}"));
+        self.expect(request, status).await.map(|_| ())
+    }
+
+    /// The code sent to `to`, from the dev inbox of the node that sent it.
+    async fn code(&self, worker: usize, to: &str) -> Result<String, String> {
+        let url = format!(
+            "{}/dev/inbox.json?to={}",
+            self.base(worker),
+            to.replace('+', "%2B")
+        );
+        for _ in 0..100 {
+            let body = self.expect(self.client.get(&url), 200).await?;
+            if let Some(text) = body[0]["body"].as_str() {
+                return text
+                    .rsplit(' ')
+                    .next()
+                    .map(str::to_string)
+                    .ok_or_else(|| "no code".into());
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        Err("code never reached the inbox".into())
+    }
+
+    async fn op(
+        &self,
+        scenario: &str,
+        worker: usize,
+        pool: &[(String, String)],
+        cursor: &AtomicU64,
+    ) -> OpResult {
+        match scenario {
+            "ceiling" => {
+                let result = self
+                    .expect(
+                        self.client.get(format!("{}/healthz", self.base(worker))),
+                        200,
+                    )
+                    .await;
+                (1, result.err())
+            }
+            "start" => (1, self.start_native(worker, &self.number()).await.err()),
+            "check" => {
+                let i = cursor.fetch_add(1, Ordering::Relaxed) as usize;
+                let Some((id, code)) = pool.get(i) else {
+                    return (0, Some("check pool exhausted".into()));
+                };
+                if i % 2 == 0 {
+                    let wrong = if code == "000000" { "111111" } else { "000000" };
+                    if let Err(e) = self.check_native(worker, id, wrong, 400).await {
+                        return (1, Some(e));
+                    }
+                    (2, self.check_native(worker, id, code, 200).await.err())
+                } else {
+                    (1, self.check_native(worker, id, code, 200).await.err())
+                }
+            }
+            "flow" => {
+                let to = self.number();
+                let id = match self.start_native(worker, &to).await {
+                    Ok(id) => id,
+                    Err(e) => return (1, Some(e)),
+                };
+                let code = match self.code(worker, &to).await {
+                    Ok(code) => code,
+                    Err(e) => return (2, Some(e)),
+                };
+                let wrong = if code == "000000" { "111111" } else { "000000" };
+                if let Err(e) = self.check_native(worker, &id, wrong, 400).await {
+                    return (3, Some(e));
+                }
+                (4, self.check_native(worker, &id, &code, 200).await.err())
+            }
+            "twilio-flow" => {
+                let to = self.number();
+                let service = format!(
+                    "{}/v2/Services/{}",
+                    self.base(worker),
+                    self.servers.service_sid
+                );
+                let form = |url: String, body: String| {
+                    self.client
+                        .post(url)
+                        .basic_auth(&self.servers.account_sid, Some(&self.servers.auth_token))
+                        .header("Content-Type", "application/x-www-form-urlencoded")
+                        .body(body)
+                };
+                let encoded = to.replace('+', "%2B");
+                let start = form(
+                    format!("{service}/Verifications"),
+                    format!("To={encoded}&Channel=sms"),
+                );
+                let start = self.expect(start, 201).await;
+                if let Err(e) = start {
+                    return (1, Some(e));
+                }
+                let code = match self.code(worker, &to).await {
+                    Ok(code) => code,
+                    Err(e) => return (2, Some(e)),
+                };
+                let wrong = if code == "000000" { "111111" } else { "000000" };
+                let check = |code: &str| {
+                    form(
+                        format!("{service}/VerificationCheck"),
+                        format!("To={encoded}&Code={code}"),
+                    )
+                };
+                match self.expect(check(wrong), 200).await {
+                    Ok(body) if body["status"] == "pending" => {}
+                    Ok(_) => return (3, Some("wrong code not pending".into())),
+                    Err(e) => return (3, Some(e)),
+                }
+                match self.expect(check(&code), 200).await {
+                    Ok(body) if body["status"] == "approved" => (4, None),
+                    Ok(_) => (4, Some("right code not approved".into())),
+                    Err(e) => (4, Some(e)),
+                }
+            }
+            other => (0, Some(format!("unknown scenario {other}"))),
+        }
+    }
+
+    /// Verifications with known codes for the `check` scenario (not timed).
+    async fn check_pool(self: &Arc<Self>, size: usize) -> anyhow::Result<Vec<(String, String)>> {
+        let mut pool = Vec::with_capacity(size);
+        while pool.len() < size {
+            let batch = (size - pool.len()).min(400);
+            let mut created = Vec::new();
+            let tasks: Vec<_> = (0..batch)
+                .map(|i| {
+                    let bench = self.clone();
+                    tokio::spawn(async move {
+                        let to = bench.number();
+                        bench.start_native(i, &to).await.map(|id| (i, to, id))
+                    })
+                })
+                .collect();
+            for task in tasks {
+                created.push(task.await?.map_err(anyhow::Error::msg)?);
+            }
+            for node in 0..self.servers.bases.len() {
+                let url = format!("{}/dev/inbox.json", self.servers.bases[node]);
+                let inbox: Value = self.client.get(url).send().await?.json().await?;
+                let codes: BTreeMap<&str, &str> = inbox
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|m| {
+                        Some((m["to"].as_str()?, m["body"].as_str()?.rsplit(' ').next()?))
+                    })
+                    .collect();
+                for (i, to, id) in &created {
+                    if i % self.servers.bases.len() == node
+                        && let Some(code) = codes.get(to.as_str())
+                    {
+                        pool.push((id.clone(), code.to_string()));
+                    }
+                }
+            }
+        }
+        Ok(pool)
+    }
+
+    async fn run(self: &Arc<Self>, scenario: &str, args: &Args) -> anyhow::Result<Outcome> {
+        let pool = if scenario == "check" {
+            // Enough for the whole run at a generous rate; setup is not timed.
+            let size = (args.duration.as_secs_f64() * 12_000.0).max(args.concurrency as f64 * 20.0)
+                as usize;
+            Arc::new(self.check_pool(size).await?)
+        } else {
+            Arc::new(Vec::new())
+        };
+        let cursor = Arc::new(AtomicU64::new(0));
+        let before: Vec<(f64, u64)> = self
+            .servers
+            .nodes
+            .iter()
+            .map(|n| process_usage(n.id()))
+            .collect();
+        let started = Instant::now();
+        let deadline = started + args.duration;
+        let workers: Vec<_> = (0..args.concurrency)
+            .map(|worker| {
+                let (bench, pool, cursor, scenario) = (
+                    self.clone(),
+                    pool.clone(),
+                    cursor.clone(),
+                    scenario.to_string(),
+                );
+                tokio::spawn(async move {
+                    let mut latencies = Vec::new();
+                    let mut errors: BTreeMap<String, u64> = BTreeMap::new();
+                    let (mut ops, mut requests) = (0u64, 0u64);
+                    while Instant::now() < deadline {
+                        let t = Instant::now();
+                        let (made, error) = bench.op(&scenario, worker, &pool, &cursor).await;
+                        requests += made;
+                        match error {
+                            None => {
+                                ops += 1;
+                                latencies
+                                    .push(t.elapsed().as_micros().min(u32::MAX as u128) as u32);
+                            }
+                            Some(e) if e == "check pool exhausted" => break,
+                            Some(e) => *errors.entry(e).or_insert(0) += 1,
+                        }
+                    }
+                    (ops, requests, latencies, errors)
+                })
+            })
+            .collect();
+        let mut outcome = Outcome {
+            name: scenario.to_string(),
+            ops: 0,
+            requests: 0,
+            seconds: 0.0,
+            latencies_us: Vec::new(),
+            errors: BTreeMap::new(),
+            cpu_seconds: 0.0,
+            peak_rss: 0,
+        };
+        for worker in workers {
+            let (ops, requests, latencies, errors) = worker.await?;
+            outcome.ops += ops;
+            outcome.requests += requests;
+            outcome.latencies_us.extend(latencies);
+            for (k, v) in errors {
+                *outcome.errors.entry(k).or_insert(0) += v;
+            }
+        }
+        outcome.seconds = started
+            .elapsed()
+            .as_secs_f64()
+            .min(args.duration.as_secs_f64().max(0.001));
+        outcome.latencies_us.sort_unstable();
+        for (node, (cpu_before, _)) in self.servers.nodes.iter().zip(before) {
+            let (cpu, rss) = process_usage(node.id());
+            outcome.cpu_seconds += cpu - cpu_before;
+            outcome.peak_rss = outcome.peak_rss.max(rss);
+        }
+        Ok(outcome)
+    }
+}
+
+fn print_table(outcomes: &[Outcome]) {
+    println!(
+        "{:<12} {:>10} {:>10} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>7}  errors",
+        "scenario",
+        "ops/s",
+        "req/s",
+        "p50 ms",
+        "p90 ms",
+        "p99 ms",
+        "p99.9",
+        "cpu s",
+        "peak MB",
+        "ops"
+    );
+    for o in outcomes {
+        println!(
+            "{:<12} {:>10.0} {:>10.0} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.1} {:>9.1} {:>7}  {:?}",
+            o.name,
+            o.ops as f64 / o.seconds,
+            o.requests as f64 / o.seconds,
+            o.percentile(0.5),
+            o.percentile(0.9),
+            o.percentile(0.99),
+            o.percentile(0.999),
+            o.cpu_seconds,
+            o.peak_rss as f64 / 1_048_576.0,
+            o.ops,
+            o.errors
+        );
+    }
+}
+
+fn ratio(outcomes: &[Outcome], of: &str, to: &str) -> Option<f64> {
+    let rate = |name: &str| {
+        outcomes
+            .iter()
+            .find(|o| o.name == name)
+            .map(|o| o.requests as f64 / o.seconds)
+    };
+    Some(rate(of)? / rate(to)?)
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let scenarios: Vec<&str> = match args.scenario.as_str() {
+        "all" => vec!["ceiling", "start", "check", "flow", "twilio-flow"],
+        one @ ("ceiling" | "start" | "check" | "flow" | "twilio-flow") => vec![one],
+        other => bail!("unknown scenario {other}"),
+    };
+    let servers = start_servers(&args)?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.concurrency * 2)
+        .tcp_nodelay(true)
+        .build()?;
+    let bench = Arc::new(Bench {
+        client,
+        servers,
+        next_number: AtomicU64::new(0),
+    });
+    let mut outcomes = Vec::new();
+    for scenario in scenarios {
+        outcomes.push(bench.run(scenario, &args).await?);
+    }
+    print_table(&outcomes);
+    let flow_ratio = ratio(&outcomes, "flow", "ceiling");
+    if let Some(r) = flow_ratio {
+        println!("flow request rate / ceiling request rate = {:.3}", r);
+    }
+    let report = json!({
+        "nodes": args.nodes,
+        "database": if args.database.as_deref().is_some_and(|d| d.starts_with("postgres")) { "postgres" } else { "sqlite" },
+        "concurrency": args.concurrency,
+        "duration_seconds": args.duration.as_secs_f64(),
+        "scenarios": outcomes.iter().map(Outcome::json).collect::<Vec<_>>(),
+        "flow_to_ceiling_request_ratio": flow_ratio,
+    });
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
+    }
+    let failed: u64 = outcomes
+        .iter()
+        .map(|o| o.ops)
+        .filter(|&ops| ops == 0)
+        .count() as u64;
+    if failed > 0 {
+        bail!("{failed} scenario(s) completed no operation");
+    }
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(run(args))
+}
