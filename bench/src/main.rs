@@ -342,7 +342,7 @@ impl Bench {
                 let Some((id, code)) = pool.get(i) else {
                     return (0, Some("check pool exhausted".into()));
                 };
-                if i % 2 == 0 {
+                if i.is_multiple_of(2) {
                     let wrong = if code == "000000" { "111111" } else { "000000" };
                     if let Err(e) = self.check_native(worker, id, wrong, 400).await {
                         return (1, Some(e));
