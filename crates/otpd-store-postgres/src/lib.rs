@@ -88,6 +88,9 @@ impl PgStore {
             format!("{}ms", settings.statement_timeout.as_millis()),
         )]);
         let pool = PgPoolOptions::new()
+            // A broken connection surfaces as an error (503) on first use and is replaced;
+            // pinging before every acquire would add a round trip to every request.
+            .test_before_acquire(false)
             .max_connections(settings.max_connections)
             .acquire_timeout(settings.acquire_timeout)
             .connect_with(options)
