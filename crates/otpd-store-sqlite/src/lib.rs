@@ -97,12 +97,17 @@ impl SqliteStore {
         // wait for the writer), so they run inline on the calling task: a hop to the blocking
         // pool cost more in thread wake-ups than the query itself (measured with perf).
         let inner = &self.inner;
-        let pooled = inner.readers.lock().map(|mut pool| pool.pop()).unwrap_or(None);
+        let pooled = inner
+            .readers
+            .lock()
+            .map(|mut pool| pool.pop())
+            .unwrap_or(None);
         let connection = match pooled {
             Some(connection) => connection,
             None => {
                 let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-                let connection = Connection::open_with_flags(&inner.path, flags).map_err(db_error)?;
+                let connection =
+                    Connection::open_with_flags(&inner.path, flags).map_err(db_error)?;
                 configure(&connection).map_err(db_error)?;
                 connection
             }

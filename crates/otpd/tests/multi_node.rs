@@ -368,3 +368,119 @@ async fn a_database_outage_answers_503_and_recovers_without_loss() {
     );
     node.crash();
 }
+
+/// A delivery written by a node that died before sending it is sent by exactly one of the
+/// surviving nodes once its lease has run out, with a code that verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_dead_nodes_delivery_is_sent_once_by_another_node() {
+    use otpd_core::{
+        CodeHasher, DeliveryJob, Dispatch, ManualClock, Recipient, ServerSecret, StartRequest,
+        Store, Timestamp, Verifier,
+    };
+    struct DiesBeforeSending;
+    impl Dispatch for DiesBeforeSending {
+        fn dispatch(&self, _job: DeliveryJob) {}
+    }
+    let Some(schema) = TestSchema::create().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let output = otpd(dir.path())
+        .args([
+            "app",
+            "create",
+            "--name",
+            "d",
+            "--json",
+            "--database",
+            &schema.url,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let app: Value = serde_json::from_slice(&output.stdout).unwrap();
+
+    // The "dead node": writes the verification and its queued delivery two minutes ago, then
+    // never sends it.
+    let secret =
+        ServerSecret::from_hex(&std::fs::read_to_string(dir.path().join("otpd.key")).unwrap())
+            .unwrap();
+    let store = otpd_store_postgres::PgStore::connect(&schema.url, &Default::default())
+        .await
+        .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let clock = ManualClock::new(Timestamp(now - 120_000));
+    let verifier = Verifier::new(
+        store.clone(),
+        clock,
+        CodeHasher::new(secret),
+        Arc::new(DiesBeforeSending),
+        Default::default(),
+    );
+    let service_id = uuid::Uuid::try_parse(&app["serviceSid"].as_str().unwrap()[2..]).unwrap();
+    let service = store
+        .service(otpd_core::ServiceId::from_uuid(service_id))
+        .await
+        .unwrap()
+        .unwrap();
+    let to = "+14155552677";
+    let request = StartRequest {
+        to: Some(Recipient::parse(to, None).unwrap()),
+        ..Default::default()
+    };
+    let started = verifier.start(&service, request).await.unwrap();
+    let id = started.verification().id;
+
+    let cluster: Vec<Server> = (0..3)
+        .map(|_| Server::start(dir.path(), &[("OTPD_DATABASE_URL", schema.url.as_str())]))
+        .collect();
+    let mut sent: Vec<String> = Vec::new();
+    for _ in 0..60 {
+        for node in &cluster {
+            sent.extend(node.printed().into_iter().filter(|line| line.contains(to)));
+        }
+        if !sent.is_empty() {
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            for node in &cluster {
+                // `printed` drains: only lines that arrived since the last call.
+                sent.extend(node.printed().into_iter().filter(|line| line.contains(to)));
+            }
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        sent.len(),
+        1,
+        "sent exactly once across the nodes: {sent:?}"
+    );
+    let code = sent[0]
+        .trim_end_matches('"')
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .to_string();
+    let client = reqwest::Client::new();
+    let key = app["apiKey"].as_str().unwrap();
+    let (status, _) = post(
+        &client,
+        format!("{}/otp/{id}", cluster[1].base),
+        key,
+        json!({"pin": code}),
+    )
+    .await;
+    assert_eq!(status, 200, "the resent code verifies");
+    let deliveries = store.deliveries(id).await.unwrap();
+    assert_eq!(deliveries.len(), 1);
+    assert_eq!(deliveries[0].status, otpd_core::DeliveryStatus::Sent);
+    for node in cluster {
+        node.crash();
+    }
+}
