@@ -5,6 +5,7 @@ Every check raises on failure; the last line is "N passed, 0 failed"."""
 
 import json
 import sys
+import time
 import urllib.parse
 import urllib.request
 
@@ -36,11 +37,21 @@ def raises(name, exception, call):
     raise AssertionError(f"{name}: expected {exception.__name__}, nothing raised")
 
 
+seen = {}
+
+
 def newest_code(phone):
+    """The code of the newest message to `phone` sent since the last call (delivery is
+    asynchronous: wait for it)."""
     url = BASE + "/dev/inbox.json?" + urllib.parse.urlencode({"to": phone})
-    with urllib.request.urlopen(url) as response:
-        messages = json.load(response)
-    return messages[0]["body"].rsplit(" ", 1)[1]
+    for _ in range(300):
+        with urllib.request.urlopen(url) as response:
+            messages = json.load(response)
+        if len(messages) > seen.get(phone, 0):
+            seen[phone] = len(messages)
+            return messages[0]["body"].rsplit(" ", 1)[1]
+        time.sleep(0.01)
+    raise AssertionError(f"no new message to {phone}")
 
 
 def token(scope=None, secret=APP_SECRET):

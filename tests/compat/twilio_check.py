@@ -6,6 +6,7 @@ Every check raises on failure; the last line is "N passed, 0 failed"."""
 import json
 import re
 import sys
+import time
 import urllib.parse
 import urllib.request
 
@@ -33,11 +34,21 @@ def fails(name, status, code, call):
     raise AssertionError(f"{name}: expected TwilioRestException {status} {code}, nothing raised")
 
 
+seen = {}
+
+
 def newest_code(to):
+    """The code of the newest message to `to` sent since the last call for `to` (delivery is
+    asynchronous: wait for it)."""
     url = BASE + "/dev/inbox.json?" + urllib.parse.urlencode({"to": to})
-    with urllib.request.urlopen(url) as response:
-        messages = json.load(response)
-    return re.search(r"\b([0-9]{4,10})\b", messages[0]["body"]).group(1)
+    for _ in range(300):
+        with urllib.request.urlopen(url) as response:
+            messages = json.load(response)
+        if len(messages) > seen.get(to, 0):
+            seen[to] = len(messages)
+            return re.search(r"\b([0-9]{4,10})\b", messages[0]["body"]).group(1)
+        time.sleep(0.01)
+    raise AssertionError(f"no new message to {to}")
 
 
 # The quick-start from Twilio's Verify docs; only the base URL differs.
@@ -92,6 +103,7 @@ fails("check after max attempts", 429, 60202, lambda: verify.verification_checks
 # Cancel.
 PHONE4 = "+14155552674"
 pending = verify.verifications.create(to=PHONE4, channel="sms")
+newest_code(PHONE4)  # read it, so the custom-code message below is told apart
 canceled = verify.verifications(pending.sid).update(status="canceled")
 check("cancel", canceled.status == "canceled")
 check("canceled stays fetchable", verify.verifications(pending.sid).fetch().status == "canceled")

@@ -336,18 +336,37 @@ pub enum StatusChange {
     WrongService,
 }
 
+/// What an explicit status change writes, decided by [`decide_status_change`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatusPlan {
+    /// The status to store, if the stored one changes.
+    pub record: Option<VerificationStatus>,
+    /// Whether the requested change happened (else the verification was not pending).
+    pub changed: bool,
+}
+
 /// The lifecycle rule for an explicit change: only a verification that is pending at `now`
-/// can be canceled or approved. Returns the status to store, or `None` to leave it.
+/// can be canceled or approved; one found past its expiry is recorded as expired.
 pub fn decide_status_change(
     verification: &Verification,
     target: VerificationStatus,
     now: Timestamp,
-) -> Option<VerificationStatus> {
+) -> StatusPlan {
     debug_assert!(matches!(
         target,
         VerificationStatus::Canceled | VerificationStatus::Approved
     ));
-    (verification.status_at(now) == VerificationStatus::Pending).then_some(target)
+    let effective = verification.status_at(now);
+    if effective == VerificationStatus::Pending {
+        return StatusPlan {
+            record: Some(target),
+            changed: true,
+        };
+    }
+    StatusPlan {
+        record: (effective != verification.status).then_some(effective),
+        changed: false,
+    }
 }
 
 #[cfg(test)]
@@ -454,14 +473,21 @@ mod tests {
         let now = Timestamp(1_000_000);
         let mut v = sample(now);
         let cancel = VerificationStatus::Canceled;
-        assert_eq!(decide_status_change(&v, cancel, now), Some(cancel));
+        let plan = |record, changed| StatusPlan { record, changed };
+        assert_eq!(
+            decide_status_change(&v, cancel, now),
+            plan(Some(cancel), true)
+        );
         assert_eq!(
             decide_status_change(&v, VerificationStatus::Approved, now),
-            Some(VerificationStatus::Approved)
+            plan(Some(VerificationStatus::Approved), true)
         );
-        assert_eq!(decide_status_change(&v, cancel, now.plus_seconds(61)), None);
+        assert_eq!(
+            decide_status_change(&v, cancel, now.plus_seconds(61)),
+            plan(Some(VerificationStatus::Expired), false)
+        );
         v.status = VerificationStatus::Canceled;
-        assert_eq!(decide_status_change(&v, cancel, now), None);
+        assert_eq!(decide_status_change(&v, cancel, now), plan(None, false));
     }
 
     #[test]

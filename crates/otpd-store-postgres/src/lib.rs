@@ -373,19 +373,16 @@ impl Store for PgStore {
         if verification.service_id != service {
             return Ok(StatusChange::WrongService);
         }
-        let attempts = verification.attempts;
-        let change = if let Some(status) = decide_status_change(&verification, target, now) {
+        let plan = decide_status_change(&verification, target, now);
+        if let Some(status) = plan.record {
+            let attempts = verification.attempts;
             record_transition(&mut tx, &mut verification, status, attempts, now).await?;
-            StatusChange::Changed(Box::new(verification))
-        } else {
-            let effective = verification.status_at(now);
-            if effective != verification.status {
-                record_transition(&mut tx, &mut verification, effective, attempts, now).await?;
-            }
-            StatusChange::NotPending(Box::new(verification))
-        };
+        }
         tx.commit().await.map_err(db_error)?;
-        Ok(change)
+        Ok(match plan.changed {
+            true => StatusChange::Changed(Box::new(verification)),
+            false => StatusChange::NotPending(Box::new(verification)),
+        })
     }
 
     async fn latest_for(

@@ -364,16 +364,15 @@ impl Store for SqliteStore {
             if verification.service_id != service {
                 return Ok(StatusChange::WrongService);
             }
-            let attempts = verification.attempts;
-            if let Some(status) = decide_status_change(&verification, target, now) {
+            let plan = decide_status_change(&verification, target, now);
+            if let Some(status) = plan.record {
+                let attempts = verification.attempts;
                 record_transition(connection, &mut verification, status, attempts, now)?;
-                return Ok(StatusChange::Changed(Box::new(verification)));
             }
-            let effective = verification.status_at(now);
-            if effective != verification.status {
-                record_transition(connection, &mut verification, effective, attempts, now)?;
-            }
-            Ok(StatusChange::NotPending(Box::new(verification)))
+            Ok(match plan.changed {
+                true => StatusChange::Changed(Box::new(verification)),
+                false => StatusChange::NotPending(Box::new(verification)),
+            })
         })
         .await
     }

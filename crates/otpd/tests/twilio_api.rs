@@ -90,7 +90,7 @@ impl Twilio {
     }
 
     async fn code(&self, to: &str) -> String {
-        let message = self.app.last_message(to).await;
+        let message = self.app.next_message(to).await;
         message
             .split(|c: char| !c.is_ascii_alphanumeric())
             .find(|word| (4..=10).contains(&word.len()) && word.chars().all(|c| c.is_ascii_digit()))

@@ -21,10 +21,21 @@ async function fails(name, status, code, call) {
   throw new Error(`${name}: expected ${status} ${code}, nothing thrown`);
 }
 
+const seen = new Map();
+
+// The code of the newest message to `to` sent since the last call for `to` (delivery is
+// asynchronous: wait for it).
 async function newestCode(to) {
-  const response = await fetch(`${BASE}/dev/inbox.json?to=${encodeURIComponent(to)}`);
-  const messages = await response.json();
-  return messages[0].body.match(/\b([0-9]{4,10})\b/)[1];
+  for (let i = 0; i < 300; i += 1) {
+    const response = await fetch(`${BASE}/dev/inbox.json?to=${encodeURIComponent(to)}`);
+    const messages = await response.json();
+    if (messages.length > (seen.get(to) || 0)) {
+      seen.set(to, messages.length);
+      return messages[0].body.match(/\b([0-9]{4,10})\b/)[1];
+    }
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  throw new Error(`no new message to ${to}`);
 }
 
 async function main() {

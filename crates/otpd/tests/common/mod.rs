@@ -22,6 +22,8 @@ pub struct TestApp {
     pub dir: tempfile::TempDir,
     /// The PostgreSQL schema of this test (dropped with it), when running on PostgreSQL.
     pub schema: Option<otpd_store_postgres::testing::TestSchema>,
+    /// How many messages to each number the test has read through `next_message`.
+    seen: std::sync::Mutex<std::collections::HashMap<String, usize>>,
 }
 
 /// Whether the black-box suites run on PostgreSQL (`OTPD_TEST_BACKEND=postgres`) instead of
@@ -95,6 +97,7 @@ impl TestApp {
             config,
             dir,
             schema: None,
+            seen: Default::default(),
         }
     }
 
@@ -181,34 +184,55 @@ impl TestApp {
         .await
     }
 
-    /// The newest message sent to `to`, from the dev inbox, over HTTP.
+    /// Every message the dev inbox holds for `to`, newest first.
+    async fn inbox(&self, to: &str) -> Vec<Value> {
+        let url = format!(
+            "{}?to={}",
+            self.url("/dev/inbox.json"),
+            to.replace('+', "%2B")
+        );
+        self.client
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// The newest message to `to`, waiting for the first one (delivery is asynchronous).
     pub async fn last_message(&self, to: &str) -> String {
-        for _ in 0..200 {
-            let url = format!(
-                "{}?to={}",
-                self.url("/dev/inbox.json"),
-                to.replace('+', "%2B")
-            );
-            let messages: Vec<Value> = self
-                .client
-                .get(url)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            if let Some(first) = messages.first() {
-                return first["body"].as_str().unwrap().to_string();
+        self.newest_after(to, 0).await.0
+    }
+
+    /// The newest message once more than `read` messages to `to` have arrived, and how many.
+    async fn newest_after(&self, to: &str, read: usize) -> (String, usize) {
+        for _ in 0..300 {
+            let messages = self.inbox(to).await;
+            if messages.len() > read {
+                return (
+                    messages[0]["body"].as_str().unwrap().to_string(),
+                    messages.len(),
+                );
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        panic!("no message for {to} in the dev inbox");
+        panic!("no new message to {to} reached the dev inbox");
     }
 
-    /// The code in the newest message to `to` (the last word of the default template).
+    /// The newest message to `to` that arrived after the last one this test read through
+    /// `next_message`, waiting for it: a code read right after a send is that send's code.
+    pub async fn next_message(&self, to: &str) -> String {
+        let read = self.seen.lock().unwrap().get(to).copied().unwrap_or(0);
+        let (body, count) = self.newest_after(to, read).await;
+        self.seen.lock().unwrap().insert(to.to_string(), count);
+        body
+    }
+
+    /// The code of the next unread message to `to` (the last word of the default template).
     pub async fn last_code(&self, to: &str) -> String {
-        let body = self.last_message(to).await;
+        let body = self.next_message(to).await;
         body.rsplit(' ').next().unwrap().to_string()
     }
 }
