@@ -34,6 +34,10 @@ pub struct DeliveryJob {
     pub from: SenderId,
     /// The rendered message (contains the code).
     pub body: String,
+    /// The code alone (voice reads it out; WhatsApp templates take it as a parameter).
+    pub code: OtpCode,
+    /// Seconds the code stays valid from when it was created.
+    pub validity_seconds: u32,
 }
 
 impl std::fmt::Debug for DeliveryJob {
@@ -239,6 +243,11 @@ impl<S: Store + Clone, C: Clock + Clone> Verifier<S, C> {
             to: verification.to.clone(),
             from: verification.from.clone(),
             body: verification.template.render(code),
+            code: code.clone(),
+            validity_seconds: u32::try_from(
+                (verification.expires_at.0 - self.clock.now().0).max(0) / 1000,
+            )
+            .unwrap_or(0),
         }
     }
 

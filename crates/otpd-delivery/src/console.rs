@@ -5,9 +5,9 @@ use std::collections::VecDeque;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use otpd_core::{Clock, DeliveryJob, Timestamp};
+use otpd_core::{Clock, Timestamp};
 
-use crate::{Provider, ProviderError};
+use crate::provider::{Accepted, BoxFuture, Message, Provider, SendError};
 
 /// How many messages the inbox keeps.
 pub const INBOX_CAPACITY: usize = 1000;
@@ -78,29 +78,34 @@ impl<C: Clock> ConsoleProvider<C> {
 }
 
 impl<C: Clock> Provider for ConsoleProvider<C> {
-    fn name(&self) -> &'static str {
+    fn name(&self) -> &str {
         "console"
     }
 
-    async fn send(&self, job: &DeliveryJob) -> Result<String, ProviderError> {
+    fn kind(&self) -> &'static str {
+        "console"
+    }
+
+    fn send<'a>(&'a self, message: &'a Message) -> BoxFuture<'a, Result<Accepted, SendError>> {
         // Stdout, not the log: logs never carry codes; this provider exists to show them.
         if self.print {
             let line = format!(
                 "[otpd console {}] to={} from={} message={:?}\n",
-                job.channel.as_str(),
-                job.to.as_str(),
-                job.from.as_str(),
-                job.body
+                message.channel.as_str(),
+                message.to,
+                message.from,
+                message.text
             );
             let _ = std::io::stdout().lock().write_all(line.as_bytes());
         }
         self.inbox.push(InboxMessage {
-            to: job.to.as_str().to_string(),
-            channel: job.channel.as_str().to_string(),
-            from: job.from.as_str().to_string(),
-            body: job.body.clone(),
+            to: message.to.clone(),
+            channel: message.channel.as_str().to_string(),
+            from: message.from.clone(),
+            body: message.text.clone(),
             sent_at: self.clock.now(),
         });
-        Ok(format!("console-{}", job.delivery_id.simple()))
+        let accepted = Accepted::sent(format!("console-{}", message.reference));
+        Box::pin(std::future::ready(Ok(accepted)))
     }
 }

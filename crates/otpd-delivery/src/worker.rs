@@ -10,7 +10,7 @@ use otpd_core::store::DELIVERY_LEASE_SECONDS;
 use otpd_core::{Clock, DeliveryJob, DeliveryStatus, Dispatch, Store, Verifier};
 use tokio::sync::mpsc;
 
-use crate::{Provider, ProviderError};
+use crate::provider::{Message, Provider, SendError};
 
 /// Feeds the worker; this is the core's [`Dispatch`].
 #[derive(Debug, Clone)]
@@ -125,11 +125,12 @@ impl<S: Store + Clone, C: Clock + Clone, P: Provider> DeliveryWorker<S, C, P> {
 
     async fn deliver(&self, job: DeliveryJob) {
         let mut delay = Duration::from_millis(200);
-        let mut outcome = Err(ProviderError::Temporary("not tried".into()));
+        let message = message_of(&job);
+        let mut outcome = Err(SendError::transient("none", "not tried"));
         for attempt in 1..=TRIES {
-            outcome = self.provider.send(&job).await;
+            outcome = self.provider.send(&message).await;
             match &outcome {
-                Err(ProviderError::Temporary(reason)) if attempt < TRIES => {
+                Err(reason @ SendError::Transient { .. }) if attempt < TRIES => {
                     tracing::warn!(delivery = %job.delivery_id, to = %job.to.masked(), %reason, "retrying delivery");
                     tokio::time::sleep(delay).await;
                     delay *= 4;
@@ -140,14 +141,14 @@ impl<S: Store + Clone, C: Clock + Clone, P: Provider> DeliveryWorker<S, C, P> {
         let now = self.clock.now();
         let provider = Some(self.provider.name());
         let recorded = match &outcome {
-            Ok(message_id) => {
+            Ok(accepted) => {
                 tracing::info!(delivery = %job.delivery_id, verification = %job.verification_id, to = %job.to.masked(), provider = self.provider.name(), "code sent");
                 self.store
                     .update_delivery(
                         job.delivery_id,
                         DeliveryStatus::Sent,
                         provider,
-                        Some(message_id),
+                        Some(&accepted.message_id),
                         None,
                         now,
                     )
@@ -170,5 +171,22 @@ impl<S: Store + Clone, C: Clock + Clone, P: Provider> DeliveryWorker<S, C, P> {
         if let Err(error) = recorded {
             tracing::error!(delivery = %job.delivery_id, %error, "could not record delivery status");
         }
+    }
+}
+
+/// The provider's view of a job.
+fn message_of(job: &DeliveryJob) -> Message {
+    Message {
+        reference: job.delivery_id.to_string(),
+        channel: job.channel,
+        to: job.to.as_str().to_string(),
+        from: job.from.as_str().to_string(),
+        text: job.body.clone(),
+        code: job.code.expose().to_string(),
+        locale: "en".to_string(),
+        subject: String::new(),
+        html: None,
+        validity_seconds: job.validity_seconds,
+        receipt_url: None,
     }
 }
