@@ -1,0 +1,5 @@
+//! Delivery adapters: each module speaks one provider's documented HTTP (or SMTP) API behind
+//! the [`otpd_delivery::Provider`] port, with a configurable base URL so tests point it at a
+//! local mock, and verifies that provider's delivery receipts.
+
+pub mod common;
