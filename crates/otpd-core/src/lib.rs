@@ -6,6 +6,7 @@ pub mod auth;
 pub mod clock;
 pub mod code;
 pub mod ids;
+pub mod messages;
 pub mod phone;
 pub mod recipient;
 pub mod settings;
@@ -22,7 +23,7 @@ pub use recipient::{Email, Recipient};
 pub use settings::{
     MaxAttempts, OtpSettings, PrefixTemplate, SenderId, ServiceOptions, Template, Ttl,
 };
-pub use store::{Store, StoreError};
+pub use store::{DeliveryAttempt, DeliveryUpdate, ReceiptUpdate, Store, StoreError};
 pub use verification::{
     Candidate, Channel, CheckDecision, CheckOutcome, DeliveryStatus, StatusChange, Verification,
     VerificationStatus, decide_check, decide_status_change,

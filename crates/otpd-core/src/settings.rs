@@ -10,6 +10,10 @@ use crate::recipient::Recipient;
 pub const PIN_PLACEHOLDER: &str = "{{pin}}";
 /// An optional placeholder for the service's (or the request's) friendly name.
 pub const NAME_PLACEHOLDER: &str = "{{name}}";
+/// The same as [`NAME_PLACEHOLDER`], under the name the built-in texts use.
+pub const SERVICE_PLACEHOLDER: &str = "{{service}}";
+/// An optional placeholder for the code's lifetime in whole minutes (rounded up).
+pub const TTL_MINUTES_PLACEHOLDER: &str = "{{ttl_minutes}}";
 /// What `do_not_share_warning_enabled` appends.
 pub const DO_NOT_SHARE_WARNING: &str =
     " Don't share this code with anyone; our employees will never ask for the code.";
@@ -53,9 +57,23 @@ impl Template {
         self.0.replace(PIN_PLACEHOLDER, code.expose())
     }
 
-    /// The template with `{{name}}` filled in (the rest of the text kept as is).
+    /// The template with `{{name}}` / `{{service}}` and `{{ttl_minutes}}` filled in (the
+    /// rest of the text kept as is).
     pub fn with_name(&self, name: &str) -> Template {
-        Template(self.0.replace(NAME_PLACEHOLDER, name))
+        Template(
+            self.0
+                .replace(NAME_PLACEHOLDER, name)
+                .replace(SERVICE_PLACEHOLDER, name),
+        )
+    }
+
+    /// The template with `{{ttl_minutes}}` filled in.
+    pub fn with_ttl(&self, ttl: Ttl) -> Template {
+        let minutes = (ttl.get() as u64).div_ceil(60);
+        Template(
+            self.0
+                .replace(TTL_MINUTES_PLACEHOLDER, &minutes.to_string()),
+        )
     }
 
     /// The template with `text` appended (a warning, an app hash); keeps the placeholder.
@@ -215,6 +233,28 @@ pub struct OtpSettings {
     /// Feature switches and provider references (the Twilio Service parameters).
     #[serde(default)]
     pub options: ServiceOptions,
+    /// Templates per language (`fr`, `pt-BR`), used when a start names a locale; a locale
+    /// without one here uses otpd's built-in text for it.
+    #[serde(default)]
+    pub locale_templates: std::collections::BTreeMap<String, Template>,
+    /// Sender ids per destination country (ISO code), overriding `from`.
+    #[serde(default)]
+    pub country_senders: std::collections::BTreeMap<String, SenderId>,
+    /// Channels to try in turn when a delivery fails, is reported undelivered, or has no
+    /// delivery receipt in time (e.g. `whatsapp → sms → call`). Same code throughout.
+    #[serde(default)]
+    pub fallback_channels: Vec<crate::verification::Channel>,
+    /// Seconds between two sends to one destination; an earlier resend is refused with
+    /// `Retry-After`. 30 for services made through the native API, 0 through Twilio's.
+    #[serde(default)]
+    pub resend_cooldown_seconds: u32,
+    /// The default language of the service's messages (voice, WhatsApp, email subjects).
+    #[serde(default)]
+    pub locale: Option<String>,
+    /// The web origin host (`acme.example`) whose origin-bound line (`@acme.example #123456`)
+    /// ends each SMS, for Safari autofill and WebOTP.
+    #[serde(default)]
+    pub web_origin: Option<String>,
 }
 
 /// A service's switches beyond the code itself. Each is stored whether or not otpd acts on
@@ -288,6 +328,12 @@ impl Default for OtpSettings {
             max_attempts: MaxAttempts(5),
             callback_url: None,
             options: ServiceOptions::default(),
+            locale_templates: Default::default(),
+            country_senders: Default::default(),
+            fallback_channels: Vec::new(),
+            resend_cooldown_seconds: 0,
+            locale: None,
+            web_origin: None,
         }
     }
 }

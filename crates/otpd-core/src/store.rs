@@ -48,10 +48,114 @@ pub struct DeliveryAttempt {
     pub provider_ref: Option<String>,
     /// Why it failed, if it did.
     pub error: Option<String>,
+    /// The provider's error code, if it reported one.
+    pub error_code: Option<String>,
+    /// SMS parts billed, when the provider said.
+    pub segments: Option<u32>,
+    /// What the provider charged, when it said.
+    pub price: Option<f64>,
+    /// Currency of `price`.
+    pub price_unit: Option<String>,
     /// When it was queued.
     pub created_at: Timestamp,
     /// Last change.
     pub updated_at: Timestamp,
+}
+
+impl DeliveryAttempt {
+    /// A fresh `queued` attempt of `verification` on `channel`.
+    pub fn queued(verification: VerificationId, channel: Channel, now: Timestamp) -> Self {
+        DeliveryAttempt {
+            id: DeliveryId::generate(),
+            verification_id: verification,
+            channel,
+            status: DeliveryStatus::Queued,
+            provider: None,
+            provider_ref: None,
+            error: None,
+            error_code: None,
+            segments: None,
+            price: None,
+            price_unit: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
+/// What the delivery worker learned about one attempt (a send's outcome, or a retry
+/// scheduled). Fields left `None` keep their stored value, except `error` and `error_code`,
+/// which describe this outcome only.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeliveryUpdate {
+    /// The attempt's new status.
+    pub status: DeliveryStatus,
+    /// The provider that took (or last refused) it.
+    pub provider: Option<String>,
+    /// The provider's message id.
+    pub provider_ref: Option<String>,
+    /// Why it failed (or why the last try failed, for a retry).
+    pub error: Option<String>,
+    /// The provider's error code.
+    pub error_code: Option<String>,
+    /// SMS parts billed.
+    pub segments: Option<u32>,
+    /// Price charged.
+    pub price: Option<f64>,
+    /// Currency of `price`.
+    pub price_unit: Option<String>,
+    /// For a `queued` attempt waiting to retry: this node keeps it until then.
+    pub lease_until: Option<Timestamp>,
+    /// For a `sent` attempt with a fallback channel left: when to fall back if no receipt
+    /// has said `delivered` by then.
+    pub fallback_at: Option<Timestamp>,
+}
+
+impl DeliveryUpdate {
+    /// An update to `status` that changes nothing else.
+    pub fn status(status: DeliveryStatus) -> Self {
+        DeliveryUpdate {
+            status,
+            provider: None,
+            provider_ref: None,
+            error: None,
+            error_code: None,
+            segments: None,
+            price: None,
+            price_unit: None,
+            lease_until: None,
+            fallback_at: None,
+        }
+    }
+}
+
+/// A delivery receipt as the store applies it: matched by provider and message id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReceiptUpdate {
+    /// The configured provider name the receipt came to.
+    pub provider: String,
+    /// The provider's message id.
+    pub provider_ref: String,
+    /// Reported status.
+    pub status: DeliveryStatus,
+    /// Reported error code.
+    pub error_code: Option<String>,
+    /// Reported final price.
+    pub price: Option<f64>,
+    /// Reported parts.
+    pub segments: Option<u32>,
+}
+
+impl DeliveryStatus {
+    /// Order of progress: receipts arrive late, twice or out of order, and a status never
+    /// moves back (queued < sent < delivered / undelivered / failed, which are final).
+    pub fn rank(self) -> u8 {
+        match self {
+            DeliveryStatus::Queued => 0,
+            DeliveryStatus::Sent => 1,
+            DeliveryStatus::Delivered | DeliveryStatus::Undelivered | DeliveryStatus::Failed => 2,
+        }
+    }
 }
 
 /// How long a freshly written delivery belongs to the node that wrote it before another node
@@ -194,12 +298,29 @@ pub trait Store: Send + Sync + 'static {
     fn update_delivery(
         &self,
         id: DeliveryId,
-        status: DeliveryStatus,
-        provider: Option<&str>,
-        provider_ref: Option<&str>,
-        error: Option<&str>,
+        update: &DeliveryUpdate,
         now: Timestamp,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Applies a delivery receipt to the attempt the provider knows by `provider_ref`, unless
+    /// the attempt already has a status at least as far along ([`DeliveryStatus::rank`]).
+    /// A `delivered` receipt cancels a pending fallback; an `undelivered` or `failed` one
+    /// makes it due now. Returns the attempt as it now stands, or `None` when no attempt has
+    /// that reference.
+    fn record_receipt(
+        &self,
+        receipt: &ReceiptUpdate,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Option<DeliveryAttempt>, StoreError>> + Send;
+
+    /// Claims up to `limit` attempts whose fallback is due at `now` (no `delivered` receipt
+    /// in time, or an `undelivered` one), clearing the mark so exactly one node falls back,
+    /// with their verifications.
+    fn claim_due_fallbacks(
+        &self,
+        now: Timestamp,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<(DeliveryAttempt, Verification)>, StoreError>> + Send;
 
     /// Creates an account (the tenant, with its hashed auth token).
     fn create_account(

@@ -57,7 +57,8 @@ impl VerificationStatus {
 }
 
 /// How a code reaches the user.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Channel {
     /// A text message.
     Sms,
@@ -186,6 +187,8 @@ pub struct Verification {
     pub amount: Option<String>,
     /// PSD2 payee that a check must repeat.
     pub payee: Option<String>,
+    /// The language of its messages (`en`, `pt-BR`), when the caller or service chose one.
+    pub locale: Option<String>,
     /// Price of the message.
     pub cost: f64,
     /// SMS segments of the rendered message.
@@ -400,6 +403,7 @@ mod tests {
             callback_url: None,
             amount: None,
             payee: None,
+            locale: None,
             cost: 0.0,
             parts: 1,
             created_at: now,

@@ -2,6 +2,8 @@
 //! re-issue of a code whose delivery was interrupted by a restart.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use uuid::Uuid;
@@ -14,9 +16,7 @@ use crate::recipient::Recipient;
 use crate::settings::{DO_NOT_SHARE_WARNING, MaxAttempts, SenderId, Template, Ttl};
 use crate::sms::segment_count;
 use crate::store::{CheckResult, DeliveryAttempt, ResendOutcome, ServiceRecord, Store, StoreError};
-use crate::verification::{
-    Candidate, Channel, DeliveryStatus, StatusChange, Verification, VerificationStatus,
-};
+use crate::verification::{Candidate, Channel, StatusChange, Verification, VerificationStatus};
 
 /// A message ready for a provider. It carries the code in clear, so it lives only in memory
 /// and its `Debug` hides the body.
@@ -36,8 +36,18 @@ pub struct DeliveryJob {
     pub body: String,
     /// The code alone (voice reads it out; WhatsApp templates take it as a parameter).
     pub code: OtpCode,
-    /// Seconds the code stays valid from when it was created.
+    /// Seconds the code stays valid from now.
     pub validity_seconds: u32,
+    /// The recipient's country, for routing.
+    pub country: Option<CountryIso>,
+    /// The language for voice, WhatsApp templates and email subjects.
+    pub locale: String,
+    /// The service's name (email subjects).
+    pub service_name: String,
+    /// When the code expires: retries stop then.
+    pub expires_at: Timestamp,
+    /// The channels still to try, in order, if this one fails.
+    pub fallback: Vec<Channel>,
 }
 
 impl std::fmt::Debug for DeliveryJob {
@@ -51,10 +61,12 @@ impl std::fmt::Debug for DeliveryJob {
     }
 }
 
-/// Hands delivery jobs to whatever sends them (the delivery worker). Must not block.
+/// Hands delivery jobs to whatever sends them (the delivery worker).
 pub trait Dispatch: Send + Sync + 'static {
-    /// Queues one job for sending.
-    fn dispatch(&self, job: DeliveryJob);
+    /// Queues one job for sending. The future resolves once the first try has an outcome
+    /// or a short deadline has passed (the start response can then say whether a provider
+    /// took the message); the job goes on in the background either way.
+    fn dispatch(&self, job: DeliveryJob) -> Pin<Box<dyn Future<Output = ()> + Send>>;
 }
 
 /// Price of one SMS part per destination country; countries not listed cost nothing.
@@ -107,6 +119,9 @@ pub struct StartRequest {
     pub payee: Option<String>,
     /// Android SMS Retriever hash: the message gets the `<#> ` prefix and the hash suffix.
     pub app_hash: Option<String>,
+    /// Language of the message (`fr`, `pt-BR`): picks the service's template for it, else
+    /// otpd's built-in text.
+    pub locale: Option<String>,
     /// Twilio semantics: a pending verification to the same recipient is re-sent (same code,
     /// new delivery attempt) instead of starting a new one.
     pub resend_pending: bool,
@@ -133,6 +148,12 @@ pub enum VerifyError {
     /// The verification already had the maximum number of sends.
     #[error("maximum sends reached")]
     TooManySends,
+    /// The last send to this destination was less than the service's cooldown ago.
+    #[error("a code was sent to this destination {retry_after_seconds} s too recently")]
+    Cooldown {
+        /// Seconds until a send is allowed.
+        retry_after_seconds: u32,
+    },
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -177,17 +198,7 @@ pub struct Verifier<S, C> {
 }
 
 fn new_delivery(id: VerificationId, channel: Channel, now: Timestamp) -> DeliveryAttempt {
-    DeliveryAttempt {
-        id: DeliveryId::generate(),
-        verification_id: id,
-        channel,
-        status: DeliveryStatus::Queued,
-        provider: None,
-        provider_ref: None,
-        error: None,
-        created_at: now,
-        updated_at: now,
-    }
+    DeliveryAttempt::queued(id, channel, now)
 }
 
 impl<S: Store + Clone, C: Clock + Clone> Verifier<S, C> {
@@ -232,10 +243,20 @@ impl<S: Store + Clone, C: Clock + Clone> Verifier<S, C> {
 
     fn job(
         &self,
+        service: &ServiceRecord,
         verification: &Verification,
         delivery: &DeliveryAttempt,
         code: &OtpCode,
     ) -> DeliveryJob {
+        let chain = &service.settings.fallback_channels;
+        let fallback = match chain.iter().position(|c| *c == delivery.channel) {
+            Some(index) => chain[index + 1..].to_vec(),
+            None if delivery.channel == verification.channel => chain.clone(),
+            None => Vec::new(),
+        }
+        .into_iter()
+        .filter(|c| *c != delivery.channel && c.reaches(&verification.to))
+        .collect();
         DeliveryJob {
             delivery_id: delivery.id,
             verification_id: verification.id,
@@ -248,6 +269,11 @@ impl<S: Store + Clone, C: Clock + Clone> Verifier<S, C> {
                 (verification.expires_at.0 - self.clock.now().0).max(0) / 1000,
             )
             .unwrap_or(0),
+            country: verification.country,
+            locale: verification.locale.clone().unwrap_or_else(|| "en".into()),
+            service_name: service.name.clone(),
+            expires_at: verification.expires_at,
+            fallback,
         }
     }
 
@@ -273,11 +299,30 @@ impl<S: Store + Clone, C: Clock + Clone> Verifier<S, C> {
             return Err(VerifyError::Psd2NotEnabled);
         }
         let now = self.clock.now();
-        let latest = if request.resend_pending {
+        let cooldown = settings.resend_cooldown_seconds;
+        let latest = if request.resend_pending || cooldown > 0 {
             self.store.latest_for(service.id, to.as_str(), now).await?
         } else {
             None
         };
+        if let Some(latest) = latest.as_ref().filter(|_| cooldown > 0) {
+            let last_send = self
+                .store
+                .deliveries(latest.id)
+                .await?
+                .iter()
+                .map(|d| d.created_at)
+                .max()
+                .unwrap_or(latest.created_at);
+            let allowed_at = last_send.plus_seconds(i64::from(cooldown));
+            if now < allowed_at {
+                let retry_after_seconds = ((allowed_at.0 - now.0) as u64).div_ceil(1000) as u32;
+                return Err(VerifyError::Cooldown {
+                    retry_after_seconds,
+                });
+            }
+        }
+        let latest = latest.filter(|_| request.resend_pending);
         if let Some(pending) = latest.filter(|v| v.status == VerificationStatus::Pending) {
             let new_hash = request
                 .custom_code
@@ -296,7 +341,8 @@ impl<S: Store + Clone, C: Clock + Clone> Verifier<S, C> {
             {
                 ResendOutcome::Queued(verification) => {
                     self.dispatch
-                        .dispatch(self.job(&verification, &delivery, &code));
+                        .dispatch(self.job(service, &verification, &delivery, &code))
+                        .await;
                     return Ok(Started::Resent(*verification));
                 }
                 ResendOutcome::TooManySends => return Err(VerifyError::TooManySends),
@@ -319,10 +365,17 @@ impl<S: Store + Clone, C: Clock + Clone> Verifier<S, C> {
             }
         };
         let name = request.friendly_name.as_deref().unwrap_or(&service.name);
+        let by_locale = request.locale.as_deref().and_then(|locale| {
+            settings.locale_templates.get(locale).cloned().or_else(|| {
+                crate::messages::builtin_template(locale).and_then(|t| Template::new(t).ok())
+            })
+        });
         let mut template = request
             .template
+            .or(by_locale)
             .unwrap_or_else(|| settings.template_for(&to).clone())
-            .with_name(name);
+            .with_name(name)
+            .with_ttl(ttl);
         if settings.options.do_not_share_warning_enabled && channel != Channel::Call {
             template = template.with_suffix(DO_NOT_SHARE_WARNING);
         }
@@ -330,6 +383,9 @@ impl<S: Store + Clone, C: Clock + Clone> Verifier<S, C> {
             template = template
                 .with_prefix("<#> ")
                 .with_suffix(&format!("\n{hash}"));
+        }
+        if let (Some(origin), Recipient::Phone(_)) = (&settings.web_origin, &to) {
+            template = template.with_suffix(&crate::messages::origin_bound_suffix(origin));
         }
         let parts = segment_count(&template.render(&code));
         let max_attempts = if settings.options.do_force_check_once {
@@ -352,13 +408,19 @@ impl<S: Store + Clone, C: Clock + Clone> Verifier<S, C> {
             pin_type,
             pin_length,
             template,
-            from: request.from.unwrap_or_else(|| settings.from.clone()),
+            from: request.from.unwrap_or_else(|| {
+                country
+                    .and_then(|c| settings.country_senders.get(c.as_str()))
+                    .unwrap_or(&settings.from)
+                    .clone()
+            }),
             track_id: request.track_id,
             callback_url: request
                 .callback_url
                 .or_else(|| settings.callback_url.clone()),
             amount: request.amount,
             payee: request.payee,
+            locale: request.locale.or_else(|| settings.locale.clone()),
             cost: self.prices.cost(country, parts),
             parts,
             created_at: now,
@@ -370,7 +432,8 @@ impl<S: Store + Clone, C: Clock + Clone> Verifier<S, C> {
             .create_verification(&verification, &delivery)
             .await?;
         self.dispatch
-            .dispatch(self.job(&verification, &delivery, &code));
+            .dispatch(self.job(service, &verification, &delivery, &code))
+            .await;
         Ok(Started::Created(verification))
     }
 
@@ -430,15 +493,59 @@ impl<S: Store + Clone, C: Clock + Clone> Verifier<S, C> {
     /// For a delivery that was queued but never sent (the process stopped first): the job to
     /// send it now, with the same code re-derived from its seed. `None` when the verification
     /// has ended, or when its code was the caller's own and so cannot be recovered.
-    pub fn resume(
+    pub async fn resume(
         &self,
         delivery: &DeliveryAttempt,
         verification: &Verification,
-    ) -> Option<DeliveryJob> {
+    ) -> Result<Option<DeliveryJob>, StoreError> {
         if verification.status_at(self.clock.now()) != VerificationStatus::Pending {
-            return None;
+            return Ok(None);
         }
-        let code = self.code_of(verification)?;
-        Some(self.job(verification, delivery, &code))
+        let Some(code) = self.code_of(verification) else {
+            return Ok(None);
+        };
+        let Some(service) = self.store.service(verification.service_id).await? else {
+            return Ok(None);
+        };
+        Ok(Some(self.job(&service, verification, delivery, &code)))
+    }
+
+    /// Queues the next channel of the service's fallback chain (after a delivery that
+    /// failed, was reported undelivered, or got no receipt in time), with the same
+    /// code: the one in memory, else re-derived from the seed. `None` when the verification
+    /// has ended, no channel is left, the code cannot be recovered, or it already had the
+    /// maximum number of sends.
+    pub async fn fall_back(
+        &self,
+        verification: &Verification,
+        remaining: &[Channel],
+        code: Option<&OtpCode>,
+    ) -> Result<Option<DeliveryJob>, StoreError> {
+        let now = self.clock.now();
+        let Some(&next) = remaining.first() else {
+            return Ok(None);
+        };
+        if verification.status_at(now) != VerificationStatus::Pending {
+            return Ok(None);
+        }
+        let Some(code) = code.cloned().or_else(|| self.code_of(verification)) else {
+            return Ok(None);
+        };
+        let Some(service) = self.store.service(verification.service_id).await? else {
+            return Ok(None);
+        };
+        let delivery = new_delivery(verification.id, next, now);
+        match self
+            .store
+            .resend(verification.id, &delivery, None, MAX_SENDS, now)
+            .await?
+        {
+            ResendOutcome::Queued(verification) => {
+                let mut job = self.job(&service, &verification, &delivery, &code);
+                job.fallback = remaining[1..].to_vec();
+                Ok(Some(job))
+            }
+            ResendOutcome::TooManySends | ResendOutcome::NotPending => Ok(None),
+        }
     }
 }

@@ -60,6 +60,7 @@ impl Inbox {
 /// Prints to stdout and records in the [`Inbox`].
 #[derive(Debug, Clone)]
 pub struct ConsoleProvider<C> {
+    name: &'static str,
     inbox: Inbox,
     clock: C,
     print: bool,
@@ -69,7 +70,13 @@ impl<C: Clock> ConsoleProvider<C> {
     /// A console provider feeding `inbox`, stamping messages with `clock`; with `print` off
     /// it is the `null` provider (inbox only, nothing written), for load tests.
     pub fn new(inbox: Inbox, clock: C, print: bool) -> Self {
+        Self::named(if print { "console" } else { "null" }, inbox, clock, print)
+    }
+
+    /// The same, under a configured name.
+    pub fn named(name: &'static str, inbox: Inbox, clock: C, print: bool) -> Self {
         ConsoleProvider {
+            name,
             inbox,
             clock,
             print,
@@ -79,7 +86,7 @@ impl<C: Clock> ConsoleProvider<C> {
 
 impl<C: Clock> Provider for ConsoleProvider<C> {
     fn name(&self) -> &str {
-        "console"
+        self.name
     }
 
     fn kind(&self) -> &'static str {

@@ -4,6 +4,7 @@
 pub mod callbacks;
 pub mod console;
 pub mod provider;
+pub mod routing;
 pub mod worker;
 
 pub use callbacks::{CallbackPolicy, CallbackWorker};
@@ -11,4 +12,5 @@ pub use console::{ConsoleProvider, Inbox, InboxMessage};
 pub use provider::{
     Accepted, BoxFuture, Message, Provider, Receipt, ReceiptError, ReceiptReply, SendError, Webhook,
 };
-pub use worker::{ChannelDispatch, DeliveryWorker};
+pub use routing::{BreakerPolicy, RouteTable, Router, RoutingError};
+pub use worker::{ChannelDispatch, DeliveryPolicy, DeliveryWorker, ReceiptHandlingError};

@@ -253,6 +253,12 @@ pub trait Provider: Send + Sync + 'static {
     /// Sends one message.
     fn send<'a>(&'a self, message: &'a Message) -> BoxFuture<'a, Result<Accepted, SendError>>;
 
+    /// Whether this provider posts delivery receipts (so a missing `delivered` receipt may
+    /// trigger a fallback channel). Providers without receipts never do.
+    fn has_receipts(&self) -> bool {
+        false
+    }
+
     /// Verifies and parses a delivery receipt sent to this provider's receipt URL.
     fn receipt(&self, webhook: &Webhook) -> Result<ReceiptReply, ReceiptError> {
         let _ = webhook;

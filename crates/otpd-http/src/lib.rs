@@ -3,6 +3,7 @@
 
 pub mod dev;
 pub mod native;
+pub mod receipts;
 pub mod twilio;
 
 use std::sync::Arc;
@@ -35,6 +36,21 @@ pub struct AppState<S, C> {
     /// The base URL resource links use (Twilio `url`, `links`, paging); `None` derives it
     /// from the request's `Host`.
     pub public_base_url: Option<String>,
+    /// Where delivery receipts go (absent in tests that need no delivery).
+    pub receipts: Option<Arc<dyn ReceiptSink>>,
+}
+
+/// Records delivery receipts: the delivery worker, seen from HTTP.
+pub trait ReceiptSink: Send + Sync + 'static {
+    /// Verifies and records a receipt posted to `provider`'s endpoint.
+    fn handle<'a>(
+        &'a self,
+        provider: &'a str,
+        webhook: &'a otpd_delivery::Webhook,
+    ) -> otpd_delivery::BoxFuture<
+        'a,
+        Result<otpd_delivery::ReceiptReply, otpd_delivery::ReceiptHandlingError>,
+    >;
 }
 
 impl<S, C> Clone for AppState<S, C> {
@@ -44,6 +60,7 @@ impl<S, C> Clone for AppState<S, C> {
             auth: self.auth.clone(),
             inbox: self.inbox.clone(),
             public_base_url: self.public_base_url.clone(),
+            receipts: self.receipts.clone(),
         }
     }
 }
@@ -193,7 +210,11 @@ pub fn router<S: Store + Clone, C: Clock + Clone>(state: AppState<S, C>) -> Rout
     let mut app = native::router::<S, C>()
         .nest("/v2", twilio::router::<S, C>())
         .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz::<S, C>));
+        .route("/readyz", get(readyz::<S, C>))
+        .route(
+            "/webhooks/{provider}",
+            get(receipts::receive::<S, C>).post(receipts::receive::<S, C>),
+        );
     if state.inbox.is_some() {
         app = app
             .route("/dev/inbox", get(dev::inbox_page::<S, C>))

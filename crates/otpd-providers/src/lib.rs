@@ -3,3 +3,4 @@
 //! local mock, and verifies that provider's delivery receipts.
 
 pub mod common;
+pub mod registry;

@@ -10,18 +10,22 @@ use std::time::Duration;
 
 use otpd_core::auth::{AccessToken, AccountRecord, ApiKeyRecord, Application};
 use otpd_core::store::{
-    CallbackJob, CheckResult, DELIVERY_LEASE_SECONDS, DeliveryAttempt, ResendOutcome, ServiceRecord,
+    CallbackJob, CheckResult, DELIVERY_LEASE_SECONDS, DeliveryAttempt, DeliveryUpdate,
+    ReceiptUpdate, ResendOutcome, ServiceRecord,
 };
 use otpd_core::{
-    AccountId, ApiKeyId, ApplicationId, Candidate, CheckOutcome, CodeHash, DeliveryId,
-    DeliveryStatus, ServiceId, StatusChange, Store, StoreError, Timestamp, Verification,
-    VerificationId, VerificationStatus, decide_check, decide_status_change,
+    AccountId, ApiKeyId, ApplicationId, Candidate, CheckOutcome, CodeHash, DeliveryId, ServiceId,
+    StatusChange, Store, StoreError, Timestamp, Verification, VerificationId, VerificationStatus,
+    decide_check, decide_status_change,
 };
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{PgConnection, Row};
 use uuid::Uuid;
 
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_initial.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/0001_initial.sql"),
+    include_str!("../migrations/0002_delivery_details.sql"),
+];
 
 /// Any number; every otpd node uses it to take turns applying migrations.
 const MIGRATION_LOCK: i64 = 0x6f74_7064;
@@ -217,7 +221,7 @@ async fn insert_delivery(
     sqlx::query(concat!(
         "INSERT INTO deliveries (",
         delivery_columns!(),
-        ", lease_until) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+        ", lease_until) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $11, $12, $13, $14, $10)"
     ))
     .bind(d.id.uuid())
     .bind(d.verification_id.uuid())
@@ -229,6 +233,10 @@ async fn insert_delivery(
     .bind(d.created_at.0)
     .bind(d.updated_at.0)
     .bind(d.created_at.plus_seconds(DELIVERY_LEASE_SECONDS).0)
+    .bind(&d.error_code)
+    .bind(d.segments.map(|s| s as i32))
+    .bind(d.price)
+    .bind(&d.price_unit)
     .execute(&mut *connection)
     .await
     .map_err(db_error)?;
@@ -277,7 +285,7 @@ impl Store for PgStore {
             "INSERT INTO verifications (",
             verification_columns!(),
             ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
-             $18, $19, $20, $21, $22, $23, $24)"
+             $18, $19, $20, $21, $22, $23, $24, $25)"
         ))
         .bind(v.id.uuid())
         .bind(v.service_id.uuid())
@@ -303,6 +311,7 @@ impl Store for PgStore {
         .bind(v.code_seed.map(|seed| seed.0.to_vec()))
         .bind(&v.amount)
         .bind(&v.payee)
+        .bind(&v.locale)
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;
@@ -495,26 +504,103 @@ impl Store for PgStore {
     async fn update_delivery(
         &self,
         id: DeliveryId,
-        status: DeliveryStatus,
-        provider: Option<&str>,
-        provider_ref: Option<&str>,
-        error: Option<&str>,
+        update: &DeliveryUpdate,
         now: Timestamp,
     ) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE deliveries SET status = $1, provider = COALESCE($2, provider), \
-             provider_ref = COALESCE($3, provider_ref), error = $4, updated_at = $5 WHERE id = $6",
+             provider_ref = COALESCE($3, provider_ref), error = $4, error_code = $5, \
+             segments = COALESCE($6, segments), price = COALESCE($7, price), \
+             price_unit = COALESCE($8, price_unit), lease_until = COALESCE($9, lease_until), \
+             fallback_at = $10, updated_at = $11 WHERE id = $12",
         )
-        .bind(status.as_str())
-        .bind(provider)
-        .bind(provider_ref)
-        .bind(error)
+        .bind(update.status.as_str())
+        .bind(&update.provider)
+        .bind(&update.provider_ref)
+        .bind(&update.error)
+        .bind(&update.error_code)
+        .bind(update.segments.map(|s| s as i32))
+        .bind(update.price)
+        .bind(&update.price_unit)
+        .bind(update.lease_until.map(|t| t.0))
+        .bind(update.fallback_at.map(|t| t.0))
         .bind(now.0)
         .bind(id.uuid())
         .execute(&self.pool)
         .await
         .map_err(db_error)?;
         Ok(())
+    }
+
+    async fn record_receipt(
+        &self,
+        receipt: &ReceiptUpdate,
+        now: Timestamp,
+    ) -> Result<Option<DeliveryAttempt>, StoreError> {
+        // One statement: the row lock and the re-checked WHERE make concurrent receipts for
+        // one message apply in rank order, never backwards.
+        let updated = sqlx::query(concat!(
+            "UPDATE deliveries SET status = $1, error_code = COALESCE($2, error_code), \
+             price = COALESCE($3, price), segments = COALESCE($4, segments), \
+             fallback_at = CASE WHEN $1 = 'delivered' THEN NULL \
+                                WHEN $1 IN ('undelivered', 'failed') AND fallback_at IS NOT NULL THEN $5 \
+                                ELSE fallback_at END, \
+             updated_at = $5 \
+             WHERE provider_ref = $6 AND provider = $7 \
+             AND (CASE status WHEN 'queued' THEN 0 WHEN 'sent' THEN 1 ELSE 2 END) < $8 RETURNING ",
+            delivery_columns!()
+        ))
+        .bind(receipt.status.as_str())
+        .bind(&receipt.error_code)
+        .bind(receipt.price)
+        .bind(receipt.segments.map(|s| s as i32))
+        .bind(now.0)
+        .bind(&receipt.provider_ref)
+        .bind(&receipt.provider)
+        .bind(i32::from(receipt.status.rank()))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?;
+        if let Some(row) = updated {
+            return Ok(Some(rows::delivery(&row)?));
+        }
+        let current = sqlx::query(concat!(
+            "SELECT ",
+            delivery_columns!(),
+            " FROM deliveries WHERE provider_ref = $1 AND provider = $2"
+        ))
+        .bind(&receipt.provider_ref)
+        .bind(&receipt.provider)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?;
+        current.as_ref().map(rows::delivery).transpose()
+    }
+
+    async fn claim_due_fallbacks(
+        &self,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<(DeliveryAttempt, Verification)>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "UPDATE deliveries SET fallback_at = NULL WHERE id IN \
+             (SELECT id FROM deliveries WHERE fallback_at IS NOT NULL AND fallback_at <= $1 \
+              ORDER BY fallback_at LIMIT $2 FOR UPDATE SKIP LOCKED) RETURNING ",
+            delivery_columns!()
+        ))
+        .bind(now.0)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let delivery = rows::delivery(row)?;
+            if let Some(verification) = self.verification(delivery.verification_id).await? {
+                out.push((delivery, verification));
+            }
+        }
+        Ok(out)
     }
 
     async fn create_account(&self, account: &AccountRecord) -> Result<(), StoreError> {

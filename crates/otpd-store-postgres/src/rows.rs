@@ -19,7 +19,7 @@ macro_rules! verification_columns {
     () => {
         "id, service_id, to_number, country, channel, status, attempts, max_attempts, ttl, \
          code_hash, pin_type, pin_length, template, sender, track_id, callback_url, cost, parts, \
-         created_at, expires_at, updated_at, code_seed, amount, payee"
+         created_at, expires_at, updated_at, code_seed, amount, payee, locale"
     };
 }
 
@@ -28,7 +28,8 @@ macro_rules! verification_columns {
 #[doc(hidden)]
 macro_rules! delivery_columns {
     () => {
-        "id, verification_id, channel, status, provider, provider_ref, error, created_at, updated_at"
+        "id, verification_id, channel, status, provider, provider_ref, error, created_at, updated_at, \
+         error_code, segments, price, price_unit"
     };
 }
 
@@ -111,6 +112,7 @@ pub(crate) fn verification(row: &PgRow) -> Result<Verification, StoreError> {
         updated_at: Timestamp(get(row, 20)?),
         amount: get(row, 22)?,
         payee: get(row, 23)?,
+        locale: get(row, 24)?,
     })
 }
 
@@ -125,6 +127,10 @@ pub(crate) fn delivery(row: &PgRow) -> Result<DeliveryAttempt, StoreError> {
         error: get(row, 6)?,
         created_at: Timestamp(get(row, 7)?),
         updated_at: Timestamp(get(row, 8)?),
+        error_code: get(row, 9)?,
+        segments: get::<Option<i32>>(row, 10)?.map(|s| s.max(0) as u32),
+        price: get(row, 11)?,
+        price_unit: get(row, 12)?,
     })
 }
 

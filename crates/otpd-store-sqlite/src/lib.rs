@@ -11,7 +11,8 @@ use std::sync::{Arc, Mutex};
 
 use otpd_core::auth::{AccessToken, AccountRecord, ApiKeyRecord, Application};
 use otpd_core::store::{
-    CallbackJob, CheckResult, DELIVERY_LEASE_SECONDS, DeliveryAttempt, ResendOutcome, ServiceRecord,
+    CallbackJob, CheckResult, DELIVERY_LEASE_SECONDS, DeliveryAttempt, DeliveryUpdate,
+    ReceiptUpdate, ResendOutcome, ServiceRecord,
 };
 use otpd_core::{
     AccountId, ApiKeyId, ApplicationId, Candidate, CheckOutcome, CodeHash, DeliveryId,
@@ -174,7 +175,8 @@ fn insert_delivery(connection: &Connection, d: &DeliveryAttempt) -> Result<(), S
     execute(
         connection,
         &format!(
-            "INSERT INTO deliveries ({DELIVERY_COLUMNS}, lease_until) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+            "INSERT INTO deliveries ({DELIVERY_COLUMNS}, lease_until) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?11, ?12, ?13, ?14, ?10)"
         ),
         params![
             d.id.as_bytes().as_slice(),
@@ -187,6 +189,10 @@ fn insert_delivery(connection: &Connection, d: &DeliveryAttempt) -> Result<(), S
             d.created_at.0,
             d.updated_at.0,
             d.created_at.plus_seconds(DELIVERY_LEASE_SECONDS).0,
+            d.error_code,
+            d.segments,
+            d.price,
+            d.price_unit,
         ],
     )?;
     Ok(())
@@ -274,7 +280,7 @@ impl Store for SqliteStore {
                 connection,
                 &format!(
                     "INSERT INTO verifications ({VERIFICATION_COLUMNS}) VALUES \
-                     (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)"
+                     (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)"
                 ),
                 params![
                     v.id.as_bytes().as_slice(),
@@ -301,6 +307,7 @@ impl Store for SqliteStore {
                     v.code_seed.map(|seed| seed.0.to_vec()),
                     v.amount,
                     v.payee,
+                    v.locale,
                 ],
             )?;
             insert_delivery(connection, &d)?;
@@ -492,23 +499,111 @@ impl Store for SqliteStore {
     async fn update_delivery(
         &self,
         id: DeliveryId,
-        status: DeliveryStatus,
-        provider: Option<&str>,
-        provider_ref: Option<&str>,
-        error: Option<&str>,
+        update: &DeliveryUpdate,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        let provider = provider.map(str::to_string);
-        let provider_ref = provider_ref.map(str::to_string);
-        let error = error.map(str::to_string);
+        let u = update.clone();
         self.write(move |connection| {
             execute(
                 connection,
                 "UPDATE deliveries SET status = ?1, provider = COALESCE(?2, provider), \
-                 provider_ref = COALESCE(?3, provider_ref), error = ?4, updated_at = ?5 WHERE id = ?6",
-                params![status.as_str(), provider, provider_ref, error, now.0, id.as_bytes().as_slice()],
+                 provider_ref = COALESCE(?3, provider_ref), error = ?4, error_code = ?5, \
+                 segments = COALESCE(?6, segments), price = COALESCE(?7, price), \
+                 price_unit = COALESCE(?8, price_unit), lease_until = COALESCE(?9, lease_until), \
+                 fallback_at = ?10, updated_at = ?11 WHERE id = ?12",
+                params![
+                    u.status.as_str(),
+                    u.provider,
+                    u.provider_ref,
+                    u.error,
+                    u.error_code,
+                    u.segments,
+                    u.price,
+                    u.price_unit,
+                    u.lease_until.map(|t| t.0),
+                    u.fallback_at.map(|t| t.0),
+                    now.0,
+                    id.as_bytes().as_slice()
+                ],
             )?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn record_receipt(
+        &self,
+        receipt: &ReceiptUpdate,
+        now: Timestamp,
+    ) -> Result<Option<DeliveryAttempt>, StoreError> {
+        let r = receipt.clone();
+        self.write(move |connection| {
+            let Some(current) = query_one(
+                connection,
+                &format!(
+                    "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE provider_ref = ?1 AND provider = ?2"
+                ),
+                params![r.provider_ref, r.provider],
+                rows::delivery,
+            )?
+            else {
+                return Ok(None);
+            };
+            if current.status.rank() >= r.status.rank() {
+                return Ok(Some(current));
+            }
+            let fallback = match r.status {
+                DeliveryStatus::Delivered => "NULL",
+                DeliveryStatus::Undelivered | DeliveryStatus::Failed => {
+                    "CASE WHEN fallback_at IS NULL THEN NULL ELSE ?6 END"
+                }
+                _ => "fallback_at",
+            };
+            query_one(
+                connection,
+                &format!(
+                    "UPDATE deliveries SET status = ?1, error_code = COALESCE(?2, error_code), \
+                     price = COALESCE(?3, price), segments = COALESCE(?4, segments), \
+                     fallback_at = {fallback}, updated_at = ?6 WHERE id = ?5 RETURNING {DELIVERY_COLUMNS}"
+                ),
+                params![
+                    r.status.as_str(),
+                    r.error_code,
+                    r.price,
+                    r.segments,
+                    current.id.as_bytes().as_slice(),
+                    now.0
+                ],
+                rows::delivery,
+            )
+        })
+        .await
+    }
+
+    async fn claim_due_fallbacks(
+        &self,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<(DeliveryAttempt, Verification)>, StoreError> {
+        self.write(move |connection| {
+            let due = query_all(
+                connection,
+                &format!(
+                    "UPDATE deliveries SET fallback_at = NULL WHERE id IN \
+                     (SELECT id FROM deliveries WHERE fallback_at IS NOT NULL AND fallback_at <= ?1 \
+                      ORDER BY fallback_at LIMIT ?2) RETURNING {DELIVERY_COLUMNS}"
+                ),
+                params![now.0, limit],
+                rows::delivery,
+            )?;
+            let mut out = Vec::with_capacity(due.len());
+            for delivery in due {
+                if let Some(verification) = load_verification(connection, delivery.verification_id)?
+                {
+                    out.push((delivery, verification));
+                }
+            }
+            Ok(out)
         })
         .await
     }

@@ -13,12 +13,12 @@ use uuid::Uuid;
 
 pub(crate) const VERIFICATION_COLUMNS: &str = "id, service_id, to_number, country, channel, \
     status, attempts, max_attempts, ttl, code_hash, pin_type, pin_length, template, sender, \
-    track_id, callback_url, cost, parts, created_at, expires_at, updated_at, code_seed, amount, payee";
+    track_id, callback_url, cost, parts, created_at, expires_at, updated_at, code_seed, amount, payee, locale";
 
 pub(crate) const SERVICE_COLUMNS: &str = "id, account_id, name, settings, created_at, updated_at";
 
-pub(crate) const DELIVERY_COLUMNS: &str =
-    "id, verification_id, channel, status, provider, provider_ref, error, created_at, updated_at";
+pub(crate) const DELIVERY_COLUMNS: &str = "id, verification_id, channel, status, provider, provider_ref, error, created_at, updated_at, \
+     error_code, segments, price, price_unit";
 
 pub(crate) const APPLICATION_COLUMNS: &str =
     "id, account_id, service_id, name, secret_hash, api_key_hash, created_at";
@@ -69,6 +69,7 @@ pub(crate) fn verification(row: &Row) -> Result<Verification, StoreError> {
             .transpose()?,
         amount: get(row, 22)?,
         payee: get(row, 23)?,
+        locale: get(row, 24)?,
         pin_type: PinType::parse(&get::<String>(row, 10)?).ok_or_else(|| corrupt("pin_type"))?,
         pin_length: PinLength::new(get(row, 11)?).map_err(|_| corrupt("pin_length"))?,
         template: Template::new(get::<String>(row, 12)?).map_err(|_| corrupt("template"))?,
@@ -96,6 +97,10 @@ pub(crate) fn delivery(row: &Row) -> Result<DeliveryAttempt, StoreError> {
         error: get(row, 6)?,
         created_at: Timestamp(get(row, 7)?),
         updated_at: Timestamp(get(row, 8)?),
+        error_code: get(row, 9)?,
+        segments: get(row, 10)?,
+        price: get(row, 11)?,
+        price_unit: get(row, 12)?,
     })
 }
 

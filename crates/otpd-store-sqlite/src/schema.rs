@@ -3,7 +3,10 @@
 
 use rusqlite::Connection;
 
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_initial.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/0001_initial.sql"),
+    include_str!("../migrations/0002_delivery_details.sql"),
+];
 
 /// Applies every migration newer than the database, each in its own transaction.
 pub(crate) fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {

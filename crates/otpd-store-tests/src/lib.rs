@@ -3,12 +3,14 @@
 //! fresh store made by the backend's factory.
 
 use otpd_core::auth::{AccessToken, AccountRecord, ApiKeyRecord, Application};
-use otpd_core::store::{DeliveryAttempt, ResendOutcome, ServiceRecord};
+use otpd_core::store::{
+    DeliveryAttempt, DeliveryUpdate, ReceiptUpdate, ResendOutcome, ServiceRecord,
+};
 use otpd_core::verification::Channel;
 use otpd_core::{
     AccountId, ApiKeyId, ApplicationId, Candidate, CheckOutcome, CodeHash, CodeHasher, CodeSeed,
-    DeliveryId, DeliveryStatus, MaxAttempts, OtpCode, OtpSettings, PinLength, PinType, Recipient,
-    SenderId, ServerSecret, ServiceId, StatusChange, Store, Template, Timestamp, Ttl, Verification,
+    DeliveryStatus, MaxAttempts, OtpCode, OtpSettings, PinLength, PinType, Recipient, SenderId,
+    ServerSecret, ServiceId, StatusChange, Store, Template, Timestamp, Ttl, Verification,
     VerificationId, VerificationStatus,
 };
 
@@ -99,6 +101,7 @@ pub fn sample(
         callback_url: callback.map(str::to_string),
         amount: None,
         payee: None,
+        locale: Some("fr".into()),
         cost: 0.045,
         parts: 1,
         created_at: T0,
@@ -109,16 +112,14 @@ pub fn sample(
 }
 
 fn delivery_of(id: VerificationId) -> DeliveryAttempt {
-    DeliveryAttempt {
-        id: DeliveryId::generate(),
-        verification_id: id,
-        channel: Channel::Sms,
-        status: DeliveryStatus::Queued,
-        provider: None,
-        provider_ref: None,
-        error: None,
-        created_at: T0,
-        updated_at: T0,
+    DeliveryAttempt::queued(id, Channel::Sms, T0)
+}
+
+fn sent_by(provider: &str, reference: &str) -> DeliveryUpdate {
+    DeliveryUpdate {
+        provider: Some(provider.to_string()),
+        provider_ref: Some(reference.to_string()),
+        ..DeliveryUpdate::status(DeliveryStatus::Sent)
     }
 }
 
@@ -556,14 +557,7 @@ pub async fn stale_deliveries_are_claimed_once<S: Store>(store: S) {
     let (sent, sent_d) = sample(service, 5, None);
     store.create_verification(&sent, &sent_d).await.unwrap();
     store
-        .update_delivery(
-            sent_d.id,
-            DeliveryStatus::Sent,
-            Some("console"),
-            Some("msg-1"),
-            None,
-            T0,
-        )
+        .update_delivery(sent_d.id, &sent_by("console", "msg-1"), T0)
         .await
         .unwrap();
     let lease = otpd_core::store::DELIVERY_LEASE_SECONDS;
@@ -595,6 +589,133 @@ pub async fn stale_deliveries_are_claimed_once<S: Store>(store: S) {
     assert_eq!(updated.status, DeliveryStatus::Sent);
     assert_eq!(updated.provider.as_deref(), Some("console"));
     assert_eq!(updated.provider_ref.as_deref(), Some("msg-1"));
+}
+
+/// Receipts find their attempt by provider and message id, record price, parts and error
+/// code, and never move a status backwards (late, duplicated or out-of-order receipts).
+pub async fn receipts_only_move_forward<S: Store>(store: S) {
+    let service = service(&store).await;
+    let (v, d) = sample(service, 5, None);
+    store.create_verification(&v, &d).await.unwrap();
+    let update = DeliveryUpdate {
+        segments: Some(1),
+        price_unit: Some("USD".into()),
+        ..sent_by("twilio-main", "SM1")
+    };
+    store.update_delivery(d.id, &update, T0).await.unwrap();
+    let receipt = |status, provider: &str, reference: &str| ReceiptUpdate {
+        provider: provider.to_string(),
+        provider_ref: reference.to_string(),
+        status,
+        error_code: None,
+        price: Some(0.0079),
+        segments: Some(2),
+    };
+    let unknown = store
+        .record_receipt(
+            &receipt(DeliveryStatus::Delivered, "twilio-main", "SM2"),
+            T0,
+        )
+        .await
+        .unwrap();
+    assert!(unknown.is_none(), "no attempt has that message id");
+    let other_provider = store
+        .record_receipt(&receipt(DeliveryStatus::Delivered, "vonage", "SM1"), T0)
+        .await
+        .unwrap();
+    assert!(other_provider.is_none(), "message ids are per provider");
+    let delivered = store
+        .record_receipt(
+            &receipt(DeliveryStatus::Delivered, "twilio-main", "SM1"),
+            T0,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(delivered.status, DeliveryStatus::Delivered);
+    assert_eq!(delivered.price, Some(0.0079));
+    assert_eq!(delivered.segments, Some(2));
+    assert_eq!(delivered.price_unit.as_deref(), Some("USD"));
+    let late = ReceiptUpdate {
+        error_code: Some("30003".into()),
+        ..receipt(DeliveryStatus::Sent, "twilio-main", "SM1")
+    };
+    let kept = store.record_receipt(&late, T0).await.unwrap().unwrap();
+    assert_eq!(
+        kept.status,
+        DeliveryStatus::Delivered,
+        "a late `sent` changes nothing"
+    );
+    let undelivered = receipt(DeliveryStatus::Undelivered, "twilio-main", "SM1");
+    let kept = store
+        .record_receipt(&undelivered, T0)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        kept.status,
+        DeliveryStatus::Delivered,
+        "final states are final"
+    );
+    assert_eq!(store.deliveries(v.id).await.unwrap()[0], kept);
+}
+
+/// A sent attempt with a fallback timer is claimed once when the timer is due, at once when
+/// an `undelivered` receipt arrives, and never when a receipt says `delivered`.
+pub async fn fallbacks_are_due_once<S: Store>(store: S) {
+    let service = service(&store).await;
+    let mut attempts = Vec::new();
+    for reference in ["WA-timer", "WA-undelivered", "WA-delivered"] {
+        let (v, d) = sample(service, 5, None);
+        store.create_verification(&v, &d).await.unwrap();
+        let update = DeliveryUpdate {
+            fallback_at: Some(T0.plus_seconds(30)),
+            ..sent_by("meta", reference)
+        };
+        store.update_delivery(d.id, &update, T0).await.unwrap();
+        attempts.push((v, d));
+    }
+    let receipt = |reference: &str, status| ReceiptUpdate {
+        provider: "meta".into(),
+        provider_ref: reference.into(),
+        status,
+        error_code: Some("131026".into()),
+        price: None,
+        segments: None,
+    };
+    let now = T0.plus_seconds(5);
+    store
+        .record_receipt(&receipt("WA-undelivered", DeliveryStatus::Undelivered), now)
+        .await
+        .unwrap();
+    store
+        .record_receipt(&receipt("WA-delivered", DeliveryStatus::Delivered), now)
+        .await
+        .unwrap();
+    let due = store.claim_due_fallbacks(now, 10).await.unwrap();
+    assert_eq!(due.len(), 1, "only the undelivered one is due early");
+    assert_eq!(due[0].0.id, attempts[1].1.id);
+    assert_eq!(due[0].0.error_code.as_deref(), Some("131026"));
+    assert_eq!(due[0].1.id, attempts[1].0.id);
+    assert!(
+        store.claim_due_fallbacks(now, 10).await.unwrap().is_empty(),
+        "claimed once"
+    );
+    let later = T0.plus_seconds(30);
+    let due = store.claim_due_fallbacks(later, 10).await.unwrap();
+    assert_eq!(
+        due.len(),
+        1,
+        "the timer fires; the delivered one never does"
+    );
+    assert_eq!(due[0].0.id, attempts[0].1.id);
+    assert!(
+        store
+            .claim_due_fallbacks(later.plus_seconds(600), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 /// Services are created, listed in pages per account, updated and deleted.
@@ -725,6 +846,8 @@ macro_rules! store_behaviour_tests {
             status_changes_queue_callbacks,
             abandoned_callbacks_stay_abandoned,
             stale_deliveries_are_claimed_once,
+            receipts_only_move_forward,
+            fallbacks_are_due_once,
             services_are_managed_per_account,
             credentials_round_trip
         );

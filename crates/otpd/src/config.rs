@@ -29,6 +29,9 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "callbacks",
     "postgres",
     "default_otp",
+    "providers",
+    "routes",
+    "delivery",
 ];
 
 /// The whole configuration.
@@ -55,10 +58,17 @@ pub struct Config {
     pub log_level: String,
     /// Lifetime of bearer tokens from `POST /oauth/token`.
     pub token_lifetime_seconds: i64,
-    /// Delivery provider: `console` (prints each message and keeps it for the dev inbox) or
-    /// `null` (keeps it for the dev inbox only; for load tests). Real providers come with the
-    /// delivery issue.
+    /// The provider for every channel without a route: `console` (prints each message and
+    /// keeps it for the dev inbox), `null` (keeps it for the dev inbox only; for load tests),
+    /// or the name of a configured provider.
     pub provider: String,
+    /// Real providers: each table has a unique `name`, a `kind` (`twilio`, `vonage`, …) and
+    /// that kind's keys (docs/providers.md).
+    pub providers: Vec<serde_json::Map<String, serde_json::Value>>,
+    /// Ordered provider names per channel, with per-country overrides.
+    pub routes: RoutesConfig,
+    /// Retries, the inline first try, fallback timing and circuit breakers.
+    pub delivery: DeliveryConfig,
     /// Price of one SMS part by ISO country (`FR = 0.045`); unlisted countries cost 0.
     pub prices: HashMap<String, f64>,
     /// Status-callback retry schedule.
@@ -67,6 +77,141 @@ pub struct Config {
     pub postgres: PostgresConfig,
     /// OTP settings of the application created on first start.
     pub default_otp: OtpSettings,
+}
+
+/// Ordered provider names per channel; an unset channel uses `provider`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RoutesConfig {
+    /// SMS providers, first choice first.
+    pub sms: Vec<String>,
+    /// Voice providers.
+    pub call: Vec<String>,
+    /// Email providers.
+    pub email: Vec<String>,
+    /// WhatsApp providers.
+    pub whatsapp: Vec<String>,
+    /// Overrides per destination country (ISO code): `[routes.country.GB] sms = ["vonage"]`.
+    pub country: HashMap<String, CountryRoutes>,
+}
+
+/// One country's routes; an unset channel uses the general route.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CountryRoutes {
+    /// SMS providers.
+    pub sms: Vec<String>,
+    /// Voice providers.
+    pub call: Vec<String>,
+    /// Email providers.
+    pub email: Vec<String>,
+    /// WhatsApp providers.
+    pub whatsapp: Vec<String>,
+}
+
+impl CountryRoutes {
+    fn table(&self) -> HashMap<otpd_core::Channel, Vec<String>> {
+        use otpd_core::Channel;
+        [
+            (Channel::Sms, &self.sms),
+            (Channel::Call, &self.call),
+            (Channel::Email, &self.email),
+            (Channel::Whatsapp, &self.whatsapp),
+        ]
+        .into_iter()
+        .filter(|(_, names)| !names.is_empty())
+        .map(|(channel, names)| (channel, names.clone()))
+        .collect()
+    }
+}
+
+impl RoutesConfig {
+    /// The routing table; channels without a route go to `fallback_provider`.
+    pub fn table(&self, fallback_provider: &str) -> otpd_delivery::RouteTable {
+        use otpd_core::Channel;
+        let general = CountryRoutes {
+            sms: self.sms.clone(),
+            call: self.call.clone(),
+            email: self.email.clone(),
+            whatsapp: self.whatsapp.clone(),
+        };
+        let mut default = general.table();
+        for channel in [
+            Channel::Sms,
+            Channel::Call,
+            Channel::Email,
+            Channel::Whatsapp,
+        ] {
+            default
+                .entry(channel)
+                .or_insert_with(|| vec![fallback_provider.to_string()]);
+        }
+        otpd_delivery::RouteTable {
+            default,
+            by_country: self
+                .country
+                .iter()
+                .map(|(country, routes)| (country.to_ascii_uppercase(), routes.table()))
+                .collect(),
+        }
+    }
+}
+
+/// Delivery timing, in milliseconds unless named otherwise.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeliveryConfig {
+    /// How long a start waits for the first try so its response can say whether a provider
+    /// took the message.
+    pub inline_deadline_ms: u64,
+    /// First wait after transient failures on every provider; doubles each round.
+    pub first_backoff_ms: u64,
+    /// Longest wait between rounds.
+    pub max_backoff_ms: u64,
+    /// With a fallback channel left, how long to wait for a `delivered` receipt.
+    pub receipt_timeout_seconds: u64,
+    /// Consecutive failures that open a provider's circuit breaker.
+    pub breaker_failures: u32,
+    /// How long an open breaker keeps its provider last in line.
+    pub breaker_open_seconds: u64,
+    /// Time allowed for one provider request.
+    pub provider_timeout_ms: u64,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        let policy = otpd_delivery::DeliveryPolicy::default();
+        let breaker = otpd_delivery::BreakerPolicy::default();
+        DeliveryConfig {
+            inline_deadline_ms: policy.inline_deadline.as_millis() as u64,
+            first_backoff_ms: policy.first_backoff.as_millis() as u64,
+            max_backoff_ms: policy.max_backoff.as_millis() as u64,
+            receipt_timeout_seconds: policy.receipt_timeout.as_secs(),
+            breaker_failures: breaker.failures,
+            breaker_open_seconds: breaker.open_for.as_secs(),
+            provider_timeout_ms: 10_000,
+        }
+    }
+}
+
+impl DeliveryConfig {
+    /// The worker's policy.
+    pub fn policy(&self) -> otpd_delivery::DeliveryPolicy {
+        otpd_delivery::DeliveryPolicy {
+            inline_deadline: Duration::from_millis(self.inline_deadline_ms),
+            first_backoff: Duration::from_millis(self.first_backoff_ms.max(10)),
+            max_backoff: Duration::from_millis(self.max_backoff_ms.max(self.first_backoff_ms)),
+            receipt_timeout: Duration::from_secs(self.receipt_timeout_seconds),
+        }
+    }
+
+    /// The circuit breakers' policy.
+    pub fn breaker(&self) -> otpd_delivery::BreakerPolicy {
+        otpd_delivery::BreakerPolicy {
+            failures: self.breaker_failures.max(1),
+            open_for: Duration::from_secs(self.breaker_open_seconds),
+        }
+    }
 }
 
 /// How log lines are written.
@@ -169,6 +314,9 @@ impl Default for Config {
             log_level: "info".into(),
             token_lifetime_seconds: 86_400,
             provider: "console".into(),
+            providers: Vec::new(),
+            routes: RoutesConfig::default(),
+            delivery: DeliveryConfig::default(),
             prices: HashMap::new(),
             callbacks: CallbackConfig::default(),
             postgres: PostgresConfig::default(),
@@ -211,9 +359,16 @@ impl Config {
     }
 
     fn validate(&self) -> anyhow::Result<()> {
-        if !matches!(self.provider.as_str(), "console" | "null") {
+        let configured = |name: &str| {
+            matches!(name, "console" | "null")
+                || self
+                    .providers
+                    .iter()
+                    .any(|p| p.get("name").and_then(|n| n.as_str()) == Some(name))
+        };
+        if !configured(&self.provider) {
             bail!(
-                "provider '{}' is not available yet: use 'console' or 'null'",
+                "provider '{}' is neither 'console', 'null' nor the name of a [[providers]] entry",
                 self.provider
             );
         }

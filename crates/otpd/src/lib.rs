@@ -10,7 +10,10 @@ use std::sync::Arc;
 use anyhow::Context;
 use otpd_core::auth::{Authenticator, CallbackSigner, IssuedCredentials};
 use otpd_core::{Clock, CodeHasher, Store, Verifier};
-use otpd_delivery::{CallbackWorker, ConsoleProvider, DeliveryWorker, Inbox};
+use otpd_delivery::{
+    BoxFuture, CallbackWorker, ChannelDispatch, ConsoleProvider, DeliveryWorker, Inbox, Provider,
+    ReceiptHandlingError, ReceiptReply, Router, Webhook,
+};
 use otpd_http::AppState;
 use otpd_store_sqlite::SqliteStore;
 
@@ -114,8 +117,14 @@ pub async fn start<C: Clock + Clone>(config: &Config, clock: C) -> anyhow::Resul
     ));
 
     let inbox = Inbox::default();
-    let provider = ConsoleProvider::new(inbox.clone(), clock.clone(), config.provider != "null");
-    let (delivery, dispatch, jobs) = DeliveryWorker::new(store.clone(), clock.clone(), provider);
+    let router = Arc::new(build_router(config, &inbox, &clock)?);
+    let (delivery, dispatch, jobs) = DeliveryWorker::new(
+        store.clone(),
+        clock.clone(),
+        router,
+        config.delivery.policy(),
+        config.public_base_url.clone(),
+    );
     let verifier = Arc::new(Verifier::new(
         store.clone(),
         clock.clone(),
@@ -158,10 +167,23 @@ pub async fn start<C: Clock + Clone>(config: &Config, clock: C) -> anyhow::Resul
     );
     let sweep_every = std::time::Duration::from_secs(10);
     let tasks = vec![
-        tokio::spawn(delivery.clone().run(jobs)),
-        tokio::spawn(delivery.sweep(verifier.clone(), dispatch, sweep_every)),
+        tokio::spawn(
+            delivery
+                .clone()
+                .run(jobs, verifier.clone(), dispatch.clone()),
+        ),
+        tokio::spawn(
+            delivery
+                .clone()
+                .sweep(verifier.clone(), dispatch.clone(), sweep_every),
+        ),
         tokio::spawn(callbacks.run()),
     ];
+    let receipts: Arc<dyn otpd_http::ReceiptSink> = Arc::new(Receipts {
+        worker: delivery,
+        verifier: verifier.clone(),
+        dispatch,
+    });
 
     let dev_inbox = config.dev_mode().then_some(inbox);
     let state = AppState {
@@ -169,6 +191,7 @@ pub async fn start<C: Clock + Clone>(config: &Config, clock: C) -> anyhow::Resul
         auth,
         inbox: dev_inbox.clone(),
         public_base_url: config.public_base_url.clone(),
+        receipts: Some(receipts),
     };
     let listener = TcpListener::bind(&config.listen)
         .await
@@ -192,4 +215,61 @@ pub async fn start<C: Clock + Clone>(config: &Config, clock: C) -> anyhow::Resul
         tasks,
         server,
     })
+}
+
+/// The built-in providers (`console`, `null`) and every configured one, with the routes.
+fn build_router<C: Clock + Clone>(
+    config: &Config,
+    inbox: &Inbox,
+    clock: &C,
+) -> anyhow::Result<Router> {
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_millis(
+            config.delivery.provider_timeout_ms.max(100),
+        ))
+        .build()
+        .context("cannot build the HTTP client for providers")?;
+    let mut providers: Vec<Arc<dyn Provider>> = vec![
+        Arc::new(ConsoleProvider::named(
+            "console",
+            inbox.clone(),
+            clock.clone(),
+            true,
+        )),
+        Arc::new(ConsoleProvider::named(
+            "null",
+            inbox.clone(),
+            clock.clone(),
+            false,
+        )),
+    ];
+    for table in &config.providers {
+        providers.push(otpd_providers::registry::build(table, http.clone())?);
+    }
+    Router::new(
+        providers,
+        config.routes.table(&config.provider),
+        config.delivery.breaker(),
+    )
+    .context("invalid [routes]")
+}
+
+/// The delivery worker as the HTTP layer sees it.
+struct Receipts<S, C> {
+    worker: Arc<DeliveryWorker<S, C>>,
+    verifier: Arc<Verifier<S, C>>,
+    dispatch: ChannelDispatch,
+}
+
+impl<S: Store + Clone, C: Clock + Clone> otpd_http::ReceiptSink for Receipts<S, C> {
+    fn handle<'a>(
+        &'a self,
+        provider: &'a str,
+        webhook: &'a Webhook,
+    ) -> BoxFuture<'a, Result<ReceiptReply, ReceiptHandlingError>> {
+        Box::pin(
+            self.worker
+                .receipt(&self.verifier, &self.dispatch, provider, webhook),
+        )
+    }
 }

@@ -2,10 +2,13 @@
 //! (several nodes). One enum so the rest of the binary is not generic over the backend.
 
 use otpd_core::auth::{AccessToken, AccountRecord, ApiKeyRecord, Application};
-use otpd_core::store::{CallbackJob, CheckResult, DeliveryAttempt, ResendOutcome, ServiceRecord};
+use otpd_core::store::{
+    CallbackJob, CheckResult, DeliveryAttempt, DeliveryUpdate, ReceiptUpdate, ResendOutcome,
+    ServiceRecord,
+};
 use otpd_core::{
-    AccountId, ApiKeyId, ApplicationId, Candidate, CodeHash, DeliveryId, DeliveryStatus, ServiceId,
-    StatusChange, Store, StoreError, Timestamp, Verification, VerificationId, VerificationStatus,
+    AccountId, ApiKeyId, ApplicationId, Candidate, CodeHash, DeliveryId, ServiceId, StatusChange,
+    Store, StoreError, Timestamp, Verification, VerificationId, VerificationStatus,
 };
 use otpd_store_postgres::PgStore;
 use otpd_store_sqlite::SqliteStore;
@@ -93,16 +96,29 @@ impl Store for AnyStore {
     ) -> Result<Vec<(DeliveryAttempt, Verification)>, StoreError> {
         delegate!(self, s => s.claim_stale_deliveries(now, lease_until, limit))
     }
+    async fn record_receipt(
+        &self,
+        receipt: &ReceiptUpdate,
+        now: Timestamp,
+    ) -> Result<Option<DeliveryAttempt>, StoreError> {
+        delegate!(self, s => s.record_receipt(receipt, now))
+    }
+
+    async fn claim_due_fallbacks(
+        &self,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<(DeliveryAttempt, Verification)>, StoreError> {
+        delegate!(self, s => s.claim_due_fallbacks(now, limit))
+    }
+
     async fn update_delivery(
         &self,
         id: DeliveryId,
-        status: DeliveryStatus,
-        provider: Option<&str>,
-        provider_ref: Option<&str>,
-        error: Option<&str>,
+        update: &DeliveryUpdate,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        delegate!(self, s => s.update_delivery(id, status, provider, provider_ref, error, now))
+        delegate!(self, s => s.update_delivery(id, update, now))
     }
     async fn create_account(&self, account: &AccountRecord) -> Result<(), StoreError> {
         delegate!(self, s => s.create_account(account))

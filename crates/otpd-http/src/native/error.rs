@@ -19,6 +19,8 @@ pub struct NativeError {
     pub kind: &'static str,
     /// The numeric code.
     pub code: u32,
+    /// Seconds after which the request may succeed (sent as `Retry-After`).
+    pub retry_after: Option<u32>,
     /// Human-readable text naming the field at fault.
     pub message: String,
 }
@@ -46,7 +48,13 @@ impl IntoResponse for NativeError {
                 code: self.code,
             },
         };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
+        response
     }
 }
 
@@ -61,6 +69,7 @@ fn error(
         kind,
         code,
         message: message.into(),
+        retry_after: None,
     }
 }
 
@@ -198,5 +207,21 @@ pub fn otp_state(code: u32) -> NativeError {
             2031,
             "You cannot cancel a non-pending Otp",
         ),
+    }
+}
+
+/// 429 1011 `too_many_requests`: the service's cooldown between sends to one destination has
+/// not passed.
+pub fn send_cooldown(retry_after_seconds: u32) -> NativeError {
+    NativeError {
+        retry_after: Some(retry_after_seconds),
+        ..error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_requests",
+            1011,
+            format!(
+                "A code was sent to this destination too recently; retry in {retry_after_seconds} seconds"
+            ),
+        )
     }
 }

@@ -248,7 +248,12 @@ pub async fn create<S: Store + Clone, C: Clock + Clone>(
         .verifier
         .start(&service, request)
         .await
-        .map_err(crate::internal)?;
+        .map_err(|e| match e {
+            otpd_core::VerifyError::Cooldown {
+                retry_after_seconds,
+            } => error::send_cooldown(retry_after_seconds),
+            other => crate::internal(other),
+        })?;
     let verification = started.verification();
     tracing::info!(otp_id = %verification.id, to = %verification.to.masked(), "otp created");
     let object = OtpObject::new(verification, verification.status);

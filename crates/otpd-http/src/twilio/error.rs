@@ -14,6 +14,8 @@ pub struct TwilioError {
     pub status: StatusCode,
     /// Twilio error code.
     pub code: u32,
+    /// Seconds after which the request may succeed (sent as `Retry-After`).
+    pub retry_after: Option<u32>,
     /// Human-readable text naming the parameter at fault.
     pub message: String,
 }
@@ -34,7 +36,13 @@ impl IntoResponse for TwilioError {
             more_info: format!("https://www.twilio.com/docs/errors/{}", self.code),
             status: self.status.as_u16(),
         };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
+        response
     }
 }
 
@@ -43,6 +51,7 @@ fn error(status: StatusCode, code: u32, message: impl Into<String>) -> TwilioErr
         status,
         code,
         message: message.into(),
+        retry_after: None,
     }
 }
 
@@ -108,6 +117,20 @@ pub fn max_send_attempts() -> TwilioError {
         60203,
         "Max send attempts reached",
     )
+}
+
+/// 429 20429: the service's cooldown between sends to one destination has not passed.
+pub fn send_cooldown(retry_after_seconds: u32) -> TwilioError {
+    TwilioError {
+        retry_after: Some(retry_after_seconds),
+        ..error(
+            StatusCode::TOO_MANY_REQUESTS,
+            20429,
+            format!(
+                "Too many requests: wait {retry_after_seconds} seconds before sending another code to this destination"
+            ),
+        )
+    }
 }
 
 /// 403 60204.

@@ -157,6 +157,9 @@ pub async fn start<S: Store + Clone, C: Clock + Clone>(
         .map_err(|e| match e {
             VerifyError::CustomCodeNotAllowed => error::custom_code_not_allowed(),
             VerifyError::TooManySends => error::max_send_attempts(),
+            VerifyError::Cooldown {
+                retry_after_seconds,
+            } => error::send_cooldown(retry_after_seconds),
             VerifyError::Psd2NotEnabled => {
                 error::invalid_because("Amount", "PSD2 is not enabled on this service")
             }
