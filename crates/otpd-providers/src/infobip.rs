@@ -10,7 +10,7 @@ use otpd_delivery::{
 use serde::Deserialize;
 
 use crate::common::{classify_status, digits_only, join};
-use crate::wire::{ct_eq, excerpt, exchange, with_query_param};
+use crate::wire::{ct_eq, excerpt, exchange, sms_only, with_query_param};
 
 /// Infobip's generic API host, used when `base_url` is not set (accounts also have their own
 /// `https://xxxxx.api.infobip.com` host, which is preferable).
@@ -63,6 +63,7 @@ impl InfobipProvider {
     }
 
     async fn send_sms(&self, message: &Message) -> Result<Accepted, SendError> {
+        sms_only("infobip", message)?;
         let from = Some(message.from.clone())
             .filter(|from| !from.is_empty())
             .or_else(|| self.config.from.clone());

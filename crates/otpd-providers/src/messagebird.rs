@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use crate::common::{classify_status, digits_only, join};
 use crate::wire::{
-    ct_eq, excerpt, exchange, hmac_sha256, hmac_sha384, hmac_sha512, now_unix, sha256_hex,
+    ct_eq, excerpt, exchange, hmac_sha256, hmac_sha384, hmac_sha512, now_unix, sha256_hex, sms_only,
 };
 
 /// MessageBird's API host, used when `base_url` is not set.
@@ -64,6 +64,7 @@ impl MessageBirdProvider {
     }
 
     async fn send_sms(&self, message: &Message) -> Result<Accepted, SendError> {
+        sms_only("messagebird", message)?;
         let originator = Some(message.from.clone())
             .filter(|from| !from.is_empty())
             .or_else(|| self.config.originator.clone())

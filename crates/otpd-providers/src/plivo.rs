@@ -13,7 +13,7 @@ use otpd_delivery::{
 use serde::Deserialize;
 
 use crate::common::{classify_status, digits_only, join};
-use crate::wire::{ct_eq, excerpt, exchange, hmac_sha256};
+use crate::wire::{ct_eq, excerpt, exchange, hmac_sha256, sms_only};
 
 /// Plivo's API host, used when `base_url` is not set.
 pub const DEFAULT_BASE_URL: &str = "https://api.plivo.com";
@@ -62,6 +62,7 @@ impl PlivoProvider {
     }
 
     async fn send_sms(&self, message: &Message) -> Result<Accepted, SendError> {
+        sms_only("plivo", message)?;
         let mut body = serde_json::json!({
             "dst": digits_only(&message.to),
             "text": message.text,

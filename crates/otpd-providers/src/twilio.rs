@@ -54,6 +54,9 @@ pub struct TwilioConfig {
     pub voice_from: Option<String>,
 }
 
+/// Form fields of a create request, in order.
+type Fields = Vec<(&'static str, String)>;
+
 /// Sends through Twilio and verifies its status callbacks.
 pub struct TwilioProvider {
     name: String,
@@ -88,10 +91,7 @@ impl TwilioProvider {
     }
 
     /// The form fields of a Messages or Calls create request, and which resource.
-    fn request_fields(
-        &self,
-        message: &Message,
-    ) -> Result<(&'static str, Vec<(&'static str, String)>), SendError> {
+    fn request_fields(&self, message: &Message) -> Result<(&'static str, Fields), SendError> {
         let config = &self.config;
         let mut fields: Vec<(&'static str, String)> = Vec::new();
         let message_from = Some(message.from.clone()).filter(|from| !from.is_empty());
@@ -137,7 +137,8 @@ impl TwilioProvider {
                 self.push_message_options(message, &mut fields);
                 Ok(("Messages", fields))
             }
-            Channel::Sms | Channel::Email => {
+            Channel::Email => Err(SendError::provider("channel", "twilio does not send email")),
+            Channel::Sms => {
                 let from = message_from.or_else(|| config.from.clone());
                 if from.is_none() && config.messaging_service_sid.is_none() {
                     return Err(SendError::provider(

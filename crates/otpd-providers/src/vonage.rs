@@ -11,7 +11,7 @@ use serde::Deserialize;
 use crate::common::{classify_status, digits_only, join};
 use crate::wire::{
     ct_eq, excerpt, exchange, form_body, hmac_md5, hmac_sha1, hmac_sha256, hmac_sha512, is_gsm7,
-    md5,
+    md5, sms_only,
 };
 
 /// Vonage's SMS API host, used when `base_url` is not set.
@@ -81,6 +81,7 @@ impl VonageProvider {
     }
 
     async fn send_sms(&self, message: &Message) -> Result<Accepted, SendError> {
+        sms_only("vonage", message)?;
         let from = Some(message.from.clone())
             .filter(|from| !from.is_empty())
             .or_else(|| self.config.from.clone())

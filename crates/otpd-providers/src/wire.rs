@@ -7,6 +7,19 @@ use otpd_delivery::SendError;
 
 use crate::common::transport_error;
 
+/// Refuses a message on a channel an SMS-only adapter cannot carry: a routing mistake of this
+/// provider's configuration, so another provider may still take it.
+pub fn sms_only(kind: &str, message: &otpd_delivery::Message) -> Result<(), SendError> {
+    if message.channel == otpd_core::Channel::Sms {
+        Ok(())
+    } else {
+        Err(SendError::provider(
+            "channel",
+            format!("{kind} only sends SMS, not {}", message.channel.as_str()),
+        ))
+    }
+}
+
 /// Sends a prepared request and reads the whole answer: `(status, body)`. A request that
 /// gets no answer (refused, reset, timed out, body cut) is a transient failure.
 pub async fn exchange(request: reqwest::RequestBuilder) -> Result<(u16, Vec<u8>), SendError> {

@@ -373,3 +373,13 @@ fn malformed_receipts_are_refused() {
         Err(ReceiptError::Malformed(_))
     ));
 }
+
+#[tokio::test]
+async fn other_channels_are_refused_without_a_request() {
+    let (mock, provider) = provider().await;
+    let mut message = support::message("+447700900000");
+    message.channel = otpd_core::Channel::Call;
+    let error = provider.send(&message).await.unwrap_err();
+    assert_provider(&error, "channel");
+    assert!(mock.requests().is_empty());
+}
