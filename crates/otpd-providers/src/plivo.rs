@@ -83,7 +83,8 @@ impl PlivoProvider {
             body["method"] = "POST".into();
         }
         if message.validity_seconds > 0 {
-            body["message_expiry"] = message.validity_seconds.into();
+            // Seconds; Plivo's accepted range is 5 s to 3 h (outside it the request fails).
+            body["message_expiry"] = message.validity_seconds.clamp(5, 10_800).into();
         }
         let url = join(
             &self.base_url,
