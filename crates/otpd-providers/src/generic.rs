@@ -204,7 +204,12 @@ impl GenericProvider {
         };
         let (status, body) = exchange(request.headers(self.headers.clone())).await?;
         if !(200..300).contains(&status) {
-            return Err(classify_status(status, status.to_string(), excerpt(&body)));
+            // Some gateways echo the request: keep the code out of the error text.
+            let mut text = excerpt(&body);
+            if !message.code.is_empty() {
+                text = text.replace(&message.code, "***");
+            }
+            return Err(classify_status(status, status.to_string(), text));
         }
         let message_id = self
             .config

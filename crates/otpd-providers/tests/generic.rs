@@ -39,7 +39,10 @@ fn gateway(request: &Recorded) -> Reply {
         .map(|(_, value)| value.clone())
         .unwrap_or_default();
     match support::scenario_of(&to) {
-        "0001" => return Reply::json(400, json!({"error": "invalid number"})),
+        "0001" => {
+            let echoed = field_value(&fields, "otp");
+            return Reply::json(400, json!({"error": "invalid number", "otp": echoed}));
+        }
         "0004" => return Reply::Body(429, "text/plain", "slow down".into()),
         "0005" => return Reply::Body(503, "text/plain", "down".into()),
         "0006" => return Reply::Hang,
@@ -79,6 +82,14 @@ async fn provider(method: Method, content_type: ContentType) -> (support::Mock, 
     )
     .unwrap();
     (mock, provider)
+}
+
+fn field_value(fields: &[(String, String)], name: &str) -> String {
+    fields
+        .iter()
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.clone())
+        .unwrap_or_default()
 }
 
 /// A text that needs escaping in every encoding.
@@ -186,6 +197,8 @@ async fn failures_are_classified_by_status() {
         .await
         .unwrap_err();
     assert_rejected(&error, "400");
+    // The echoed code does not end up in the error text.
+    assert!(!error.to_string().contains("482910"));
     for (to, code) in [("+491701230004", "429"), ("+491701230005", "503")] {
         let error = provider.send(&support::message(to)).await.unwrap_err();
         assert_transient(&error);
