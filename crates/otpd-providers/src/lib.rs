@@ -3,4 +3,11 @@
 //! local mock, and verifies that provider's delivery receipts.
 
 pub mod common;
+pub mod generic;
+pub mod infobip;
+pub mod messagebird;
+pub mod plivo;
 pub mod registry;
+pub mod twilio;
+pub mod vonage;
+pub mod wire;

@@ -5,6 +5,13 @@ use std::sync::Arc;
 use otpd_delivery::Provider;
 use serde_json::{Map, Value};
 
+use crate::generic::GenericProvider;
+use crate::infobip::InfobipProvider;
+use crate::messagebird::MessageBirdProvider;
+use crate::plivo::PlivoProvider;
+use crate::twilio::TwilioProvider;
+use crate::vonage::VonageProvider;
+
 /// Why a `[[providers]]` entry was refused at start.
 #[derive(Debug, thiserror::Error)]
 pub enum ProviderConfigError {
@@ -37,7 +44,26 @@ pub enum ProviderConfigError {
 }
 
 /// The adapter kinds otpd has.
-pub const KINDS: &[&str] = &[];
+pub const KINDS: &[&str] = &[
+    "twilio",
+    "vonage",
+    "messagebird",
+    "plivo",
+    "infobip",
+    "generic",
+];
+
+fn parse<T: serde::de::DeserializeOwned>(
+    name: &str,
+    kind: &str,
+    rest: Map<String, Value>,
+) -> Result<T, ProviderConfigError> {
+    serde_json::from_value(Value::Object(rest)).map_err(|error| ProviderConfigError::Invalid {
+        name: name.to_string(),
+        kind: kind.to_string(),
+        error: error.to_string(),
+    })
+}
 
 /// Builds one provider from its table.
 pub fn build(
@@ -64,10 +90,97 @@ pub fn build(
     let mut rest = table.clone();
     rest.remove("name");
     rest.remove("kind");
-    let _ = (&rest, &http);
-    Err(ProviderConfigError::UnknownKind {
-        name,
-        kind,
-        known: KINDS.join(", "),
-    })
+    let provider: Arc<dyn Provider> = match kind.as_str() {
+        "twilio" => Arc::new(TwilioProvider::new(
+            name.clone(),
+            parse(&name, &kind, rest)?,
+            http,
+        )),
+        "vonage" => Arc::new(VonageProvider::new(
+            name.clone(),
+            parse(&name, &kind, rest)?,
+            http,
+        )),
+        "messagebird" => Arc::new(MessageBirdProvider::new(
+            name.clone(),
+            parse(&name, &kind, rest)?,
+            http,
+        )),
+        "plivo" => Arc::new(PlivoProvider::new(
+            name.clone(),
+            parse(&name, &kind, rest)?,
+            http,
+        )),
+        "infobip" => Arc::new(InfobipProvider::new(
+            name.clone(),
+            parse(&name, &kind, rest)?,
+            http,
+        )),
+        "generic" => Arc::new(
+            GenericProvider::new(name.clone(), parse(&name, &kind, rest)?, http).map_err(
+                |error| ProviderConfigError::Invalid {
+                    name: name.clone(),
+                    kind: kind.clone(),
+                    error: error.to_string(),
+                },
+            )?,
+        ),
+        _ => {
+            return Err(ProviderConfigError::UnknownKind {
+                name,
+                kind,
+                known: KINDS.join(", "),
+            });
+        }
+    };
+    Ok(provider)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(value: Value) -> Map<String, Value> {
+        value.as_object().cloned().unwrap()
+    }
+
+    #[test]
+    fn builds_a_provider_under_its_name() {
+        let provider = build(
+            &table(serde_json::json!({
+                "name": "twilio-us", "kind": "twilio",
+                "account_sid": "AC00000000000000000000000000000000", "auth_token": "t",
+                "from": "+15005550006"
+            })),
+            reqwest::Client::new(),
+        )
+        .unwrap();
+        assert_eq!(provider.name(), "twilio-us");
+        assert_eq!(provider.kind(), "twilio");
+    }
+
+    #[test]
+    fn names_kinds_and_keys_are_checked() {
+        let http = reqwest::Client::new();
+        let err = build(&table(serde_json::json!({"kind": "twilio"})), http.clone());
+        assert!(matches!(err, Err(ProviderConfigError::Missing("name"))));
+        let err = build(
+            &table(serde_json::json!({"name": "a b", "kind": "twilio"})),
+            http.clone(),
+        );
+        assert!(matches!(err, Err(ProviderConfigError::BadName(_))));
+        let err = build(
+            &table(serde_json::json!({"name": "x", "kind": "pigeon"})),
+            http.clone(),
+        );
+        assert!(matches!(err, Err(ProviderConfigError::UnknownKind { .. })));
+        let err = build(
+            &table(serde_json::json!({"name": "x", "kind": "vonage", "api_kye": "typo"})),
+            http,
+        );
+        let Err(ProviderConfigError::Invalid { error, .. }) = err else {
+            panic!("a typo must be refused");
+        };
+        assert!(error.contains("api_kye"), "{error}");
+    }
 }
