@@ -3,3 +3,7 @@
 //! local mock, and verifies that provider's delivery receipts.
 
 pub mod common;
+pub mod sendgrid;
+pub mod smtp;
+pub mod sns;
+pub mod whatsapp_cloud;
