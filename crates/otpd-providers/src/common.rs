@@ -13,7 +13,7 @@ pub fn classify_status(
 ) -> SendError {
     match status {
         408 | 429 | 500..=599 => SendError::transient(code, message),
-        401 | 402 | 403 => SendError::provider(code, message),
+        401..=403 => SendError::provider(code, message),
         _ => SendError::rejected(code, message),
     }
 }

@@ -7,8 +7,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use otpd_core::DeliveryStatus;
 use otpd_delivery::{
-    Accepted, BoxFuture, Message, Provider, Receipt, ReceiptError, ReceiptReply, SendError,
-    Webhook,
+    Accepted, BoxFuture, Message, Provider, Receipt, ReceiptError, ReceiptReply, SendError, Webhook,
 };
 use p256::ecdsa::signature::Verifier;
 use p256::ecdsa::{Signature, VerifyingKey};
@@ -213,7 +212,9 @@ impl Provider for SendgridProvider {
                 .header("x-twilio-email-event-webhook-timestamp")
                 .ok_or_else(|| ReceiptError::Forged("no event webhook timestamp".into()))?;
             if !verify_event_signature(key, timestamp, &webhook.body, signature) {
-                return Err(ReceiptError::Forged("event webhook signature mismatch".into()));
+                return Err(ReceiptError::Forged(
+                    "event webhook signature mismatch".into(),
+                ));
             }
             if let Some(max_age) = self.config.webhook_max_age_seconds {
                 let sent: u64 = timestamp
@@ -225,7 +226,9 @@ impl Provider for SendgridProvider {
                     .map(|elapsed| elapsed.as_secs())
                     .unwrap_or(0);
                 if now.abs_diff(sent) > max_age {
-                    return Err(ReceiptError::Forged("event webhook timestamp too old".into()));
+                    return Err(ReceiptError::Forged(
+                        "event webhook timestamp too old".into(),
+                    ));
                 }
             }
         }

@@ -56,7 +56,9 @@ pub struct SmtpConfig {
     /// The name this client gives in `EHLO`; defaults to `localhost`.
     #[serde(default)]
     pub hello_name: Option<String>,
-    /// Seconds to wait for the server at each step before giving up (transient); default 30.
+    /// Seconds a whole submission (connect, greeting, AUTH, MAIL, RCPT, DATA) may take before
+    /// it is abandoned as a transient failure; default 30. (lettre's own timeout only covers
+    /// the TCP connect on tokio, so the adapter enforces this itself.)
     #[serde(default)]
     pub timeout_seconds: Option<u64>,
 }
@@ -85,7 +87,9 @@ impl std::fmt::Debug for SmtpConfig {
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum SmtpConfigError {
     /// Credentials over an unencrypted connection to a remote server would leak them.
-    #[error("smtp: refusing to send credentials without TLS to {0} (tls = \"none\" is only for loopback servers)")]
+    #[error(
+        "smtp: refusing to send credentials without TLS to {0} (tls = \"none\" is only for loopback servers)"
+    )]
     PlaintextAuth(String),
     /// A username without a password or the reverse.
     #[error("smtp: username and password go together")]
@@ -102,6 +106,7 @@ pub enum SmtpConfigError {
 pub struct SmtpProvider {
     name: String,
     from: Mailbox,
+    timeout: Duration,
     transport: AsyncSmtpTransport<Tokio1Executor>,
 }
 
@@ -128,6 +133,7 @@ impl SmtpProvider {
             SmtpTls::Implicit => (Tls::Wrapper(tls_parameters()?), 465),
             SmtpTls::None => (Tls::None, 25),
         };
+        let timeout = Duration::from_secs(config.timeout_seconds.unwrap_or(30).max(1));
         let hello = config
             .hello_name
             .clone()
@@ -137,9 +143,7 @@ impl SmtpProvider {
                 .port(config.port.unwrap_or(default_port))
                 .tls(tls)
                 .hello_name(ClientId::Domain(hello))
-                .timeout(Some(Duration::from_secs(
-                    config.timeout_seconds.unwrap_or(30),
-                )));
+                .timeout(Some(timeout));
         if let Some(credentials) = credentials {
             builder = builder.credentials(credentials);
         }
@@ -147,6 +151,7 @@ impl SmtpProvider {
         Ok(SmtpProvider {
             name,
             from,
+            timeout,
             transport,
         })
     }
@@ -158,8 +163,9 @@ impl SmtpProvider {
             mailbox(self.from.name.clone(), &message.from)
                 .map_err(|_| SendError::provider("invalid_from", "the sender address is invalid"))?
         };
-        let to = mailbox(None, &message.to)
-            .map_err(|_| SendError::rejected("invalid_address", "the recipient address is invalid"))?;
+        let to = mailbox(None, &message.to).map_err(|_| {
+            SendError::rejected("invalid_address", "the recipient address is invalid")
+        })?;
         let message_id = format!("<{}@{}>", id_part(&message.reference), from.email.domain());
         let builder = lettre::Message::builder()
             .from(from)
@@ -177,7 +183,12 @@ impl SmtpProvider {
                 .body(message.text.clone()),
         }
         .map_err(|error| SendError::rejected("message", error.to_string()))?;
-        match self.transport.send(email).await {
+        let outcome = tokio::time::timeout(self.timeout, self.transport.send(email))
+            .await
+            .map_err(|_| {
+                SendError::transient("timeout", "the SMTP server did not answer in time")
+            })?;
+        match outcome {
             Ok(_) => Ok(Accepted {
                 message_id,
                 status: DeliveryStatus::Sent,

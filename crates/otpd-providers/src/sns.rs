@@ -171,7 +171,9 @@ pub(crate) fn publish_body(to: &str, text: &str, sender: &str) -> String {
 /// least.
 fn is_sender_id(sender: &str) -> bool {
     (3..=11).contains(&sender.len())
-        && sender.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        && sender
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-')
         && sender.chars().any(|c| c.is_ascii_alphabetic())
 }
 
@@ -243,8 +245,13 @@ fn classify_error(status: u16, code: String, message: String) -> SendError {
         | "ExpiredToken"
         | "AccessDenied"
         | "OptInRequired" => SendError::provider(code, message),
-        "Throttled" | "Throttling" | "ThrottlingException" | "ThrottledException"
-        | "RequestThrottledException" | "InternalError" | "InternalFailure"
+        "Throttled"
+        | "Throttling"
+        | "ThrottlingException"
+        | "ThrottledException"
+        | "RequestThrottledException"
+        | "InternalError"
+        | "InternalFailure"
         | "ServiceUnavailable" => SendError::transient(code, message),
         _ if code.starts_with("KMS") => SendError::provider(code, message),
         _ => classify_status(status, code, message),
@@ -342,15 +349,15 @@ mod tests {
             .find(|(key, _)| key.eq_ignore_ascii_case("authorization"))
             .unwrap()
             .1;
-        assert!(authorization.contains("SignedHeaders=content-type;host;x-amz-date;x-amz-security-token"));
+        assert!(
+            authorization
+                .contains("SignedHeaders=content-type;host;x-amz-date;x-amz-security-token")
+        );
         // A different host (the port) gives a different signature than the vector's.
         assert!(!authorization.contains("c2900245"));
-        assert!(
-            headers
-                .iter()
-                .any(|(key, value)| key.eq_ignore_ascii_case("x-amz-security-token")
-                    && value == "token")
-        );
+        assert!(headers.iter().any(
+            |(key, value)| key.eq_ignore_ascii_case("x-amz-security-token") && value == "token"
+        ));
     }
 
     #[test]
@@ -384,7 +391,10 @@ mod tests {
             class(403, "SignatureDoesNotMatch"),
             SendError::Provider { .. }
         ));
-        assert!(matches!(class(400, "Throttling"), SendError::Transient { .. }));
+        assert!(matches!(
+            class(400, "Throttling"),
+            SendError::Transient { .. }
+        ));
         assert!(matches!(class(502, "502"), SendError::Transient { .. }));
         assert!(matches!(class(429, "Unknown"), SendError::Transient { .. }));
     }

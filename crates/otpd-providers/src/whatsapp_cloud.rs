@@ -7,8 +7,7 @@ use std::collections::HashMap;
 use hmac::{Hmac, KeyInit, Mac};
 use otpd_core::DeliveryStatus;
 use otpd_delivery::{
-    Accepted, BoxFuture, Message, Provider, Receipt, ReceiptError, ReceiptReply, SendError,
-    Webhook,
+    Accepted, BoxFuture, Message, Provider, Receipt, ReceiptError, ReceiptReply, SendError, Webhook,
 };
 use serde_json::{Value, json};
 use sha2::Sha256;
@@ -172,7 +171,9 @@ impl WhatsappCloudProvider {
         }
         match value("hub.challenge") {
             Some(challenge) => Ok(ReceiptReply::Challenge(challenge.to_string())),
-            None => Err(ReceiptError::Malformed("handshake without hub.challenge".into())),
+            None => Err(ReceiptError::Malformed(
+                "handshake without hub.challenge".into(),
+            )),
         }
     }
 }
@@ -242,7 +243,10 @@ pub(crate) fn template_body(to: &str, template: &str, language: &str, code: &str
 /// Maps a Graph API error object (falling back on the HTTP status) to the worker's classes.
 fn classify_error(status: u16, answer: &Value) -> SendError {
     let error = answer.get("error");
-    let Some(code) = error.and_then(|error| error.get("code")).and_then(Value::as_i64) else {
+    let Some(code) = error
+        .and_then(|error| error.get("code"))
+        .and_then(Value::as_i64)
+    else {
         return classify_status(status, status.to_string(), "unexpected WhatsApp answer");
     };
     let message = error
@@ -306,7 +310,9 @@ pub(crate) fn parse_statuses(body: &[u8]) -> Result<Vec<Receipt>, ReceiptError> 
             let id = status.get("id").and_then(Value::as_str);
             let state = status.get("status").and_then(Value::as_str);
             let (Some(id), Some(state)) = (id, state) else {
-                return Err(ReceiptError::Malformed("status without id or status".into()));
+                return Err(ReceiptError::Malformed(
+                    "status without id or status".into(),
+                ));
             };
             let (status, error_code) = match state {
                 "sent" => (DeliveryStatus::Sent, None),
@@ -354,7 +360,9 @@ mod tests {
         assert!(verify_signature(
             b"test_app_secret",
             T16_BODY.as_bytes(),
-            &T16_SIGNATURE.to_ascii_uppercase().replace("SHA256=", "sha256=")
+            &T16_SIGNATURE
+                .to_ascii_uppercase()
+                .replace("SHA256=", "sha256=")
         ));
         assert!(!verify_signature(
             b"other_secret",
@@ -367,7 +375,11 @@ mod tests {
             tampered.as_bytes(),
             T16_SIGNATURE
         ));
-        assert!(!verify_signature(b"test_app_secret", T16_BODY.as_bytes(), "d56a9e02"));
+        assert!(!verify_signature(
+            b"test_app_secret",
+            T16_BODY.as_bytes(),
+            "d56a9e02"
+        ));
     }
 
     #[test]

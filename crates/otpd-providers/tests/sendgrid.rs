@@ -70,7 +70,10 @@ async fn mail_send(
             json!("subject"),
         );
     }
-    match body["personalizations"][0]["to"][0]["email"].as_str().unwrap_or("") {
+    match body["personalizations"][0]["to"][0]["email"]
+        .as_str()
+        .unwrap_or("")
+    {
         to if !to.contains('@') => errors(
             StatusCode::BAD_REQUEST,
             "Does not contain a valid address.",
@@ -154,7 +157,10 @@ async fn sends_text_and_html_with_our_reference_and_no_tracking() {
             {"type": "text/html", "value": "<p>Your code is <b>482910</b>.</p>"}
         ])
     );
-    assert_eq!(body["custom_args"], json!({"otpd_reference": "att_0123456789"}));
+    assert_eq!(
+        body["custom_args"],
+        json!({"otpd_reference": "att_0123456789"})
+    );
     assert_eq!(body["tracking_settings"]["click_tracking"]["enable"], false);
     assert_eq!(body["tracking_settings"]["open_tracking"]["enable"], false);
     assert!(body.get("mail_settings").is_none());
@@ -187,7 +193,11 @@ async fn an_invalid_address_is_rejected() {
             .await,
     );
     assert_eq!(error.code(), "400");
-    assert!(error.to_string().contains("Does not contain a valid address."));
+    assert!(
+        error
+            .to_string()
+            .contains("Does not contain a valid address.")
+    );
 }
 
 #[tokio::test]
@@ -196,13 +206,21 @@ async fn a_bad_key_or_unverified_sender_is_a_provider_error() {
     let mut bad_key = config(&base);
     bad_key.api_key = "SG.revoked".into();
     let provider = SendgridProvider::new("sendgrid".into(), bad_key, client()).unwrap();
-    let error = assert_provider(provider.send(&email_message("user@example.com", false)).await);
+    let error = assert_provider(
+        provider
+            .send(&email_message("user@example.com", false))
+            .await,
+    );
     assert_eq!(error.code(), "401");
 
     let mut unverified = config(&base);
     unverified.from_email = "someone@else.example".into();
     let provider = SendgridProvider::new("sendgrid".into(), unverified, client()).unwrap();
-    let error = assert_provider(provider.send(&email_message("user@example.com", false)).await);
+    let error = assert_provider(
+        provider
+            .send(&email_message("user@example.com", false))
+            .await,
+    );
     assert_eq!(error.code(), "403");
 }
 
@@ -210,9 +228,17 @@ async fn a_bad_key_or_unverified_sender_is_a_provider_error() {
 async fn rate_limits_and_outages_are_transient() {
     let (base, _log) = mock().await;
     let provider = provider(&base);
-    let error = assert_transient(provider.send(&email_message("throttled@example.com", false)).await);
+    let error = assert_transient(
+        provider
+            .send(&email_message("throttled@example.com", false))
+            .await,
+    );
     assert_eq!(error.code(), "429");
-    let error = assert_transient(provider.send(&email_message("broken@example.com", false)).await);
+    let error = assert_transient(
+        provider
+            .send(&email_message("broken@example.com", false))
+            .await,
+    );
     assert_eq!(error.code(), "503");
 }
 
@@ -249,7 +275,10 @@ fn signed_events(key: &SigningKey, timestamp: &str, body: &[u8]) -> Webhook {
                 "x-twilio-email-event-webhook-signature".into(),
                 STANDARD.encode(signature.to_der().as_bytes()),
             ),
-            ("x-twilio-email-event-webhook-timestamp".into(), timestamp.into()),
+            (
+                "x-twilio-email-event-webhook-timestamp".into(),
+                timestamp.into(),
+            ),
         ],
         body: body.to_vec(),
     }
@@ -295,7 +324,11 @@ fn a_signed_event_batch_gives_receipts() {
         ReceiptReply::Receipts(vec![
             receipt("LRzXl_NHStOGhQ4kofSm_A", DeliveryStatus::Sent, None),
             receipt("LRzXl_NHStOGhQ4kofSm_A", DeliveryStatus::Delivered, None),
-            receipt("Xq9Kp2vTQ0uV3rDxLmNbAw", DeliveryStatus::Undelivered, Some("5.1.1")),
+            receipt(
+                "Xq9Kp2vTQ0uV3rDxLmNbAw",
+                DeliveryStatus::Undelivered,
+                Some("5.1.1")
+            ),
         ])
     );
 }
@@ -332,7 +365,10 @@ fn tampered_stale_unsigned_or_foreign_batches_are_forged() {
 
     let mut tampered = signed_events(&key, &timestamp, EVENTS.as_bytes());
     tampered.body = EVENTS.replace("\"bounce\"", "\"delivered\"").into_bytes();
-    assert!(matches!(provider.receipt(&tampered), Err(ReceiptError::Forged(_))));
+    assert!(matches!(
+        provider.receipt(&tampered),
+        Err(ReceiptError::Forged(_))
+    ));
 
     let other = SigningKey::from_slice(&[0x17; 32]).unwrap();
     assert!(matches!(
@@ -347,15 +383,24 @@ fn tampered_stale_unsigned_or_foreign_batches_are_forged() {
     ));
 
     let mut unsigned = signed_events(&key, &timestamp, EVENTS.as_bytes());
-    unsigned.headers.retain(|(name, _)| !name.contains("signature"));
-    assert!(matches!(provider.receipt(&unsigned), Err(ReceiptError::Forged(_))));
+    unsigned
+        .headers
+        .retain(|(name, _)| !name.contains("signature"));
+    assert!(matches!(
+        provider.receipt(&unsigned),
+        Err(ReceiptError::Forged(_))
+    ));
 }
 
 #[test]
 fn a_signed_but_malformed_batch_is_malformed() {
     let (key, public) = test_key();
     let provider = signed_provider(&public);
-    for body in [&b"{\"event\":\"delivered\"}"[..], b"[{\"event\":", b"[{\"email\":\"x\"}]"] {
+    for body in [
+        &b"{\"event\":\"delivered\"}"[..],
+        b"[{\"event\":",
+        b"[{\"email\":\"x\"}]",
+    ] {
         assert!(matches!(
             provider.receipt(&signed_events(&key, &now(), body)),
             Err(ReceiptError::Malformed(_))

@@ -98,20 +98,26 @@ async fn session(socket: tokio::net::TcpStream, record: Record) -> std::io::Resu
             "250 2.1.0 Ok\r\n".into()
         } else if upper.starts_with("RCPT TO:") {
             if upper.contains("<NOBODY@") {
-                "550 5.1.1 <nobody@example.com>: Recipient address rejected: User unknown\r\n".into()
+                "550 5.1.1 <nobody@example.com>: Recipient address rejected: User unknown\r\n"
+                    .into()
             } else if upper.contains("<BUSY@") {
                 "451 4.3.0 Mailbox temporarily unavailable, try again later\r\n".into()
             } else {
                 "250 2.1.5 Ok\r\n".into()
             }
         } else if upper == "DATA" {
-            write.write_all(b"354 End data with <CR><LF>.<CR><LF>\r\n").await?;
+            write
+                .write_all(b"354 End data with <CR><LF>.<CR><LF>\r\n")
+                .await?;
             let mut data = String::new();
             while let Some(line) = lines.next_line().await? {
                 if line == "." {
                     break;
                 }
-                let line = line.strip_prefix('.').filter(|_| line.starts_with("..")).unwrap_or(&line);
+                let line = line
+                    .strip_prefix('.')
+                    .filter(|_| line.starts_with(".."))
+                    .unwrap_or(&line);
                 data.push_str(line);
                 data.push_str("\r\n");
             }
@@ -166,21 +172,39 @@ async fn submits_a_plain_text_message() {
 
     let commands = record.commands();
     assert_eq!(commands[0], "EHLO otpd.test");
-    assert!(commands.contains(&"MAIL FROM:<no-reply@acme.example>".to_string()), "{commands:?}");
-    assert!(commands.contains(&"RCPT TO:<user@example.com>".to_string()), "{commands:?}");
+    assert!(
+        commands.contains(&"MAIL FROM:<no-reply@acme.example>".to_string()),
+        "{commands:?}"
+    );
+    assert!(
+        commands.contains(&"RCPT TO:<user@example.com>".to_string()),
+        "{commands:?}"
+    );
     assert!(commands.contains(&"DATA".to_string()));
     assert!(!commands.iter().any(|command| command.starts_with("AUTH")));
 
     let messages = record.messages();
     assert_eq!(messages.len(), 1);
     let data = &messages[0];
-    assert!(data.contains("From: ACME <no-reply@acme.example>\r\n"), "{data}");
+    assert!(
+        data.contains("From: ACME <no-reply@acme.example>\r\n"),
+        "{data}"
+    );
     assert!(data.contains("To: user@example.com\r\n"), "{data}");
     assert!(data.contains("Subject: Your ACME code\r\n"), "{data}");
-    assert!(data.contains("Message-ID: <att_0123456789@acme.example>\r\n"), "{data}");
+    assert!(
+        data.contains("Message-ID: <att_0123456789@acme.example>\r\n"),
+        "{data}"
+    );
     assert!(data.contains("Date: "), "{data}");
-    assert!(data.contains("Content-Type: text/plain; charset=utf-8"), "{data}");
-    assert!(data.contains("Your code is 482910. It expires in 10 minutes."), "{data}");
+    assert!(
+        data.contains("Content-Type: text/plain; charset=utf-8"),
+        "{data}"
+    );
+    assert!(
+        data.contains("Your code is 482910. It expires in 10 minutes."),
+        "{data}"
+    );
     assert!(!data.contains("multipart"), "{data}");
 }
 
@@ -193,11 +217,26 @@ async fn html_makes_a_multipart_alternative() {
         .await
         .unwrap();
     let data = &record.messages()[0];
-    assert!(data.contains("Content-Type: multipart/alternative;"), "{data}");
-    assert!(data.contains("Content-Type: text/plain; charset=utf-8"), "{data}");
-    assert!(data.contains("Content-Type: text/html; charset=utf-8"), "{data}");
-    assert!(data.contains("Your code is 482910. It expires in 10 minutes."), "{data}");
-    assert!(data.contains("<p>Your code is <b>482910</b>.</p>"), "{data}");
+    assert!(
+        data.contains("Content-Type: multipart/alternative;"),
+        "{data}"
+    );
+    assert!(
+        data.contains("Content-Type: text/plain; charset=utf-8"),
+        "{data}"
+    );
+    assert!(
+        data.contains("Content-Type: text/html; charset=utf-8"),
+        "{data}"
+    );
+    assert!(
+        data.contains("Your code is 482910. It expires in 10 minutes."),
+        "{data}"
+    );
+    assert!(
+        data.contains("<p>Your code is <b>482910</b>.</p>"),
+        "{data}"
+    );
 }
 
 #[tokio::test]
@@ -210,7 +249,9 @@ async fn authenticates_when_credentials_are_configured() {
         .unwrap();
     let commands = record.commands();
     assert!(
-        commands.iter().any(|command| command.starts_with("AUTH PLAIN ")),
+        commands
+            .iter()
+            .any(|command| command.starts_with("AUTH PLAIN ")),
         "{commands:?}"
     );
     assert_eq!(record.messages().len(), 1);
@@ -220,7 +261,11 @@ async fn authenticates_when_credentials_are_configured() {
 async fn an_unknown_mailbox_is_rejected() {
     let (port, record) = smtp_server(Mode::Normal).await;
     let provider = SmtpProvider::new("smtp".into(), config(port)).unwrap();
-    let error = assert_rejected(provider.send(&email_message("nobody@example.com", false)).await);
+    let error = assert_rejected(
+        provider
+            .send(&email_message("nobody@example.com", false))
+            .await,
+    );
     assert_eq!(error.code(), "550");
     assert!(record.messages().is_empty());
 }
@@ -238,7 +283,11 @@ async fn an_invalid_address_is_rejected_without_connecting() {
 async fn a_temporary_refusal_is_transient() {
     let (port, _record) = smtp_server(Mode::Normal).await;
     let provider = SmtpProvider::new("smtp".into(), config(port)).unwrap();
-    let error = assert_transient(provider.send(&email_message("busy@example.com", false)).await);
+    let error = assert_transient(
+        provider
+            .send(&email_message("busy@example.com", false))
+            .await,
+    );
     assert_eq!(error.code(), "451");
 }
 
@@ -246,7 +295,11 @@ async fn a_temporary_refusal_is_transient() {
 async fn failed_authentication_is_a_provider_error() {
     let (port, record) = smtp_server(Mode::Normal).await;
     let provider = SmtpProvider::new("smtp".into(), authenticated(port, "wrong")).unwrap();
-    let error = assert_provider(provider.send(&email_message("user@example.com", false)).await);
+    let error = assert_provider(
+        provider
+            .send(&email_message("user@example.com", false))
+            .await,
+    );
     assert_eq!(error.code(), "535");
     assert!(record.messages().is_empty());
 }
@@ -259,12 +312,24 @@ async fn a_refused_connection_is_transient() {
         listener.local_addr().unwrap().port()
     };
     let provider = SmtpProvider::new("smtp".into(), config(port)).unwrap();
-    assert_transient(provider.send(&email_message("user@example.com", false)).await);
+    let error = assert_transient(
+        provider
+            .send(&email_message("user@example.com", false))
+            .await,
+    );
+    assert_eq!(error.code(), "connect");
 }
 
 #[tokio::test]
 async fn a_silent_server_times_out_as_transient() {
     let (port, _record) = smtp_server(Mode::Silent).await;
     let provider = SmtpProvider::new("smtp".into(), config(port)).unwrap();
-    assert_transient(provider.send(&email_message("user@example.com", false)).await);
+    let started = std::time::Instant::now();
+    let error = assert_transient(
+        provider
+            .send(&email_message("user@example.com", false))
+            .await,
+    );
+    assert_eq!(error.code(), "timeout");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
 }

@@ -116,7 +116,12 @@ async fn sns(
         body: body.to_vec(),
     });
     if method != Method::POST || uri.path() != "/" {
-        return error(StatusCode::NOT_FOUND, "Sender", "NotFound", "no such action");
+        return error(
+            StatusCode::NOT_FOUND,
+            "Sender",
+            "NotFound",
+            "no such action",
+        );
     }
     let Some((access_key, _, expected)) =
         expected_signature("POST", uri.path(), &headers, &body, SECRET)
@@ -191,9 +196,7 @@ async fn sns(
 
 async fn mock() -> (String, Log) {
     let log = Log::default();
-    let app = axum::Router::new()
-        .fallback(sns)
-        .with_state(log.clone());
+    let app = axum::Router::new().fallback(sns).with_state(log.clone());
     (serve(app).await, log)
 }
 
@@ -227,7 +230,8 @@ fn the_mock_verifier_reproduces_vector_t11() {
             .parse()
             .unwrap(),
     );
-    let (_, _, expected) = expected_signature("POST", "/", &headers, body.as_bytes(), SECRET).unwrap();
+    let (_, _, expected) =
+        expected_signature("POST", "/", &headers, body.as_bytes(), SECRET).unwrap();
     assert_eq!(
         expected,
         "c2900245ba70d228390d49b94a13e8b7935b3383fb82f34bf0ffee3026afdcf9"
@@ -256,20 +260,28 @@ async fn publishes_a_signed_transactional_sms() {
     );
     // The Host the signature covers carries the mock's port.
     assert_eq!(seen.header("host"), base.trim_start_matches("http://"));
+    assert!(
+        seen.header("authorization")
+            .contains("Credential=AKIDEXAMPLE/")
+    );
     assert!(seen.header("authorization").contains(
-        "Credential=AKIDEXAMPLE/"
+        "/us-east-1/sns/aws4_request, SignedHeaders=content-type;host;x-amz-date, Signature="
     ));
-    assert!(seen
-        .header("authorization")
-        .contains("/us-east-1/sns/aws4_request, SignedHeaders=content-type;host;x-amz-date, Signature="));
-    assert_eq!(seen.form_value("PhoneNumber").as_deref(), Some("+14155552671"));
-    assert_eq!(seen.form_value("Message").as_deref(), Some("Your code is 123456"));
+    assert_eq!(
+        seen.form_value("PhoneNumber").as_deref(),
+        Some("+14155552671")
+    );
+    assert_eq!(
+        seen.form_value("Message").as_deref(),
+        Some("Your code is 123456")
+    );
     assert_eq!(
         seen.form_value("MessageAttributes.entry.1.Name").as_deref(),
         Some("AWS.SNS.SMS.SenderID")
     );
     assert_eq!(
-        seen.form_value("MessageAttributes.entry.1.Value.StringValue").as_deref(),
+        seen.form_value("MessageAttributes.entry.1.Value.StringValue")
+            .as_deref(),
         Some("ACME")
     );
     assert_eq!(
@@ -277,7 +289,8 @@ async fn publishes_a_signed_transactional_sms() {
         Some("AWS.SNS.SMS.SMSType")
     );
     assert_eq!(
-        seen.form_value("MessageAttributes.entry.2.Value.StringValue").as_deref(),
+        seen.form_value("MessageAttributes.entry.2.Value.StringValue")
+            .as_deref(),
         Some("Transactional")
     );
 }
@@ -309,9 +322,10 @@ async fn temporary_credentials_send_and_sign_the_session_token() {
         .unwrap();
     let seen = log.only();
     assert_eq!(seen.header("x-amz-security-token"), "FwoGZXIvYXdzEXAMPLE");
-    assert!(seen
-        .header("authorization")
-        .contains("SignedHeaders=content-type;host;x-amz-date;x-amz-security-token"));
+    assert!(
+        seen.header("authorization")
+            .contains("SignedHeaders=content-type;host;x-amz-date;x-amz-security-token")
+    );
 }
 
 #[tokio::test]

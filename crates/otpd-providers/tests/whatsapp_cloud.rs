@@ -73,10 +73,20 @@ async fn messages(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"))
     {
-        return graph_error(StatusCode::BAD_REQUEST, 100, "(#100) Invalid parameter", "OAuthException");
+        return graph_error(
+            StatusCode::BAD_REQUEST,
+            100,
+            "(#100) Invalid parameter",
+            "OAuthException",
+        );
     }
     let Ok(body) = serde_json::from_slice::<Value>(&body) else {
-        return graph_error(StatusCode::BAD_REQUEST, 100, "(#100) Invalid parameter", "OAuthException");
+        return graph_error(
+            StatusCode::BAD_REQUEST,
+            100,
+            "(#100) Invalid parameter",
+            "OAuthException",
+        );
     };
     let code_ok = body.pointer("/template/components/0/parameters/0/text")
         == body.pointer("/template/components/1/parameters/0/text");
@@ -124,7 +134,10 @@ async fn messages(
 async fn mock() -> (String, Log) {
     let log = Log::default();
     let app = axum::Router::new()
-        .route("/{version}/{phone_id}/messages", axum::routing::post(messages))
+        .route(
+            "/{version}/{phone_id}/messages",
+            axum::routing::post(messages),
+        )
         .with_state(log.clone());
     (serve(app).await, log)
 }
@@ -194,12 +207,22 @@ async fn template_language_follows_the_locale_and_the_configuration() {
     config.default_language = Some("es".into());
     config.languages.insert("fr-CA".into(), "fr".into());
     let provider = WhatsappCloudProvider::new("wa".into(), config, client());
-    for (locale, expected) in [("pt-BR", "pt_BR"), ("pt", "pt_BR"), ("fr-CA", "fr"), ("", "es"), ("de", "de")] {
+    for (locale, expected) in [
+        ("pt-BR", "pt_BR"),
+        ("pt", "pt_BR"),
+        ("fr-CA", "fr"),
+        ("", "es"),
+        ("de", "de"),
+    ] {
         let mut message = phone_message(Channel::Whatsapp, "+12015553931");
         message.locale = locale.into();
         provider.send(&message).await.unwrap();
         let last = log.all().pop().unwrap();
-        assert_eq!(last.json()["template"]["language"]["code"], expected, "{locale}");
+        assert_eq!(
+            last.json()["template"]["language"]["code"],
+            expected,
+            "{locale}"
+        );
     }
 }
 
@@ -341,7 +364,10 @@ fn tampered_unsigned_or_wrongly_keyed_webhooks_are_forged() {
 #[test]
 fn a_signed_but_malformed_webhook_is_malformed() {
     let provider = provider("http://127.0.0.1:9");
-    for body in [&b"{not json"[..], br#"{"object":"whatsapp_business_account"}"#] {
+    for body in [
+        &b"{not json"[..],
+        br#"{"object":"whatsapp_business_account"}"#,
+    ] {
         assert!(matches!(
             provider.receipt(&status_webhook(body, Some(sign(APP_SECRET, body)))),
             Err(ReceiptError::Malformed(_))

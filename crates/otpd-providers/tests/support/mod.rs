@@ -84,7 +84,12 @@ impl Log {
     /// The only request so far (fails the test otherwise).
     pub fn only(&self) -> Seen {
         let all = self.all();
-        assert_eq!(all.len(), 1, "expected exactly one request, got {}", all.len());
+        assert_eq!(
+            all.len(),
+            1,
+            "expected exactly one request, got {}",
+            all.len()
+        );
         all.into_iter().next().unwrap()
     }
 }
