@@ -12,7 +12,7 @@ use std::time::Duration;
 use lettre::message::header::ContentType;
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use otpd_core::DeliveryStatus;
@@ -53,6 +53,10 @@ pub struct SmtpConfig {
     /// Display name of the sender (`ACME`).
     #[serde(default)]
     pub from_name: Option<String>,
+    /// An extra trusted CA certificate (PEM), for a relay with a private CA; the system's
+    /// roots stay trusted. Certificates are always verified.
+    #[serde(default)]
+    pub ca_certificate_pem: Option<String>,
     /// The name this client gives in `EHLO`; defaults to `localhost`.
     #[serde(default)]
     pub hello_name: Option<String>,
@@ -77,6 +81,7 @@ impl std::fmt::Debug for SmtpConfig {
             .field("password", &self.password.as_ref().map(|_| "***"))
             .field("from_email", &self.from_email)
             .field("from_name", &self.from_name)
+            .field("ca_certificate_pem", &self.ca_certificate_pem.is_some())
             .field("hello_name", &self.hello_name)
             .field("timeout_seconds", &self.timeout_seconds)
             .finish()
@@ -125,8 +130,21 @@ impl SmtpProvider {
         let from = mailbox(config.from_name.clone(), &config.from_email)
             .map_err(|_| SmtpConfigError::From(config.from_email.clone()))?;
         let tls_parameters = || {
-            TlsParameters::new(config.host.clone())
-                .map_err(|error| SmtpConfigError::Tls(error.to_string()))
+            let tls_error =
+                |error: lettre::transport::smtp::Error| SmtpConfigError::Tls(error.to_string());
+            let mut builder = TlsParameters::builder(config.host.clone());
+            if let Some(pem) = &config.ca_certificate_pem {
+                // lettre reads PEM without a certificate as an empty list: say so instead.
+                if !pem.contains("-----BEGIN CERTIFICATE-----") {
+                    return Err(SmtpConfigError::Tls(
+                        "ca_certificate_pem holds no PEM certificate".into(),
+                    ));
+                }
+                builder = builder.add_root_certificate(
+                    Certificate::from_pem(pem.as_bytes()).map_err(tls_error)?,
+                );
+            }
+            builder.build().map_err(tls_error)
         };
         let (tls, default_port) = match config.tls {
             SmtpTls::Starttls => (Tls::Required(tls_parameters()?), 587),
@@ -254,7 +272,8 @@ fn id_part(reference: &str) -> String {
 /// Maps lettre's errors to the worker's classes: 4xx replies are temporary; 530/534/535/538
 /// are this account's authentication; other 5xx replies refuse this recipient or message;
 /// no reply at all (refused, reset, timed out) is temporary; local protocol problems (no
-/// common AUTH mechanism, TLS failures) are this provider's configuration.
+/// common AUTH mechanism, no STARTTLS offered) and TLS failures (untrusted certificate) are
+/// this provider's configuration.
 pub(crate) fn classify(error: &lettre::transport::smtp::Error) -> SendError {
     if let Some(code) = error.status() {
         let code = code.to_string();
@@ -268,13 +287,33 @@ pub(crate) fn classify(error: &lettre::transport::smtp::Error) -> SendError {
     }
     if error.is_timeout() {
         SendError::transient("timeout", error.to_string())
-    } else if error.is_tls() {
+    } else if error.is_tls() || tls_failure(error) {
         SendError::provider("tls", error.to_string())
     } else if error.is_client() {
         SendError::provider("client", error.to_string())
     } else {
         SendError::transient("connect", error.to_string())
     }
+}
+
+/// Whether a rustls error (an untrusted or mismatched certificate, a failed handshake) is
+/// behind this error: lettre reports those as connection errors.
+fn tls_failure(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(error);
+    while let Some(error) = current {
+        if error.is::<rustls::Error>() {
+            return true;
+        }
+        if let Some(io) = error.downcast_ref::<std::io::Error>()
+            && io
+                .get_ref()
+                .is_some_and(|inner| inner.is::<rustls::Error>())
+        {
+            return true;
+        }
+        current = error.source();
+    }
+    false
 }
 
 #[cfg(test)]
@@ -290,6 +329,7 @@ mod tests {
             password: Some("secret".into()),
             from_email: "no-reply@acme.example".into(),
             from_name: Some("ACME".into()),
+            ca_certificate_pem: None,
             hello_name: None,
             timeout_seconds: None,
         }
@@ -325,6 +365,16 @@ mod tests {
         assert!(matches!(
             SmtpProvider::new("smtp".into(), from),
             Err(SmtpConfigError::From(_))
+        ));
+    }
+
+    #[test]
+    fn a_bad_ca_certificate_is_refused() {
+        let mut bad = config("smtp.example.com", SmtpTls::Starttls);
+        bad.ca_certificate_pem = Some("not a certificate".into());
+        assert!(matches!(
+            SmtpProvider::new("smtp".into(), bad),
+            Err(SmtpConfigError::Tls(_))
         ));
     }
 
