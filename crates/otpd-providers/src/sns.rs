@@ -116,7 +116,11 @@ impl SnsProvider {
             };
         }
         let code = xml_text(&text, "Code").unwrap_or_else(|| status.to_string());
-        let words = xml_text(&text, "Message").unwrap_or_default();
+        // SNS quotes the number back ("+1555 is not valid to publish to"): mask it, since
+        // the worker may log or store the error.
+        let words = xml_text(&text, "Message")
+            .unwrap_or_default()
+            .replace(&message.to, &otpd_core::phone::mask_phone(&message.to));
         tracing::debug!(
             provider = %self.name,
             to = %otpd_core::phone::mask_phone(&message.to),

@@ -338,6 +338,12 @@ async fn an_invalid_number_is_rejected() {
             .await,
     );
     assert_eq!(error.code(), "InvalidParameter");
+    // The number SNS quotes back is masked.
+    assert!(
+        error.to_string().contains("is not valid to publish to"),
+        "{error}"
+    );
+    assert!(!error.to_string().contains("+15005550001"), "{error}");
 }
 
 #[tokio::test]
