@@ -23,7 +23,9 @@ pub use recipient::{Email, Recipient};
 pub use settings::{
     MaxAttempts, OtpSettings, PrefixTemplate, SenderId, ServiceOptions, Template, Ttl,
 };
-pub use store::{DeliveryAttempt, DeliveryUpdate, ReceiptUpdate, Store, StoreError};
+pub use store::{
+    DeliveryAttempt, DeliveryUpdate, ReceiptUpdate, Store, StoreError, TransmissionSummary,
+};
 pub use verification::{
     Candidate, Channel, CheckDecision, CheckOutcome, DeliveryStatus, StatusChange, Verification,
     VerificationStatus, decide_check, decide_status_change,

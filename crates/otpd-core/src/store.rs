@@ -146,6 +146,43 @@ pub struct ReceiptUpdate {
     pub segments: Option<u32>,
 }
 
+/// The one-word answer support teams read about a verification's messages (the
+/// Symantec VIP summary). Derived from the verification and its attempts, never stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransmissionSummary {
+    /// Every attempt was refused by the providers: no message left the platform.
+    Failed,
+    /// A message was accepted (or is still being tried) and the code has not been verified:
+    /// in flight, delivered but unused, or answered with a wrong code.
+    Sent,
+    /// The code was verified.
+    Success,
+}
+
+impl TransmissionSummary {
+    /// Derives the summary.
+    pub fn of(status: crate::VerificationStatus, attempts: &[DeliveryAttempt]) -> Self {
+        if status == crate::VerificationStatus::Approved {
+            TransmissionSummary::Success
+        } else if !attempts.is_empty()
+            && attempts.iter().all(|a| a.status == DeliveryStatus::Failed)
+        {
+            TransmissionSummary::Failed
+        } else {
+            TransmissionSummary::Sent
+        }
+    }
+
+    /// The wire spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransmissionSummary::Failed => "FAILED",
+            TransmissionSummary::Sent => "SENT",
+            TransmissionSummary::Success => "SUCCESS",
+        }
+    }
+}
+
 impl DeliveryStatus {
     /// Order of progress: receipts arrive late, twice or out of order, and a status never
     /// moves back (queued < sent < delivered / undelivered / failed, which are final).
@@ -452,4 +489,45 @@ pub trait Store: Send + Sync + 'static {
         error: &str,
         now: Timestamp,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Channel, Timestamp, VerificationId, VerificationStatus};
+
+    fn attempt(status: DeliveryStatus) -> DeliveryAttempt {
+        DeliveryAttempt {
+            status,
+            ..DeliveryAttempt::queued(VerificationId::generate(), Channel::Sms, Timestamp(0))
+        }
+    }
+
+    #[test]
+    fn the_summary_is_derived_from_status_and_attempts() {
+        use DeliveryStatus::*;
+        let of = TransmissionSummary::of;
+        let failed = [attempt(Failed), attempt(Failed)];
+        assert_eq!(
+            of(VerificationStatus::Pending, &failed),
+            TransmissionSummary::Failed
+        );
+        let one_left = [attempt(Failed), attempt(Undelivered)];
+        assert_eq!(
+            of(VerificationStatus::Pending, &one_left),
+            TransmissionSummary::Sent
+        );
+        assert_eq!(
+            of(VerificationStatus::Pending, &[attempt(Queued)]),
+            TransmissionSummary::Sent
+        );
+        assert_eq!(
+            of(VerificationStatus::Failed, &[attempt(Delivered)]),
+            TransmissionSummary::Sent
+        );
+        assert_eq!(
+            of(VerificationStatus::Approved, &[attempt(Sent)]),
+            TransmissionSummary::Success
+        );
+    }
 }

@@ -9,8 +9,12 @@ use crate::generic::GenericProvider;
 use crate::infobip::InfobipProvider;
 use crate::messagebird::MessageBirdProvider;
 use crate::plivo::PlivoProvider;
+use crate::sendgrid::SendgridProvider;
+use crate::smtp::SmtpProvider;
+use crate::sns::SnsProvider;
 use crate::twilio::TwilioProvider;
 use crate::vonage::VonageProvider;
+use crate::whatsapp_cloud::WhatsappCloudProvider;
 
 /// Why a `[[providers]]` entry was refused at start.
 #[derive(Debug, thiserror::Error)]
@@ -51,18 +55,26 @@ pub const KINDS: &[&str] = &[
     "plivo",
     "infobip",
     "generic",
+    "sns",
+    "whatsapp_cloud",
+    "sendgrid",
+    "smtp",
 ];
+
+fn invalid(name: &str, kind: &str, error: impl std::fmt::Display) -> ProviderConfigError {
+    ProviderConfigError::Invalid {
+        name: name.to_string(),
+        kind: kind.to_string(),
+        error: error.to_string(),
+    }
+}
 
 fn parse<T: serde::de::DeserializeOwned>(
     name: &str,
     kind: &str,
     rest: Map<String, Value>,
 ) -> Result<T, ProviderConfigError> {
-    serde_json::from_value(Value::Object(rest)).map_err(|error| ProviderConfigError::Invalid {
-        name: name.to_string(),
-        kind: kind.to_string(),
-        error: error.to_string(),
-    })
+    serde_json::from_value(Value::Object(rest)).map_err(|error| invalid(name, kind, error))
 }
 
 /// Builds one provider from its table.
@@ -117,13 +129,26 @@ pub fn build(
             http,
         )),
         "generic" => Arc::new(
-            GenericProvider::new(name.clone(), parse(&name, &kind, rest)?, http).map_err(
-                |error| ProviderConfigError::Invalid {
-                    name: name.clone(),
-                    kind: kind.clone(),
-                    error: error.to_string(),
-                },
-            )?,
+            GenericProvider::new(name.clone(), parse(&name, &kind, rest)?, http)
+                .map_err(|error| invalid(&name, &kind, error))?,
+        ),
+        "sns" => Arc::new(SnsProvider::new(
+            name.clone(),
+            parse(&name, &kind, rest)?,
+            http,
+        )),
+        "whatsapp_cloud" => Arc::new(WhatsappCloudProvider::new(
+            name.clone(),
+            parse(&name, &kind, rest)?,
+            http,
+        )),
+        "sendgrid" => Arc::new(
+            SendgridProvider::new(name.clone(), parse(&name, &kind, rest)?, http)
+                .map_err(|error| invalid(&name, &kind, error))?,
+        ),
+        "smtp" => Arc::new(
+            SmtpProvider::new(name.clone(), parse(&name, &kind, rest)?)
+                .map_err(|error| invalid(&name, &kind, error))?,
         ),
         _ => {
             return Err(ProviderConfigError::UnknownKind {

@@ -379,7 +379,12 @@ async fn a_dead_nodes_delivery_is_sent_once_by_another_node() {
     };
     struct DiesBeforeSending;
     impl Dispatch for DiesBeforeSending {
-        fn dispatch(&self, _job: DeliveryJob) {}
+        fn dispatch(
+            &self,
+            _job: DeliveryJob,
+        ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+            Box::pin(std::future::ready(()))
+        }
     }
     let Some(schema) = TestSchema::create().await else {
         return;

@@ -234,11 +234,27 @@ async fn create_returns_the_whole_otp_object() {
         "otpCallbackUrl",
         "dateCreated",
         "dateExpires",
+        // otpd's extensions: the sends and their one-word summary.
+        "deliveries",
+        "deliveryStatus",
     ];
     expected.sort();
     let mut keys = keys;
     keys.sort();
     assert_eq!(keys, expected);
+    // The first try ran inline: the response already says the provider took the message.
+    assert_eq!(otp["deliveryStatus"], "SENT");
+    let deliveries = otp["deliveries"].as_array().unwrap();
+    assert_eq!(deliveries.len(), 1);
+    assert_eq!(deliveries[0]["status"], "sent");
+    assert_eq!(deliveries[0]["channel"], "sms");
+    assert_eq!(deliveries[0]["provider"], "console");
+    assert!(
+        deliveries[0]["providerMessageId"]
+            .as_str()
+            .unwrap()
+            .starts_with("console-")
+    );
     let id = otp["otpId"].as_str().unwrap();
     assert_eq!(id.len(), 36);
     assert_eq!(id, id.to_lowercase());
@@ -1007,7 +1023,12 @@ async fn a_delivery_lost_in_a_crash_is_sent_after_the_restart() {
     use otpd_core::{CodeHasher, DeliveryJob, Dispatch, Store, Verifier};
     struct Crash;
     impl Dispatch for Crash {
-        fn dispatch(&self, _job: DeliveryJob) {}
+        fn dispatch(
+            &self,
+            _job: DeliveryJob,
+        ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+            Box::pin(std::future::ready(()))
+        }
     }
     let mut app = TestApp::spawn().await;
     let token = app.token().await;

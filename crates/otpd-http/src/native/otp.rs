@@ -256,7 +256,14 @@ pub async fn create<S: Store + Clone, C: Clock + Clone>(
         })?;
     let verification = started.verification();
     tracing::info!(otp_id = %verification.id, to = %verification.to.masked(), "otp created");
-    let object = OtpObject::new(verification, verification.status);
+    let attempts = state
+        .verifier
+        .store()
+        .deliveries(verification.id)
+        .await
+        .map_err(crate::internal)?;
+    let object = OtpObject::new(verification, verification.status)
+        .with_deliveries(verification.status, &attempts);
     Ok((StatusCode::CREATED, Json(object)).into_response())
 }
 
@@ -274,7 +281,16 @@ pub async fn read<S: Store + Clone, C: Clock + Clone>(
         .await
         .map_err(crate::internal)?
     {
-        Lookup::Found(v) => Ok(Json(OtpObject::new(&v, v.status)).into_response()),
+        Lookup::Found(v) => {
+            let attempts = state
+                .verifier
+                .store()
+                .deliveries(v.id)
+                .await
+                .map_err(crate::internal)?;
+            let object = OtpObject::new(&v, v.status).with_deliveries(v.status, &attempts);
+            Ok(Json(object).into_response())
+        }
         Lookup::NotFound => Err(error::otp_not_found()),
         Lookup::WrongService => Err(error::wrong_tenant()),
     }

@@ -42,6 +42,31 @@ pub struct OtpObject {
     otp_callback_url: Option<String>,
     date_created: String,
     date_expires: String,
+    /// otpd extension (responses only, not callbacks): FAILED / SENT / SUCCESS.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    delivery_status: Option<&'static str>,
+    /// otpd extension (responses only, not callbacks): every send with its transmission
+    /// status.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    deliveries: Option<Vec<DeliveryObject>>,
+}
+
+/// One send as the native API shows it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryObject {
+    delivery_id: String,
+    channel: &'static str,
+    status: &'static str,
+    provider: Option<String>,
+    provider_message_id: Option<String>,
+    error_code: Option<String>,
+    error: Option<String>,
+    price: Option<f64>,
+    price_unit: Option<String>,
+    parts: Option<u32>,
+    date_created: String,
+    date_updated: String,
 }
 
 impl OtpObject {
@@ -67,7 +92,38 @@ impl OtpObject {
             otp_callback_url: verification.callback_url.clone(),
             date_created: date(verification.created_at),
             date_expires: date(verification.expires_at),
+            delivery_status: None,
+            deliveries: None,
         }
+    }
+
+    /// The object with its sends and their summary (API responses).
+    pub fn with_deliveries(
+        mut self,
+        status: VerificationStatus,
+        attempts: &[otpd_core::DeliveryAttempt],
+    ) -> Self {
+        self.delivery_status = Some(otpd_core::TransmissionSummary::of(status, attempts).as_str());
+        self.deliveries = Some(
+            attempts
+                .iter()
+                .map(|a| DeliveryObject {
+                    delivery_id: a.id.to_string(),
+                    channel: a.channel.as_str(),
+                    status: a.status.as_str(),
+                    provider: a.provider.clone(),
+                    provider_message_id: a.provider_ref.clone(),
+                    error_code: a.error_code.clone(),
+                    error: a.error.clone(),
+                    price: a.price,
+                    price_unit: a.price_unit.clone(),
+                    parts: a.segments,
+                    date_created: date(a.created_at),
+                    date_updated: date(a.updated_at),
+                })
+                .collect(),
+        );
+        self
     }
 }
 

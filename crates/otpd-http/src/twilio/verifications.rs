@@ -147,6 +147,7 @@ pub async fn start<S: Store + Clone, C: Clock + Clone>(
         amount: params.text("Amount", 64)?,
         payee: params.text("Payee", 64)?,
         app_hash: params.text("AppHash", 32)?,
+        locale: params.get("Locale").map(str::to_string),
         resend_pending: true,
         ..StartRequest::default()
     };

@@ -113,10 +113,19 @@ pub fn verification(
         "lookup": {},
         "amount": verification.amount,
         "payee": verification.payee,
+        // Twilio's three keys, plus otpd's transmission details (extra keys are ignored by
+        // the SDKs, which keep attempts as plain maps).
         "send_code_attempts": attempts.iter().map(|a| json!({
             "time": date(a.created_at),
             "channel": a.channel.as_str().to_ascii_uppercase(),
             "attempt_sid": format!("VL{}", a.id.simple()),
+            "status": a.status.as_str(),
+            "provider": a.provider,
+            "message_sid": a.provider_ref,
+            "error_code": a.error_code,
+            "price": a.price,
+            "price_unit": a.price_unit,
+            "segments": a.segments,
         })).collect::<Vec<_>>(),
         "sna": null,
         "url": format!("{base}/v2/Services/{service_sid}/Verifications/{sid}"),
