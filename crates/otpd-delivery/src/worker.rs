@@ -45,6 +45,10 @@ impl Default for DeliveryPolicy {
 
 type Queued = (DeliveryJob, Option<oneshot::Sender<()>>);
 
+/// While a delivery waits to retry, this node keeps it until the retry time plus this margin;
+/// if the node dies, another takes it over soon after the retry was due.
+pub const RETRY_LEASE_MARGIN_SECONDS: i64 = 5;
+
 /// Feeds the worker; this is the core's [`Dispatch`].
 #[derive(Debug, Clone)]
 pub struct ChannelDispatch {
@@ -391,9 +395,6 @@ impl<S: Store + Clone, C: Clock + Clone> DeliveryWorker<S, C> {
                     }
                 }
             }
-            if let Some(done) = first_try.take() {
-                let _ = done.send(());
-            }
             let (provider, error) = match (retry, refused) {
                 (Some(transient), _) => transient,
                 (None, Some((provider, error))) => {
@@ -428,12 +429,16 @@ impl<S: Store + Clone, C: Clock + Clone> DeliveryWorker<S, C> {
                 provider: Some(provider),
                 error: Some(error.to_string()),
                 error_code: Some(error.code().to_string()),
-                lease_until: Some(retry_at.plus_seconds(DELIVERY_LEASE_SECONDS)),
+                lease_until: Some(retry_at.plus_seconds(RETRY_LEASE_MARGIN_SECONDS)),
                 ..DeliveryUpdate::status(DeliveryStatus::Queued)
             };
             self.store
                 .update_delivery(job.delivery_id, &update, now)
                 .await?;
+            // The start's response can now say "queued, retrying" with the reason.
+            if let Some(done) = first_try.take() {
+                let _ = done.send(());
+            }
             tokio::time::sleep(wait).await;
             backoff = (backoff * 2).min(self.policy.max_backoff);
         }

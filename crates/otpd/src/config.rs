@@ -176,6 +176,9 @@ pub struct DeliveryConfig {
     pub breaker_open_seconds: u64,
     /// Time allowed for one provider request.
     pub provider_timeout_ms: u64,
+    /// How often a node looks for deliveries whose node died (lease run out) and for due
+    /// fallbacks.
+    pub sweep_interval_ms: u64,
 }
 
 impl Default for DeliveryConfig {
@@ -190,6 +193,7 @@ impl Default for DeliveryConfig {
             breaker_failures: breaker.failures,
             breaker_open_seconds: breaker.open_for.as_secs(),
             provider_timeout_ms: 10_000,
+            sweep_interval_ms: 10_000,
         }
     }
 }
@@ -320,7 +324,12 @@ impl Default for Config {
             prices: HashMap::new(),
             callbacks: CallbackConfig::default(),
             postgres: PostgresConfig::default(),
-            default_otp: OtpSettings::default(),
+            // Native-API applications wait 30 s between sends to one destination (Twilio
+            // services default to none; docs/api-native.md explains the difference).
+            default_otp: OtpSettings {
+                resend_cooldown_seconds: 30,
+                ..OtpSettings::default()
+            },
         }
     }
 }

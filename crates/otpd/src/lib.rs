@@ -145,8 +145,9 @@ pub async fn start<C: Clock + Clone>(config: &Config, clock: C) -> anyhow::Resul
     let delivery = Arc::new(delivery);
     let now = clock.now();
     let takeover_at = match store {
-        // One process owns a SQLite file: whatever is queued was left by a stopped process.
-        AnyStore::Sqlite(_) => now.plus_seconds(otpd_core::store::DELIVERY_LEASE_SECONDS),
+        // One process owns a SQLite file: whatever is queued was left by a stopped process,
+        // including deliveries it was waiting to retry.
+        AnyStore::Sqlite(_) => otpd_core::Timestamp(i64::MAX),
         AnyStore::Postgres(_) => now,
     };
     let resumed = delivery
@@ -165,7 +166,7 @@ pub async fn start<C: Clock + Clone>(config: &Config, clock: C) -> anyhow::Resul
         Arc::new(otpd_http::native::wire::callback_body),
         config.callbacks.policy(),
     );
-    let sweep_every = std::time::Duration::from_secs(10);
+    let sweep_every = std::time::Duration::from_millis(config.delivery.sweep_interval_ms.max(50));
     let tasks = vec![
         tokio::spawn(
             delivery

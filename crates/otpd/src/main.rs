@@ -158,6 +158,21 @@ struct SettingsArgs {
     /// Status-callback URL.
     #[arg(long)]
     callback_url: Option<String>,
+    /// Seconds between two sends to one destination (default 30; 0 disables).
+    #[arg(long, value_name = "SECONDS")]
+    resend_cooldown: Option<u32>,
+    /// Channels to fall back to, in order, e.g. --fallback sms,call.
+    #[arg(long, value_delimiter = ',', value_name = "CHANNELS")]
+    fallback: Vec<String>,
+    /// Default language of messages (en, fr, pt-BR, …).
+    #[arg(long)]
+    locale: Option<String>,
+    /// Web origin host whose origin-bound line (`@host #code`) ends each SMS.
+    #[arg(long, value_name = "HOST")]
+    web_origin: Option<String>,
+    /// A sender id for one destination country, e.g. --sender-for GB=Acme (repeatable).
+    #[arg(long = "sender-for", value_name = "COUNTRY=SENDER")]
+    sender_for: Vec<String>,
 }
 
 impl SettingsArgs {
@@ -199,6 +214,47 @@ impl SettingsArgs {
             settings.max_attempts = MaxAttempts::new(m)
                 .ok()
                 .context("--max-attempts must be 1–10")?;
+        }
+        if let Some(seconds) = self.resend_cooldown {
+            settings.resend_cooldown_seconds = seconds;
+        }
+        if !self.fallback.is_empty() {
+            settings.fallback_channels = self
+                .fallback
+                .iter()
+                .map(|c| {
+                    otpd_core::Channel::parse(c.trim()).with_context(|| {
+                        format!("--fallback: '{c}' is not sms, call, email or whatsapp")
+                    })
+                })
+                .collect::<anyhow::Result<_>>()?;
+        }
+        if let Some(locale) = self.locale {
+            settings.locale = Some(locale);
+        }
+        if let Some(host) = self.web_origin {
+            let plain = !host.is_empty()
+                && host
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-');
+            if !plain {
+                bail!("--web-origin expects a host name such as acme.example");
+            }
+            settings.web_origin = Some(host);
+        }
+        for entry in self.sender_for {
+            let (country, sender) = entry
+                .split_once('=')
+                .context("--sender-for expects COUNTRY=SENDER")?;
+            let country = otpd_core::CountryIso::parse(country)
+                .ok()
+                .context("--sender-for: the country must be an ISO code such as GB")?;
+            let sender = SenderId::new(sender)
+                .ok()
+                .context("--sender-for: the sender must be 3–15 characters")?;
+            settings
+                .country_senders
+                .insert(country.as_str().to_string(), sender);
         }
         if let Some(u) = self.callback_url {
             settings.callback_url =

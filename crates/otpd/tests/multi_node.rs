@@ -30,6 +30,9 @@ impl Cluster {
                 "create",
                 "--name",
                 "cluster",
+                // The cluster tests send to one number repeatedly, as Twilio users do.
+                "--resend-cooldown",
+                "0",
                 "--json",
                 "--database",
                 &schema.url,

@@ -7,8 +7,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use otpd_core::verifier::Lookup;
 use otpd_core::{
-    CheckOutcome, Clock, CountryIso, E164Phone, MaxAttempts, PhoneError, PinLength, PinType,
-    Recipient, SenderId, StartRequest, StatusChange, Store, Template, Ttl, VerificationId,
+    Channel, CheckOutcome, Clock, CountryIso, E164Phone, MaxAttempts, PhoneError, PinLength,
+    PinType, Recipient, SenderId, StartRequest, StatusChange, Store, Template, Ttl, VerificationId,
     VerificationStatus,
 };
 use serde_json::{Map, Value};
@@ -204,8 +204,39 @@ fn start_request(body: &Map<String, Value>) -> Result<StartRequest, NativeError>
         PhoneError::InvalidCountry => invalid_param(2003, "Country ISO provided is invalid"),
         PhoneError::InvalidNumber => invalid_param(2020, "The phone number provided is invalid"),
     })?;
+    // otpd extensions: the channel (SMS unless told) and the message language.
+    let channel = match field(body, "channel") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(name)) => match Channel::parse(name) {
+            Some(channel @ (Channel::Sms | Channel::Whatsapp | Channel::Call)) => Some(channel),
+            _ => {
+                return Err(invalid_param(
+                    1012,
+                    "The parameter 'channel' must be sms, whatsapp or call",
+                ));
+            }
+        },
+        Some(_) => {
+            return Err(invalid_param(
+                1012,
+                "The parameter 'channel' must be sms, whatsapp or call",
+            ));
+        }
+    };
+    let locale = match field(body, "locale") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(tag)) if is_language_tag(tag) => Some(tag.clone()),
+        Some(_) => {
+            return Err(invalid_param(
+                1013,
+                "The parameter 'locale' must be a language tag such as fr or pt-BR",
+            ));
+        }
+    };
     Ok(StartRequest {
         to: Some((Recipient::Phone(phone), Some(iso))),
+        channel,
+        locale,
         from,
         template,
         ttl,
@@ -216,6 +247,19 @@ fn start_request(body: &Map<String, Value>) -> Result<StartRequest, NativeError>
         callback_url,
         ..StartRequest::default()
     })
+}
+
+/// `fr`, `pt-BR`, `zh_Hans`: a 2–3 letter language, optionally a region or script.
+fn is_language_tag(tag: &str) -> bool {
+    let mut parts = tag.split(['-', '_']);
+    let language = parts.next().unwrap_or_default();
+    let rest: Vec<&str> = parts.collect();
+    (2..=3).contains(&language.len())
+        && language.chars().all(|c| c.is_ascii_alphabetic())
+        && rest.len() <= 1
+        && rest
+            .iter()
+            .all(|p| (2..=4).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphanumeric()))
 }
 
 /// Accepts any 8-4-4-4-12 hex UUID (the official examples use non-RFC version nibbles).

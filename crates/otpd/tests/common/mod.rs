@@ -43,6 +43,8 @@ pub fn test_config(dir: &std::path::Path) -> Config {
     config.prices.insert("FR".into(), 0.045);
     config.callbacks.base_delay_ms = 1000;
     config.callbacks.poll_interval_ms = 20;
+    // Most tests send to one number many times; the cooldown has tests of its own.
+    config.default_otp.resend_cooldown_seconds = 0;
     config
 }
 

@@ -1,0 +1,416 @@
+//! Delivery through real provider adapters against local mock providers: failover when the
+//! first provider is down, a WhatsApp → SMS fallback chain driven by signed receipts, forged
+//! receipts refused, the send cooldown, built-in language texts and the origin-bound line.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use common::{TestApp, assert_error};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+const FR: &str = "+33612345678";
+const ACCOUNT: &str = "AC0123456789abcdef0123456789abcdef";
+const AUTH_TOKEN: &str = "twilio-test-token";
+const APP_SECRET: &str = "meta-app-secret";
+
+/// A Twilio Messages API mock: answers 503 to every request while `down`, else 201, and
+/// records each request's form fields.
+#[derive(Clone, Default)]
+struct TwilioMock {
+    down: Arc<std::sync::atomic::AtomicBool>,
+    requests: Arc<Mutex<Vec<Vec<(String, String)>>>>,
+}
+
+impl TwilioMock {
+    async fn start(down: bool) -> (TwilioMock, String) {
+        let mock = TwilioMock::default();
+        mock.down.store(down, std::sync::atomic::Ordering::SeqCst);
+        let app = axum::Router::new()
+            .route(
+                "/2010-04-01/Accounts/{account}/Messages.json",
+                axum::routing::post(twilio_messages),
+            )
+            .with_state(mock.clone());
+        (mock, serve(app).await)
+    }
+
+    fn requests(&self) -> Vec<Vec<(String, String)>> {
+        self.requests.lock().unwrap().clone()
+    }
+
+    fn field(request: &[(String, String)], name: &str) -> String {
+        request
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    }
+}
+
+async fn twilio_messages(
+    State(mock): State<TwilioMock>,
+    Path(account): Path<String>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> axum::response::Response {
+    assert_eq!(account, ACCOUNT);
+    assert!(headers.contains_key("authorization"));
+    let form = otpd_delivery::provider::form_pairs(&body);
+    let n = {
+        let mut requests = mock.requests.lock().unwrap();
+        requests.push(form.clone());
+        requests.len()
+    };
+    if mock.down.load(std::sync::atomic::Ordering::SeqCst) {
+        let body = json!({"code": 20503, "message": "Service unavailable", "more_info": "https://www.twilio.com/docs/errors/20503", "status": 503});
+        return (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
+    }
+    let body = json!({
+        "sid": format!("SM{n:032x}"), "status": "queued", "num_segments": "1",
+        "price": null, "price_unit": "USD", "error_code": null,
+        "to": TwilioMock::field(&form, "To"), "body": TwilioMock::field(&form, "Body"),
+    });
+    (StatusCode::CREATED, axum::Json(body)).into_response()
+}
+
+/// A Meta WhatsApp Cloud API mock that accepts every template message.
+#[derive(Clone, Default)]
+struct WhatsappMock {
+    requests: Arc<Mutex<Vec<Value>>>,
+}
+
+async fn whatsapp_messages(
+    State(mock): State<WhatsappMock>,
+    axum::Json(body): axum::Json<Value>,
+) -> axum::response::Response {
+    let n = {
+        let mut requests = mock.requests.lock().unwrap();
+        requests.push(body);
+        requests.len()
+    };
+    let body = json!({
+        "messaging_product": "whatsapp",
+        "contacts": [{"input": "33612345678", "wa_id": "33612345678"}],
+        "messages": [{"id": format!("wamid.TEST{n}")}],
+    });
+    axum::Json(body).into_response()
+}
+
+async fn serve(app: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}")
+}
+
+fn twilio_provider(name: &str, base: &str) -> serde_json::Map<String, Value> {
+    json!({
+        "name": name, "kind": "twilio", "base_url": base,
+        "account_sid": ACCOUNT, "auth_token": AUTH_TOKEN, "from": "+15005550006",
+    })
+    .as_object()
+    .unwrap()
+    .clone()
+}
+
+async fn deliveries(app: &TestApp, token: &str, id: &str) -> Value {
+    let (status, body) = app
+        .call(Method::GET, &format!("/otp/{id}"), token, None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+/// Polls `GET /otp/{id}` until `done` holds (the worker runs in the background).
+async fn wait_for(app: &TestApp, token: &str, id: &str, done: impl Fn(&Value) -> bool) -> Value {
+    for _ in 0..300 {
+        let otp = deliveries(app, token, id).await;
+        if done(&otp) {
+            return otp;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("{}", deliveries(app, token, id).await);
+}
+
+/// The code in an SMS body (the built-in and default texts hold it as one word of digits).
+fn code_in(text: &str) -> String {
+    text.split(|c: char| !c.is_ascii_digit())
+        .find(|w| w.len() == 6)
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test]
+async fn a_provider_that_is_down_fails_over_to_the_next() {
+    let (primary, primary_url) = TwilioMock::start(true).await;
+    let (secondary, secondary_url) = TwilioMock::start(false).await;
+    let app = TestApp::spawn_configured(|config| {
+        config.providers = vec![
+            twilio_provider("twilio-primary", &primary_url),
+            twilio_provider("twilio-secondary", &secondary_url),
+        ];
+        config.routes.sms = vec!["twilio-primary".into(), "twilio-secondary".into()];
+    })
+    .await;
+    let token = app.token().await;
+    let (status, otp) = app.create(&token, json!({"phoneNumber": FR})).await;
+    assert_eq!(status, 201, "{otp}");
+    // The first try ran inline, so the creation response already names the secondary.
+    assert_eq!(otp["deliveryStatus"], "SENT");
+    let delivery = &otp["deliveries"][0];
+    assert_eq!(delivery["status"], "sent", "{otp}");
+    assert_eq!(delivery["provider"], "twilio-secondary");
+    assert_eq!(delivery["providerMessageId"], format!("SM{:032x}", 1));
+    assert_eq!(delivery["parts"], 1);
+    assert_eq!(primary.requests().len(), 1, "the primary was tried first");
+    let sent = secondary.requests();
+    assert_eq!(sent.len(), 1, "exactly one message left");
+    assert_eq!(TwilioMock::field(&sent[0], "To"), FR);
+    let code = code_in(&TwilioMock::field(&sent[0], "Body"));
+    let id = otp["otpId"].as_str().unwrap();
+    assert_eq!(app.check(&token, id, &code).await.0, 200);
+}
+
+#[tokio::test]
+async fn every_provider_down_is_retried_until_one_comes_back() {
+    let (twilio, url) = TwilioMock::start(true).await;
+    let app = TestApp::spawn_configured(|config| {
+        config.providers = vec![twilio_provider("twilio", &url)];
+        config.routes.sms = vec!["twilio".into()];
+        config.delivery.first_backoff_ms = 200;
+    })
+    .await;
+    let token = app.token().await;
+    let (_, otp) = app.create(&token, json!({"phoneNumber": FR})).await;
+    let delivery = &otp["deliveries"][0];
+    assert_eq!(delivery["status"], "queued", "waiting to retry: {otp}");
+    assert_eq!(delivery["errorCode"], "20503");
+    assert_eq!(otp["deliveryStatus"], "SENT", "still in flight, not failed");
+    twilio
+        .down
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let id = otp["otpId"].as_str().unwrap();
+    let otp = wait_for(&app, &token, id, |o| o["deliveries"][0]["status"] == "sent").await;
+    assert_eq!(otp["deliveries"][0]["provider"], "twilio");
+    let requests = twilio.requests();
+    assert!(requests.len() >= 2, "retried after the 503");
+    let code = code_in(&TwilioMock::field(requests.last().unwrap(), "Body"));
+    assert_eq!(app.check(&token, id, &code).await.0, 200);
+}
+
+#[tokio::test]
+async fn undelivered_whatsapp_falls_back_to_sms_with_the_same_code() {
+    let whatsapp = WhatsappMock::default();
+    let whatsapp_url = serve(
+        axum::Router::new()
+            .route(
+                "/v21.0/{phone_id}/messages",
+                axum::routing::post(whatsapp_messages),
+            )
+            .with_state(whatsapp.clone()),
+    )
+    .await;
+    let (twilio, twilio_url) = TwilioMock::start(false).await;
+    // Receipt URLs are built from the public base URL, so the port is chosen up front.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let app = TestApp::spawn_configured(|config| {
+        config.listen = format!("127.0.0.1:{port}");
+        config.public_base_url = Some(format!("http://127.0.0.1:{port}"));
+        config.providers = vec![
+            json!({
+                "name": "meta", "kind": "whatsapp_cloud", "base_url": whatsapp_url,
+                "phone_number_id": "106540352242922", "access_token": "meta-token",
+                "template_name": "verification_code", "app_secret": APP_SECRET,
+            })
+            .as_object()
+            .unwrap()
+            .clone(),
+            twilio_provider("twilio", &twilio_url),
+        ];
+        config.routes.whatsapp = vec!["meta".into()];
+        config.routes.sms = vec!["twilio".into()];
+        config.default_otp.fallback_channels = vec![otpd_core::Channel::Sms];
+    })
+    .await;
+    let token = app.token().await;
+    let (status, otp) = app
+        .create(&token, json!({"phoneNumber": FR, "channel": "whatsapp"}))
+        .await;
+    assert_eq!(status, 201, "{otp}");
+    assert_eq!(otp["deliveries"][0]["channel"], "whatsapp");
+    assert_eq!(otp["deliveries"][0]["status"], "sent");
+    assert_eq!(otp["deliveries"][0]["providerMessageId"], "wamid.TEST1");
+    let template = whatsapp.requests.lock().unwrap()[0].clone();
+    let whatsapp_code = template["template"]["components"][0]["parameters"][0]["text"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        twilio.requests().is_empty(),
+        "no SMS while WhatsApp may work"
+    );
+
+    // Meta reports the message undeliverable (not a WhatsApp user), signed with the app secret.
+    let receipt = json!({"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{"field": "messages", "value": {
+        "messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": "15550783881", "phone_number_id": "106540352242922"},
+        "statuses": [{"id": "wamid.TEST1", "status": "failed", "timestamp": "1705320005", "recipient_id": "33612345678",
+                      "errors": [{"code": 131026, "title": "Message undeliverable"}]}]}}]}]})
+    .to_string();
+    let signature = format!(
+        "sha256={}",
+        hex::encode(otpd_providers::wire::hmac_sha256(
+            APP_SECRET.as_bytes(),
+            receipt.as_bytes()
+        ))
+    );
+    let forged = app
+        .client
+        .post(app.url("/webhooks/meta"))
+        .header("X-Hub-Signature-256", "sha256=00")
+        .header("Content-Type", "application/json")
+        .body(receipt.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403, "a forged receipt is refused");
+    let id = otp["otpId"].as_str().unwrap();
+    let unchanged = deliveries(&app, &token, id).await;
+    assert_eq!(
+        unchanged["deliveries"][0]["status"], "sent",
+        "and changes nothing"
+    );
+    assert!(twilio.requests().is_empty());
+
+    let genuine = app
+        .client
+        .post(app.url("/webhooks/meta"))
+        .header("X-Hub-Signature-256", signature)
+        .header("Content-Type", "application/json")
+        .body(receipt)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(genuine.status(), 204);
+    let otp = wait_for(&app, &token, id, |o| {
+        o["deliveries"].as_array().unwrap().len() == 2 && o["deliveries"][1]["status"] == "sent"
+    })
+    .await;
+    assert_eq!(otp["deliveries"][0]["status"], "undelivered");
+    assert_eq!(otp["deliveries"][0]["errorCode"], "131026");
+    assert_eq!(otp["deliveries"][1]["channel"], "sms");
+    assert_eq!(otp["deliveries"][1]["provider"], "twilio");
+    let sms = twilio.requests();
+    assert_eq!(sms.len(), 1);
+    assert_eq!(
+        code_in(&TwilioMock::field(&sms[0], "Body")),
+        whatsapp_code,
+        "same code"
+    );
+
+    // Twilio's signed status callback marks the SMS delivered.
+    let callback_url = TwilioMock::field(&sms[0], "StatusCallback");
+    assert_eq!(callback_url, app.url("/webhooks/twilio"));
+    let params: Vec<(String, String)> = [
+        ("AccountSid", ACCOUNT),
+        ("MessageSid", &format!("SM{:032x}", 1)),
+        ("MessageStatus", "delivered"),
+        ("To", FR),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let signature =
+        otpd_providers::twilio::compute_signature(AUTH_TOKEN.as_bytes(), &callback_url, &params);
+    let response = app
+        .client
+        .post(&callback_url)
+        .header("X-Twilio-Signature", signature)
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(
+            url::form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(&params)
+                .finish(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    let otp = deliveries(&app, &token, id).await;
+    assert_eq!(otp["deliveries"][1]["status"], "delivered");
+    assert_eq!(otp["deliveryStatus"], "SENT");
+    assert_eq!(app.check(&token, id, &whatsapp_code).await.0, 200);
+    let otp = deliveries(&app, &token, id).await;
+    assert_eq!(otp["deliveryStatus"], "SUCCESS");
+}
+
+#[tokio::test]
+async fn native_services_wait_between_sends_to_one_destination() {
+    let app = TestApp::spawn_configured(|config| {
+        config.default_otp.resend_cooldown_seconds =
+            otpd::Config::default().default_otp.resend_cooldown_seconds;
+    })
+    .await;
+    assert_eq!(app.config.default_otp.resend_cooldown_seconds, 30);
+    let token = app.token().await;
+    assert_eq!(app.create(&token, json!({"phoneNumber": FR})).await.0, 201);
+    app.clock.advance_seconds(10);
+    let response = app
+        .client
+        .post(app.url("/otp"))
+        .bearer_auth(&token)
+        .json(&json!({"phoneNumber": FR}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 429);
+    assert_eq!(response.headers()["retry-after"], "20");
+    let body: Value = response.json().await.unwrap();
+    assert_error(&(429, body), 429, "too_many_requests", 1011);
+    assert_eq!(
+        app.create(&token, json!({"phoneNumber": "+33612345679"}))
+            .await
+            .0,
+        201,
+        "other destinations are not held back"
+    );
+    app.clock.advance_seconds(20);
+    assert_eq!(app.create(&token, json!({"phoneNumber": FR})).await.0, 201);
+}
+
+#[tokio::test]
+async fn a_locale_picks_the_built_in_text_and_the_origin_line_comes_last() {
+    let app = TestApp::spawn_configured(|config| {
+        config.default_otp.web_origin = Some("acme.example".into());
+        config.default_otp.ttl = otpd_core::Ttl::new(300).unwrap();
+    })
+    .await;
+    let token = app.token().await;
+    let (status, _) = app
+        .create(&token, json!({"phoneNumber": FR, "locale": "fr-FR"}))
+        .await;
+    assert_eq!(status, 201);
+    let body = app.last_message(FR).await;
+    let body = body.as_str();
+    let code = code_in(body);
+    assert_eq!(
+        body,
+        format!(
+            "{code} est votre code de vérification default. Il expire dans 5 minutes.\n\n@acme.example #{code}"
+        )
+    );
+    let (status, body) = app
+        .create(&token, json!({"phoneNumber": FR, "locale": "not a tag"}))
+        .await;
+    assert_error(&(status, body), 400, "invalid_param", 1013);
+}
