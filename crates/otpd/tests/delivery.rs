@@ -6,77 +6,15 @@ mod common;
 
 use std::sync::{Arc, Mutex};
 
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::extract::State;
 use axum::response::IntoResponse;
+use common::providers::{ACCOUNT, AUTH_TOKEN, TwilioMock, serve, twilio_provider};
 use common::{TestApp, assert_error};
 use reqwest::Method;
 use serde_json::{Value, json};
 
 const FR: &str = "+33612345678";
-const ACCOUNT: &str = "AC0123456789abcdef0123456789abcdef";
-const AUTH_TOKEN: &str = "twilio-test-token";
 const APP_SECRET: &str = "meta-app-secret";
-
-/// A Twilio Messages API mock: answers 503 to every request while `down`, else 201, and
-/// records each request's form fields.
-#[derive(Clone, Default)]
-struct TwilioMock {
-    down: Arc<std::sync::atomic::AtomicBool>,
-    requests: Arc<Mutex<Vec<Vec<(String, String)>>>>,
-}
-
-impl TwilioMock {
-    async fn start(down: bool) -> (TwilioMock, String) {
-        let mock = TwilioMock::default();
-        mock.down.store(down, std::sync::atomic::Ordering::SeqCst);
-        let app = axum::Router::new()
-            .route(
-                "/2010-04-01/Accounts/{account}/Messages.json",
-                axum::routing::post(twilio_messages),
-            )
-            .with_state(mock.clone());
-        (mock, serve(app).await)
-    }
-
-    fn requests(&self) -> Vec<Vec<(String, String)>> {
-        self.requests.lock().unwrap().clone()
-    }
-
-    fn field(request: &[(String, String)], name: &str) -> String {
-        request
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default()
-    }
-}
-
-async fn twilio_messages(
-    State(mock): State<TwilioMock>,
-    Path(account): Path<String>,
-    headers: axum::http::HeaderMap,
-    body: axum::body::Bytes,
-) -> axum::response::Response {
-    assert_eq!(account, ACCOUNT);
-    assert!(headers.contains_key("authorization"));
-    let form = otpd_delivery::provider::form_pairs(&body);
-    let n = {
-        let mut requests = mock.requests.lock().unwrap();
-        requests.push(form.clone());
-        requests.len()
-    };
-    if mock.down.load(std::sync::atomic::Ordering::SeqCst) {
-        let body = json!({"code": 20503, "message": "Service unavailable", "more_info": "https://www.twilio.com/docs/errors/20503", "status": 503});
-        return (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
-    }
-    let body = json!({
-        "sid": format!("SM{n:032x}"), "status": "queued", "num_segments": "1",
-        "price": null, "price_unit": "USD", "error_code": null,
-        "to": TwilioMock::field(&form, "To"), "body": TwilioMock::field(&form, "Body"),
-    });
-    (StatusCode::CREATED, axum::Json(body)).into_response()
-}
 
 /// A Meta WhatsApp Cloud API mock that accepts every template message.
 #[derive(Clone, Default)]
@@ -99,23 +37,6 @@ async fn whatsapp_messages(
         "messages": [{"id": format!("wamid.TEST{n}")}],
     });
     axum::Json(body).into_response()
-}
-
-async fn serve(app: axum::Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    format!("http://{addr}")
-}
-
-fn twilio_provider(name: &str, base: &str) -> serde_json::Map<String, Value> {
-    json!({
-        "name": name, "kind": "twilio", "base_url": base,
-        "account_sid": ACCOUNT, "auth_token": AUTH_TOKEN, "from": "+15005550006",
-    })
-    .as_object()
-    .unwrap()
-    .clone()
 }
 
 async fn deliveries(app: &TestApp, token: &str, id: &str) -> Value {

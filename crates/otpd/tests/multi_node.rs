@@ -484,3 +484,89 @@ async fn a_dead_nodes_delivery_is_sent_once_by_another_node() {
         node.crash();
     }
 }
+
+/// A node killed with SIGKILL while it holds a delivery (first try failed, retry pending): one
+/// of the surviving nodes takes the delivery over when its lease runs out and the mock
+/// provider accepts the message exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_killed_nodes_delivery_is_completed_once_by_another_node() {
+    use common::providers::{TwilioMock, twilio_provider};
+    let Some(schema) = TestSchema::create().await else {
+        return;
+    };
+    let (twilio, twilio_url) = TwilioMock::start(true).await;
+    let dir = tempfile::tempdir().unwrap();
+    let provider: String = twilio_provider("twilio", &twilio_url)
+        .iter()
+        .map(|(k, v)| format!("{k} = {v}\n"))
+        .collect();
+    std::fs::write(
+        dir.path().join("otpd.toml"),
+        format!(
+            "dev_mode = true\n[delivery]\nfirst_backoff_ms = 2000\nsweep_interval_ms = 200\n\n\
+             [routes]\nsms = [\"twilio\"]\n\n[[providers]]\n{provider}"
+        ),
+    )
+    .unwrap();
+    let env = [
+        ("OTPD_CONFIG", "otpd.toml"),
+        ("OTPD_DATABASE_URL", schema.url.as_str()),
+    ];
+    let output = otpd(dir.path())
+        .args(["app", "create", "--name", "kill", "--json"])
+        .envs(env)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let app: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let key = app["apiKey"].as_str().unwrap();
+    let mut nodes: Vec<Server> = (0..3).map(|_| Server::start(dir.path(), &env)).collect();
+    let client = reqwest::Client::new();
+    let (status, otp) = post(
+        &client,
+        format!("{}/otp", nodes[0].base),
+        key,
+        json!({"phoneNumber": "+14155552679"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{otp}");
+    assert_eq!(otp["deliveries"][0]["status"], "queued", "{otp}");
+    let id = otp["otpId"].as_str().unwrap().to_string();
+    nodes.remove(0).crash();
+    twilio.set_down(false);
+    // The dead node's lease: its retry time (≤ 2 s) plus the 5 s margin.
+    for _ in 0..600 {
+        if twilio.accepted() > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(twilio.accepted(), 1, "another node took the delivery over");
+    let sent = twilio.requests().last().cloned().unwrap();
+    let code = TwilioMock::field(&sent, "Body")
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .to_string();
+    let (status, body) = post(
+        &client,
+        format!("{}/otp/{id}", nodes[1].base),
+        key,
+        json!({"pin": code}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    assert_eq!(
+        twilio.accepted(),
+        1,
+        "exactly once across the surviving nodes"
+    );
+    for node in nodes {
+        node.crash();
+    }
+}
