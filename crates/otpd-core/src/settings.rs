@@ -14,6 +14,10 @@ pub const NAME_PLACEHOLDER: &str = "{{name}}";
 pub const SERVICE_PLACEHOLDER: &str = "{{service}}";
 /// An optional placeholder for the code's lifetime in whole minutes (rounded up).
 pub const TTL_MINUTES_PLACEHOLDER: &str = "{{ttl_minutes}}";
+/// The sender id of a service nobody gave one: providers then use their own configured
+/// sender (the console shows this name).
+pub const DEFAULT_SENDER: &str = "otpd";
+
 /// What `do_not_share_warning_enabled` appends.
 pub const DO_NOT_SHARE_WARNING: &str =
     " Don't share this code with anyone; our employees will never ask for the code.";
@@ -321,7 +325,7 @@ impl Default for OtpSettings {
         OtpSettings {
             template: Template("Your verification code is {{pin}}".into()),
             prefix_templates: Vec::new(),
-            from: SenderId("otpd".into()),
+            from: SenderId(DEFAULT_SENDER.into()),
             pin_type: PinType::Numbers,
             pin_length: PinLength::new(6).expect("6 is within bounds"),
             ttl: Ttl(600),

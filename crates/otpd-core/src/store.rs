@@ -522,7 +522,7 @@ mod tests {
             TransmissionSummary::Sent
         );
         assert_eq!(
-            of(VerificationStatus::Failed, &[attempt(Delivered)]),
+            of(VerificationStatus::MaxAttemptsReached, &[attempt(Delivered)]),
             TransmissionSummary::Sent
         );
         assert_eq!(

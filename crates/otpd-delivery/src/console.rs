@@ -94,13 +94,18 @@ impl<C: Clock> Provider for ConsoleProvider<C> {
     }
 
     fn send<'a>(&'a self, message: &'a Message) -> BoxFuture<'a, Result<Accepted, SendError>> {
+        let from = if message.from.is_empty() {
+            otpd_core::settings::DEFAULT_SENDER
+        } else {
+            message.from.as_str()
+        };
         // Stdout, not the log: logs never carry codes; this provider exists to show them.
         if self.print {
             let line = format!(
                 "[otpd console {}] to={} from={} message={:?}\n",
                 message.channel.as_str(),
                 message.to,
-                message.from,
+                from,
                 message.text
             );
             let _ = std::io::stdout().lock().write_all(line.as_bytes());
@@ -108,7 +113,7 @@ impl<C: Clock> Provider for ConsoleProvider<C> {
         self.inbox.push(InboxMessage {
             to: message.to.clone(),
             channel: message.channel.as_str().to_string(),
-            from: message.from.clone(),
+            from: from.to_string(),
             body: message.text.clone(),
             sent_at: self.clock.now(),
         });

@@ -355,8 +355,12 @@ impl<S: Store + Clone, C: Clock + Clone> DeliveryWorker<S, C> {
                 match provider.send(&message).await {
                     Ok(accepted) => {
                         self.router.record(provider.name(), true);
-                        let fallback_at = (!job.fallback.is_empty() && provider.has_receipts())
-                            .then(|| {
+                        // Only a provider that can reach our receipt endpoint may trigger a
+                        // fallback by staying silent.
+                        let receipts_possible =
+                            provider.has_receipts() && self.receipt_base.is_some();
+                        let fallback_at =
+                            (!job.fallback.is_empty() && receipts_possible).then(|| {
                                 self.clock
                                     .now()
                                     .plus_millis(self.policy.receipt_timeout.as_millis() as i64)
@@ -469,7 +473,16 @@ impl<S: Store + Clone, C: Clock + Clone> DeliveryWorker<S, C> {
             reference: job.delivery_id.to_string(),
             channel: job.channel,
             to: job.to.as_str().to_string(),
-            from: job.from.as_str().to_string(),
+            // Email adapters send from their configured address; a phone channel gets the
+            // service's sender id unless it is the built-in placeholder, which leaves the
+            // provider's configured sender in charge.
+            from: if job.channel == Channel::Email
+                || job.from.as_str() == otpd_core::settings::DEFAULT_SENDER
+            {
+                String::new()
+            } else {
+                job.from.as_str().to_string()
+            },
             text: job.body.clone(),
             code: job.code.expose().to_string(),
             locale: job.locale.clone(),

@@ -204,7 +204,8 @@ impl Provider for InfobipProvider {
     }
 
     fn has_receipts(&self) -> bool {
-        true
+        // Without it receipts are refused, so none can ever arrive.
+        self.config.receipt_token.is_some()
     }
 
     fn receipt(&self, webhook: &Webhook) -> Result<ReceiptReply, ReceiptError> {

@@ -192,7 +192,8 @@ impl Provider for MessageBirdProvider {
     }
 
     fn has_receipts(&self) -> bool {
-        true
+        // Without it receipts are refused, so none can ever arrive.
+        self.config.signing_key.is_some()
     }
 
     fn receipt(&self, webhook: &Webhook) -> Result<ReceiptReply, ReceiptError> {

@@ -108,7 +108,7 @@ enum AppCommand {
         #[arg(long)]
         account: Option<String>,
         #[command(flatten)]
-        settings: SettingsArgs,
+        settings: Box<SettingsArgs>,
     },
     /// List applications (never their secrets).
     List {

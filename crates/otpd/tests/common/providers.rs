@@ -14,10 +14,13 @@ pub const AUTH_TOKEN: &str = "twilio-test-token";
 
 /// A Twilio Messages API mock: answers 503 to every request while `down`, else 201, and
 /// records each request's form fields.
+/// Form fields of one request.
+pub type Form = Vec<(String, String)>;
+
 #[derive(Clone, Default)]
 pub struct TwilioMock {
     pub down: Arc<std::sync::atomic::AtomicBool>,
-    pub requests: Arc<Mutex<Vec<Vec<(String, String)>>>>,
+    pub requests: Arc<Mutex<Vec<Form>>>,
     accepted: Arc<Mutex<usize>>,
 }
 
@@ -34,7 +37,7 @@ impl TwilioMock {
         (mock, serve(app).await)
     }
 
-    pub fn requests(&self) -> Vec<Vec<(String, String)>> {
+    pub fn requests(&self) -> Vec<Form> {
         self.requests.lock().unwrap().clone()
     }
 
