@@ -522,7 +522,10 @@ mod tests {
             TransmissionSummary::Sent
         );
         assert_eq!(
-            of(VerificationStatus::MaxAttemptsReached, &[attempt(Delivered)]),
+            of(
+                VerificationStatus::MaxAttemptsReached,
+                &[attempt(Delivered)]
+            ),
             TransmissionSummary::Sent
         );
         assert_eq!(
