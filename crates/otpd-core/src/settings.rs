@@ -252,6 +252,11 @@ pub struct OtpSettings {
     /// `Retry-After`. 30 for services made through the native API, 0 through Twilio's.
     #[serde(default)]
     pub resend_cooldown_seconds: u32,
+    /// This service's own provider routes, overriding the server's `[routes]`: keys are a
+    /// channel (`sms`) or a channel and destination country (`sms:GB`), values provider
+    /// names in the order they are tried.
+    #[serde(default)]
+    pub provider_routes: std::collections::BTreeMap<String, Vec<String>>,
     /// The default language of the service's messages (voice, WhatsApp, email subjects).
     #[serde(default)]
     pub locale: Option<String>,
@@ -336,6 +341,7 @@ impl Default for OtpSettings {
             country_senders: Default::default(),
             fallback_channels: Vec::new(),
             resend_cooldown_seconds: 0,
+            provider_routes: Default::default(),
             locale: None,
             web_origin: None,
         }

@@ -6,30 +6,43 @@ const GSM7_BASIC: &str = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆ�
 const GSM7_EXTENDED: &str = "^{}\\[~]|€\u{000C}";
 
 /// The number of SMS segments `text` needs: GSM-7 160 (153 per part when concatenated),
-/// otherwise UCS-2 70 (67 per part), counted in UTF-16 code units. Never less than one.
+/// otherwise UCS-2 70 (67 per part), counted in UTF-16 code units. Parts are filled greedily
+/// and never split an escape pair or a surrogate pair (a conforming splitter moves the whole
+/// character to the next part, which can cost one more part than dividing). Never less than
+/// one.
 pub fn segment_count(text: &str) -> u32 {
-    let mut septets = 0u32;
-    let mut gsm7 = true;
-    for c in text.chars() {
+    let gsm_cost = |c: char| {
         if GSM7_BASIC.contains(c) {
-            septets += 1;
+            Some(1)
         } else if GSM7_EXTENDED.contains(c) {
-            septets += 2;
+            Some(2)
         } else {
-            gsm7 = false;
-            break;
+            None
         }
-    }
-    let (units, single, multi) = if gsm7 {
-        (septets, 160, 153)
-    } else {
-        (text.encode_utf16().count() as u32, 70, 67)
     };
-    if units <= single {
-        1
-    } else {
-        units.div_ceil(multi)
+    let gsm7 = text.chars().all(|c| gsm_cost(c).is_some());
+    let cost = |c: char| {
+        if gsm7 {
+            gsm_cost(c).unwrap_or(2)
+        } else {
+            c.len_utf16() as u32
+        }
+    };
+    let (single, multi) = if gsm7 { (160, 153) } else { (70, 67) };
+    if text.chars().map(cost).sum::<u32>() <= single {
+        return 1;
     }
+    let mut parts = 1;
+    let mut used = 0;
+    for c in text.chars() {
+        let units = cost(c);
+        if used + units > multi {
+            parts += 1;
+            used = 0;
+        }
+        used += units;
+    }
+    parts
 }
 
 #[cfg(test)]
@@ -60,5 +73,23 @@ mod tests {
         // One emoji is two UTF-16 code units.
         assert_eq!(segment_count(&"😀".repeat(35)), 1);
         assert_eq!(segment_count(&"😀".repeat(36)), 2);
+    }
+
+    #[test]
+    fn parts_never_split_an_escape_or_a_surrogate_pair() {
+        // 306 septets would fit two parts by division, but the euro sign cannot straddle
+        // the boundary after 152 plain characters.
+        let gsm = format!("{}€{}", "a".repeat(152), "a".repeat(152));
+        assert_eq!(segment_count(&gsm), 3);
+        assert_eq!(
+            segment_count(&format!("{}€{}", "a".repeat(151), "a".repeat(153))),
+            2
+        );
+        let ucs2 = format!("{}😀{}", "ж".repeat(66), "ж".repeat(66));
+        assert_eq!(segment_count(&ucs2), 3);
+        assert_eq!(
+            segment_count(&format!("{}😀{}", "ж".repeat(65), "ж".repeat(67))),
+            2
+        );
     }
 }

@@ -48,6 +48,9 @@ pub struct DeliveryJob {
     pub expires_at: Timestamp,
     /// The channels still to try, in order, if this one fails.
     pub fallback: Vec<Channel>,
+    /// The service's own providers for this channel and country, in order, when it has a
+    /// route of its own (else the server's routes apply).
+    pub providers: Option<Vec<String>>,
 }
 
 impl std::fmt::Debug for DeliveryJob {
@@ -197,6 +200,20 @@ pub struct Verifier<S, C> {
     prices: PriceTable,
 }
 
+/// The service's route for `channel` to `country`: `sms:GB` before `sms`.
+fn service_route(
+    service: &ServiceRecord,
+    channel: Channel,
+    country: Option<CountryIso>,
+) -> Option<Vec<String>> {
+    let routes = &service.settings.provider_routes;
+    country
+        .and_then(|c| routes.get(&format!("{}:{}", channel.as_str(), c.as_str())))
+        .or_else(|| routes.get(channel.as_str()))
+        .filter(|names| !names.is_empty())
+        .cloned()
+}
+
 fn new_delivery(id: VerificationId, channel: Channel, now: Timestamp) -> DeliveryAttempt {
     DeliveryAttempt::queued(id, channel, now)
 }
@@ -274,6 +291,7 @@ impl<S: Store + Clone, C: Clock + Clone> Verifier<S, C> {
             service_name: service.name.clone(),
             expires_at: verification.expires_at,
             fallback,
+            providers: service_route(service, delivery.channel, verification.country),
         }
     }
 

@@ -104,13 +104,35 @@ impl Router {
         })
     }
 
-    /// The providers to try for `channel` to `country`, in order; providers whose breaker
-    /// is open go last (still tried if nothing else works).
-    pub fn route(&self, channel: Channel, country: Option<&str>) -> Vec<Arc<dyn Provider>> {
-        let names = country
-            .and_then(|c| self.routes.by_country.get(c))
-            .and_then(|table| table.get(&channel))
-            .or_else(|| self.routes.default.get(&channel));
+    /// The providers to try for `channel` to `country`, in order: the service's own route
+    /// when it names configured providers, else the country's, else the default; providers
+    /// whose breaker is open go last (still tried if nothing else works).
+    pub fn route(
+        &self,
+        channel: Channel,
+        country: Option<&str>,
+        service_route: Option<&[String]>,
+    ) -> Vec<Arc<dyn Provider>> {
+        let known: Vec<String> = service_route
+            .unwrap_or_default()
+            .iter()
+            .filter(|name| {
+                let known = self.providers.contains_key(*name);
+                if !known {
+                    tracing::warn!(provider = %name, "a service route names an unknown provider; skipped");
+                }
+                known
+            })
+            .cloned()
+            .collect();
+        let names = if known.is_empty() {
+            country
+                .and_then(|c| self.routes.by_country.get(c))
+                .and_then(|table| table.get(&channel))
+                .or_else(|| self.routes.default.get(&channel))
+        } else {
+            Some(&known)
+        };
         let Some(names) = names else {
             return Vec::new();
         };
@@ -212,9 +234,28 @@ mod tests {
     #[test]
     fn country_routes_replace_the_default() {
         let router = router();
-        assert_eq!(names(router.route(Channel::Sms, Some("US"))), ["a", "b"]);
-        assert_eq!(names(router.route(Channel::Sms, Some("GB"))), ["b"]);
-        assert!(router.route(Channel::Call, None).is_empty());
+        assert_eq!(
+            names(router.route(Channel::Sms, Some("US"), None)),
+            ["a", "b"]
+        );
+        assert_eq!(names(router.route(Channel::Sms, Some("GB"), None)), ["b"]);
+        assert!(router.route(Channel::Call, None, None).is_empty());
+    }
+
+    #[test]
+    fn a_service_route_wins_when_it_names_known_providers() {
+        let router = router();
+        let own = ["b".to_string(), "a".to_string()];
+        assert_eq!(
+            names(router.route(Channel::Sms, Some("GB"), Some(&own))),
+            ["b", "a"]
+        );
+        let unknown = ["zz".to_string()];
+        assert_eq!(
+            names(router.route(Channel::Sms, None, Some(&unknown))),
+            ["a", "b"],
+            "unknown names fall back to the server's route"
+        );
     }
 
     #[test]
@@ -222,15 +263,15 @@ mod tests {
         let router = router();
         router.record("a", false);
         assert_eq!(
-            names(router.route(Channel::Sms, None)),
+            names(router.route(Channel::Sms, None, None)),
             ["a", "b"],
             "one failure"
         );
         router.record("a", false);
         assert!(router.is_open("a"));
-        assert_eq!(names(router.route(Channel::Sms, None)), ["b", "a"]);
+        assert_eq!(names(router.route(Channel::Sms, None, None)), ["b", "a"]);
         router.record("a", true);
-        assert_eq!(names(router.route(Channel::Sms, None)), ["a", "b"]);
+        assert_eq!(names(router.route(Channel::Sms, None, None)), ["a", "b"]);
     }
 
     #[test]

@@ -335,7 +335,9 @@ impl<S: Store + Clone, C: Clock + Clone> DeliveryWorker<S, C> {
         let country = job.country.map(|c| c.as_str().to_string());
         let mut backoff = self.policy.first_backoff;
         loop {
-            let route = self.router.route(job.channel, country.as_deref());
+            let route =
+                self.router
+                    .route(job.channel, country.as_deref(), job.providers.as_deref());
             if route.is_empty() {
                 self.finish(
                     job,

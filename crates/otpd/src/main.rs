@@ -170,6 +170,10 @@ struct SettingsArgs {
     /// Web origin host whose origin-bound line (`@host #code`) ends each SMS.
     #[arg(long, value_name = "HOST")]
     web_origin: Option<String>,
+    /// This application's own providers for a channel (or channel:COUNTRY), in order,
+    /// e.g. --route sms=twilio,vonage --route sms:GB=vonage (repeatable).
+    #[arg(long = "route", value_name = "CHANNEL[:COUNTRY]=PROVIDERS")]
+    route: Vec<String>,
     /// A sender id for one destination country, e.g. --sender-for GB=Acme (repeatable).
     #[arg(long = "sender-for", value_name = "COUNTRY=SENDER")]
     sender_for: Vec<String>,
@@ -241,6 +245,36 @@ impl SettingsArgs {
                 bail!("--web-origin expects a host name such as acme.example");
             }
             settings.web_origin = Some(host);
+        }
+        for entry in self.route {
+            let (key, names) = entry
+                .split_once('=')
+                .context("--route expects CHANNEL[:COUNTRY]=PROVIDER,PROVIDER")?;
+            let (channel, country) = match key.split_once(':') {
+                Some((channel, country)) => (channel, Some(country)),
+                None => (key, None),
+            };
+            let channel = otpd_core::Channel::parse(channel).with_context(|| {
+                format!("--route: '{channel}' is not sms, call, email or whatsapp")
+            })?;
+            let key = match country {
+                Some(country) => {
+                    let iso = otpd_core::CountryIso::parse(country)
+                        .ok()
+                        .context("--route: the country must be an ISO code such as GB")?;
+                    format!("{}:{}", channel.as_str(), iso.as_str())
+                }
+                None => channel.as_str().to_string(),
+            };
+            let names: Vec<String> = names
+                .split(',')
+                .map(|n| n.trim().to_string())
+                .filter(|n| !n.is_empty())
+                .collect();
+            if names.is_empty() {
+                bail!("--route: name at least one provider");
+            }
+            settings.provider_routes.insert(key, names);
         }
         for entry in self.sender_for {
             let (country, sender) = entry

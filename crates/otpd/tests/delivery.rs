@@ -335,3 +335,31 @@ async fn a_locale_picks_the_built_in_text_and_the_origin_line_comes_last() {
         .await;
     assert_error(&(status, body), 400, "invalid_param", 1013);
 }
+
+#[tokio::test]
+async fn a_service_routes_a_country_to_its_own_provider() {
+    let (general, general_url) = TwilioMock::start(false).await;
+    let (french, french_url) = TwilioMock::start(false).await;
+    let app = TestApp::spawn_configured(|config| {
+        config.providers = vec![
+            twilio_provider("twilio-general", &general_url),
+            twilio_provider("twilio-fr", &french_url),
+        ];
+        config.routes.sms = vec!["twilio-general".into()];
+        config
+            .default_otp
+            .provider_routes
+            .insert("sms:FR".into(), vec!["twilio-fr".into()]);
+    })
+    .await;
+    let token = app.token().await;
+    let (_, otp) = app.create(&token, json!({"phoneNumber": FR})).await;
+    assert_eq!(otp["deliveries"][0]["provider"], "twilio-fr", "{otp}");
+    let (_, otp) = app
+        .create(&token, json!({"phoneNumber": "+447400123456"}))
+        .await;
+    assert_eq!(otp["deliveries"][0]["provider"], "twilio-general", "{otp}");
+    assert_eq!(french.requests().len(), 1);
+    assert_eq!(general.requests().len(), 1);
+    assert_eq!(TwilioMock::field(&french.requests()[0], "To"), FR);
+}
