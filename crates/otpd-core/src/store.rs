@@ -227,6 +227,18 @@ pub enum ResendOutcome {
     NotPending,
 }
 
+/// What a rate-limited action learned from its counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateCount {
+    /// Whether the event was counted (it was under the limit).
+    pub allowed: bool,
+    /// Events in the window now (including this one when allowed).
+    pub count: u32,
+    /// When the oldest event in the window leaves it (a slot frees up); `None` when the
+    /// window is empty.
+    pub frees_at: Option<Timestamp>,
+}
+
 /// A status callback waiting to be posted (the durable outbox row plus what to render).
 #[derive(Debug, Clone, PartialEq)]
 pub struct CallbackJob {
@@ -464,6 +476,25 @@ pub trait Store: Send + Sync + 'static {
         token_hash: [u8; 32],
         application: ApplicationId,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Counts an event under `key` if fewer than `limit` events happened in the `window_ms`
+    /// before `now` (a sliding window, exact across restarts and nodes: one atomic step per
+    /// key). Older events of the key are forgotten.
+    fn rate_hit(
+        &self,
+        key: &str,
+        window_ms: i64,
+        limit: u32,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<RateCount, StoreError>> + Send;
+
+    /// Events under `key` in the `window_ms` before `now`, without counting one.
+    fn rate_count(
+        &self,
+        key: &str,
+        window_ms: i64,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<RateCount, StoreError>> + Send;
 
     /// Claims up to `limit` callbacks due at `now`, hiding them from other claimers until
     /// `lease_until` (so a crash mid-post means a retry, never a loss).

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use otpd_core::auth::{AccessToken, AccountRecord, ApiKeyRecord, Application};
 use otpd_core::store::{
-    CallbackJob, CheckResult, DELIVERY_LEASE_SECONDS, DeliveryAttempt, DeliveryUpdate,
+    CallbackJob, CheckResult, DELIVERY_LEASE_SECONDS, DeliveryAttempt, DeliveryUpdate, RateCount,
     ReceiptUpdate, ResendOutcome, ServiceRecord,
 };
 use otpd_core::{
@@ -25,6 +25,7 @@ use uuid::Uuid;
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_initial.sql"),
     include_str!("../migrations/0002_delivery_details.sql"),
+    include_str!("../migrations/0003_rate_events.sql"),
 ];
 
 /// Any number; every otpd node uses it to take turns applying migrations.
@@ -241,6 +242,22 @@ async fn insert_delivery(
     .await
     .map_err(db_error)?;
     Ok(())
+}
+
+/// Events of `key` after `since`, and the oldest of them.
+async fn rate_window(
+    connection: &mut PgConnection,
+    key: &str,
+    since: i64,
+) -> Result<(u32, Option<i64>), StoreError> {
+    let (count, oldest): (i64, Option<i64>) =
+        sqlx::query_as("SELECT COUNT(*), MIN(at) FROM rate_events WHERE key = $1 AND at > $2")
+            .bind(key)
+            .bind(since)
+            .fetch_one(&mut *connection)
+            .await
+            .map_err(db_error)?;
+    Ok((count.clamp(0, u32::MAX as i64) as u32, oldest))
 }
 
 async fn insert_service(
@@ -575,6 +592,64 @@ impl Store for PgStore {
         .await
         .map_err(db_error)?;
         current.as_ref().map(rows::delivery).transpose()
+    }
+
+    async fn rate_hit(
+        &self,
+        key: &str,
+        window_ms: i64,
+        limit: u32,
+        now: Timestamp,
+    ) -> Result<RateCount, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        // One counter at a time per key, on every node.
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 7))")
+            .bind(key)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        sqlx::query("DELETE FROM rate_events WHERE key = $1 AND at <= $2")
+            .bind(key)
+            .bind(now.0 - window_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        let (count, oldest) = rate_window(&mut tx, key, now.0 - window_ms).await?;
+        if count >= limit {
+            tx.commit().await.map_err(db_error)?;
+            return Ok(RateCount {
+                allowed: false,
+                count,
+                frees_at: oldest.map(|at| Timestamp(at + window_ms)),
+            });
+        }
+        sqlx::query("INSERT INTO rate_events (key, at) VALUES ($1, $2)")
+            .bind(key)
+            .bind(now.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(RateCount {
+            allowed: true,
+            count: count + 1,
+            frees_at: Some(Timestamp(oldest.unwrap_or(now.0) + window_ms)),
+        })
+    }
+
+    async fn rate_count(
+        &self,
+        key: &str,
+        window_ms: i64,
+        now: Timestamp,
+    ) -> Result<RateCount, StoreError> {
+        let mut connection = self.pool.acquire().await.map_err(db_error)?;
+        let (count, oldest) = rate_window(&mut connection, key, now.0 - window_ms).await?;
+        Ok(RateCount {
+            allowed: true,
+            count,
+            frees_at: oldest.map(|at| Timestamp(at + window_ms)),
+        })
     }
 
     async fn claim_due_fallbacks(

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use otpd_core::auth::{AccessToken, AccountRecord, ApiKeyRecord, Application};
 use otpd_core::store::{
-    CallbackJob, CheckResult, DELIVERY_LEASE_SECONDS, DeliveryAttempt, DeliveryUpdate,
+    CallbackJob, CheckResult, DELIVERY_LEASE_SECONDS, DeliveryAttempt, DeliveryUpdate, RateCount,
     ReceiptUpdate, ResendOutcome, ServiceRecord,
 };
 use otpd_core::{
@@ -196,6 +196,20 @@ fn insert_delivery(connection: &Connection, d: &DeliveryAttempt) -> Result<(), S
         ],
     )?;
     Ok(())
+}
+
+/// Events of `key` after `since`, and the oldest of them.
+fn rate_window(
+    connection: &Connection,
+    key: &str,
+    since: i64,
+) -> Result<(u32, Option<i64>), StoreError> {
+    connection
+        .prepare_cached("SELECT COUNT(*), MIN(at) FROM rate_events WHERE key = ?1 AND at > ?2")
+        .and_then(|mut statement| {
+            statement.query_row(params![key, since], |row| Ok((row.get(0)?, row.get(1)?)))
+        })
+        .map_err(db_error)
 }
 
 fn insert_service(connection: &Connection, service: &ServiceRecord) -> Result<(), StoreError> {
@@ -576,6 +590,60 @@ impl Store for SqliteStore {
                 ],
                 rows::delivery,
             )
+        })
+        .await
+    }
+
+    async fn rate_hit(
+        &self,
+        key: &str,
+        window_ms: i64,
+        limit: u32,
+        now: Timestamp,
+    ) -> Result<RateCount, StoreError> {
+        let key = key.to_string();
+        self.write(move |connection| {
+            execute(
+                connection,
+                "DELETE FROM rate_events WHERE key = ?1 AND at <= ?2",
+                params![key, now.0 - window_ms],
+            )?;
+            let (count, oldest) = rate_window(connection, &key, now.0 - window_ms)?;
+            if count >= limit {
+                return Ok(RateCount {
+                    allowed: false,
+                    count,
+                    frees_at: oldest.map(|at| Timestamp(at + window_ms)),
+                });
+            }
+            execute(
+                connection,
+                "INSERT INTO rate_events (key, at) VALUES (?1, ?2)",
+                params![key, now.0],
+            )?;
+            Ok(RateCount {
+                allowed: true,
+                count: count + 1,
+                frees_at: Some(Timestamp(oldest.unwrap_or(now.0) + window_ms)),
+            })
+        })
+        .await
+    }
+
+    async fn rate_count(
+        &self,
+        key: &str,
+        window_ms: i64,
+        now: Timestamp,
+    ) -> Result<RateCount, StoreError> {
+        let key = key.to_string();
+        self.read(move |connection| {
+            let (count, oldest) = rate_window(connection, &key, now.0 - window_ms)?;
+            Ok(RateCount {
+                allowed: true,
+                count,
+                frees_at: oldest.map(|at| Timestamp(at + window_ms)),
+            })
         })
         .await
     }

@@ -6,6 +6,7 @@ use rusqlite::Connection;
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_initial.sql"),
     include_str!("../migrations/0002_delivery_details.sql"),
+    include_str!("../migrations/0003_rate_events.sql"),
 ];
 
 /// Applies every migration newer than the database, each in its own transaction.

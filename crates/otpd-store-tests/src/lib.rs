@@ -718,6 +718,49 @@ pub async fn fallbacks_are_due_once<S: Store>(store: S) {
     );
 }
 
+/// A sliding window counts exactly `limit` events however many callers race, forgets events
+/// as they age out, and keeps keys apart.
+pub async fn rate_limits_are_exact_and_slide<S: Store + Clone>(store: S) {
+    let window = 600_000;
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.rate_hit("dest:a", window, 5, T0).await.unwrap() })
+        })
+        .collect();
+    let mut allowed = 0;
+    for task in tasks {
+        allowed += usize::from(task.await.unwrap().allowed);
+    }
+    assert_eq!(allowed, 5, "exactly the limit, whatever the race");
+    let refused = store.rate_hit("dest:a", window, 5, T0).await.unwrap();
+    assert!(!refused.allowed);
+    assert_eq!(refused.count, 5);
+    assert_eq!(refused.frees_at, Some(T0.plus_millis(window)));
+    assert!(
+        store
+            .rate_hit("dest:b", window, 5, T0)
+            .await
+            .unwrap()
+            .allowed,
+        "keys are apart"
+    );
+    let counted = store.rate_count("dest:a", window, T0).await.unwrap();
+    assert_eq!(counted.count, 5);
+    let later = T0.plus_millis(window);
+    let slid = store.rate_hit("dest:a", window, 5, later).await.unwrap();
+    assert!(slid.allowed, "events older than the window are forgotten");
+    assert_eq!(slid.count, 1);
+    assert_eq!(
+        store
+            .rate_count("dest:a", window, later)
+            .await
+            .unwrap()
+            .count,
+        1
+    );
+}
+
 /// Services are created, listed in pages per account, updated and deleted.
 pub async fn services_are_managed_per_account<S: Store>(store: S) {
     let account_id = account(&store).await;
@@ -848,6 +891,7 @@ macro_rules! store_behaviour_tests {
             stale_deliveries_are_claimed_once,
             receipts_only_move_forward,
             fallbacks_are_due_once,
+            rate_limits_are_exact_and_slide,
             services_are_managed_per_account,
             credentials_round_trip
         );

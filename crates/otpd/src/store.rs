@@ -3,8 +3,8 @@
 
 use otpd_core::auth::{AccessToken, AccountRecord, ApiKeyRecord, Application};
 use otpd_core::store::{
-    CallbackJob, CheckResult, DeliveryAttempt, DeliveryUpdate, ReceiptUpdate, ResendOutcome,
-    ServiceRecord,
+    CallbackJob, CheckResult, DeliveryAttempt, DeliveryUpdate, RateCount, ReceiptUpdate,
+    ResendOutcome, ServiceRecord,
 };
 use otpd_core::{
     AccountId, ApiKeyId, ApplicationId, Candidate, CodeHash, DeliveryId, ServiceId, StatusChange,
@@ -102,6 +102,25 @@ impl Store for AnyStore {
         now: Timestamp,
     ) -> Result<Option<DeliveryAttempt>, StoreError> {
         delegate!(self, s => s.record_receipt(receipt, now))
+    }
+
+    async fn rate_hit(
+        &self,
+        key: &str,
+        window_ms: i64,
+        limit: u32,
+        now: Timestamp,
+    ) -> Result<RateCount, StoreError> {
+        delegate!(self, s => s.rate_hit(key, window_ms, limit, now))
+    }
+
+    async fn rate_count(
+        &self,
+        key: &str,
+        window_ms: i64,
+        now: Timestamp,
+    ) -> Result<RateCount, StoreError> {
+        delegate!(self, s => s.rate_count(key, window_ms, now))
     }
 
     async fn claim_due_fallbacks(
