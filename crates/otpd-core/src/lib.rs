@@ -2,6 +2,7 @@
 //! providers. Dialects call [`Verifier`]; storage and delivery plug in through [`Store`] and
 //! [`Dispatch`].
 
+pub mod abuse;
 pub mod auth;
 pub mod clock;
 pub mod code;
@@ -18,7 +19,7 @@ pub mod verifier;
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use code::{CodeHash, CodeHasher, CodeSeed, OtpCode, PinLength, PinType, ServerSecret};
 pub use ids::{AccountId, ApiKeyId, ApplicationId, DeliveryId, ServiceId, VerificationId};
-pub use phone::{CountryIso, E164Phone, PhoneError};
+pub use phone::{CountryIso, E164Phone, LineType, PhoneError};
 pub use recipient::{Email, Recipient};
 pub use settings::{
     MaxAttempts, OtpSettings, PrefixTemplate, SenderId, ServiceOptions, Template, Ttl,

@@ -107,6 +107,74 @@ impl E164Phone {
     }
 }
 
+/// What kind of line a number is, from libphonenumber's number ranges (offline: a ported
+/// number keeps the type of its original range).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineType {
+    /// A mobile number.
+    Mobile,
+    /// A landline.
+    FixedLine,
+    /// Either (the US and Canada do not tell them apart).
+    FixedLineOrMobile,
+    /// Free to the caller.
+    TollFree,
+    /// Premium rate: the caller pays extra (the target of SMS pumping).
+    PremiumRate,
+    /// Cost shared between caller and receiver.
+    SharedCost,
+    /// Internet telephony.
+    Voip,
+    /// Personal numbers, pagers, UAN, voicemail and the like.
+    Other,
+    /// Not known.
+    Unknown,
+}
+
+impl LineType {
+    /// The spelling in Twilio's `lookup.carrier.type` (`mobile`, `landline`, `voip`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LineType::Mobile => "mobile",
+            LineType::FixedLine => "landline",
+            LineType::FixedLineOrMobile => "fixed_line_or_mobile",
+            LineType::TollFree => "toll_free",
+            LineType::PremiumRate => "premium_rate",
+            LineType::SharedCost => "shared_cost",
+            LineType::Voip => "voip",
+            LineType::Other => "other",
+            LineType::Unknown => "unknown",
+        }
+    }
+
+    /// Numbers that charge the sender more than a normal message: no codes go there unless a
+    /// service allows it.
+    pub fn is_costly(self) -> bool {
+        matches!(self, LineType::PremiumRate | LineType::SharedCost)
+    }
+}
+
+impl E164Phone {
+    /// The number's line type.
+    pub fn line_type(&self) -> LineType {
+        use phonenumber::Type;
+        let Ok(number) = phonenumber::parse(None, &self.0) else {
+            return LineType::Unknown;
+        };
+        match number.number_type(&phonenumber::metadata::DATABASE) {
+            Type::Mobile => LineType::Mobile,
+            Type::FixedLine => LineType::FixedLine,
+            Type::FixedLineOrMobile => LineType::FixedLineOrMobile,
+            Type::TollFree => LineType::TollFree,
+            Type::PremiumRate => LineType::PremiumRate,
+            Type::SharedCost => LineType::SharedCost,
+            Type::Voip => LineType::Voip,
+            Type::Unknown => LineType::Unknown,
+            _ => LineType::Other,
+        }
+    }
+}
+
 /// Masks any phone-like string for logs: keeps the first five and last four characters.
 pub fn mask_phone(number: &str) -> String {
     let chars: Vec<char> = number.chars().collect();
@@ -163,6 +231,18 @@ mod tests {
         );
         assert_eq!(CountryIso::parse("UK"), Err(PhoneError::InvalidCountry));
         assert_eq!(CountryIso::parse("FRA"), Err(PhoneError::InvalidCountry));
+    }
+
+    #[test]
+    fn line_types_come_from_the_number_ranges() {
+        let kind = |n: &str| E164Phone::parse(n, None).unwrap().0.line_type();
+        assert_eq!(kind("+447400123456"), LineType::Mobile);
+        assert_eq!(kind("+441212345678"), LineType::FixedLine);
+        assert_eq!(kind("+14155552671"), LineType::FixedLineOrMobile);
+        assert_eq!(kind("+448001234567"), LineType::TollFree);
+        assert_eq!(kind("+449098765432"), LineType::PremiumRate);
+        assert_eq!(kind("+33810123456"), LineType::SharedCost);
+        assert!(LineType::PremiumRate.is_costly() && !LineType::Mobile.is_costly());
     }
 
     #[test]

@@ -252,6 +252,22 @@ pub struct OtpSettings {
     /// `Retry-After`. 30 for services made through the native API, 0 through Twilio's.
     #[serde(default)]
     pub resend_cooldown_seconds: u32,
+    /// Geo permissions: when not empty, only these destination countries (ISO codes).
+    #[serde(default)]
+    pub allowed_countries: Vec<String>,
+    /// Destination countries that never receive codes.
+    #[serde(default)]
+    pub blocked_countries: Vec<String>,
+    /// Numbers or prefixes (`+4490`) that never receive codes.
+    #[serde(default)]
+    pub blocked_prefixes: Vec<String>,
+    /// Numbers that bypass the fraud checks (rate limits, lockout, geo and number-type
+    /// rules), e.g. test devices and app-store reviewers (Twilio's Safe List).
+    #[serde(default)]
+    pub safe_list: Vec<String>,
+    /// Send to premium-rate and shared-cost numbers (off: SMS pumping targets them).
+    #[serde(default)]
+    pub allow_costly_numbers: bool,
     /// This service's own provider routes, overriding the server's `[routes]`: keys are a
     /// channel (`sms`) or a channel and destination country (`sms:GB`), values provider
     /// names in the order they are tried.
@@ -342,6 +358,11 @@ impl Default for OtpSettings {
             fallback_channels: Vec::new(),
             resend_cooldown_seconds: 0,
             provider_routes: Default::default(),
+            allowed_countries: Vec::new(),
+            blocked_countries: Vec::new(),
+            blocked_prefixes: Vec::new(),
+            safe_list: Vec::new(),
+            allow_costly_numbers: false,
             locale: None,
             web_origin: None,
         }

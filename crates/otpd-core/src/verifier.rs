@@ -16,7 +16,9 @@ use crate::recipient::Recipient;
 use crate::settings::{DO_NOT_SHARE_WARNING, MaxAttempts, SenderId, Template, Ttl};
 use crate::sms::segment_count;
 use crate::store::{CheckResult, DeliveryAttempt, ResendOutcome, ServiceRecord, Store, StoreError};
-use crate::verification::{Candidate, Channel, StatusChange, Verification, VerificationStatus};
+use crate::verification::{
+    Candidate, Channel, CheckOutcome, StatusChange, Verification, VerificationStatus,
+};
 
 /// A message ready for a provider. It carries the code in clear, so it lives only in memory
 /// and its `Debug` hides the body.
@@ -125,6 +127,8 @@ pub struct StartRequest {
     /// Language of the message (`fr`, `pt-BR`): picks the service's template for it, else
     /// otpd's built-in text.
     pub locale: Option<String>,
+    /// The client's IP address, for the per-IP limit.
+    pub client_ip: Option<String>,
     /// Twilio semantics: a pending verification to the same recipient is re-sent (same code,
     /// new delivery attempt) instead of starting a new one.
     pub resend_pending: bool,
@@ -151,6 +155,26 @@ pub enum VerifyError {
     /// The verification already had the maximum number of sends.
     #[error("maximum sends reached")]
     TooManySends,
+    /// A rate limit refused the start.
+    #[error("rate limit reached ({scope:?}): at most {limit} per window")]
+    RateLimited {
+        /// Which limit.
+        scope: crate::abuse::LimitScope,
+        /// Its maximum.
+        limit: u32,
+        /// Seconds until a start may succeed.
+        retry_after_seconds: u32,
+    },
+    /// Too many wrong codes went to this destination recently: no new code until the
+    /// oldest leaves the window.
+    #[error("too many wrong codes for this destination")]
+    LockedOut {
+        /// Seconds until the lockout lifts.
+        retry_after_seconds: u32,
+    },
+    /// The service may not send to this destination.
+    #[error("destination blocked: {0:?}")]
+    Blocked(crate::abuse::Blocked),
     /// The last send to this destination was less than the service's cooldown ago.
     #[error("a code was sent to this destination {retry_after_seconds} s too recently")]
     Cooldown {
@@ -198,6 +222,19 @@ pub struct Verifier<S, C> {
     hasher: CodeHasher,
     dispatch: Arc<dyn Dispatch>,
     prices: PriceTable,
+    abuse: crate::abuse::AbusePolicy,
+}
+
+/// The counter of wrong codes for one destination of one service.
+fn failure_key(service: ServiceId, to: &Recipient) -> String {
+    format!("fail:{service}:{}", to.as_str())
+}
+
+/// Whole seconds from `now` until `at` (at least 1).
+fn seconds_until(at: Option<Timestamp>, now: Timestamp) -> u32 {
+    at.map_or(1, |at| {
+        ((at.0 - now.0).max(0) as u64).div_ceil(1000).max(1) as u32
+    })
 }
 
 /// The service's route for `channel` to `country`: `sms:GB` before `sms`.
@@ -233,7 +270,135 @@ impl<S: Store + Clone, C: Clock + Clone> Verifier<S, C> {
             hasher,
             dispatch,
             prices,
+            abuse: crate::abuse::AbusePolicy::default(),
         }
+    }
+
+    /// The engine with these protections instead of the defaults.
+    pub fn with_abuse_policy(mut self, abuse: crate::abuse::AbusePolicy) -> Self {
+        self.abuse = abuse;
+        self
+    }
+
+    /// Refuses destinations the service may not reach (geo permissions, block list, costly
+    /// numbers, landlines when SMS skips them). Safe-listed numbers pass.
+    fn check_destination(
+        &self,
+        settings: &crate::settings::OtpSettings,
+        to: &Recipient,
+        country: Option<CountryIso>,
+        channel: Channel,
+    ) -> Result<(), VerifyError> {
+        use crate::abuse::Blocked;
+        let Recipient::Phone(phone) = to else {
+            return Ok(());
+        };
+        let number = phone.as_str();
+        if settings.safe_list.iter().any(|n| n == number) {
+            return Ok(());
+        }
+        if let Some(country) = country {
+            let iso = country.as_str();
+            let allowed = settings.allowed_countries.is_empty()
+                || settings
+                    .allowed_countries
+                    .iter()
+                    .any(|c| c.eq_ignore_ascii_case(iso));
+            if !allowed
+                || settings
+                    .blocked_countries
+                    .iter()
+                    .any(|c| c.eq_ignore_ascii_case(iso))
+            {
+                return Err(VerifyError::Blocked(Blocked::Country));
+            }
+        }
+        if settings
+            .blocked_prefixes
+            .iter()
+            .any(|prefix| number.starts_with(prefix.as_str()))
+        {
+            return Err(VerifyError::Blocked(Blocked::BlockList));
+        }
+        let line = phone.line_type();
+        if line.is_costly() && !settings.allow_costly_numbers {
+            return Err(VerifyError::Blocked(Blocked::CostlyNumber));
+        }
+        if channel == Channel::Sms
+            && settings.options.skip_sms_to_landlines
+            && line == crate::phone::LineType::FixedLine
+        {
+            return Err(VerifyError::Blocked(Blocked::Landline));
+        }
+        Ok(())
+    }
+
+    /// The lockout and the rate limits, counted in the store. Safe-listed numbers skip them.
+    async fn check_limits(
+        &self,
+        service: &ServiceRecord,
+        to: &Recipient,
+        country: Option<CountryIso>,
+        client_ip: Option<&str>,
+        now: Timestamp,
+    ) -> Result<(), VerifyError> {
+        use crate::abuse::LimitScope;
+        if service.settings.safe_list.iter().any(|n| n == to.as_str()) {
+            return Ok(());
+        }
+        if let Some(limit) = self.abuse.failed_checks {
+            let failures = self
+                .store
+                .rate_count(&failure_key(service.id, to), limit.window_ms(), now)
+                .await?;
+            if failures.count >= limit.max {
+                return Err(VerifyError::LockedOut {
+                    retry_after_seconds: seconds_until(failures.frees_at, now),
+                });
+            }
+        }
+        let country_limit = country.and_then(|c| {
+            self.abuse
+                .per_country
+                .get(c.as_str())
+                .copied()
+                .or(self.abuse.per_country_default)
+                .map(|limit| (format!("country:{}:{}", service.id, c.as_str()), limit))
+        });
+        let checks = [
+            (
+                LimitScope::ClientIp,
+                client_ip.and_then(|ip| {
+                    self.abuse
+                        .per_client_ip
+                        .map(|limit| (format!("ip:{ip}"), limit))
+                }),
+            ),
+            (
+                LimitScope::Destination,
+                self.abuse
+                    .per_destination
+                    .map(|limit| (format!("dest:{}:{}", service.id, to.as_str()), limit)),
+            ),
+            (LimitScope::Country, country_limit),
+        ];
+        for (scope, check) in checks {
+            let Some((key, limit)) = check else {
+                continue;
+            };
+            let counted = self
+                .store
+                .rate_hit(&key, limit.window_ms(), limit.max, now)
+                .await?;
+            if !counted.allowed {
+                return Err(VerifyError::RateLimited {
+                    scope,
+                    limit: limit.max,
+                    retry_after_seconds: seconds_until(counted.frees_at, now),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// The store behind the engine.
@@ -316,6 +481,7 @@ impl<S: Store + Clone, C: Clock + Clone> Verifier<S, C> {
         if (request.amount.is_some() || request.payee.is_some()) && !settings.options.psd2_enabled {
             return Err(VerifyError::Psd2NotEnabled);
         }
+        self.check_destination(settings, &to, country, channel)?;
         let now = self.clock.now();
         let cooldown = settings.resend_cooldown_seconds;
         let latest = if request.resend_pending || cooldown > 0 {
@@ -340,6 +506,8 @@ impl<S: Store + Clone, C: Clock + Clone> Verifier<S, C> {
                 });
             }
         }
+        self.check_limits(service, &to, country, request.client_ip.as_deref(), now)
+            .await?;
         let latest = latest.filter(|_| request.resend_pending);
         if let Some(pending) = latest.filter(|v| v.status == VerificationStatus::Pending) {
             let new_hash = request
@@ -491,9 +659,26 @@ impl<S: Store + Clone, C: Clock + Clone> Verifier<S, C> {
             amount,
             payee,
         };
-        self.store
-            .check_code(id, service, candidate, self.clock.now())
-            .await
+        let now = self.clock.now();
+        let result = self.store.check_code(id, service, candidate, now).await?;
+        let wrong = matches!(
+            result.outcome,
+            CheckOutcome::WrongCode | CheckOutcome::MaxAttemptsNow
+        );
+        if let (true, Some(limit), Some(verification)) =
+            (wrong, self.abuse.failed_checks, &result.verification)
+        {
+            // Remembered per destination across verifications (the lockout's counter).
+            self.store
+                .rate_hit(
+                    &failure_key(service, &verification.to),
+                    limit.window_ms(),
+                    u32::MAX,
+                    now,
+                )
+                .await?;
+        }
+        Ok(result)
     }
 
     /// Cancels (or approves out of band) a pending verification.

@@ -38,6 +38,45 @@ pub struct AppState<S, C> {
     pub public_base_url: Option<String>,
     /// Where delivery receipts go (absent in tests that need no delivery).
     pub receipts: Option<Arc<dyn ReceiptSink>>,
+    /// Proxies whose `X-Forwarded-For` is believed (the client address is otherwise the
+    /// socket's peer).
+    pub trusted_proxies: Arc<Vec<std::net::IpAddr>>,
+}
+
+/// The client's address as the per-IP limit sees it; set on every request by the router.
+#[derive(Debug, Clone, Default)]
+pub struct ClientIp(pub Option<std::net::IpAddr>);
+
+impl ClientIp {
+    /// The address as text, for counters.
+    pub fn text(&self) -> Option<String> {
+        self.0.map(|ip| ip.to_string())
+    }
+}
+
+/// The client address of a request: the socket peer, unless the peer is a trusted proxy, in
+/// which case the right-most `X-Forwarded-For` entry that is not itself a trusted proxy.
+pub fn client_ip(
+    peer: Option<std::net::IpAddr>,
+    headers: &HeaderMap,
+    trusted: &[std::net::IpAddr],
+) -> Option<std::net::IpAddr> {
+    let peer = peer?;
+    if !trusted.contains(&peer) {
+        return Some(peer);
+    }
+    let forwarded: Vec<std::net::IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|part| part.trim().parse().ok())
+        .collect();
+    forwarded
+        .into_iter()
+        .rev()
+        .find(|ip| !trusted.contains(ip))
+        .or(Some(peer))
 }
 
 /// Records delivery receipts: the delivery worker, seen from HTTP.
@@ -61,6 +100,7 @@ impl<S, C> Clone for AppState<S, C> {
             inbox: self.inbox.clone(),
             public_base_url: self.public_base_url.clone(),
             receipts: self.receipts.clone(),
+            trusted_proxies: self.trusted_proxies.clone(),
         }
     }
 }
@@ -162,8 +202,18 @@ async fn readyz<S: Store + Clone, C: Clock + Clone>(
 /// Logs one line per request with its path (never the query string, which can hold a phone
 /// number) and adds `X-Request-Id` and `X-Response-Time`. Oversized bodies become the
 /// JSON 413 and panics a JSON 500, so no client ever sees a non-JSON error.
-async fn observe(request: Request, next: Next) -> Response {
+async fn observe(
+    State(trusted): State<Arc<Vec<std::net::IpAddr>>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let started = Instant::now();
+    let peer = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|info| info.0.ip());
+    let client = ClientIp(client_ip(peer, request.headers(), &trusted));
+    request.extensions_mut().insert(client);
     let method = request.method().clone();
     // The path only: a query string (the inbox filter) can hold a phone number.
     let path = request.uri().path().to_string();
@@ -221,9 +271,43 @@ pub fn router<S: Store + Clone, C: Clock + Clone>(state: AppState<S, C>) -> Rout
             .route("/dev/inbox.json", get(dev::inbox_json::<S, C>));
     }
     app.fallback(not_found)
-        .layer(middleware::from_fn(observe))
+        .layer(middleware::from_fn_with_state(
+            state.trusted_proxies.clone(),
+            observe,
+        ))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             panic_response,
         ))
         .with_state(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        let proxy: std::net::IpAddr = "10.0.0.1".parse().unwrap();
+        let client: std::net::IpAddr = "203.0.113.7".parse().unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "x-forwarded-for",
+            "198.51.100.1, 203.0.113.7".parse().unwrap(),
+        );
+        assert_eq!(
+            client_ip(Some(client), &headers, &[proxy]),
+            Some(client),
+            "untrusted peer"
+        );
+        assert_eq!(
+            client_ip(Some(proxy), &headers, &[proxy]),
+            Some(client),
+            "right-most"
+        );
+        assert_eq!(
+            client_ip(Some(proxy), &HeaderMap::new(), &[proxy]),
+            Some(proxy)
+        );
+        assert_eq!(client_ip(None, &headers, &[proxy]), None);
+    }
 }

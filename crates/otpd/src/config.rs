@@ -32,6 +32,8 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "providers",
     "routes",
     "delivery",
+    "limits",
+    "trusted_proxies",
 ];
 
 /// The whole configuration.
@@ -69,6 +71,11 @@ pub struct Config {
     pub routes: RoutesConfig,
     /// Retries, the inline first try, fallback timing and circuit breakers.
     pub delivery: DeliveryConfig,
+    /// Rate limits and the wrong-code lockout (docs/security.md).
+    pub limits: LimitsConfig,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (IP addresses); the socket's
+    /// peer is the client otherwise.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
     /// Price of one SMS part by ISO country (`FR = 0.045`); unlisted countries cost 0.
     pub prices: HashMap<String, f64>,
     /// Status-callback retry schedule.
@@ -77,6 +84,59 @@ pub struct Config {
     pub postgres: PostgresConfig,
     /// OTP settings of the application created on first start.
     pub default_otp: OtpSettings,
+}
+
+/// Rate limits; a limit with `max = 0` is off.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Starts to one destination of one service.
+    pub per_destination: otpd_core::abuse::Limit,
+    /// Starts from one client address.
+    pub per_client_ip: otpd_core::abuse::Limit,
+    /// Starts to one destination country of one service (off by default).
+    pub per_country: otpd_core::abuse::Limit,
+    /// Ceilings for particular countries (ISO code → limit), overriding `per_country`.
+    pub countries: HashMap<String, otpd_core::abuse::Limit>,
+    /// Wrong codes to one destination across verifications before it is locked out.
+    pub failed_checks: otpd_core::abuse::Limit,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        let policy = otpd_core::abuse::AbusePolicy::default();
+        let off = otpd_core::abuse::Limit {
+            max: 0,
+            window_seconds: 60,
+        };
+        LimitsConfig {
+            per_destination: policy.per_destination.unwrap_or(off),
+            per_client_ip: policy.per_client_ip.unwrap_or(off),
+            per_country: policy.per_country_default.unwrap_or(off),
+            countries: HashMap::new(),
+            failed_checks: policy.failed_checks.unwrap_or(off),
+        }
+    }
+}
+
+impl LimitsConfig {
+    /// The core's policy.
+    pub fn policy(&self) -> otpd_core::abuse::AbusePolicy {
+        let on = |limit: otpd_core::abuse::Limit| {
+            (limit.max > 0 && limit.window_seconds > 0).then_some(limit)
+        };
+        otpd_core::abuse::AbusePolicy {
+            per_destination: on(self.per_destination),
+            per_client_ip: on(self.per_client_ip),
+            per_country_default: on(self.per_country),
+            per_country: self
+                .countries
+                .iter()
+                .filter_map(|(c, l)| on(*l).map(|l| (c.to_ascii_uppercase(), l)))
+                .collect(),
+            failed_checks: on(self.failed_checks),
+        }
+    }
 }
 
 /// Ordered provider names per channel; an unset channel uses `provider`.
@@ -321,6 +381,8 @@ impl Default for Config {
             providers: Vec::new(),
             routes: RoutesConfig::default(),
             delivery: DeliveryConfig::default(),
+            limits: LimitsConfig::default(),
+            trusted_proxies: Vec::new(),
             prices: HashMap::new(),
             callbacks: CallbackConfig::default(),
             postgres: PostgresConfig::default(),

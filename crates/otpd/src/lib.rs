@@ -125,13 +125,16 @@ pub async fn start<C: Clock + Clone>(config: &Config, clock: C) -> anyhow::Resul
         config.delivery.policy(),
         config.public_base_url.clone(),
     );
-    let verifier = Arc::new(Verifier::new(
-        store.clone(),
-        clock.clone(),
-        CodeHasher::new(secret.clone()),
-        Arc::new(dispatch.clone()),
-        config.price_table(),
-    ));
+    let verifier = Arc::new(
+        Verifier::new(
+            store.clone(),
+            clock.clone(),
+            CodeHasher::new(secret.clone()),
+            Arc::new(dispatch.clone()),
+            config.price_table(),
+        )
+        .with_abuse_policy(config.limits.policy()),
+    );
 
     let first_application = if store.applications().await?.is_empty() {
         Some(
@@ -193,6 +196,7 @@ pub async fn start<C: Clock + Clone>(config: &Config, clock: C) -> anyhow::Resul
         inbox: dev_inbox.clone(),
         public_base_url: config.public_base_url.clone(),
         receipts: Some(receipts),
+        trusted_proxies: Arc::new(config.trusted_proxies.clone()),
     };
     let listener = TcpListener::bind(&config.listen)
         .await
@@ -201,11 +205,14 @@ pub async fn start<C: Clock + Clone>(config: &Config, clock: C) -> anyhow::Resul
     let (shutdown, mut stopped) = tokio::sync::watch::channel(false);
     let app = otpd_http::router(state);
     let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stopped.wait_for(|stop| *stop).await;
-            })
-            .await
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        })
+        .await
     });
     Ok(RunningServer {
         addr,

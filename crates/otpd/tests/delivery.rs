@@ -297,7 +297,7 @@ async fn native_services_wait_between_sends_to_one_destination() {
     assert_eq!(response.status(), 429);
     assert_eq!(response.headers()["retry-after"], "20");
     let body: Value = response.json().await.unwrap();
-    assert_error(&(429, body), 429, "too_many_requests", 1011);
+    assert_error(&(429, body), 429, "rate_limit", 1011);
     assert_eq!(
         app.create(&token, json!({"phoneNumber": "+33612345679"}))
             .await

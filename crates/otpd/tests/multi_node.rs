@@ -570,3 +570,27 @@ async fn a_killed_nodes_delivery_is_completed_once_by_another_node() {
         node.crash();
     }
 }
+
+/// The per-destination rate limit is one counter in PostgreSQL: the sixth start to one number
+/// inside the window is refused whichever node receives it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_destination_rate_limit_holds_across_nodes() {
+    let Some(cluster) = Cluster::start(3).await else {
+        return;
+    };
+    let client = reqwest::Client::new();
+    let key = cluster.key();
+    let mut answers = Vec::new();
+    for node in 0..6 {
+        let (status, body) = post(
+            &client,
+            format!("{}/otp", cluster.base(node)),
+            &key,
+            json!({"phoneNumber": "+14155552677"}),
+        )
+        .await;
+        answers.push((status, body["error"]["code"].as_u64()));
+    }
+    assert_eq!(answers[..5], [(201, None); 5]);
+    assert_eq!(answers[5], (429, Some(1014)));
+}

@@ -21,6 +21,9 @@ pub struct NativeError {
     pub code: u32,
     /// Seconds after which the request may succeed (sent as `Retry-After`).
     pub retry_after: Option<u32>,
+    /// For a rate limit: its maximum and when it resets (Unix seconds), sent as SMS.CX's
+    /// `X-Rate-Limit-Limit`, `-Remaining` (0) and `-Reset`.
+    pub rate_limit: Option<(u32, i64)>,
     /// Human-readable text naming the field at fault.
     pub message: String,
 }
@@ -49,10 +52,14 @@ impl IntoResponse for NativeError {
             },
         };
         let mut response = (self.status, Json(body)).into_response();
+        let headers = response.headers_mut();
         if let Some(seconds) = self.retry_after {
-            response
-                .headers_mut()
-                .insert(axum::http::header::RETRY_AFTER, seconds.into());
+            headers.insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
+        if let Some((limit, reset)) = self.rate_limit {
+            headers.insert("x-rate-limit-limit", limit.into());
+            headers.insert("x-rate-limit-remaining", 0u32.into());
+            headers.insert("x-rate-limit-reset", reset.into());
         }
         response
     }
@@ -70,6 +77,7 @@ fn error(
         code,
         message: message.into(),
         retry_after: None,
+        rate_limit: None,
     }
 }
 
@@ -210,18 +218,41 @@ pub fn otp_state(code: u32) -> NativeError {
     }
 }
 
-/// 429 1011 `too_many_requests`: the service's cooldown between sends to one destination has
+/// 429 1011 `rate_limit`: the service's cooldown between sends to one destination has
 /// not passed.
 pub fn send_cooldown(retry_after_seconds: u32) -> NativeError {
     NativeError {
         retry_after: Some(retry_after_seconds),
         ..error(
             StatusCode::TOO_MANY_REQUESTS,
-            "too_many_requests",
+            "rate_limit",
             1011,
             format!(
                 "A code was sent to this destination too recently; retry in {retry_after_seconds} seconds"
             ),
         )
     }
+}
+
+/// 429 `rate_limit` for a start refused by a rate limit (1014 destination, 1015 client
+/// address, 1016 country) or the wrong-code lockout (1017), with `Retry-After` and the SMS.CX
+/// rate-limit headers.
+pub fn rate_limited(
+    code: u32,
+    message: &str,
+    limit: u32,
+    retry_after: u32,
+    now_unix: i64,
+) -> NativeError {
+    NativeError {
+        retry_after: Some(retry_after),
+        rate_limit: Some((limit, now_unix + i64::from(retry_after))),
+        ..error(StatusCode::TOO_MANY_REQUESTS, "rate_limit", code, message)
+    }
+}
+
+/// 403 `destination_blocked`: the application may not send to this number (1018: geo
+/// permissions or block list; 1019: a premium-rate or shared-cost number).
+pub fn destination_blocked(code: u32, message: &str) -> NativeError {
+    error(StatusCode::FORBIDDEN, "destination_blocked", code, message)
 }

@@ -275,11 +275,13 @@ fn parse_track_id(text: &str) -> Option<Uuid> {
 /// `POST /otp`: generate a code, send it, answer 201 with the OTP object.
 pub async fn create<S: Store + Clone, C: Clock + Clone>(
     State(state): State<AppState<S, C>>,
+    axum::Extension(client): axum::Extension<crate::ClientIp>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, NativeError> {
     let caller = state.native_caller(&headers).await?;
-    let request = start_request(&json_object(&body)?)?;
+    let mut request = start_request(&json_object(&body)?)?;
+    request.client_ip = client.text();
     let service_id = caller.application.service_id;
     let service = state
         .verifier
@@ -292,12 +294,7 @@ pub async fn create<S: Store + Clone, C: Clock + Clone>(
         .verifier
         .start(&service, request)
         .await
-        .map_err(|e| match e {
-            otpd_core::VerifyError::Cooldown {
-                retry_after_seconds,
-            } => error::send_cooldown(retry_after_seconds),
-            other => crate::internal(other),
-        })?;
+        .map_err(|e| start_error(e, state.verifier.clock().now().unix_seconds()))?;
     let verification = started.verification();
     tracing::info!(otp_id = %verification.id, to = %verification.to.masked(), "otp created");
     let attempts = state
@@ -459,5 +456,58 @@ mod tests {
         assert!(parse_track_id("bf325375-e030-fccb-a009-17317c574773").is_some());
         assert!(parse_track_id("BF325375-E030-FCCB-A009-17317C574773").is_some());
         assert!(parse_track_id("bf325375e030fccba00917317c574773").is_none());
+    }
+}
+
+/// The native answer to a refused start.
+fn start_error(error: otpd_core::VerifyError, now_unix: i64) -> NativeError {
+    use otpd_core::VerifyError;
+    use otpd_core::abuse::{Blocked, LimitScope};
+    match error {
+        VerifyError::Cooldown {
+            retry_after_seconds,
+        } => error::send_cooldown(retry_after_seconds),
+        VerifyError::RateLimited {
+            scope,
+            limit,
+            retry_after_seconds,
+        } => {
+            let (code, message) = match scope {
+                LimitScope::Destination => (
+                    1014,
+                    "Too many codes were sent to this phone number; retry later",
+                ),
+                LimitScope::ClientIp => (
+                    1015,
+                    "Too many codes were requested from this address; retry later",
+                ),
+                LimitScope::Country => (
+                    1016,
+                    "Too many codes were sent to this country; retry later",
+                ),
+            };
+            error::rate_limited(code, message, limit, retry_after_seconds, now_unix)
+        }
+        VerifyError::LockedOut {
+            retry_after_seconds,
+        } => error::rate_limited(
+            1017,
+            "Too many wrong PINs were entered for this phone number; retry later",
+            0,
+            retry_after_seconds,
+            now_unix,
+        ),
+        VerifyError::Blocked(Blocked::CostlyNumber) => error::destination_blocked(
+            1019,
+            "The phone number is premium-rate or shared-cost; this application does not send to such numbers",
+        ),
+        VerifyError::Blocked(Blocked::Country) => error::destination_blocked(
+            1018,
+            "This application does not send to the phone number's country",
+        ),
+        VerifyError::Blocked(_) => {
+            error::destination_blocked(1018, "This application does not send to this phone number")
+        }
+        other => crate::internal(other),
     }
 }

@@ -133,6 +133,21 @@ pub fn send_cooldown(retry_after_seconds: u32) -> TwilioError {
     }
 }
 
+/// 429 `code` (60203 for a destination, 20429 otherwise) for a start refused by a rate
+/// limit or the wrong-code lockout.
+pub fn rate_limited(code: u32, message: &str, retry_after_seconds: u32) -> TwilioError {
+    TwilioError {
+        retry_after: Some(retry_after_seconds),
+        ..error(StatusCode::TOO_MANY_REQUESTS, code, message)
+    }
+}
+
+/// 403 `code`: the destination may not receive codes (60605 geo permissions or block list,
+/// 60410 premium-rate number, 60205 landline with `SkipSmsToLandlines`).
+pub fn blocked(code: u32, message: &str) -> TwilioError {
+    error(StatusCode::FORBIDDEN, code, message)
+}
+
 /// 403 60204.
 pub fn custom_code_not_allowed() -> TwilioError {
     error(StatusCode::FORBIDDEN, 60204, "Custom code not allowed")

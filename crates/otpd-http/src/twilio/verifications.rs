@@ -6,6 +6,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use otpd_core::abuse::{Blocked, LimitScope};
 use otpd_core::store::ServiceRecord;
 use otpd_core::verifier::Lookup;
 use otpd_core::{
@@ -114,6 +115,7 @@ async fn attempts_json<S: Store + Clone, C: Clock + Clone>(
 /// recipient that has a pending verification).
 pub async fn start<S: Store + Clone, C: Clock + Clone>(
     State(state): State<AppState<S, C>>,
+    axum::Extension(client): axum::Extension<crate::ClientIp>,
     headers: HeaderMap,
     Path(service_sid): Path<String>,
     body: Bytes,
@@ -148,6 +150,7 @@ pub async fn start<S: Store + Clone, C: Clock + Clone>(
         payee: params.text("Payee", 64)?,
         app_hash: params.text("AppHash", 32)?,
         locale: params.get("Locale").map(str::to_string),
+        client_ip: client.text(),
         resend_pending: true,
         ..StartRequest::default()
     };
@@ -161,6 +164,32 @@ pub async fn start<S: Store + Clone, C: Clock + Clone>(
             VerifyError::Cooldown {
                 retry_after_seconds,
             } => error::send_cooldown(retry_after_seconds),
+            VerifyError::RateLimited {
+                scope: LimitScope::Destination,
+                retry_after_seconds,
+                ..
+            } => error::rate_limited(60203, "Max send attempts reached", retry_after_seconds),
+            VerifyError::RateLimited {
+                retry_after_seconds,
+                ..
+            } => error::rate_limited(20429, "Too Many Requests", retry_after_seconds),
+            VerifyError::LockedOut {
+                retry_after_seconds,
+            } => error::rate_limited(
+                60203,
+                "Max send attempts reached: too many wrong codes for this To",
+                retry_after_seconds,
+            ),
+            VerifyError::Blocked(Blocked::Landline) => {
+                error::blocked(60205, "SMS is not supported by landline phone number")
+            }
+            VerifyError::Blocked(Blocked::CostlyNumber) => error::blocked(
+                60410,
+                "Verification delivery attempt blocked: premium-rate or shared-cost number",
+            ),
+            VerifyError::Blocked(_) => {
+                error::blocked(60605, "Verification delivery attempt blocked")
+            }
             VerifyError::Psd2NotEnabled => {
                 error::invalid_because("Amount", "PSD2 is not enabled on this service")
             }

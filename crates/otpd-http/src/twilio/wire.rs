@@ -90,6 +90,23 @@ pub fn service(base: &str, service: &ServiceRecord) -> Value {
     })
 }
 
+/// `lookup` when the service has `LookupEnabled`: the line type from the number ranges
+/// (offline, so no carrier name or network codes), else `{}` as Twilio.
+fn lookup(service: &ServiceRecord, verification: &Verification) -> Value {
+    match &verification.to {
+        otpd_core::Recipient::Phone(phone) if service.settings.options.lookup_enabled => json!({
+            "carrier": {
+                "type": phone.line_type().as_str(),
+                "name": null,
+                "mobile_country_code": null,
+                "mobile_network_code": null,
+                "error_code": null,
+            },
+        }),
+        _ => json!({}),
+    }
+}
+
 /// A Verification resource with its delivery attempts.
 pub fn verification(
     base: &str,
@@ -110,7 +127,7 @@ pub fn verification(
         "valid": status == VerificationStatus::Approved,
         "date_created": date(verification.created_at),
         "date_updated": date(verification.updated_at),
-        "lookup": {},
+        "lookup": lookup(service, verification),
         "amount": verification.amount,
         "payee": verification.payee,
         // Twilio's three keys, plus otpd's transmission details (extra keys are ignored by

@@ -44,8 +44,16 @@ pub fn test_config(dir: &std::path::Path) -> Config {
     config.prices.insert("FR".into(), 0.045);
     config.callbacks.base_delay_ms = 1000;
     config.callbacks.poll_interval_ms = 20;
-    // Most tests send to one number many times; the cooldown has tests of its own.
+    // Most tests send to one number many times, from one address; the cooldown and the
+    // limits have tests of their own.
     config.default_otp.resend_cooldown_seconds = 0;
+    let off = otpd_core::abuse::Limit {
+        max: 0,
+        window_seconds: 60,
+    };
+    config.limits.per_destination = off;
+    config.limits.per_client_ip = off;
+    config.limits.failed_checks = off;
     config
 }
 

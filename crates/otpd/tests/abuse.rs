@@ -1,0 +1,328 @@
+//! Attacks against a real server and what stops them: SMS bombing of one number, code brute
+//! force across restarted verifications, one client flooding starts, premium-rate and
+//! blocked destinations; limits that survive a restart; the safe list.
+
+mod common;
+
+use common::{TestApp, assert_error};
+use otpd_core::Clock;
+use otpd_core::abuse::Limit;
+use serde_json::{Value, json};
+
+const VICTIM: &str = "+33612345678";
+
+/// A server with the default protections on (the common test config turns them off).
+async fn protected(adjust: impl FnOnce(&mut otpd::Config)) -> TestApp {
+    TestApp::spawn_configured(|config| {
+        config.limits = otpd::config::LimitsConfig::default();
+        adjust(config);
+    })
+    .await
+}
+
+async fn start(app: &TestApp, token: &str, body: Value) -> reqwest::Response {
+    app.client
+        .post(app.url("/otp"))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn sms_bombing_one_number_stops_at_the_destination_limit() {
+    let mut app = protected(|_| {}).await;
+    assert_eq!(
+        app.config.limits.per_destination,
+        Limit {
+            max: 5,
+            window_seconds: 600
+        }
+    );
+    let token = app.token().await;
+    for _ in 0..5 {
+        assert_eq!(
+            start(&app, &token, json!({"phoneNumber": VICTIM}))
+                .await
+                .status(),
+            201
+        );
+        app.clock.advance_seconds(1);
+    }
+    let refused = start(&app, &token, json!({"phoneNumber": VICTIM})).await;
+    assert_eq!(refused.status(), 429);
+    let headers = refused.headers().clone();
+    assert_eq!(headers["x-rate-limit-limit"], "5");
+    assert_eq!(headers["x-rate-limit-remaining"], "0");
+    // The first start leaves the window 600 s after it was made (5 s ago).
+    assert_eq!(headers["retry-after"], "595");
+    let reset: i64 = headers["x-rate-limit-reset"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(reset, app.clock.now().unix_seconds() + 595);
+    let body: Value = refused.json().await.unwrap();
+    assert_error(&(429, body), 429, "rate_limit", 1014);
+    assert_eq!(
+        start(&app, &token, json!({"phoneNumber": "+33612345679"}))
+            .await
+            .status(),
+        201,
+        "other numbers are untouched"
+    );
+
+    // The limit is in the database: a restart does not reset it.
+    app.restart().await;
+    let token = app.token().await;
+    assert_eq!(
+        start(&app, &token, json!({"phoneNumber": VICTIM}))
+            .await
+            .status(),
+        429
+    );
+    app.clock.advance_seconds(595);
+    assert_eq!(
+        start(&app, &token, json!({"phoneNumber": VICTIM}))
+            .await
+            .status(),
+        201,
+        "a slot frees when the oldest start leaves the window"
+    );
+}
+
+#[tokio::test]
+async fn brute_force_across_new_verifications_stops_at_the_lockout() {
+    let app = protected(|config| {
+        config.limits.per_destination.max = 100;
+    })
+    .await;
+    let token = app.token().await;
+    let mut wrong = 0;
+    // Each verification allows 5 wrong codes; an attacker starts anew to reset the counter.
+    loop {
+        let response = start(&app, &token, json!({"phoneNumber": VICTIM})).await;
+        if response.status() == 429 {
+            let body: Value = response.json().await.unwrap();
+            assert_error(&(429, body), 429, "rate_limit", 1017);
+            break;
+        }
+        assert_eq!(response.status(), 201);
+        let otp: Value = response.json().await.unwrap();
+        let id = otp["otpId"].as_str().unwrap();
+        for _ in 0..5 {
+            let (status, _) = app.check(&token, id, "000000").await;
+            assert_eq!(status, 400);
+            wrong += 1;
+        }
+        assert!(wrong <= 20, "the lockout must come by the 20th wrong code");
+    }
+    assert_eq!(
+        wrong, 20,
+        "locked out after exactly the configured failures"
+    );
+    app.clock.advance_seconds(3600);
+    assert_eq!(
+        start(&app, &token, json!({"phoneNumber": VICTIM}))
+            .await
+            .status(),
+        201,
+        "the lockout lifts when the failures age out"
+    );
+}
+
+#[tokio::test]
+async fn one_client_address_is_limited_and_forwarded_for_is_ignored_from_strangers() {
+    let app = protected(|config| {
+        config.limits.per_client_ip = Limit {
+            max: 3,
+            window_seconds: 60,
+        };
+    })
+    .await;
+    let token = app.token().await;
+    for i in 0..3 {
+        let response = app
+            .client
+            .post(app.url("/otp"))
+            .bearer_auth(&token)
+            .header("X-Forwarded-For", format!("198.51.100.{i}"))
+            .json(&json!({"phoneNumber": format!("+3361234567{i}")}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+    }
+    let response = start(&app, &token, json!({"phoneNumber": "+33612345675"})).await;
+    assert_eq!(
+        response.status(),
+        429,
+        "the header does not make a new client"
+    );
+    let body: Value = response.json().await.unwrap();
+    assert_error(&(429, body), 429, "rate_limit", 1015);
+}
+
+#[tokio::test]
+async fn a_trusted_proxy_passes_on_the_client_address() {
+    let app = protected(|config| {
+        config.limits.per_client_ip = Limit {
+            max: 1,
+            window_seconds: 60,
+        };
+        config.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+    })
+    .await;
+    let token = app.token().await;
+    for (client, number, expected) in [
+        ("203.0.113.1", "+33612345670", 201),
+        ("203.0.113.2", "+33612345671", 201),
+        ("203.0.113.1", "+33612345672", 429),
+    ] {
+        let response = app
+            .client
+            .post(app.url("/otp"))
+            .bearer_auth(&token)
+            .header("X-Forwarded-For", client)
+            .json(&json!({"phoneNumber": number}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), expected, "{client}");
+    }
+}
+
+#[tokio::test]
+async fn premium_rate_and_blocked_destinations_get_no_code() {
+    let app = protected(|config| {
+        config.default_otp.blocked_countries = vec!["DE".into()];
+        config.default_otp.blocked_prefixes = vec!["+3361234".into()];
+        config.default_otp.safe_list = vec!["+33612340000".into()];
+    })
+    .await;
+    let token = app.token().await;
+    let (status, body) = app
+        .create(&token, json!({"phoneNumber": "+449098765432"}))
+        .await;
+    assert_error(&(status, body), 403, "destination_blocked", 1019);
+    let (status, body) = app
+        .create(&token, json!({"phoneNumber": "+4915112345678"}))
+        .await;
+    assert_error(&(status, body), 403, "destination_blocked", 1018);
+    let (status, body) = app
+        .create(&token, json!({"phoneNumber": "+33612345678"}))
+        .await;
+    assert_error(&(status, body), 403, "destination_blocked", 1018);
+    // The safe list bypasses the block list and the destination limit.
+    for _ in 0..7 {
+        let (status, body) = app
+            .create(&token, json!({"phoneNumber": "+33612340000"}))
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    assert_eq!(
+        app.create(&token, json!({"phoneNumber": "+447400123456"}))
+            .await
+            .0,
+        201
+    );
+    let inbox: Vec<Value> = app
+        .client
+        .get(app.url("/dev/inbox.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        inbox.iter().all(|m| m["to"] != "+449098765432"),
+        "nothing reached the premium-rate number"
+    );
+}
+
+#[tokio::test]
+async fn allowed_countries_are_the_only_ones_reached() {
+    let app = protected(|config| {
+        config.default_otp.allowed_countries = vec!["FR".into()];
+        config.default_otp.allow_costly_numbers = true;
+    })
+    .await;
+    let token = app.token().await;
+    assert_eq!(
+        app.create(&token, json!({"phoneNumber": VICTIM})).await.0,
+        201
+    );
+    let (status, body) = app
+        .create(&token, json!({"phoneNumber": "+447400123456"}))
+        .await;
+    assert_error(&(status, body), 403, "destination_blocked", 1018);
+}
+
+#[tokio::test]
+async fn twilio_lookup_reports_the_line_type_and_landlines_get_no_sms() {
+    let app = protected(|_| {}).await;
+    let store = app.server.as_ref().unwrap().store.clone();
+    let auth = otpd::authenticator(&app.config, store, app.clock.clone()).unwrap();
+    let account = auth.create_account("t").await.unwrap();
+    let user = format!("AC{}", account.account.id.simple());
+    let post = |path: String, form: Vec<(&'static str, &'static str)>| {
+        let request = app
+            .client
+            .post(app.url(&path))
+            .basic_auth(&user, Some(&account.auth_token))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(
+                url::form_urlencoded::Serializer::new(String::new())
+                    .extend_pairs(form)
+                    .finish(),
+            );
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            (status, response.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, service) = post(
+        "/v2/Services".into(),
+        vec![
+            ("FriendlyName", "Acme"),
+            ("LookupEnabled", "true"),
+            ("SkipSmsToLandlines", "true"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 201, "{service}");
+    let sid = service["sid"].as_str().unwrap();
+    let path = format!("/v2/Services/{sid}/Verifications");
+    let (status, verification) = post(
+        path.clone(),
+        vec![("To", "+447400123456"), ("Channel", "sms")],
+    )
+    .await;
+    assert_eq!(status, 201, "{verification}");
+    assert_eq!(verification["lookup"]["carrier"]["type"], "mobile");
+    let (status, body) = post(
+        path.clone(),
+        vec![("To", "+441212345678"), ("Channel", "sms")],
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_u64()),
+        (403, Some(60205)),
+        "{body}"
+    );
+    let (status, body) = post(
+        path.clone(),
+        vec![("To", "+441212345678"), ("Channel", "call")],
+    )
+    .await;
+    assert_eq!(status, 201, "a landline can take a call: {body}");
+    let (status, body) = post(path, vec![("To", "+449098765432"), ("Channel", "sms")]).await;
+    assert_eq!(
+        (status, body["code"].as_u64()),
+        (403, Some(60410)),
+        "{body}"
+    );
+}
