@@ -239,6 +239,19 @@ pub struct RateCount {
     pub frees_at: Option<Timestamp>,
 }
 
+/// A destination prefix the SMS-pumping defence stopped sending to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Quarantine {
+    /// `+` and digits, e.g. `+44740`.
+    pub prefix: String,
+    /// Why (volume and approval rate when it was decided).
+    pub reason: String,
+    /// When it lifts by itself.
+    pub until: Timestamp,
+    /// When it was decided.
+    pub created_at: Timestamp,
+}
+
 /// A status callback waiting to be posted (the durable outbox row plus what to render).
 #[derive(Debug, Clone, PartialEq)]
 pub struct CallbackJob {
@@ -495,6 +508,41 @@ pub trait Store: Send + Sync + 'static {
         window_ms: i64,
         now: Timestamp,
     ) -> impl Future<Output = Result<RateCount, StoreError>> + Send;
+
+    /// Quarantines a prefix unless an active quarantine exists; true when this call created
+    /// it.
+    fn quarantine(
+        &self,
+        quarantine: &Quarantine,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// The active quarantine of `prefix` at `now`, if any.
+    fn active_quarantine(
+        &self,
+        prefix: &str,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Option<Quarantine>, StoreError>> + Send;
+
+    /// Every quarantine active at `now`, newest first.
+    fn quarantines(
+        &self,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Vec<Quarantine>, StoreError>> + Send;
+
+    /// Lifts a quarantine; false when there was none.
+    fn lift_quarantine(
+        &self,
+        prefix: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Adds `amount` to the spend under `key` unless the total would pass `cap`; the new
+    /// total, or `None` when refused (atomic, so concurrent spends never pass the cap).
+    fn add_spend(
+        &self,
+        key: &str,
+        amount: f64,
+        cap: f64,
+    ) -> impl Future<Output = Result<Option<f64>, StoreError>> + Send;
 
     /// Claims up to `limit` callbacks due at `now`, hiding them from other claimers until
     /// `lease_until` (so a crash mid-post means a retry, never a loss).

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use otpd_core::auth::{AccessToken, AccountRecord, ApiKeyRecord, Application};
 use otpd_core::store::{
-    CallbackJob, CheckResult, DELIVERY_LEASE_SECONDS, DeliveryAttempt, DeliveryUpdate, RateCount,
-    ReceiptUpdate, ResendOutcome, ServiceRecord,
+    CallbackJob, CheckResult, DELIVERY_LEASE_SECONDS, DeliveryAttempt, DeliveryUpdate, Quarantine,
+    RateCount, ReceiptUpdate, ResendOutcome, ServiceRecord,
 };
 use otpd_core::{
     AccountId, ApiKeyId, ApplicationId, Candidate, CheckOutcome, CodeHash, DeliveryId, ServiceId,
@@ -26,6 +26,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_initial.sql"),
     include_str!("../migrations/0002_delivery_details.sql"),
     include_str!("../migrations/0003_rate_events.sql"),
+    include_str!("../migrations/0004_pumping_and_budgets.sql"),
 ];
 
 /// Any number; every otpd node uses it to take turns applying migrations.
@@ -242,6 +243,15 @@ async fn insert_delivery(
     .await
     .map_err(db_error)?;
     Ok(())
+}
+
+fn quarantine_of((prefix, reason, until, created_at): (String, String, i64, i64)) -> Quarantine {
+    Quarantine {
+        prefix,
+        reason,
+        until: Timestamp(until),
+        created_at: Timestamp(created_at),
+    }
 }
 
 /// Events of `key` after `since`, and the oldest of them.
@@ -650,6 +660,74 @@ impl Store for PgStore {
             count,
             frees_at: oldest.map(|at| Timestamp(at + window_ms)),
         })
+    }
+
+    async fn quarantine(&self, quarantine: &Quarantine) -> Result<bool, StoreError> {
+        let result = sqlx::query(
+            "INSERT INTO quarantines (prefix, reason, until, created_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (prefix) DO UPDATE SET reason = excluded.reason, until = excluded.until, \
+             created_at = excluded.created_at WHERE quarantines.until <= excluded.created_at",
+        )
+        .bind(&quarantine.prefix)
+        .bind(&quarantine.reason)
+        .bind(quarantine.until.0)
+        .bind(quarantine.created_at.0)
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    async fn active_quarantine(
+        &self,
+        prefix: &str,
+        now: Timestamp,
+    ) -> Result<Option<Quarantine>, StoreError> {
+        let row: Option<(String, String, i64, i64)> = sqlx::query_as(
+            "SELECT prefix, reason, until, created_at FROM quarantines WHERE prefix = $1 AND until > $2",
+        )
+        .bind(prefix)
+        .bind(now.0)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(row.map(quarantine_of))
+    }
+
+    async fn quarantines(&self, now: Timestamp) -> Result<Vec<Quarantine>, StoreError> {
+        let rows: Vec<(String, String, i64, i64)> = sqlx::query_as(
+            "SELECT prefix, reason, until, created_at FROM quarantines WHERE until > $1 \
+             ORDER BY created_at DESC, prefix",
+        )
+        .bind(now.0)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(rows.into_iter().map(quarantine_of).collect())
+    }
+
+    async fn lift_quarantine(&self, prefix: &str) -> Result<bool, StoreError> {
+        let result = sqlx::query("DELETE FROM quarantines WHERE prefix = $1")
+            .bind(prefix)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    async fn add_spend(&self, key: &str, amount: f64, cap: f64) -> Result<Option<f64>, StoreError> {
+        let total: Option<f64> = sqlx::query_scalar(
+            "INSERT INTO spend (key, total) SELECT $1, $2 WHERE $2 <= $3 \
+             ON CONFLICT (key) DO UPDATE SET total = spend.total + excluded.total \
+             WHERE spend.total + excluded.total <= $3 RETURNING total",
+        )
+        .bind(key)
+        .bind(amount)
+        .bind(cap)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(total)
     }
 
     async fn claim_due_fallbacks(

@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex};
 
 use otpd_core::auth::{AccessToken, AccountRecord, ApiKeyRecord, Application};
 use otpd_core::store::{
-    CallbackJob, CheckResult, DELIVERY_LEASE_SECONDS, DeliveryAttempt, DeliveryUpdate, RateCount,
-    ReceiptUpdate, ResendOutcome, ServiceRecord,
+    CallbackJob, CheckResult, DELIVERY_LEASE_SECONDS, DeliveryAttempt, DeliveryUpdate, Quarantine,
+    RateCount, ReceiptUpdate, ResendOutcome, ServiceRecord,
 };
 use otpd_core::{
     AccountId, ApiKeyId, ApplicationId, Candidate, CheckOutcome, CodeHash, DeliveryId,
@@ -196,6 +196,15 @@ fn insert_delivery(connection: &Connection, d: &DeliveryAttempt) -> Result<(), S
         ],
     )?;
     Ok(())
+}
+
+fn quarantine_row(row: &Row) -> Result<Quarantine, StoreError> {
+    Ok(Quarantine {
+        prefix: rows::get(row, 0)?,
+        reason: rows::get(row, 1)?,
+        until: Timestamp(rows::get(row, 2)?),
+        created_at: Timestamp(rows::get(row, 3)?),
+    })
 }
 
 /// Events of `key` after `since`, and the oldest of them.
@@ -644,6 +653,78 @@ impl Store for SqliteStore {
                 count,
                 frees_at: oldest.map(|at| Timestamp(at + window_ms)),
             })
+        })
+        .await
+    }
+
+    async fn quarantine(&self, quarantine: &Quarantine) -> Result<bool, StoreError> {
+        let q = quarantine.clone();
+        self.write(move |connection| {
+            let changed = execute(
+                connection,
+                "INSERT INTO quarantines (prefix, reason, until, created_at) VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT (prefix) DO UPDATE SET reason = excluded.reason, until = excluded.until, \
+                 created_at = excluded.created_at WHERE quarantines.until <= excluded.created_at",
+                params![q.prefix, q.reason, q.until.0, q.created_at.0],
+            )?;
+            Ok(changed == 1)
+        })
+        .await
+    }
+
+    async fn active_quarantine(
+        &self,
+        prefix: &str,
+        now: Timestamp,
+    ) -> Result<Option<Quarantine>, StoreError> {
+        let prefix = prefix.to_string();
+        self.read(move |connection| {
+            query_one(
+                connection,
+                "SELECT prefix, reason, until, created_at FROM quarantines WHERE prefix = ?1 AND until > ?2",
+                params![prefix, now.0],
+                quarantine_row,
+            )
+        })
+        .await
+    }
+
+    async fn quarantines(&self, now: Timestamp) -> Result<Vec<Quarantine>, StoreError> {
+        self.read(move |connection| {
+            query_all(
+                connection,
+                "SELECT prefix, reason, until, created_at FROM quarantines WHERE until > ?1 \
+                 ORDER BY created_at DESC, prefix",
+                params![now.0],
+                quarantine_row,
+            )
+        })
+        .await
+    }
+
+    async fn lift_quarantine(&self, prefix: &str) -> Result<bool, StoreError> {
+        let prefix = prefix.to_string();
+        self.write(move |connection| {
+            Ok(execute(
+                connection,
+                "DELETE FROM quarantines WHERE prefix = ?1",
+                params![prefix],
+            )? == 1)
+        })
+        .await
+    }
+
+    async fn add_spend(&self, key: &str, amount: f64, cap: f64) -> Result<Option<f64>, StoreError> {
+        let key = key.to_string();
+        self.write(move |connection| {
+            query_one(
+                connection,
+                "INSERT INTO spend (key, total) SELECT ?1, ?2 WHERE ?2 <= ?3 \
+                 ON CONFLICT (key) DO UPDATE SET total = spend.total + excluded.total \
+                 WHERE spend.total + excluded.total <= ?3 RETURNING total",
+                params![key, amount, cap],
+                |row| rows::get::<f64>(row, 0),
+            )
         })
         .await
     }

@@ -37,7 +37,7 @@ fn hash(row: &Row, index: usize) -> Result<[u8; 32], StoreError> {
     bytes.try_into().map_err(|_| corrupt("hash"))
 }
 
-fn get<T: rusqlite::types::FromSql>(row: &Row, index: usize) -> Result<T, StoreError> {
+pub(crate) fn get<T: rusqlite::types::FromSql>(row: &Row, index: usize) -> Result<T, StoreError> {
     row.get(index).map_err(crate::db_error)
 }
 

@@ -7,6 +7,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_initial.sql"),
     include_str!("../migrations/0002_delivery_details.sql"),
     include_str!("../migrations/0003_rate_events.sql"),
+    include_str!("../migrations/0004_pumping_and_budgets.sql"),
 ];
 
 /// Applies every migration newer than the database, each in its own transaction.

@@ -761,6 +761,92 @@ pub async fn rate_limits_are_exact_and_slide<S: Store + Clone>(store: S) {
     );
 }
 
+/// A quarantine is created once while active, expires by itself, can be lifted, and a new
+/// one may replace an expired one.
+pub async fn quarantines_expire_and_lift<S: Store>(store: S) {
+    let q = |prefix: &str, at: Timestamp| otpd_core::store::Quarantine {
+        prefix: prefix.into(),
+        reason: "test".into(),
+        until: at.plus_seconds(3600),
+        created_at: at,
+    };
+    assert!(store.quarantine(&q("+44740", T0)).await.unwrap());
+    assert!(
+        !store
+            .quarantine(&q("+44740", T0.plus_seconds(10)))
+            .await
+            .unwrap(),
+        "already active"
+    );
+    assert!(
+        store
+            .quarantine(&q("+33612", T0.plus_seconds(5)))
+            .await
+            .unwrap()
+    );
+    let active = store.quarantines(T0.plus_seconds(20)).await.unwrap();
+    let prefixes: Vec<_> = active.iter().map(|q| q.prefix.as_str()).collect();
+    assert_eq!(prefixes, ["+33612", "+44740"], "newest first");
+    assert_eq!(
+        store
+            .active_quarantine("+44740", T0.plus_seconds(20))
+            .await
+            .unwrap(),
+        Some(q("+44740", T0))
+    );
+    assert!(
+        store
+            .active_quarantine("+44740", T0.plus_seconds(3600))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .quarantine(&q("+44740", T0.plus_seconds(3600)))
+            .await
+            .unwrap(),
+        "replaces an expired one"
+    );
+    assert!(store.lift_quarantine("+33612").await.unwrap());
+    assert!(!store.lift_quarantine("+33612").await.unwrap());
+    assert!(
+        store
+            .active_quarantine("+33612", T0.plus_seconds(20))
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+/// Spending stops exactly at the cap, whatever the race.
+pub async fn spend_never_passes_the_cap<S: Store + Clone>(store: S) {
+    let tasks: Vec<_> = (0..30)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.add_spend("budget:s:1", 0.25, 5.0).await.unwrap() })
+        })
+        .collect();
+    let mut accepted = 0;
+    for task in tasks {
+        accepted += usize::from(task.await.unwrap().is_some());
+    }
+    assert_eq!(accepted, 20, "5.00 / 0.25");
+    assert_eq!(
+        store.add_spend("budget:s:1", 0.25, 5.0).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store.add_spend("budget:s:2", 6.0, 5.0).await.unwrap(),
+        None,
+        "one spend over the cap"
+    );
+    assert_eq!(
+        store.add_spend("budget:s:2", 1.5, 5.0).await.unwrap(),
+        Some(1.5)
+    );
+}
+
 /// Services are created, listed in pages per account, updated and deleted.
 pub async fn services_are_managed_per_account<S: Store>(store: S) {
     let account_id = account(&store).await;
@@ -892,6 +978,8 @@ macro_rules! store_behaviour_tests {
             receipts_only_move_forward,
             fallbacks_are_due_once,
             rate_limits_are_exact_and_slide,
+            quarantines_expire_and_lift,
+            spend_never_passes_the_cap,
             services_are_managed_per_account,
             credentials_round_trip
         );

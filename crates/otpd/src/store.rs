@@ -3,8 +3,8 @@
 
 use otpd_core::auth::{AccessToken, AccountRecord, ApiKeyRecord, Application};
 use otpd_core::store::{
-    CallbackJob, CheckResult, DeliveryAttempt, DeliveryUpdate, RateCount, ReceiptUpdate,
-    ResendOutcome, ServiceRecord,
+    CallbackJob, CheckResult, DeliveryAttempt, DeliveryUpdate, Quarantine, RateCount,
+    ReceiptUpdate, ResendOutcome, ServiceRecord,
 };
 use otpd_core::{
     AccountId, ApiKeyId, ApplicationId, Candidate, CodeHash, DeliveryId, ServiceId, StatusChange,
@@ -121,6 +121,30 @@ impl Store for AnyStore {
         now: Timestamp,
     ) -> Result<RateCount, StoreError> {
         delegate!(self, s => s.rate_count(key, window_ms, now))
+    }
+
+    async fn quarantine(&self, quarantine: &Quarantine) -> Result<bool, StoreError> {
+        delegate!(self, s => s.quarantine(quarantine))
+    }
+
+    async fn active_quarantine(
+        &self,
+        prefix: &str,
+        now: Timestamp,
+    ) -> Result<Option<Quarantine>, StoreError> {
+        delegate!(self, s => s.active_quarantine(prefix, now))
+    }
+
+    async fn quarantines(&self, now: Timestamp) -> Result<Vec<Quarantine>, StoreError> {
+        delegate!(self, s => s.quarantines(now))
+    }
+
+    async fn lift_quarantine(&self, prefix: &str) -> Result<bool, StoreError> {
+        delegate!(self, s => s.lift_quarantine(prefix))
+    }
+
+    async fn add_spend(&self, key: &str, amount: f64, cap: f64) -> Result<Option<f64>, StoreError> {
+        delegate!(self, s => s.add_spend(key, amount, cap))
     }
 
     async fn claim_due_fallbacks(

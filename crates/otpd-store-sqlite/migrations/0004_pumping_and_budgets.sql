@@ -1,0 +1,12 @@
+-- Prefixes quarantined by the SMS-pumping defence (until `until`, then forgotten).
+CREATE TABLE quarantines (
+    prefix     TEXT PRIMARY KEY,
+    reason     TEXT NOT NULL,
+    until      INTEGER NOT NULL,
+    created_at INTEGER NOT NULL
+);
+-- Money spent per key (a service and a UTC day), capped by the service's daily budget.
+CREATE TABLE spend (
+    key   TEXT PRIMARY KEY,
+    total REAL NOT NULL
+);
