@@ -38,6 +38,63 @@ pub struct AbusePolicy {
     /// `max` locks the destination out of new codes until the oldest failure leaves the
     /// window.
     pub failed_checks: Option<Limit>,
+    /// The SMS-pumping defence.
+    pub pumping: Option<PumpingPolicy>,
+}
+
+/// What quarantined prefixes get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QuarantineMode {
+    /// New starts are refused with an error.
+    Block,
+    /// New starts are answered as if sent, and nothing is sent: attackers learn nothing.
+    Shadow,
+}
+
+/// SMS-pumping defence: per destination prefix and sliding window, starts and approvals are
+/// counted server-wide; past `min_volume` starts with fewer than `min_approval_rate` of them
+/// approved, the prefix is quarantined for `quarantine_seconds`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PumpingPolicy {
+    /// National digits after the country code that make a prefix (`+44` + `740`).
+    pub prefix_digits: u8,
+    /// The window starts and approvals are counted over.
+    pub window_seconds: u32,
+    /// Starts to a prefix before its approval rate is judged.
+    pub min_volume: u32,
+    /// Share of starts that must be approved (0–1).
+    pub min_approval_rate: f64,
+    /// How long a quarantine lasts.
+    pub quarantine_seconds: u32,
+    /// Refuse, or pretend to send.
+    pub mode: QuarantineMode,
+}
+
+impl Default for PumpingPolicy {
+    fn default() -> Self {
+        PumpingPolicy {
+            prefix_digits: 3,
+            window_seconds: 3600,
+            min_volume: 20,
+            min_approval_rate: 0.1,
+            quarantine_seconds: 3600,
+            mode: QuarantineMode::Block,
+        }
+    }
+}
+
+/// The prefix a number is counted under: `+`, its country calling code, and `digits`
+/// national digits (`+447400123456` → `+44740`).
+pub fn pumping_prefix(phone: &crate::E164Phone, digits: u8) -> String {
+    let number = phone.as_str();
+    let code_len = phonenumber::parse(None, number)
+        .map(|n| n.code().value().to_string().len())
+        .unwrap_or(1);
+    number
+        .chars()
+        .take(1 + code_len + usize::from(digits))
+        .collect()
 }
 
 impl Default for AbusePolicy {
@@ -57,6 +114,7 @@ impl Default for AbusePolicy {
                 max: 20,
                 window_seconds: 3600,
             }),
+            pumping: Some(PumpingPolicy::default()),
         }
     }
 }
@@ -83,4 +141,20 @@ pub enum Blocked {
     CostlyNumber,
     /// A landline, and the service skips SMS to landlines.
     Landline,
+    /// The number's prefix is quarantined by the SMS-pumping defence.
+    Pumping,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_are_country_code_plus_national_digits() {
+        let phone = |n: &str| crate::E164Phone::parse(n, None).unwrap().0;
+        assert_eq!(pumping_prefix(&phone("+447400123456"), 3), "+44740");
+        assert_eq!(pumping_prefix(&phone("+14155552671"), 3), "+1415");
+        assert_eq!(pumping_prefix(&phone("+33612345678"), 2), "+3361");
+        assert_eq!(pumping_prefix(&phone("+380501234567"), 3), "+380501");
+    }
 }

@@ -213,7 +213,7 @@ pub fn parse_callback_url(text: &str) -> Option<String> {
 }
 
 /// One service's OTP defaults; a request may override most of them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OtpSettings {
     /// The message text.
@@ -268,6 +268,10 @@ pub struct OtpSettings {
     /// Send to premium-rate and shared-cost numbers (off: SMS pumping targets them).
     #[serde(default)]
     pub allow_costly_numbers: bool,
+    /// The most this service may spend per UTC day, in the units of the price table;
+    /// starts that would pass it are refused.
+    #[serde(default)]
+    pub daily_budget: Option<f64>,
     /// This service's own provider routes, overriding the server's `[routes]`: keys are a
     /// channel (`sms`) or a channel and destination country (`sms:GB`), values provider
     /// names in the order they are tried.
@@ -363,6 +367,7 @@ impl Default for OtpSettings {
             blocked_prefixes: Vec::new(),
             safe_list: Vec::new(),
             allow_costly_numbers: false,
+            daily_budget: None,
             locale: None,
             web_origin: None,
         }

@@ -175,6 +175,12 @@ pub enum VerifyError {
     /// The service may not send to this destination.
     #[error("destination blocked: {0:?}")]
     Blocked(crate::abuse::Blocked),
+    /// The start would take the service past its daily budget.
+    #[error("daily budget of {budget} reached")]
+    BudgetExceeded {
+        /// The service's daily budget.
+        budget: f64,
+    },
     /// The last send to this destination was less than the service's cooldown ago.
     #[error("a code was sent to this destination {retry_after_seconds} s too recently")]
     Cooldown {
@@ -331,6 +337,58 @@ impl<S: Store + Clone, C: Clock + Clone> Verifier<S, C> {
             return Err(VerifyError::Blocked(Blocked::Landline));
         }
         Ok(())
+    }
+
+    /// The SMS-pumping defence for a start to `to`: refuses it when its prefix is quarantined
+    /// in block mode (true means "shadow-block it": answer, never send); otherwise counts
+    /// it, and quarantines the prefix when its volume is high and its approval rate low.
+    async fn check_pumping(&self, to: &Recipient, now: Timestamp) -> Result<bool, VerifyError> {
+        use crate::abuse::{Blocked, QuarantineMode};
+        let (Some(policy), Recipient::Phone(phone)) = (self.abuse.pumping, to) else {
+            return Ok(false);
+        };
+        let prefix = crate::abuse::pumping_prefix(phone, policy.prefix_digits);
+        let refuse = |mode| match mode {
+            QuarantineMode::Block => Err(VerifyError::Blocked(Blocked::Pumping)),
+            QuarantineMode::Shadow => Ok(true),
+        };
+        if self.store.active_quarantine(&prefix, now).await?.is_some() {
+            return refuse(policy.mode);
+        }
+        let window = i64::from(policy.window_seconds) * 1000;
+        let sent = self
+            .store
+            .rate_count(&format!("pump:sent:{prefix}"), window, now)
+            .await?
+            .count;
+        if sent >= policy.min_volume {
+            let approved = self
+                .store
+                .rate_count(&format!("pump:ok:{prefix}"), window, now)
+                .await?
+                .count;
+            let rate = f64::from(approved) / f64::from(sent);
+            if rate < policy.min_approval_rate {
+                let quarantine = crate::store::Quarantine {
+                    prefix: prefix.clone(),
+                    reason: format!(
+                        "{sent} starts, {approved} approved ({:.0} %) in {} s",
+                        rate * 100.0,
+                        policy.window_seconds
+                    ),
+                    until: now.plus_seconds(i64::from(policy.quarantine_seconds)),
+                    created_at: now,
+                };
+                if self.store.quarantine(&quarantine).await? {
+                    tracing::warn!(prefix = %prefix, reason = %quarantine.reason, until = quarantine.until.unix_seconds(), "prefix quarantined");
+                }
+                return refuse(policy.mode);
+            }
+        }
+        self.store
+            .rate_hit(&format!("pump:sent:{prefix}"), window, u32::MAX, now)
+            .await?;
+        Ok(false)
     }
 
     /// The lockout and the rate limits, counted in the store. Safe-listed numbers skip them.
@@ -508,6 +566,8 @@ impl<S: Store + Clone, C: Clock + Clone> Verifier<S, C> {
         }
         self.check_limits(service, &to, country, request.client_ip.as_deref(), now)
             .await?;
+        let safe = settings.safe_list.iter().any(|n| n == to.as_str());
+        let shadow = !safe && self.check_pumping(&to, now).await?;
         let latest = latest.filter(|_| request.resend_pending);
         if let Some(pending) = latest.filter(|v| v.status == VerificationStatus::Pending) {
             let new_hash = request
@@ -520,15 +580,20 @@ impl<S: Store + Clone, C: Clock + Clone> Verifier<S, C> {
                 (None, None) => return Err(VerifyError::CustomCodeRequired),
             };
             let delivery = new_delivery(pending.id, channel, now);
+            self.charge(service, pending.cost, now).await?;
             match self
                 .store
                 .resend(pending.id, &delivery, new_hash, MAX_SENDS, now)
                 .await?
             {
                 ResendOutcome::Queued(verification) => {
-                    self.dispatch
-                        .dispatch(self.job(service, &verification, &delivery, &code))
-                        .await;
+                    if shadow {
+                        self.shadow_block(&delivery, now).await?;
+                    } else {
+                        self.dispatch
+                            .dispatch(self.job(service, &verification, &delivery, &code))
+                            .await;
+                    }
                     return Ok(Started::Resent(*verification));
                 }
                 ResendOutcome::TooManySends => return Err(VerifyError::TooManySends),
@@ -614,13 +679,52 @@ impl<S: Store + Clone, C: Clock + Clone> Verifier<S, C> {
             updated_at: now,
         };
         let delivery = new_delivery(id, channel, now);
+        self.charge(service, verification.cost, now).await?;
         self.store
             .create_verification(&verification, &delivery)
             .await?;
-        self.dispatch
-            .dispatch(self.job(service, &verification, &delivery, &code))
-            .await;
+        if shadow {
+            self.shadow_block(&delivery, now).await?;
+        } else {
+            self.dispatch
+                .dispatch(self.job(service, &verification, &delivery, &code))
+                .await;
+        }
         Ok(Started::Created(verification))
+    }
+
+    /// Adds a send's cost to the service's spend of the day, refusing it past the budget.
+    async fn charge(
+        &self,
+        service: &ServiceRecord,
+        cost: f64,
+        now: Timestamp,
+    ) -> Result<(), VerifyError> {
+        let Some(budget) = service.settings.daily_budget else {
+            return Ok(());
+        };
+        let day = now.0.div_euclid(86_400_000);
+        let key = format!("budget:{}:{day}", service.id);
+        if self.store.add_spend(&key, cost, budget).await?.is_none() {
+            tracing::warn!(service = %service.id, budget, "daily budget reached");
+            return Err(VerifyError::BudgetExceeded { budget });
+        }
+        Ok(())
+    }
+
+    /// Records a shadow-blocked send: answered as if sent, never handed to a provider.
+    async fn shadow_block(
+        &self,
+        delivery: &DeliveryAttempt,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let update = crate::store::DeliveryUpdate {
+            provider: Some("shadow".into()),
+            error: Some("not sent: the destination prefix is quarantined (shadow mode)".into()),
+            error_code: Some("shadow_blocked".into()),
+            ..crate::store::DeliveryUpdate::status(crate::DeliveryStatus::Failed)
+        };
+        self.store.update_delivery(delivery.id, &update, now).await
     }
 
     /// Reads a verification on behalf of `service`, with its status as of now.
@@ -661,6 +765,21 @@ impl<S: Store + Clone, C: Clock + Clone> Verifier<S, C> {
         };
         let now = self.clock.now();
         let result = self.store.check_code(id, service, candidate, now).await?;
+        if let (CheckOutcome::Approved, Some(policy), Some(verification)) =
+            (result.outcome, self.abuse.pumping, &result.verification)
+            && let Recipient::Phone(phone) = &verification.to
+        {
+            // Approvals are what tells real users from pumped numbers.
+            let prefix = crate::abuse::pumping_prefix(phone, policy.prefix_digits);
+            self.store
+                .rate_hit(
+                    &format!("pump:ok:{prefix}"),
+                    i64::from(policy.window_seconds) * 1000,
+                    u32::MAX,
+                    now,
+                )
+                .await?;
+        }
         let wrong = matches!(
             result.outcome,
             CheckOutcome::WrongCode | CheckOutcome::MaxAttemptsNow

@@ -1,6 +1,7 @@
 //! HTTP dialects over the core. Each dialect maps the core's results and errors to its own
 //! wire format in one place (`native::error` for the SMS.CX-shaped API).
 
+pub mod admin;
 pub mod dev;
 pub mod native;
 pub mod receipts;
@@ -259,6 +260,7 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
 pub fn router<S: Store + Clone, C: Clock + Clone>(state: AppState<S, C>) -> Router {
     let mut app = native::router::<S, C>()
         .nest("/v2", twilio::router::<S, C>())
+        .nest("/admin/v1", admin::router::<S, C>())
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz::<S, C>))
         .route(

@@ -34,6 +34,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "delivery",
     "limits",
     "trusted_proxies",
+    "pumping",
 ];
 
 /// The whole configuration.
@@ -73,6 +74,8 @@ pub struct Config {
     pub delivery: DeliveryConfig,
     /// Rate limits and the wrong-code lockout (docs/security.md).
     pub limits: LimitsConfig,
+    /// The SMS-pumping defence (docs/security.md).
+    pub pumping: PumpingConfig,
     /// Reverse proxies whose `X-Forwarded-For` names the client (IP addresses); the socket's
     /// peer is the client otherwise.
     pub trusted_proxies: Vec<std::net::IpAddr>,
@@ -84,6 +87,55 @@ pub struct Config {
     pub postgres: PostgresConfig,
     /// OTP settings of the application created on first start.
     pub default_otp: OtpSettings,
+}
+
+/// The SMS-pumping defence.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PumpingConfig {
+    /// On unless turned off.
+    pub enabled: bool,
+    /// National digits after the country code that make a prefix.
+    pub prefix_digits: u8,
+    /// The window starts and approvals are counted over.
+    pub window_seconds: u32,
+    /// Starts to a prefix before its approval rate is judged.
+    pub min_volume: u32,
+    /// Share of starts that must be approved (0–1).
+    pub min_approval_rate: f64,
+    /// How long a quarantine lasts.
+    pub quarantine_seconds: u32,
+    /// `block` (refuse) or `shadow` (answer as if sent, send nothing).
+    pub mode: otpd_core::abuse::QuarantineMode,
+}
+
+impl Default for PumpingConfig {
+    fn default() -> Self {
+        let policy = otpd_core::abuse::PumpingPolicy::default();
+        PumpingConfig {
+            enabled: true,
+            prefix_digits: policy.prefix_digits,
+            window_seconds: policy.window_seconds,
+            min_volume: policy.min_volume,
+            min_approval_rate: policy.min_approval_rate,
+            quarantine_seconds: policy.quarantine_seconds,
+            mode: policy.mode,
+        }
+    }
+}
+
+impl PumpingConfig {
+    /// The core's policy, or `None` when off.
+    pub fn policy(&self) -> Option<otpd_core::abuse::PumpingPolicy> {
+        self.enabled.then_some(otpd_core::abuse::PumpingPolicy {
+            prefix_digits: self.prefix_digits.min(12),
+            window_seconds: self.window_seconds.max(1),
+            min_volume: self.min_volume.max(1),
+            min_approval_rate: self.min_approval_rate.clamp(0.0, 1.0),
+            quarantine_seconds: self.quarantine_seconds.max(1),
+            mode: self.mode,
+        })
+    }
 }
 
 /// Rate limits; a limit with `max = 0` is off.
@@ -135,6 +187,7 @@ impl LimitsConfig {
                 .filter_map(|(c, l)| on(*l).map(|l| (c.to_ascii_uppercase(), l)))
                 .collect(),
             failed_checks: on(self.failed_checks),
+            pumping: None,
         }
     }
 }
@@ -382,6 +435,7 @@ impl Default for Config {
             routes: RoutesConfig::default(),
             delivery: DeliveryConfig::default(),
             limits: LimitsConfig::default(),
+            pumping: PumpingConfig::default(),
             trusted_proxies: Vec::new(),
             prices: HashMap::new(),
             callbacks: CallbackConfig::default(),

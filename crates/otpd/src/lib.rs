@@ -133,7 +133,10 @@ pub async fn start<C: Clock + Clone>(config: &Config, clock: C) -> anyhow::Resul
             Arc::new(dispatch.clone()),
             config.price_table(),
         )
-        .with_abuse_policy(config.limits.policy()),
+        .with_abuse_policy(otpd_core::abuse::AbusePolicy {
+            pumping: config.pumping.policy(),
+            ..config.limits.policy()
+        }),
     );
 
     let first_application = if store.applications().await?.is_empty() {

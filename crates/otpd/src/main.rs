@@ -56,6 +56,30 @@ enum Command {
         #[command(subcommand)]
         command: ApiKeyCommand,
     },
+    /// List and lift prefixes quarantined by the SMS-pumping defence.
+    Quarantine {
+        #[command(subcommand)]
+        command: QuarantineCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum QuarantineCommand {
+    /// The prefixes quarantined now, newest first.
+    List {
+        #[command(flatten)]
+        common: Common,
+        /// Print a JSON array instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Lifts the quarantine of one prefix (e.g. +44740).
+    Lift {
+        #[command(flatten)]
+        common: Common,
+        /// The prefix, as listed.
+        prefix: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -475,6 +499,46 @@ async fn app(command: AppCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn quarantine(command: QuarantineCommand) -> anyhow::Result<()> {
+    use otpd_core::Clock;
+    match command {
+        QuarantineCommand::List { common, json } => {
+            let config = load(&common, None)?;
+            let store = otpd::open_store(&config).await?;
+            let list = store.quarantines(SystemClock.now()).await?;
+            if json {
+                let items: Vec<serde_json::Value> = list
+                    .iter()
+                    .map(|q| {
+                        serde_json::json!({
+                            "prefix": q.prefix, "reason": q.reason,
+                            "until": q.until.unix_seconds(), "createdAt": q.created_at.unix_seconds(),
+                        })
+                    })
+                    .collect();
+                println!("{}", serde_json::Value::Array(items));
+            } else if list.is_empty() {
+                println!("no prefix is quarantined");
+            } else {
+                for q in list {
+                    let left = (q.until.0 - SystemClock.now().0).max(0) / 1000;
+                    println!("{}  lifts in {left} s  ({})", q.prefix, q.reason);
+                }
+            }
+            Ok(())
+        }
+        QuarantineCommand::Lift { common, prefix } => {
+            let config = load(&common, None)?;
+            let store = otpd::open_store(&config).await?;
+            if !store.lift_quarantine(&prefix).await? {
+                bail!("{prefix} is not quarantined");
+            }
+            println!("lifted the quarantine of {prefix}");
+            Ok(())
+        }
+    }
+}
+
 async fn account(command: AccountCommand) -> anyhow::Result<()> {
     let AccountCommand::Create { common, name, json } = command;
     let config = load(&common, None)?;
@@ -532,6 +596,7 @@ async fn main() -> std::process::ExitCode {
         Command::App { command } => app(command).await,
         Command::Account { command } => account(command).await,
         Command::Apikey { command } => apikey(command).await,
+        Command::Quarantine { command } => quarantine(command).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -326,3 +326,241 @@ async fn twilio_lookup_reports_the_line_type_and_landlines_get_no_sms() {
         "{body}"
     );
 }
+
+/// Basic credentials of the account that owns the test app's service (admin API).
+fn account_auth(app: &TestApp) -> (String, String) {
+    (
+        format!("AC{}", app.credentials.application.account_id.simple()),
+        app.credentials.account_token.clone().unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn a_pumping_bot_is_stopped_within_the_minimum_volume_and_real_users_are_not() {
+    let app = protected(|config| {
+        // The bot uses one address and many numbers: switch the per-IP limit off so that
+        // only the pumping defence stands in its way (and premium numbers are allowed).
+        config.limits.per_client_ip.max = 0;
+        config.pumping = otpd::config::PumpingConfig::default();
+        config.default_otp.allow_costly_numbers = true;
+    })
+    .await;
+    let min_volume = app.config.pumping.min_volume;
+    assert_eq!(min_volume, 20);
+    let token = app.token().await;
+    let mut pumped_sent = 0;
+    let mut pumped_refused = 0;
+    let mut real_started = 0;
+    let mut real_refused = 0;
+    let real_numbers = |n: u32| match n % 4 {
+        0 => format!("+336123{n:05}"),
+        1 => format!("+447400{n:06}"),
+        2 => format!("+346123{n:05}"),
+        _ => format!("+1415555{:04}", n),
+    };
+    for i in 0..500u32 {
+        // The bot: premium-rate numbers in one range, never verified.
+        let (status, body) = app
+            .create(&token, json!({"phoneNumber": format!("+44909876{:04}", i)}))
+            .await;
+        match status {
+            201 => pumped_sent += 1,
+            403 => {
+                assert_eq!(body["error"]["code"], 1020, "{body}");
+                pumped_refused += 1;
+            }
+            other => panic!("{other} {body}"),
+        }
+        // Real users, one for every two bot requests, 90 % of them enter their code.
+        if i % 2 == 0 {
+            let n = i / 2;
+            let to = real_numbers(n);
+            let (status, otp) = app.create(&token, json!({"phoneNumber": to})).await;
+            if status != 201 {
+                assert_eq!(status, 403, "{to}: {otp}");
+                real_refused += 1;
+                continue;
+            }
+            real_started += 1;
+            if n % 10 != 0 {
+                let code = app.last_code(&to).await;
+                let id = otp["otpId"].as_str().unwrap();
+                assert_eq!(app.check(&token, id, &code).await.0, 200);
+            }
+        }
+    }
+    eprintln!(
+        "pumping: bot sent {pumped_sent}, refused {pumped_refused}; real users started {real_started}, refused {real_refused}"
+    );
+    assert_eq!(pumped_sent, min_volume, "stopped at the minimum volume");
+    assert_eq!(pumped_refused, 500 - min_volume);
+    assert_eq!(
+        real_refused,
+        0,
+        "false-block rate 0/{}",
+        real_started + real_refused
+    );
+
+    // The quarantine is listed and lifted through the admin API.
+    let (user, password) = account_auth(&app);
+    let listed: Value = app
+        .client
+        .get(app.url("/admin/v1/quarantines"))
+        .basic_auth(&user, Some(&password))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let quarantines = listed["quarantines"].as_array().unwrap();
+    assert_eq!(quarantines.len(), 1, "{listed}");
+    assert_eq!(quarantines[0]["prefix"], "+44909");
+    assert!(
+        quarantines[0]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("20 starts, 0 approved")
+    );
+    let unauthenticated = app
+        .client
+        .delete(app.url("/admin/v1/quarantines/%2B44909"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unauthenticated.status(), 401);
+    let lifted = app
+        .client
+        .delete(app.url("/admin/v1/quarantines/%2B44909"))
+        .basic_auth(&user, Some(&password))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(lifted.status(), 204);
+    // Lifted, the prefix is judged again on its (still bad) record.
+    let (status, _) = app
+        .create(&token, json!({"phoneNumber": "+449098769999"}))
+        .await;
+    assert_eq!(status, 403);
+}
+
+#[tokio::test]
+async fn shadow_mode_answers_as_if_sent_and_sends_nothing() {
+    let app = protected(|config| {
+        config.limits.per_client_ip.max = 0;
+        config.pumping = otpd::config::PumpingConfig {
+            min_volume: 5,
+            mode: otpd_core::abuse::QuarantineMode::Shadow,
+            ..Default::default()
+        };
+    })
+    .await;
+    let token = app.token().await;
+    for i in 0..5 {
+        let to = format!("+4474001{i:05}");
+        assert_eq!(app.create(&token, json!({"phoneNumber": to})).await.0, 201);
+    }
+    let to = "+447400199999";
+    let (status, otp) = app.create(&token, json!({"phoneNumber": to})).await;
+    assert_eq!(status, 201, "the attacker sees a normal answer: {otp}");
+    assert_eq!(otp["status"], "PENDING");
+    assert_eq!(otp["deliveries"][0]["status"], "failed");
+    assert_eq!(otp["deliveries"][0]["errorCode"], "shadow_blocked");
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let inbox: Vec<Value> = app
+        .client
+        .get(app.url("/dev/inbox.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(inbox.iter().all(|m| m["to"] != to), "nothing was sent");
+}
+
+#[tokio::test]
+async fn a_daily_budget_caps_spending() {
+    let app = protected(|config| {
+        config.prices.insert("GB".into(), 0.04);
+        config.default_otp.daily_budget = Some(0.10);
+    })
+    .await;
+    let token = app.token().await;
+    for i in 0..2 {
+        let to = format!("+44740012345{i}");
+        let (status, otp) = app.create(&token, json!({"phoneNumber": to})).await;
+        assert_eq!((status, otp["cost"].as_f64()), (201, Some(0.04)), "{otp}");
+    }
+    let (status, body) = app
+        .create(&token, json!({"phoneNumber": "+447400123459"}))
+        .await;
+    assert_error(&(status, body), 429, "rate_limit", 1021);
+    assert_eq!(
+        app.create(&token, json!({"phoneNumber": "+14155552671"}))
+            .await
+            .0,
+        201,
+        "a destination without a price costs nothing"
+    );
+    app.clock.advance_seconds(86_400);
+    let token = app.token().await;
+    assert_eq!(
+        app.create(&token, json!({"phoneNumber": "+447400123459"}))
+            .await
+            .0,
+        201,
+        "a new day, a new budget"
+    );
+}
+
+#[tokio::test]
+async fn the_admin_api_changes_a_services_protection() {
+    let app = protected(|_| {}).await;
+    let (user, password) = account_auth(&app);
+    let sid = format!("VA{}", app.credentials.application.service_id.simple());
+    let url = app.url(&format!("/admin/v1/services/{sid}/protection"));
+    let put = |body: Value| {
+        app.client
+            .put(&url)
+            .basic_auth(&user, Some(&password))
+            .json(&body)
+            .send()
+    };
+    let response = put(
+        json!({"blockedCountries": ["de"], "safeList": ["+33 6 12 34 56 78"], "dailyBudget": 5}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status(), 200);
+    let protection: Value = response.json().await.unwrap();
+    assert_eq!(protection["blockedCountries"], json!(["DE"]));
+    assert_eq!(protection["safeList"], json!(["+33612345678"]));
+    assert_eq!(protection["dailyBudget"], 5.0);
+    assert_eq!(protection["allowCostlyNumbers"], false);
+    let response = put(json!({"blockedPrefixes": ["44"]})).await.unwrap();
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("blockedPrefixes"),
+        "{body}"
+    );
+    let response = put(json!({"allowedCountries": ["XX"]})).await.unwrap();
+    assert_eq!(response.status(), 400);
+    let token = app.token().await;
+    let (status, body) = app
+        .create(&token, json!({"phoneNumber": "+4915112345678"}))
+        .await;
+    assert_error(&(status, body), 403, "destination_blocked", 1018);
+    let other = app
+        .client
+        .get(app.url("/admin/v1/services/VA00000000000000000000000000000000/protection"))
+        .basic_auth(&user, Some(&password))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 404);
+}

@@ -501,6 +501,17 @@ fn start_error(error: otpd_core::VerifyError, now_unix: i64) -> NativeError {
             1019,
             "The phone number is premium-rate or shared-cost; this application does not send to such numbers",
         ),
+        VerifyError::Blocked(Blocked::Pumping) => error::destination_blocked(
+            1020,
+            "The phone number's prefix is quarantined by the SMS-pumping defence",
+        ),
+        VerifyError::BudgetExceeded { budget } => error::rate_limited(
+            1021,
+            &format!("The application's daily budget of {budget} is reached"),
+            0,
+            seconds_to_midnight(now_unix),
+            now_unix,
+        ),
         VerifyError::Blocked(Blocked::Country) => error::destination_blocked(
             1018,
             "This application does not send to the phone number's country",
@@ -510,4 +521,9 @@ fn start_error(error: otpd_core::VerifyError, now_unix: i64) -> NativeError {
         }
         other => crate::internal(other),
     }
+}
+
+/// Seconds until the next UTC midnight, when daily budgets start over.
+fn seconds_to_midnight(now_unix: i64) -> u32 {
+    (86_400 - now_unix.rem_euclid(86_400)) as u32
 }

@@ -187,6 +187,15 @@ pub async fn start<S: Store + Clone, C: Clock + Clone>(
                 60410,
                 "Verification delivery attempt blocked: premium-rate or shared-cost number",
             ),
+            VerifyError::Blocked(Blocked::Pumping) => error::blocked(
+                60410,
+                "Verification delivery attempt blocked: the destination prefix is quarantined",
+            ),
+            VerifyError::BudgetExceeded { budget } => error::rate_limited(
+                20429,
+                &format!("Too Many Requests: the service's daily budget of {budget} is reached"),
+                3600,
+            ),
             VerifyError::Blocked(_) => {
                 error::blocked(60605, "Verification delivery attempt blocked")
             }

@@ -54,6 +54,7 @@ pub fn test_config(dir: &std::path::Path) -> Config {
     config.limits.per_destination = off;
     config.limits.per_client_ip = off;
     config.limits.failed_checks = off;
+    config.pumping.enabled = false;
     config
 }
 

@@ -1,0 +1,232 @@
+//! The admin API (`/admin/v1`): JSON, HTTP Basic with an account's SID and auth token (the
+//! Twilio credentials), errors in the Twilio shape. It lists and lifts SMS-pumping
+//! quarantines and reads and changes a service's protection settings (geo permissions,
+//! block and safe lists, costly numbers, daily budget).
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get};
+use otpd_core::store::{Quarantine, ServiceRecord};
+use otpd_core::{Clock, CountryIso, E164Phone, Store};
+use serde_json::{Map, Value, json};
+
+use crate::AppState;
+use crate::twilio::error::{self, TwilioError};
+use crate::twilio::{account, owned_service};
+
+/// The admin routes.
+pub fn router<S: Store + Clone, C: Clock + Clone>() -> Router<AppState<S, C>> {
+    Router::new()
+        .route("/quarantines", get(quarantines::<S, C>))
+        .route("/quarantines/{prefix}", delete(lift::<S, C>))
+        .route(
+            "/services/{sid}/protection",
+            get(protection::<S, C>).put(update_protection::<S, C>),
+        )
+}
+
+fn quarantine_json(q: &Quarantine) -> Value {
+    json!({
+        "prefix": q.prefix,
+        "reason": q.reason,
+        "until": crate::twilio::wire::date(q.until),
+        "createdAt": crate::twilio::wire::date(q.created_at),
+    })
+}
+
+/// `GET /admin/v1/quarantines`: the prefixes quarantined now, newest first.
+async fn quarantines<S: Store + Clone, C: Clock + Clone>(
+    State(state): State<AppState<S, C>>,
+    headers: HeaderMap,
+) -> Result<Response, TwilioError> {
+    account(&state, &headers).await?;
+    let now = state.verifier.clock().now();
+    let list = state
+        .verifier
+        .store()
+        .quarantines(now)
+        .await
+        .map_err(error::internal)?;
+    let items: Vec<Value> = list.iter().map(quarantine_json).collect();
+    Ok(Json(json!({ "quarantines": items })).into_response())
+}
+
+/// `DELETE /admin/v1/quarantines/{prefix}`: lifts one (204), or 404.
+async fn lift<S: Store + Clone, C: Clock + Clone>(
+    State(state): State<AppState<S, C>>,
+    headers: HeaderMap,
+    Path(prefix): Path<String>,
+) -> Result<Response, TwilioError> {
+    account(&state, &headers).await?;
+    let lifted = state
+        .verifier
+        .store()
+        .lift_quarantine(&prefix)
+        .await
+        .map_err(error::internal)?;
+    if !lifted {
+        return Err(error::not_found(&format!("/admin/v1/quarantines/{prefix}")));
+    }
+    tracing::warn!(prefix = %prefix, "quarantine lifted through the admin API");
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+fn protection_json(service: &ServiceRecord) -> Value {
+    let s = &service.settings;
+    json!({
+        "allowedCountries": s.allowed_countries,
+        "blockedCountries": s.blocked_countries,
+        "blockedPrefixes": s.blocked_prefixes,
+        "safeList": s.safe_list,
+        "allowCostlyNumbers": s.allow_costly_numbers,
+        "dailyBudget": s.daily_budget,
+    })
+}
+
+/// `GET /admin/v1/services/{sid}/protection`.
+async fn protection<S: Store + Clone, C: Clock + Clone>(
+    State(state): State<AppState<S, C>>,
+    headers: HeaderMap,
+    Path(sid): Path<String>,
+) -> Result<Response, TwilioError> {
+    let account = account(&state, &headers).await?;
+    let path = format!("/admin/v1/services/{sid}/protection");
+    let service = owned_service(&state, account, &sid, &path).await?;
+    Ok(Json(protection_json(&service)).into_response())
+}
+
+/// `PUT /admin/v1/services/{sid}/protection`: changes the fields given, checks each.
+async fn update_protection<S: Store + Clone, C: Clock + Clone>(
+    State(state): State<AppState<S, C>>,
+    headers: HeaderMap,
+    Path(sid): Path<String>,
+    body: Bytes,
+) -> Result<Response, TwilioError> {
+    let account = account(&state, &headers).await?;
+    let path = format!("/admin/v1/services/{sid}/protection");
+    let mut service = owned_service(&state, account, &sid, &path).await?;
+    let Ok(Value::Object(fields)) = serde_json::from_slice::<Value>(&body) else {
+        return Err(error::invalid_because("body", "expected a JSON object"));
+    };
+    apply(&fields, &mut service)?;
+    service.updated_at = state.verifier.clock().now();
+    state
+        .verifier
+        .store()
+        .update_service(&service)
+        .await
+        .map_err(error::internal)?;
+    Ok(Json(protection_json(&service)).into_response())
+}
+
+fn strings(fields: &Map<String, Value>, name: &str) -> Result<Option<Vec<String>>, TwilioError> {
+    match fields.get(name) {
+        None => Ok(None),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|item| {
+                item.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| error::invalid_because(name, "expected an array of strings"))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some),
+        Some(_) => Err(error::invalid_because(name, "expected an array of strings")),
+    }
+}
+
+fn countries(fields: &Map<String, Value>, name: &str) -> Result<Option<Vec<String>>, TwilioError> {
+    strings(fields, name)?
+        .map(|list| {
+            list.iter()
+                .map(|c| {
+                    CountryIso::parse(c)
+                        .map(|iso| iso.as_str().to_string())
+                        .map_err(|_| {
+                            error::invalid_because(
+                                name,
+                                &format!("'{c}' is not an ISO 3166-1 alpha-2 country"),
+                            )
+                        })
+                })
+                .collect()
+        })
+        .transpose()
+}
+
+fn apply(fields: &Map<String, Value>, service: &mut ServiceRecord) -> Result<(), TwilioError> {
+    const KNOWN: &[&str] = &[
+        "allowedCountries",
+        "blockedCountries",
+        "blockedPrefixes",
+        "safeList",
+        "allowCostlyNumbers",
+        "dailyBudget",
+    ];
+    if let Some(unknown) = fields.keys().find(|k| !KNOWN.contains(&k.as_str())) {
+        return Err(error::invalid_because(unknown, "unknown field"));
+    }
+    let settings = &mut service.settings;
+    if let Some(list) = countries(fields, "allowedCountries")? {
+        settings.allowed_countries = list;
+    }
+    if let Some(list) = countries(fields, "blockedCountries")? {
+        settings.blocked_countries = list;
+    }
+    if let Some(list) = strings(fields, "blockedPrefixes")? {
+        let bad = list.iter().find(|p| {
+            p.len() < 2 || !p.starts_with('+') || !p[1..].chars().all(|c| c.is_ascii_digit())
+        });
+        if let Some(bad) = bad {
+            return Err(error::invalid_because(
+                "blockedPrefixes",
+                &format!("'{bad}' is not a + followed by digits"),
+            ));
+        }
+        settings.blocked_prefixes = list;
+    }
+    if let Some(list) = strings(fields, "safeList")? {
+        let numbers = list
+            .iter()
+            .map(|n| {
+                E164Phone::parse(n, None)
+                    .map(|(phone, _)| phone.as_str().to_string())
+                    .map_err(|_| {
+                        error::invalid_because(
+                            "safeList",
+                            &format!("'{n}' is not a valid E.164 number"),
+                        )
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        settings.safe_list = numbers;
+    }
+    match fields.get("allowCostlyNumbers") {
+        None => {}
+        Some(Value::Bool(allow)) => settings.allow_costly_numbers = *allow,
+        Some(_) => {
+            return Err(error::invalid_because(
+                "allowCostlyNumbers",
+                "expected true or false",
+            ));
+        }
+    }
+    match fields.get("dailyBudget") {
+        None => {}
+        Some(Value::Null) => settings.daily_budget = None,
+        Some(Value::Number(n)) if n.as_f64().is_some_and(|v| v.is_finite() && v >= 0.0) => {
+            settings.daily_budget = n.as_f64();
+        }
+        Some(_) => {
+            return Err(error::invalid_because(
+                "dailyBudget",
+                "expected a non-negative number or null",
+            ));
+        }
+    }
+    Ok(())
+}
