@@ -428,3 +428,44 @@ async fn account_and_apikey_commands_print_working_credentials() {
     }
     server.crash();
 }
+
+#[tokio::test]
+async fn quarantines_are_listed_and_lifted_from_the_command_line() {
+    use otpd_core::Store;
+    let dir = tempfile::tempdir().unwrap();
+    create_app(dir.path(), "cli");
+    let list = |dir: &std::path::Path| {
+        let output = otpd(dir)
+            .args(["quarantine", "list", "--json"])
+            .output()
+            .unwrap();
+        assert!(output.status.success());
+        serde_json::from_slice::<Value>(&output.stdout).unwrap()
+    };
+    assert_eq!(list(dir.path()), json!([]));
+    let store = otpd_store_sqlite::SqliteStore::open(dir.path().join("otpd.db")).unwrap();
+    let now = common::now();
+    store
+        .quarantine(&otpd_core::store::Quarantine {
+            prefix: "+44909".into(),
+            reason: "20 starts, 0 approved (0 %) in 3600 s".into(),
+            until: now.plus_seconds(3600),
+            created_at: now,
+        })
+        .await
+        .unwrap();
+    let listed = list(dir.path());
+    assert_eq!(listed[0]["prefix"], "+44909");
+    let lift = otpd(dir.path())
+        .args(["quarantine", "lift", "+44909"])
+        .output()
+        .unwrap();
+    assert!(lift.status.success());
+    assert_eq!(list(dir.path()), json!([]));
+    let again = otpd(dir.path())
+        .args(["quarantine", "lift", "+44909"])
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("not quarantined"));
+}
