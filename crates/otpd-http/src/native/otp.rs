@@ -405,60 +405,6 @@ pub async fn cancel<S: Store + Clone, C: Clock + Clone>(
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn codes(json: &str) -> u32 {
-        let body = json_object(json.as_bytes()).unwrap();
-        start_request(&body).err().map_or(0, |e| e.code)
-    }
-
-    #[test]
-    fn each_mistake_has_its_documented_code() {
-        let phone = r#""phoneNumber":"+33612345678""#;
-        assert_eq!(codes("{}"), 2001);
-        assert_eq!(codes(r#"{"phoneNumber":""}"#), 2001);
-        assert_eq!(codes(r#"{"phoneNumber":"0612345678"}"#), 2002);
-        assert_eq!(codes(&format!(r#"{{{phone},"countryIso":"UK"}}"#)), 2003);
-        assert_eq!(codes(&format!(r#"{{{phone},"from":""}}"#)), 2004);
-        assert_eq!(codes(&format!(r#"{{{phone},"from":"ab"}}"#)), 2005);
-        assert_eq!(codes(&format!(r#"{{{phone},"template":""}}"#)), 2006);
-        assert_eq!(codes(&format!(r#"{{{phone},"template":"no pin"}}"#)), 2006);
-        assert_eq!(codes(&format!(r#"{{{phone},"ttl":"abc"}}"#)), 2007);
-        assert_eq!(codes(&format!(r#"{{{phone},"ttl":59}}"#)), 2008);
-        assert_eq!(codes(&format!(r#"{{{phone},"ttl":1801}}"#)), 2009);
-        assert_eq!(codes(&format!(r#"{{{phone},"maxAttempts":true}}"#)), 2010);
-        assert_eq!(codes(&format!(r#"{{{phone},"maxAttempts":0}}"#)), 2011);
-        assert_eq!(codes(&format!(r#"{{{phone},"maxAttempts":11}}"#)), 2012);
-        assert_eq!(codes(&format!(r#"{{{phone},"pinType":""}}"#)), 2013);
-        assert_eq!(codes(&format!(r#"{{{phone},"pinType":"emoji"}}"#)), 2014);
-        assert_eq!(codes(&format!(r#"{{{phone},"pinLength":1.5}}"#)), 2015);
-        assert_eq!(codes(&format!(r#"{{{phone},"pinLength":3}}"#)), 2016);
-        assert_eq!(codes(&format!(r#"{{{phone},"pinLength":11}}"#)), 2017);
-        assert_eq!(codes(&format!(r#"{{{phone},"trackId":"nope"}}"#)), 2018);
-        assert_eq!(
-            codes(&format!(r#"{{{phone},"otpCallbackUrl":"ftp://x"}}"#)),
-            2019
-        );
-        assert_eq!(codes(r#"{"phoneNumber":"+1234"}"#), 2020);
-        assert_eq!(codes(r#"{"phoneNumber":12345}"#), 2020);
-        assert_eq!(
-            codes(&format!(
-                r#"{{{phone},"ttl":"300","pinLength":"5","maxAttempts":"3"}}"#
-            )),
-            0
-        );
-    }
-
-    #[test]
-    fn track_ids_are_any_hex_uuid_shape() {
-        assert!(parse_track_id("bf325375-e030-fccb-a009-17317c574773").is_some());
-        assert!(parse_track_id("BF325375-E030-FCCB-A009-17317C574773").is_some());
-        assert!(parse_track_id("bf325375e030fccba00917317c574773").is_none());
-    }
-}
-
 /// The native answer to a refused start.
 fn start_error(error: otpd_core::VerifyError, now_unix: i64) -> NativeError {
     use otpd_core::VerifyError;
@@ -526,4 +472,58 @@ fn start_error(error: otpd_core::VerifyError, now_unix: i64) -> NativeError {
 /// Seconds until the next UTC midnight, when daily budgets start over.
 fn seconds_to_midnight(now_unix: i64) -> u32 {
     (86_400 - now_unix.rem_euclid(86_400)) as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn codes(json: &str) -> u32 {
+        let body = json_object(json.as_bytes()).unwrap();
+        start_request(&body).err().map_or(0, |e| e.code)
+    }
+
+    #[test]
+    fn each_mistake_has_its_documented_code() {
+        let phone = r#""phoneNumber":"+33612345678""#;
+        assert_eq!(codes("{}"), 2001);
+        assert_eq!(codes(r#"{"phoneNumber":""}"#), 2001);
+        assert_eq!(codes(r#"{"phoneNumber":"0612345678"}"#), 2002);
+        assert_eq!(codes(&format!(r#"{{{phone},"countryIso":"UK"}}"#)), 2003);
+        assert_eq!(codes(&format!(r#"{{{phone},"from":""}}"#)), 2004);
+        assert_eq!(codes(&format!(r#"{{{phone},"from":"ab"}}"#)), 2005);
+        assert_eq!(codes(&format!(r#"{{{phone},"template":""}}"#)), 2006);
+        assert_eq!(codes(&format!(r#"{{{phone},"template":"no pin"}}"#)), 2006);
+        assert_eq!(codes(&format!(r#"{{{phone},"ttl":"abc"}}"#)), 2007);
+        assert_eq!(codes(&format!(r#"{{{phone},"ttl":59}}"#)), 2008);
+        assert_eq!(codes(&format!(r#"{{{phone},"ttl":1801}}"#)), 2009);
+        assert_eq!(codes(&format!(r#"{{{phone},"maxAttempts":true}}"#)), 2010);
+        assert_eq!(codes(&format!(r#"{{{phone},"maxAttempts":0}}"#)), 2011);
+        assert_eq!(codes(&format!(r#"{{{phone},"maxAttempts":11}}"#)), 2012);
+        assert_eq!(codes(&format!(r#"{{{phone},"pinType":""}}"#)), 2013);
+        assert_eq!(codes(&format!(r#"{{{phone},"pinType":"emoji"}}"#)), 2014);
+        assert_eq!(codes(&format!(r#"{{{phone},"pinLength":1.5}}"#)), 2015);
+        assert_eq!(codes(&format!(r#"{{{phone},"pinLength":3}}"#)), 2016);
+        assert_eq!(codes(&format!(r#"{{{phone},"pinLength":11}}"#)), 2017);
+        assert_eq!(codes(&format!(r#"{{{phone},"trackId":"nope"}}"#)), 2018);
+        assert_eq!(
+            codes(&format!(r#"{{{phone},"otpCallbackUrl":"ftp://x"}}"#)),
+            2019
+        );
+        assert_eq!(codes(r#"{"phoneNumber":"+1234"}"#), 2020);
+        assert_eq!(codes(r#"{"phoneNumber":12345}"#), 2020);
+        assert_eq!(
+            codes(&format!(
+                r#"{{{phone},"ttl":"300","pinLength":"5","maxAttempts":"3"}}"#
+            )),
+            0
+        );
+    }
+
+    #[test]
+    fn track_ids_are_any_hex_uuid_shape() {
+        assert!(parse_track_id("bf325375-e030-fccb-a009-17317c574773").is_some());
+        assert!(parse_track_id("BF325375-E030-FCCB-A009-17317C574773").is_some());
+        assert!(parse_track_id("bf325375e030fccba00917317c574773").is_none());
+    }
 }
