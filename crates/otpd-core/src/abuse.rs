@@ -27,7 +27,8 @@ impl Limit {
 pub struct AbusePolicy {
     /// Starts to one destination of one service (Twilio's 5 per 10 minutes).
     pub per_destination: Option<Limit>,
-    /// Starts from one client IP address, across services.
+    /// Starts from one client address, across services: the end user's when the caller
+    /// passes it (`DeviceIp`) or a trusted proxy forwards it, else the socket peer.
     pub per_client_ip: Option<Limit>,
     /// Starts to one destination country of one service, unless the country has its own
     /// limit in `per_country`.
@@ -105,7 +106,7 @@ impl Default for AbusePolicy {
                 window_seconds: 600,
             }),
             per_client_ip: Some(Limit {
-                max: 60,
+                max: 120,
                 window_seconds: 60,
             }),
             per_country_default: None,

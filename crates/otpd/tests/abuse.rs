@@ -162,6 +162,21 @@ async fn one_client_address_is_limited_and_forwarded_for_is_ignored_from_strange
     );
     let body: Value = response.json().await.unwrap();
     assert_error(&(429, body), 429, "rate_limit", 1015);
+    // A backend names its end user's address; each user is then counted apart.
+    let (status, body) = app
+        .create(
+            &token,
+            json!({"phoneNumber": "+33612345675", "deviceIp": "203.0.113.9"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = app
+        .create(
+            &token,
+            json!({"phoneNumber": "+33612345676", "deviceIp": "not-an-ip"}),
+        )
+        .await;
+    assert_error(&(status, body), 400, "invalid_param", 1022);
 }
 
 #[tokio::test]

@@ -280,8 +280,22 @@ pub async fn create<S: Store + Clone, C: Clock + Clone>(
     body: Bytes,
 ) -> Result<Response, NativeError> {
     let caller = state.native_caller(&headers).await?;
-    let mut request = start_request(&json_object(&body)?)?;
-    request.client_ip = client.text();
+    let body = json_object(&body)?;
+    let mut request = start_request(&body)?;
+    // otpd extension: the end user's address, counted by the per-client limit instead of
+    // the caller's (a backend calling otpd is one address for all its users).
+    request.client_ip = match field(&body, "deviceIp") {
+        None | Some(Value::Null) => client.text(),
+        Some(Value::String(ip)) if ip.trim().parse::<std::net::IpAddr>().is_ok() => {
+            Some(ip.trim().to_string())
+        }
+        Some(_) => {
+            return Err(invalid_param(
+                1022,
+                "The parameter 'deviceIp' must be an IPv4 or IPv6 address",
+            ));
+        }
+    };
     let service_id = caller.application.service_id;
     let service = state
         .verifier

@@ -150,7 +150,7 @@ pub async fn start<S: Store + Clone, C: Clock + Clone>(
         payee: params.text("Payee", 64)?,
         app_hash: params.text("AppHash", 32)?,
         locale: params.get("Locale").map(str::to_string),
-        client_ip: client.text(),
+        client_ip: device_ip(params.get("DeviceIp"), "DeviceIp")?.or_else(|| client.text()),
         resend_pending: true,
         ..StartRequest::default()
     };
@@ -191,11 +191,16 @@ pub async fn start<S: Store + Clone, C: Clock + Clone>(
                 60410,
                 "Verification delivery attempt blocked: the destination prefix is quarantined",
             ),
-            VerifyError::BudgetExceeded { budget } => error::rate_limited(
-                20429,
-                &format!("Too Many Requests: the service's daily budget of {budget} is reached"),
-                3600,
-            ),
+            VerifyError::BudgetExceeded { budget } => {
+                let now = state.verifier.clock().now().unix_seconds();
+                error::rate_limited(
+                    20429,
+                    &format!(
+                        "Too Many Requests: the service's daily budget of {budget} is reached"
+                    ),
+                    (86_400 - now.rem_euclid(86_400)) as u32,
+                )
+            }
             VerifyError::Blocked(_) => {
                 error::blocked(60605, "Verification delivery attempt blocked")
             }
@@ -342,4 +347,17 @@ pub async fn check<S: Store + Clone, C: Clock + Clone>(
         (CheckOutcome::AlreadyMaxAttempts, _) => Err(error::max_check_attempts()),
         _ => Err(error::not_found(&path)),
     }
+}
+
+/// `DeviceIp`: the end user's address, which the per-client limit counts instead of the
+/// caller's (a backend calling otpd is one address for all its users).
+fn device_ip(value: Option<&str>, name: &str) -> Result<Option<String>, TwilioError> {
+    value
+        .map(|v| {
+            v.trim()
+                .parse::<std::net::IpAddr>()
+                .map(|ip| ip.to_string())
+                .map_err(|_| error::invalid_because(name, "an IPv4 or IPv6 address"))
+        })
+        .transpose()
 }
