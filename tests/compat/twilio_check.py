@@ -148,4 +148,14 @@ check("service update", updated.friendly_name == "Renamed" and updated.do_not_sh
 check("service delete", client.verify.v2.services(custom.sid).delete() is True)
 fails("deleted service", 404, 20404, lambda: client.verify.v2.services(custom.sid).fetch())
 
+limit = client.verify.v2.services(service.sid).rate_limits.create(unique_name="end_user_ip", description="per user")
+check("rate limit created", limit.sid.startswith("RK") and limit.unique_name == "end_user_ip")
+bucket = client.verify.v2.services(service.sid).rate_limits(limit.sid).buckets.create(max=1, interval=60)
+check("bucket created", bucket.sid.startswith("BL") and bucket.max == 1 and bucket.interval == 60)
+check("buckets listed", [b.sid for b in client.verify.v2.services(service.sid).rate_limits(limit.sid).buckets.list()] == [bucket.sid])
+client.verify.v2.services(service.sid).verifications.create(to="+14155552679", channel="sms", rate_limits={"end_user_ip": "198.51.100.7"})
+fails("bucket full", 429, 20429, lambda: client.verify.v2.services(service.sid).verifications.create(
+    to="+14155552670", channel="sms", rate_limits={"end_user_ip": "198.51.100.7"}))
+check("rate limit deleted", client.verify.v2.services(service.sid).rate_limits(limit.sid).delete() is True)
+
 print(f"{passed} passed, 0 failed")

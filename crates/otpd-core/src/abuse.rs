@@ -120,6 +120,45 @@ impl Default for AbusePolicy {
     }
 }
 
+/// A Twilio Programmable Rate Limit of a service: starts passing `RateLimits={unique_name:
+/// value}` are counted per distinct value in each of its buckets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProgrammableRateLimit {
+    /// Its id (the `RK` SID).
+    pub id: uuid::Uuid,
+    /// The name callers pass in `RateLimits`, unique in the service.
+    pub unique_name: String,
+    /// Free text.
+    pub description: Option<String>,
+    /// Creation time, milliseconds.
+    pub created_at: i64,
+    /// Last change, milliseconds.
+    pub updated_at: i64,
+    /// Its buckets.
+    #[serde(default)]
+    pub buckets: Vec<RateBucket>,
+}
+
+/// At most `max` starts per `interval` seconds for one value of a rate limit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RateBucket {
+    /// Its id (the `BL` SID).
+    pub id: uuid::Uuid,
+    /// Starts allowed in the interval.
+    pub max: u32,
+    /// The interval in seconds.
+    pub interval: u32,
+    /// Creation time, milliseconds.
+    pub created_at: i64,
+    /// Last change, milliseconds.
+    pub updated_at: i64,
+}
+
+/// Buckets one rate limit may have (Twilio answers 60210 beyond its own maximum).
+pub const MAX_BUCKETS_PER_RATE_LIMIT: usize = 10;
+
 /// Which limit refused a start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LimitScope {
@@ -129,6 +168,8 @@ pub enum LimitScope {
     ClientIp,
     /// Too many starts to this destination country.
     Country,
+    /// A service's programmable rate limit (Twilio `RateLimits`), by unique name.
+    Programmable,
 }
 
 /// Why a destination may not receive codes from a service at all.

@@ -268,6 +268,9 @@ pub struct OtpSettings {
     /// Send to premium-rate and shared-cost numbers (off: SMS pumping targets them).
     #[serde(default)]
     pub allow_costly_numbers: bool,
+    /// Twilio Programmable Rate Limits of this service, with their buckets.
+    #[serde(default)]
+    pub rate_limits: Vec<crate::abuse::ProgrammableRateLimit>,
     /// The most this service may spend per UTC day, in the units of the price table;
     /// starts that would pass it are refused.
     #[serde(default)]
@@ -368,6 +371,7 @@ impl Default for OtpSettings {
             safe_list: Vec::new(),
             allow_costly_numbers: false,
             daily_budget: None,
+            rate_limits: Vec::new(),
             locale: None,
             web_origin: None,
         }

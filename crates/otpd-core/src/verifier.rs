@@ -129,6 +129,9 @@ pub struct StartRequest {
     pub locale: Option<String>,
     /// The client's IP address, for the per-IP limit.
     pub client_ip: Option<String>,
+    /// Values for the service's programmable rate limits (Twilio `RateLimits`), by unique
+    /// name; names the service has no rate limit for are ignored.
+    pub rate_limit_values: Vec<(String, String)>,
     /// Twilio semantics: a pending verification to the same recipient is re-sent (same code,
     /// new delivery attempt) instead of starting a new one.
     pub resend_pending: bool,
@@ -391,6 +394,39 @@ impl<S: Store + Clone, C: Clock + Clone> Verifier<S, C> {
         Ok(false)
     }
 
+    /// The service's programmable rate limits: each bucket of each named limit counts this
+    /// start under the value given.
+    async fn check_programmable_limits(
+        &self,
+        service: &ServiceRecord,
+        values: &[(String, String)],
+        now: Timestamp,
+    ) -> Result<(), VerifyError> {
+        for (name, value) in values {
+            let Some(limit) = service
+                .settings
+                .rate_limits
+                .iter()
+                .find(|l| &l.unique_name == name)
+            else {
+                continue;
+            };
+            for bucket in &limit.buckets {
+                let key = format!("rl:{}:{}:{}:{value}", service.id, limit.id, bucket.id);
+                let window = i64::from(bucket.interval) * 1000;
+                let counted = self.store.rate_hit(&key, window, bucket.max, now).await?;
+                if !counted.allowed {
+                    return Err(VerifyError::RateLimited {
+                        scope: crate::abuse::LimitScope::Programmable,
+                        limit: bucket.max,
+                        retry_after_seconds: seconds_until(counted.frees_at, now),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The lockout and the rate limits, counted in the store. Safe-listed numbers skip them.
     async fn check_limits(
         &self,
@@ -565,6 +601,8 @@ impl<S: Store + Clone, C: Clock + Clone> Verifier<S, C> {
             }
         }
         self.check_limits(service, &to, country, request.client_ip.as_deref(), now)
+            .await?;
+        self.check_programmable_limits(service, &request.rate_limit_values, now)
             .await?;
         let safe = settings.safe_list.iter().any(|n| n == to.as_str());
         let shadow = !safe && self.check_pumping(&to, now).await?;

@@ -967,3 +967,106 @@ async fn links_use_the_configured_public_url() {
             .starts_with("https://otp.example.com/v2/Services/VA")
     );
 }
+
+#[tokio::test]
+async fn programmable_rate_limits_count_starts_per_value() {
+    let t = Twilio::spawn().await;
+    let service = t.service(&[("FriendlyName", "Acme")]).await;
+    let limits = format!("/v2/Services/{service}/RateLimits");
+    let (status, limit) = t
+        .send(
+            Method::POST,
+            &limits,
+            &[("UniqueName", "end_user_ip"), ("Description", "per user")],
+        )
+        .await;
+    assert_eq!(status, 201, "{limit}");
+    let rk = limit["sid"].as_str().unwrap().to_string();
+    assert!(rk.starts_with("RK") && rk.len() == 34);
+    assert_eq!(limit["unique_name"], "end_user_ip");
+    assert_eq!(limit["service_sid"], service);
+    assert!(
+        limit["links"]["buckets"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("{rk}/Buckets"))
+    );
+    let duplicate = t
+        .send(Method::POST, &limits, &[("UniqueName", "end_user_ip")])
+        .await;
+    assert_twilio_error(&duplicate, 400, 60200);
+    assert_twilio_error(&t.send(Method::POST, &limits, &[]).await, 400, 20001);
+
+    let buckets = format!("{limits}/{rk}/Buckets");
+    let (status, bucket) = t
+        .send(Method::POST, &buckets, &[("Max", "2"), ("Interval", "60")])
+        .await;
+    assert_eq!(status, 201, "{bucket}");
+    assert_eq!(
+        (bucket["max"].as_u64(), bucket["interval"].as_u64()),
+        (Some(2), Some(60))
+    );
+    assert_eq!(bucket["rate_limit_sid"], rk);
+    let (_, listed) = t.send(Method::GET, &buckets, &[]).await;
+    assert_eq!(listed["buckets"].as_array().unwrap().len(), 1);
+    assert_eq!(listed["meta"]["key"], "buckets");
+    let (_, listed) = t.send(Method::GET, &limits, &[]).await;
+    assert_eq!(listed["rate_limits"][0]["sid"], rk);
+
+    let t = &t;
+    let service = &service;
+    let start = |to: &'static str, ip: &'static str| {
+        let limits = format!("{{\"end_user_ip\": \"{ip}\"}}");
+        async move {
+            t.start(
+                service,
+                &[("To", to), ("Channel", "sms"), ("RateLimits", &limits)],
+            )
+            .await
+        }
+    };
+    assert_eq!(start("+14155552671", "198.51.100.1").await.0, 201);
+    assert_eq!(start("+14155552672", "198.51.100.1").await.0, 201);
+    assert_twilio_error(&start("+14155552673", "198.51.100.1").await, 429, 20429);
+    assert_eq!(
+        start("+14155552673", "198.51.100.2").await.0,
+        201,
+        "another value"
+    );
+    t.app.clock.advance_seconds(60);
+    assert_eq!(
+        start("+14155552674", "198.51.100.1").await.0,
+        201,
+        "the interval passed"
+    );
+
+    let bucket_url = format!("{buckets}/{}", bucket["sid"].as_str().unwrap());
+    let (status, updated) = t.send(Method::POST, &bucket_url, &[("Max", "5")]).await;
+    assert_eq!((status, updated["max"].as_u64()), (200, Some(5)));
+    assert_twilio_error(
+        &t.send(Method::POST, &bucket_url, &[("Interval", "0")])
+            .await,
+        400,
+        60200,
+    );
+    assert_eq!(t.send(Method::DELETE, &bucket_url, &[]).await.0, 204);
+    assert_twilio_error(&t.send(Method::GET, &bucket_url, &[]).await, 404, 20404);
+    for _ in 0..10 {
+        t.send(Method::POST, &buckets, &[("Max", "1"), ("Interval", "1")])
+            .await;
+    }
+    assert_twilio_error(
+        &t.send(Method::POST, &buckets, &[("Max", "1"), ("Interval", "1")])
+            .await,
+        400,
+        60210,
+    );
+    assert_eq!(
+        t.send(Method::DELETE, &format!("{limits}/{rk}"), &[])
+            .await
+            .0,
+        204
+    );
+    let (_, listed) = t.send(Method::GET, &limits, &[]).await;
+    assert!(listed["rate_limits"].as_array().unwrap().is_empty());
+}

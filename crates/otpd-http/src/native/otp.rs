@@ -441,7 +441,7 @@ fn start_error(error: otpd_core::VerifyError, now_unix: i64) -> NativeError {
                     1015,
                     "Too many codes were requested from this address; retry later",
                 ),
-                LimitScope::Country => (
+                LimitScope::Country | LimitScope::Programmable => (
                     1016,
                     "Too many codes were sent to this country; retry later",
                 ),

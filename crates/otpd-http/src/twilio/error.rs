@@ -148,6 +148,15 @@ pub fn blocked(code: u32, message: &str) -> TwilioError {
     error(StatusCode::FORBIDDEN, code, message)
 }
 
+/// 400 60210: the rate limit already has the most buckets allowed.
+pub fn max_buckets() -> TwilioError {
+    error(
+        StatusCode::BAD_REQUEST,
+        60210,
+        "Max Buckets per Rate limit reached",
+    )
+}
+
 /// 403 60204.
 pub fn custom_code_not_allowed() -> TwilioError {
     error(StatusCode::FORBIDDEN, 60204, "Custom code not allowed")

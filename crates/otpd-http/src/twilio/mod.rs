@@ -4,6 +4,7 @@
 
 pub mod error;
 pub mod form;
+pub mod rate_limits;
 pub mod services;
 pub mod verifications;
 pub mod wire;
@@ -42,6 +43,32 @@ pub fn router<S: Store + Clone, C: Clock + Clone>() -> Router<AppState<S, C>> {
             "/Services/{service}/Verifications/{sid}",
             get(verifications::fetch::<S, C>)
                 .post(verifications::update::<S, C>)
+                .fallback(method_not_allowed),
+        )
+        .route(
+            "/Services/{service}/RateLimits",
+            post(rate_limits::create::<S, C>)
+                .get(rate_limits::list::<S, C>)
+                .fallback(method_not_allowed),
+        )
+        .route(
+            "/Services/{service}/RateLimits/{limit}",
+            get(rate_limits::fetch::<S, C>)
+                .post(rate_limits::update::<S, C>)
+                .delete(rate_limits::delete::<S, C>)
+                .fallback(method_not_allowed),
+        )
+        .route(
+            "/Services/{service}/RateLimits/{limit}/Buckets",
+            post(rate_limits::create_bucket::<S, C>)
+                .get(rate_limits::list_buckets::<S, C>)
+                .fallback(method_not_allowed),
+        )
+        .route(
+            "/Services/{service}/RateLimits/{limit}/Buckets/{bucket}",
+            get(rate_limits::fetch_bucket::<S, C>)
+                .post(rate_limits::update_bucket::<S, C>)
+                .delete(rate_limits::delete_bucket::<S, C>)
                 .fallback(method_not_allowed),
         )
         .route(

@@ -151,6 +151,18 @@ pub async fn start<S: Store + Clone, C: Clock + Clone>(
         app_hash: params.text("AppHash", 32)?,
         locale: params.get("Locale").map(str::to_string),
         client_ip: device_ip(params.get("DeviceIp"), "DeviceIp")?.or_else(|| client.text()),
+        rate_limit_values: params
+            .json_object("RateLimits")?
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(name, value)| {
+                let value = match value {
+                    serde_json::Value::String(s) => s,
+                    other => other.to_string(),
+                };
+                (name, value)
+            })
+            .collect(),
         resend_pending: true,
         ..StartRequest::default()
     };
