@@ -158,4 +158,10 @@ fails("bucket full", 429, 20429, lambda: client.verify.v2.services(service.sid).
     to="+14155552670", channel="sms", rate_limits={"end_user_ip": "198.51.100.7"}))
 check("rate limit deleted", client.verify.v2.services(service.sid).rate_limits(limit.sid).delete() is True)
 
+safe = client.verify.v2.safelist.create(phone_number="+449098765432")
+check("safe list entry created", safe.sid.startswith("GN") and safe.phone_number == "+449098765432")
+check("safe list entry fetched", client.verify.v2.safelist("+449098765432").fetch().sid == safe.sid)
+check("safe list entry deleted", client.verify.v2.safelist("+449098765432").delete() is True)
+fails("removed safe list entry", 404, 20404, lambda: client.verify.v2.safelist("+449098765432").fetch())
+
 print(f"{passed} passed, 0 failed")

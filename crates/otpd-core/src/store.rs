@@ -252,6 +252,17 @@ pub struct Quarantine {
     pub created_at: Timestamp,
 }
 
+/// A number an account exempts from fraud checks (Twilio's SafeList entry).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SafeNumber {
+    /// Its id (the `GN` SID).
+    pub id: uuid::Uuid,
+    /// The E.164 number.
+    pub phone: String,
+    /// When it was added.
+    pub created_at: Timestamp,
+}
+
 /// A status callback waiting to be posted (the durable outbox row plus what to render).
 #[derive(Debug, Clone, PartialEq)]
 pub struct CallbackJob {
@@ -543,6 +554,27 @@ pub trait Store: Send + Sync + 'static {
         amount: f64,
         cap: f64,
     ) -> impl Future<Output = Result<Option<f64>, StoreError>> + Send;
+
+    /// Adds a number to an account's safe list; an existing entry is returned unchanged.
+    fn add_safe_number(
+        &self,
+        account: AccountId,
+        entry: &SafeNumber,
+    ) -> impl Future<Output = Result<SafeNumber, StoreError>> + Send;
+
+    /// The account's safe-list entry for `phone`, if any.
+    fn safe_number(
+        &self,
+        account: AccountId,
+        phone: &str,
+    ) -> impl Future<Output = Result<Option<SafeNumber>, StoreError>> + Send;
+
+    /// Removes a number from an account's safe list; false when it was not there.
+    fn remove_safe_number(
+        &self,
+        account: AccountId,
+        phone: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Claims up to `limit` callbacks due at `now`, hiding them from other claimers until
     /// `lease_until` (so a crash mid-post means a retry, never a loss).

@@ -290,7 +290,7 @@ impl<S: Store + Clone, C: Clock + Clone> Verifier<S, C> {
     }
 
     /// Refuses destinations the service may not reach (geo permissions, block list, costly
-    /// numbers, landlines when SMS skips them). Safe-listed numbers pass.
+    /// numbers, landlines when SMS skips them).
     fn check_destination(
         &self,
         settings: &crate::settings::OtpSettings,
@@ -303,9 +303,6 @@ impl<S: Store + Clone, C: Clock + Clone> Verifier<S, C> {
             return Ok(());
         };
         let number = phone.as_str();
-        if settings.safe_list.iter().any(|n| n == number) {
-            return Ok(());
-        }
         if let Some(country) = country {
             let iso = country.as_str();
             let allowed = settings.allowed_countries.is_empty()
@@ -427,7 +424,7 @@ impl<S: Store + Clone, C: Clock + Clone> Verifier<S, C> {
         Ok(())
     }
 
-    /// The lockout and the rate limits, counted in the store. Safe-listed numbers skip them.
+    /// The lockout and the rate limits, counted in the store.
     async fn check_limits(
         &self,
         service: &ServiceRecord,
@@ -437,9 +434,6 @@ impl<S: Store + Clone, C: Clock + Clone> Verifier<S, C> {
         now: Timestamp,
     ) -> Result<(), VerifyError> {
         use crate::abuse::LimitScope;
-        if service.settings.safe_list.iter().any(|n| n == to.as_str()) {
-            return Ok(());
-        }
         if let Some(limit) = self.abuse.failed_checks {
             let failures = self
                 .store
@@ -575,7 +569,22 @@ impl<S: Store + Clone, C: Clock + Clone> Verifier<S, C> {
         if (request.amount.is_some() || request.payee.is_some()) && !settings.options.psd2_enabled {
             return Err(VerifyError::Psd2NotEnabled);
         }
-        self.check_destination(settings, &to, country, channel)?;
+        // Safe-listed numbers (the service's list or the account's SafeList) skip the fraud
+        // checks: geo and number rules, rate limits, lockout and the pumping defence.
+        let safe = match &to {
+            Recipient::Phone(phone) => {
+                settings.safe_list.iter().any(|n| n == phone.as_str())
+                    || self
+                        .store
+                        .safe_number(service.account_id, phone.as_str())
+                        .await?
+                        .is_some()
+            }
+            Recipient::Email(_) => false,
+        };
+        if !safe {
+            self.check_destination(settings, &to, country, channel)?;
+        }
         let now = self.clock.now();
         let cooldown = settings.resend_cooldown_seconds;
         let latest = if request.resend_pending || cooldown > 0 {
@@ -600,11 +609,12 @@ impl<S: Store + Clone, C: Clock + Clone> Verifier<S, C> {
                 });
             }
         }
-        self.check_limits(service, &to, country, request.client_ip.as_deref(), now)
-            .await?;
+        if !safe {
+            self.check_limits(service, &to, country, request.client_ip.as_deref(), now)
+                .await?;
+        }
         self.check_programmable_limits(service, &request.rate_limit_values, now)
             .await?;
-        let safe = settings.safe_list.iter().any(|n| n == to.as_str());
         let shadow = !safe && self.check_pumping(&to, now).await?;
         let latest = latest.filter(|_| request.resend_pending);
         if let Some(pending) = latest.filter(|v| v.status == VerificationStatus::Pending) {

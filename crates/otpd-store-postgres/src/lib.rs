@@ -11,7 +11,7 @@ use std::time::Duration;
 use otpd_core::auth::{AccessToken, AccountRecord, ApiKeyRecord, Application};
 use otpd_core::store::{
     CallbackJob, CheckResult, DELIVERY_LEASE_SECONDS, DeliveryAttempt, DeliveryUpdate, Quarantine,
-    RateCount, ReceiptUpdate, ResendOutcome, ServiceRecord,
+    RateCount, ReceiptUpdate, ResendOutcome, SafeNumber, ServiceRecord,
 };
 use otpd_core::{
     AccountId, ApiKeyId, ApplicationId, Candidate, CheckOutcome, CodeHash, DeliveryId, ServiceId,
@@ -27,6 +27,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0002_delivery_details.sql"),
     include_str!("../migrations/0003_rate_events.sql"),
     include_str!("../migrations/0004_pumping_and_budgets.sql"),
+    include_str!("../migrations/0005_safe_list.sql"),
 ];
 
 /// Any number; every otpd node uses it to take turns applying migrations.
@@ -728,6 +729,61 @@ impl Store for PgStore {
         .await
         .map_err(db_error)?;
         Ok(total)
+    }
+
+    async fn add_safe_number(
+        &self,
+        account: AccountId,
+        entry: &SafeNumber,
+    ) -> Result<SafeNumber, StoreError> {
+        sqlx::query(
+            "INSERT INTO safe_numbers (account_id, phone, id, created_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (account_id, phone) DO NOTHING",
+        )
+        .bind(account.uuid())
+        .bind(&entry.phone)
+        .bind(entry.id)
+        .bind(entry.created_at.0)
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        self.safe_number(account, &entry.phone)
+            .await?
+            .ok_or_else(|| StoreError::Database("safe number vanished".into()))
+    }
+
+    async fn safe_number(
+        &self,
+        account: AccountId,
+        phone: &str,
+    ) -> Result<Option<SafeNumber>, StoreError> {
+        let row: Option<(Uuid, String, i64)> = sqlx::query_as(
+            "SELECT id, phone, created_at FROM safe_numbers WHERE account_id = $1 AND phone = $2",
+        )
+        .bind(account.uuid())
+        .bind(phone)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(row.map(|(id, phone, created_at)| SafeNumber {
+            id,
+            phone,
+            created_at: Timestamp(created_at),
+        }))
+    }
+
+    async fn remove_safe_number(
+        &self,
+        account: AccountId,
+        phone: &str,
+    ) -> Result<bool, StoreError> {
+        let result = sqlx::query("DELETE FROM safe_numbers WHERE account_id = $1 AND phone = $2")
+            .bind(account.uuid())
+            .bind(phone)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(result.rows_affected() == 1)
     }
 
     async fn claim_due_fallbacks(

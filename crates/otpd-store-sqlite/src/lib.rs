@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use otpd_core::auth::{AccessToken, AccountRecord, ApiKeyRecord, Application};
 use otpd_core::store::{
     CallbackJob, CheckResult, DELIVERY_LEASE_SECONDS, DeliveryAttempt, DeliveryUpdate, Quarantine,
-    RateCount, ReceiptUpdate, ResendOutcome, ServiceRecord,
+    RateCount, ReceiptUpdate, ResendOutcome, SafeNumber, ServiceRecord,
 };
 use otpd_core::{
     AccountId, ApiKeyId, ApplicationId, Candidate, CheckOutcome, CodeHash, DeliveryId,
@@ -196,6 +196,15 @@ fn insert_delivery(connection: &Connection, d: &DeliveryAttempt) -> Result<(), S
         ],
     )?;
     Ok(())
+}
+
+fn safe_number_row(row: &Row) -> Result<SafeNumber, StoreError> {
+    let id: Vec<u8> = rows::get(row, 0)?;
+    Ok(SafeNumber {
+        id: Uuid::from_slice(&id).map_err(|_| StoreError::Corrupt("safe number id".into()))?,
+        phone: rows::get(row, 1)?,
+        created_at: Timestamp(rows::get(row, 2)?),
+    })
 }
 
 fn quarantine_row(row: &Row) -> Result<Quarantine, StoreError> {
@@ -725,6 +734,68 @@ impl Store for SqliteStore {
                 params![key, amount, cap],
                 |row| rows::get::<f64>(row, 0),
             )
+        })
+        .await
+    }
+
+    async fn add_safe_number(
+        &self,
+        account: AccountId,
+        entry: &SafeNumber,
+    ) -> Result<SafeNumber, StoreError> {
+        let entry = entry.clone();
+        self.write(move |connection| {
+            execute(
+                connection,
+                "INSERT INTO safe_numbers (account_id, phone, id, created_at) VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT (account_id, phone) DO NOTHING",
+                params![
+                    account.as_bytes().as_slice(),
+                    entry.phone,
+                    entry.id.as_bytes().as_slice(),
+                    entry.created_at.0
+                ],
+            )?;
+            query_one(
+                connection,
+                "SELECT id, phone, created_at FROM safe_numbers WHERE account_id = ?1 AND phone = ?2",
+                params![account.as_bytes().as_slice(), entry.phone],
+                safe_number_row,
+            )?
+            .ok_or_else(|| StoreError::Database("safe number vanished".into()))
+        })
+        .await
+    }
+
+    async fn safe_number(
+        &self,
+        account: AccountId,
+        phone: &str,
+    ) -> Result<Option<SafeNumber>, StoreError> {
+        let phone = phone.to_string();
+        self.read(move |connection| {
+            query_one(
+                connection,
+                "SELECT id, phone, created_at FROM safe_numbers WHERE account_id = ?1 AND phone = ?2",
+                params![account.as_bytes().as_slice(), phone],
+                safe_number_row,
+            )
+        })
+        .await
+    }
+
+    async fn remove_safe_number(
+        &self,
+        account: AccountId,
+        phone: &str,
+    ) -> Result<bool, StoreError> {
+        let phone = phone.to_string();
+        self.write(move |connection| {
+            Ok(execute(
+                connection,
+                "DELETE FROM safe_numbers WHERE account_id = ?1 AND phone = ?2",
+                params![account.as_bytes().as_slice(), phone],
+            )? == 1)
         })
         .await
     }

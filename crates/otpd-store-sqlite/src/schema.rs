@@ -8,6 +8,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0002_delivery_details.sql"),
     include_str!("../migrations/0003_rate_events.sql"),
     include_str!("../migrations/0004_pumping_and_budgets.sql"),
+    include_str!("../migrations/0005_safe_list.sql"),
 ];
 
 /// Applies every migration newer than the database, each in its own transaction.

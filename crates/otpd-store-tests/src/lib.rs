@@ -819,6 +819,58 @@ pub async fn quarantines_expire_and_lift<S: Store>(store: S) {
     );
 }
 
+/// Safe-list entries are per account, added once, found and removed.
+pub async fn safe_numbers_are_per_account<S: Store>(store: S) {
+    let service = service(&store).await;
+    let account = store.service(service).await.unwrap().unwrap().account_id;
+    let entry = otpd_core::store::SafeNumber {
+        id: uuid::Uuid::now_v7(),
+        phone: "+14155552671".into(),
+        created_at: T0,
+    };
+    assert_eq!(store.add_safe_number(account, &entry).await.unwrap(), entry);
+    let again = otpd_core::store::SafeNumber {
+        id: uuid::Uuid::now_v7(),
+        ..entry.clone()
+    };
+    assert_eq!(
+        store.add_safe_number(account, &again).await.unwrap(),
+        entry,
+        "an existing entry is kept"
+    );
+    assert_eq!(
+        store.safe_number(account, "+14155552671").await.unwrap(),
+        Some(entry)
+    );
+    let other = AccountId::generate();
+    assert!(
+        store
+            .safe_number(other, "+14155552671")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .remove_safe_number(account, "+14155552671")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .remove_safe_number(account, "+14155552671")
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .safe_number(account, "+14155552671")
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
 /// Spending stops exactly at the cap, whatever the race.
 pub async fn spend_never_passes_the_cap<S: Store + Clone>(store: S) {
     let tasks: Vec<_> = (0..30)
@@ -980,6 +1032,7 @@ macro_rules! store_behaviour_tests {
             rate_limits_are_exact_and_slide,
             quarantines_expire_and_lift,
             spend_never_passes_the_cap,
+            safe_numbers_are_per_account,
             services_are_managed_per_account,
             credentials_round_trip
         );

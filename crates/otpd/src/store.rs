@@ -4,7 +4,7 @@
 use otpd_core::auth::{AccessToken, AccountRecord, ApiKeyRecord, Application};
 use otpd_core::store::{
     CallbackJob, CheckResult, DeliveryAttempt, DeliveryUpdate, Quarantine, RateCount,
-    ReceiptUpdate, ResendOutcome, ServiceRecord,
+    ReceiptUpdate, ResendOutcome, SafeNumber, ServiceRecord,
 };
 use otpd_core::{
     AccountId, ApiKeyId, ApplicationId, Candidate, CodeHash, DeliveryId, ServiceId, StatusChange,
@@ -145,6 +145,30 @@ impl Store for AnyStore {
 
     async fn add_spend(&self, key: &str, amount: f64, cap: f64) -> Result<Option<f64>, StoreError> {
         delegate!(self, s => s.add_spend(key, amount, cap))
+    }
+
+    async fn add_safe_number(
+        &self,
+        account: AccountId,
+        entry: &SafeNumber,
+    ) -> Result<SafeNumber, StoreError> {
+        delegate!(self, s => s.add_safe_number(account, entry))
+    }
+
+    async fn safe_number(
+        &self,
+        account: AccountId,
+        phone: &str,
+    ) -> Result<Option<SafeNumber>, StoreError> {
+        delegate!(self, s => s.safe_number(account, phone))
+    }
+
+    async fn remove_safe_number(
+        &self,
+        account: AccountId,
+        phone: &str,
+    ) -> Result<bool, StoreError> {
+        delegate!(self, s => s.remove_safe_number(account, phone))
     }
 
     async fn claim_due_fallbacks(

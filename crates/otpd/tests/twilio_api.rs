@@ -1070,3 +1070,75 @@ async fn programmable_rate_limits_count_starts_per_value() {
     let (_, listed) = t.send(Method::GET, &limits, &[]).await;
     assert!(listed["rate_limits"].as_array().unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn the_safe_list_exempts_an_accounts_numbers_from_fraud_checks() {
+    let t = Twilio::spawn().await;
+    let service = t.service(&[("FriendlyName", "Acme")]).await;
+    let premium = "+449098765432";
+    let blocked = t
+        .start(&service, &[("To", premium), ("Channel", "sms")])
+        .await;
+    assert_twilio_error(&blocked, 403, 60410);
+    let (status, entry) = t
+        .send(
+            Method::POST,
+            "/v2/SafeList/Numbers",
+            &[("PhoneNumber", premium)],
+        )
+        .await;
+    assert_eq!(status, 201, "{entry}");
+    assert!(entry["sid"].as_str().unwrap().starts_with("GN"));
+    assert_eq!(entry["phone_number"], premium);
+    assert!(
+        entry["url"]
+            .as_str()
+            .unwrap()
+            .ends_with("/v2/SafeList/Numbers/+449098765432")
+    );
+    let (status, again) = t
+        .send(
+            Method::POST,
+            "/v2/SafeList/Numbers",
+            &[("PhoneNumber", premium)],
+        )
+        .await;
+    assert_eq!(
+        (status, &again["sid"]),
+        (201, &entry["sid"]),
+        "adding twice keeps one entry"
+    );
+    assert_twilio_error(
+        &t.send(
+            Method::POST,
+            "/v2/SafeList/Numbers",
+            &[("PhoneNumber", "12")],
+        )
+        .await,
+        400,
+        60200,
+    );
+    let (status, fetched) = t
+        .send(Method::GET, "/v2/SafeList/Numbers/+449098765432", &[])
+        .await;
+    assert_eq!((status, &fetched["sid"]), (200, &entry["sid"]));
+    let (status, _) = t
+        .start(&service, &[("To", premium), ("Channel", "sms")])
+        .await;
+    assert_eq!(
+        status, 201,
+        "a safe-listed number skips the number-type rule"
+    );
+    assert_eq!(
+        t.send(Method::DELETE, "/v2/SafeList/Numbers/+449098765432", &[])
+            .await
+            .0,
+        204
+    );
+    assert_twilio_error(
+        &t.send(Method::GET, "/v2/SafeList/Numbers/+449098765432", &[])
+            .await,
+        404,
+        20404,
+    );
+}

@@ -5,6 +5,7 @@
 pub mod error;
 pub mod form;
 pub mod rate_limits;
+pub mod safe_list;
 pub mod services;
 pub mod verifications;
 pub mod wire;
@@ -43,6 +44,16 @@ pub fn router<S: Store + Clone, C: Clock + Clone>() -> Router<AppState<S, C>> {
             "/Services/{service}/Verifications/{sid}",
             get(verifications::fetch::<S, C>)
                 .post(verifications::update::<S, C>)
+                .fallback(method_not_allowed),
+        )
+        .route(
+            "/SafeList/Numbers",
+            post(safe_list::add::<S, C>).fallback(method_not_allowed),
+        )
+        .route(
+            "/SafeList/Numbers/{number}",
+            get(safe_list::fetch::<S, C>)
+                .delete(safe_list::remove::<S, C>)
                 .fallback(method_not_allowed),
         )
         .route(
