@@ -32,5 +32,5 @@ pub use verification::{
     VerificationStatus, decide_check, decide_status_change,
 };
 pub use verifier::{
-    DeliveryJob, Dispatch, Lookup, PriceTable, StartRequest, Verifier, VerifyError,
+    DeliveryJob, Dispatch, Lookup, Observer, PriceTable, StartRequest, Verifier, VerifyError,
 };

@@ -263,6 +263,17 @@ pub struct SafeNumber {
     pub created_at: Timestamp,
 }
 
+/// How much work waits in the outboxes (for metrics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct OutboxStats {
+    /// Deliveries still `queued`.
+    pub queued_deliveries: u64,
+    /// When the oldest of them was written.
+    pub oldest_queued: Option<Timestamp>,
+    /// Status callbacks still to post.
+    pub pending_callbacks: u64,
+}
+
 /// A status callback waiting to be posted (the durable outbox row plus what to render).
 #[derive(Debug, Clone, PartialEq)]
 pub struct CallbackJob {
@@ -575,6 +586,9 @@ pub trait Store: Send + Sync + 'static {
         account: AccountId,
         phone: &str,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// How much work waits in the delivery and callback outboxes.
+    fn outbox_stats(&self) -> impl Future<Output = Result<OutboxStats, StoreError>> + Send;
 
     /// Claims up to `limit` callbacks due at `now`, hiding them from other claimers until
     /// `lease_until` (so a crash mid-post means a retry, never a loss).

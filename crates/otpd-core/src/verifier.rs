@@ -66,6 +66,48 @@ impl std::fmt::Debug for DeliveryJob {
     }
 }
 
+/// Told about what the engine does, for metrics; must not block.
+pub trait Observer: Send + Sync + 'static {
+    /// A lifecycle event (`started`, `approved`, `wrong_code`, `max_attempts`, `expired`)
+    /// of a verification.
+    fn verification(&self, event: &str, verification: &Verification);
+    /// A start refused by a protection, by reason.
+    fn refused(&self, reason: &str);
+}
+
+/// The default observer: nothing.
+struct Unobserved;
+
+impl Observer for Unobserved {
+    fn verification(&self, _: &str, _: &Verification) {}
+    fn refused(&self, _: &str) {}
+}
+
+/// The metric label of a refusal, `None` when the error is not a protection.
+fn refusal_reason(error: &VerifyError) -> Option<&'static str> {
+    use crate::abuse::{Blocked, LimitScope};
+    Some(match error {
+        VerifyError::RateLimited { scope, .. } => match scope {
+            LimitScope::Destination => "destination",
+            LimitScope::ClientIp => "client_ip",
+            LimitScope::Country => "country",
+            LimitScope::Programmable => "programmable",
+        },
+        VerifyError::LockedOut { .. } => "lockout",
+        VerifyError::Cooldown { .. } => "cooldown",
+        VerifyError::TooManySends => "max_sends",
+        VerifyError::BudgetExceeded { .. } => "budget",
+        VerifyError::Blocked(blocked) => match blocked {
+            Blocked::Country => "blocked_country",
+            Blocked::BlockList => "block_list",
+            Blocked::CostlyNumber => "costly_number",
+            Blocked::Landline => "landline",
+            Blocked::Pumping => "pumping",
+        },
+        _ => return None,
+    })
+}
+
 /// Hands delivery jobs to whatever sends them (the delivery worker).
 pub trait Dispatch: Send + Sync + 'static {
     /// Queues one job for sending. The future resolves once the first try has an outcome
@@ -232,6 +274,7 @@ pub struct Verifier<S, C> {
     dispatch: Arc<dyn Dispatch>,
     prices: PriceTable,
     abuse: crate::abuse::AbusePolicy,
+    observer: Arc<dyn Observer>,
 }
 
 /// The counter of wrong codes for one destination of one service.
@@ -280,7 +323,14 @@ impl<S: Store + Clone, C: Clock + Clone> Verifier<S, C> {
             dispatch,
             prices,
             abuse: crate::abuse::AbusePolicy::default(),
+            observer: Arc::new(Unobserved),
         }
+    }
+
+    /// The engine reporting to `observer` (metrics).
+    pub fn with_observer(mut self, observer: Arc<dyn Observer>) -> Self {
+        self.observer = observer;
+        self
     }
 
     /// The engine with these protections instead of the defaults.
@@ -557,6 +607,25 @@ impl<S: Store + Clone, C: Clock + Clone> Verifier<S, C> {
         service: &ServiceRecord,
         request: StartRequest,
     ) -> Result<Started, VerifyError> {
+        let started = self.start_inner(service, request).await;
+        match &started {
+            Ok(started) => self
+                .observer
+                .verification("started", started.verification()),
+            Err(error) => {
+                if let Some(reason) = refusal_reason(error) {
+                    self.observer.refused(reason);
+                }
+            }
+        }
+        started
+    }
+
+    async fn start_inner(
+        &self,
+        service: &ServiceRecord,
+        request: StartRequest,
+    ) -> Result<Started, VerifyError> {
         let settings = &service.settings;
         let (to, country) = request.to.clone().ok_or(VerifyError::MissingRecipient)?;
         let channel = request.channel.unwrap_or(Channel::Sms);
@@ -813,6 +882,18 @@ impl<S: Store + Clone, C: Clock + Clone> Verifier<S, C> {
         };
         let now = self.clock.now();
         let result = self.store.check_code(id, service, candidate, now).await?;
+        if let Some(verification) = &result.verification {
+            let event = match result.outcome {
+                CheckOutcome::Approved => Some("approved"),
+                CheckOutcome::WrongCode => Some("wrong_code"),
+                CheckOutcome::MaxAttemptsNow => Some("max_attempts"),
+                CheckOutcome::ExpiredNow => Some("expired"),
+                _ => None,
+            };
+            if let Some(event) = event {
+                self.observer.verification(event, verification);
+            }
+        }
         if let (CheckOutcome::Approved, Some(policy), Some(verification)) =
             (result.outcome, self.abuse.pumping, &result.verification)
             && let Recipient::Phone(phone) = &verification.to

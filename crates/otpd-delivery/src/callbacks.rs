@@ -56,6 +56,7 @@ pub struct CallbackWorker<S, C> {
     signer: CallbackSigner,
     render: RenderCallback,
     policy: CallbackPolicy,
+    metrics: Option<crate::SharedMetrics>,
 }
 
 /// The header that carries the signature.
@@ -82,7 +83,14 @@ impl<S: Store + Clone, C: Clock + Clone> CallbackWorker<S, C> {
             signer,
             render,
             policy,
+            metrics: None,
         }
+    }
+
+    /// The worker counting failed posts in `metrics`.
+    pub fn with_metrics(mut self, metrics: crate::SharedMetrics) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Polls forever.
@@ -154,6 +162,9 @@ impl<S: Store + Clone, C: Clock + Clone> CallbackWorker<S, C> {
                 let retry_at = (attempts < self.policy.max_attempts)
                     .then(|| now.plus_millis(self.policy.delay_after(attempts).as_millis() as i64));
                 tracing::warn!(callback = %job.id, attempts, %error, gave_up = retry_at.is_none(), "status callback failed");
+                if let Some(metrics) = &self.metrics {
+                    metrics.callback_failures.inc();
+                }
                 self.store
                     .callback_failed(job.id, retry_at, &error, now)
                     .await

@@ -3,12 +3,14 @@
 
 pub mod callbacks;
 pub mod console;
+pub mod metrics;
 pub mod provider;
 pub mod routing;
 pub mod worker;
 
 pub use callbacks::{CallbackPolicy, CallbackWorker};
 pub use console::{ConsoleProvider, Inbox, InboxMessage};
+pub use metrics::{Metrics, SharedMetrics};
 pub use provider::{
     Accepted, BoxFuture, Message, Provider, Receipt, ReceiptError, ReceiptReply, SendError, Webhook,
 };

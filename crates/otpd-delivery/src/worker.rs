@@ -100,6 +100,7 @@ pub struct DeliveryWorker<S, C> {
     router: Arc<Router>,
     policy: DeliveryPolicy,
     receipt_base: Option<String>,
+    metrics: crate::SharedMetrics,
 }
 
 impl<S: Store + Clone, C: Clock + Clone> DeliveryWorker<S, C> {
@@ -111,6 +112,7 @@ impl<S: Store + Clone, C: Clock + Clone> DeliveryWorker<S, C> {
         router: Arc<Router>,
         policy: DeliveryPolicy,
         receipt_base: Option<String>,
+        metrics: crate::SharedMetrics,
     ) -> (Self, ChannelDispatch, mpsc::UnboundedReceiver<Queued>) {
         let (sender, receiver) = mpsc::unbounded_channel();
         (
@@ -120,6 +122,7 @@ impl<S: Store + Clone, C: Clock + Clone> DeliveryWorker<S, C> {
                 router,
                 policy,
                 receipt_base: receipt_base.map(|b| b.trim_end_matches('/').to_string()),
+                metrics,
             },
             ChannelDispatch {
                 sender,
@@ -253,6 +256,8 @@ impl<S: Store + Clone, C: Clock + Clone> DeliveryWorker<S, C> {
             };
             match self.store.record_receipt(&update, now).await? {
                 Some(attempt) => {
+                    self.metrics
+                        .delivery(provider, &format!("receipt_{}", receipt.status.as_str()));
                     tracing::info!(delivery = %attempt.id, provider, status = attempt.status.as_str(), "delivery receipt");
                     fallback_due |= matches!(
                         receipt.status,
@@ -354,7 +359,24 @@ impl<S: Store + Clone, C: Clock + Clone> DeliveryWorker<S, C> {
             let mut refused = None;
             for provider in route {
                 let message = self.message_for(job, provider.as_ref());
-                match provider.send(&message).await {
+                let started = std::time::Instant::now();
+                let outcome = provider.send(&message).await;
+                self.metrics
+                    .provider_seconds
+                    .get_or_create(&crate::metrics::ProviderLabels {
+                        provider: provider.name().to_string(),
+                    })
+                    .observe(started.elapsed().as_secs_f64());
+                self.metrics.delivery(
+                    provider.name(),
+                    match &outcome {
+                        Ok(_) => "sent",
+                        Err(SendError::Transient { .. }) => "transient",
+                        Err(SendError::Provider { .. }) => "provider_refused",
+                        Err(SendError::Rejected { .. }) => "rejected",
+                    },
+                );
+                match outcome {
                     Ok(accepted) => {
                         self.router.record(provider.name(), true);
                         // Only a provider that can reach our receipt endpoint may trigger a

@@ -42,6 +42,8 @@ pub struct AppState<S, C> {
     /// Proxies whose `X-Forwarded-For` is believed (the client address is otherwise the
     /// socket's peer).
     pub trusted_proxies: Arc<Vec<std::net::IpAddr>>,
+    /// Prometheus metrics.
+    pub metrics: otpd_delivery::SharedMetrics,
 }
 
 /// The client's address as the per-IP limit sees it; set on every request by the router.
@@ -102,6 +104,7 @@ impl<S, C> Clone for AppState<S, C> {
             public_base_url: self.public_base_url.clone(),
             receipts: self.receipts.clone(),
             trusted_proxies: self.trusted_proxies.clone(),
+            metrics: self.metrics.clone(),
         }
     }
 }
@@ -204,10 +207,14 @@ async fn readyz<S: Store + Clone, C: Clock + Clone>(
 /// number) and adds `X-Request-Id` and `X-Response-Time`. Oversized bodies become the
 /// JSON 413 and panics a JSON 500, so no client ever sees a non-JSON error.
 async fn observe(
-    State(trusted): State<Arc<Vec<std::net::IpAddr>>>,
+    State((trusted, metrics)): State<(Arc<Vec<std::net::IpAddr>>, otpd_delivery::SharedMetrics)>,
     mut request: Request,
     next: Next,
 ) -> Response {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
     let started = Instant::now();
     let peer = request
         .extensions()
@@ -240,6 +247,17 @@ async fn observe(
     if let Ok(value) = HeaderValue::from_str(&format!("{}ms", elapsed.as_millis())) {
         headers.insert("x-response-time", value);
     }
+    let labels = otpd_delivery::metrics::HttpLabels {
+        dialect: dialect_of(&route).to_string(),
+        route,
+        method: method.to_string(),
+        status: response.status().as_u16(),
+    };
+    metrics.http_requests.get_or_create(&labels).inc();
+    metrics
+        .http_seconds
+        .get_or_create(&labels)
+        .observe(elapsed.as_secs_f64());
     tracing::info!(
         request_id,
         %method,
@@ -249,6 +267,51 @@ async fn observe(
         "request"
     );
     response
+}
+
+/// Which API a route pattern belongs to (a metric label).
+fn dialect_of(route: &str) -> &'static str {
+    if route.starts_with("/v2") {
+        "twilio"
+    } else if route.starts_with("/admin") {
+        "admin"
+    } else if route.starts_with("/webhooks") {
+        "webhooks"
+    } else if route.starts_with("/otp") || route.starts_with("/oauth") {
+        "native"
+    } else {
+        "ops"
+    }
+}
+
+/// `GET /metrics`: OpenMetrics text; outbox depth and quarantines are read when scraped.
+async fn metrics_text<S: Store + Clone, C: Clock + Clone>(
+    State(state): State<AppState<S, C>>,
+) -> Response {
+    let store = state.verifier.store();
+    let now = state.verifier.clock().now();
+    if let Ok(stats) = store.outbox_stats().await {
+        let metrics = &state.metrics;
+        metrics.outbox_queued.set(stats.queued_deliveries as i64);
+        metrics
+            .callbacks_pending
+            .set(stats.pending_callbacks as i64);
+        let age = stats
+            .oldest_queued
+            .map_or(0, |t| (now.0 - t.0).max(0) / 1000);
+        metrics.outbox_oldest_seconds.set(age);
+    }
+    if let Ok(quarantines) = store.quarantines(now).await {
+        state.metrics.quarantines.set(quarantines.len() as i64);
+    }
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
 }
 
 fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
@@ -263,6 +326,7 @@ pub fn router<S: Store + Clone, C: Clock + Clone>(state: AppState<S, C>) -> Rout
         .nest("/admin/v1", admin::router::<S, C>())
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz::<S, C>))
+        .route("/metrics", get(metrics_text::<S, C>))
         .route(
             "/webhooks/{provider}",
             get(receipts::receive::<S, C>).post(receipts::receive::<S, C>),
@@ -274,7 +338,7 @@ pub fn router<S: Store + Clone, C: Clock + Clone>(state: AppState<S, C>) -> Rout
     }
     app.fallback(not_found)
         .layer(middleware::from_fn_with_state(
-            state.trusted_proxies.clone(),
+            (state.trusted_proxies.clone(), state.metrics.clone()),
             observe,
         ))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use otpd_core::auth::{AccessToken, AccountRecord, ApiKeyRecord, Application};
 use otpd_core::store::{
-    CallbackJob, CheckResult, DELIVERY_LEASE_SECONDS, DeliveryAttempt, DeliveryUpdate, Quarantine,
-    RateCount, ReceiptUpdate, ResendOutcome, SafeNumber, ServiceRecord,
+    CallbackJob, CheckResult, DELIVERY_LEASE_SECONDS, DeliveryAttempt, DeliveryUpdate, OutboxStats,
+    Quarantine, RateCount, ReceiptUpdate, ResendOutcome, SafeNumber, ServiceRecord,
 };
 use otpd_core::{
     AccountId, ApiKeyId, ApplicationId, Candidate, CheckOutcome, CodeHash, DeliveryId, ServiceId,
@@ -784,6 +784,25 @@ impl Store for PgStore {
             .await
             .map_err(db_error)?;
         Ok(result.rows_affected() == 1)
+    }
+
+    async fn outbox_stats(&self) -> Result<OutboxStats, StoreError> {
+        let (queued, oldest): (i64, Option<i64>) = sqlx::query_as(
+            "SELECT COUNT(*), MIN(created_at) FROM deliveries WHERE status = 'queued'",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_error)?;
+        let pending: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM callbacks WHERE state = 'pending'")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(db_error)?;
+        Ok(OutboxStats {
+            queued_deliveries: queued.max(0) as u64,
+            oldest_queued: oldest.map(Timestamp),
+            pending_callbacks: pending.max(0) as u64,
+        })
     }
 
     async fn claim_due_fallbacks(

@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex};
 
 use otpd_core::auth::{AccessToken, AccountRecord, ApiKeyRecord, Application};
 use otpd_core::store::{
-    CallbackJob, CheckResult, DELIVERY_LEASE_SECONDS, DeliveryAttempt, DeliveryUpdate, Quarantine,
-    RateCount, ReceiptUpdate, ResendOutcome, SafeNumber, ServiceRecord,
+    CallbackJob, CheckResult, DELIVERY_LEASE_SECONDS, DeliveryAttempt, DeliveryUpdate, OutboxStats,
+    Quarantine, RateCount, ReceiptUpdate, ResendOutcome, SafeNumber, ServiceRecord,
 };
 use otpd_core::{
     AccountId, ApiKeyId, ApplicationId, Candidate, CheckOutcome, CodeHash, DeliveryId,
@@ -796,6 +796,31 @@ impl Store for SqliteStore {
                 "DELETE FROM safe_numbers WHERE account_id = ?1 AND phone = ?2",
                 params![account.as_bytes().as_slice(), phone],
             )? == 1)
+        })
+        .await
+    }
+
+    async fn outbox_stats(&self) -> Result<OutboxStats, StoreError> {
+        self.read(move |connection| {
+            let (queued, oldest): (i64, Option<i64>) = connection
+                .query_row(
+                    "SELECT COUNT(*), MIN(created_at) FROM deliveries WHERE status = 'queued'",
+                    [],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
+                .map_err(db_error)?;
+            let pending: i64 = connection
+                .query_row(
+                    "SELECT COUNT(*) FROM callbacks WHERE state = 'pending'",
+                    [],
+                    |row| row.get(0),
+                )
+                .map_err(db_error)?;
+            Ok(OutboxStats {
+                queued_deliveries: queued.max(0) as u64,
+                oldest_queued: oldest.map(Timestamp),
+                pending_callbacks: pending.max(0) as u64,
+            })
         })
         .await
     }

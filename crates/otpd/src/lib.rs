@@ -117,6 +117,7 @@ pub async fn start<C: Clock + Clone>(config: &Config, clock: C) -> anyhow::Resul
     ));
 
     let inbox = Inbox::default();
+    let metrics = Arc::new(otpd_delivery::Metrics::new());
     let router = Arc::new(build_router(config, &inbox, &clock)?);
     let (delivery, dispatch, jobs) = DeliveryWorker::new(
         store.clone(),
@@ -124,6 +125,7 @@ pub async fn start<C: Clock + Clone>(config: &Config, clock: C) -> anyhow::Resul
         router,
         config.delivery.policy(),
         config.public_base_url.clone(),
+        metrics.clone(),
     );
     let verifier = Arc::new(
         Verifier::new(
@@ -136,7 +138,8 @@ pub async fn start<C: Clock + Clone>(config: &Config, clock: C) -> anyhow::Resul
         .with_abuse_policy(otpd_core::abuse::AbusePolicy {
             pumping: config.pumping.policy(),
             ..config.limits.policy()
-        }),
+        })
+        .with_observer(metrics.clone()),
     );
 
     let first_application = if store.applications().await?.is_empty() {
@@ -171,7 +174,8 @@ pub async fn start<C: Clock + Clone>(config: &Config, clock: C) -> anyhow::Resul
         CallbackSigner::new(secret),
         Arc::new(otpd_http::native::wire::callback_body),
         config.callbacks.policy(),
-    );
+    )
+    .with_metrics(metrics.clone());
     let sweep_every = std::time::Duration::from_millis(config.delivery.sweep_interval_ms.max(50));
     let tasks = vec![
         tokio::spawn(
@@ -200,6 +204,7 @@ pub async fn start<C: Clock + Clone>(config: &Config, clock: C) -> anyhow::Resul
         public_base_url: config.public_base_url.clone(),
         receipts: Some(receipts),
         trusted_proxies: Arc::new(config.trusted_proxies.clone()),
+        metrics,
     };
     let listener = TcpListener::bind(&config.listen)
         .await

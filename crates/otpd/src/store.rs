@@ -3,7 +3,7 @@
 
 use otpd_core::auth::{AccessToken, AccountRecord, ApiKeyRecord, Application};
 use otpd_core::store::{
-    CallbackJob, CheckResult, DeliveryAttempt, DeliveryUpdate, Quarantine, RateCount,
+    CallbackJob, CheckResult, DeliveryAttempt, DeliveryUpdate, OutboxStats, Quarantine, RateCount,
     ReceiptUpdate, ResendOutcome, SafeNumber, ServiceRecord,
 };
 use otpd_core::{
@@ -169,6 +169,10 @@ impl Store for AnyStore {
         phone: &str,
     ) -> Result<bool, StoreError> {
         delegate!(self, s => s.remove_safe_number(account, phone))
+    }
+
+    async fn outbox_stats(&self) -> Result<OutboxStats, StoreError> {
+        delegate!(self, s => s.outbox_stats())
     }
 
     async fn claim_due_fallbacks(

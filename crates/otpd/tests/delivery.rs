@@ -363,3 +363,42 @@ async fn a_service_routes_a_country_to_its_own_provider() {
     assert_eq!(general.requests().len(), 1);
     assert_eq!(TwilioMock::field(&french.requests()[0], "To"), FR);
 }
+
+#[tokio::test]
+async fn metrics_count_requests_verifications_deliveries_and_refusals() {
+    let (_twilio, url) = TwilioMock::start(false).await;
+    let app = TestApp::spawn_configured(|config| {
+        config.providers = vec![twilio_provider("twilio", &url)];
+        config.routes.sms = vec!["twilio".into()];
+        config.default_otp.resend_cooldown_seconds = 30;
+    })
+    .await;
+    let token = app.token().await;
+    let (_, otp) = app.create(&token, json!({"phoneNumber": FR})).await;
+    let id = otp["otpId"].as_str().unwrap();
+    assert_eq!(app.check(&token, id, "000000").await.0, 400);
+    assert_eq!(app.create(&token, json!({"phoneNumber": FR})).await.0, 429);
+    let response = app.client.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/openmetrics-text")
+    );
+    let text = response.text().await.unwrap();
+    for line in [
+        r#"otpd_verifications_total{event="started",channel="sms",country="FR"} 1"#,
+        r#"otpd_verifications_total{event="wrong_code",channel="sms",country="FR"} 1"#,
+        r#"otpd_delivery_attempts_total{provider="twilio",outcome="sent"} 1"#,
+        r#"otpd_refusals_total{reason="cooldown"} 1"#,
+        r#"otpd_http_requests_total{dialect="native",route="/otp",method="POST",status="201"} 1"#,
+        r#"otpd_http_requests_total{dialect="native",route="/otp",method="POST",status="429"} 1"#,
+        "otpd_outbox_queued_deliveries 0",
+        "otpd_pumping_quarantines 0",
+    ] {
+        assert!(text.contains(line), "missing {line} in\n{text}");
+    }
+    assert!(text.contains("otpd_provider_request_duration_seconds_count{provider=\"twilio\"} 1"));
+    assert!(!text.contains("612345678"), "no phone number in any label");
+}
