@@ -587,6 +587,14 @@ pub trait Store: Send + Sync + 'static {
         phone: &str,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
+    /// Ends this node's leases on still-queued deliveries (a graceful shutdown hands its
+    /// unfinished work to the other nodes at once instead of after the lease).
+    fn release_deliveries(
+        &self,
+        ids: &[DeliveryId],
+        now: Timestamp,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
     /// How much work waits in the delivery and callback outboxes.
     fn outbox_stats(&self) -> impl Future<Output = Result<OutboxStats, StoreError>> + Send;
 

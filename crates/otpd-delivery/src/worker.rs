@@ -101,6 +101,8 @@ pub struct DeliveryWorker<S, C> {
     policy: DeliveryPolicy,
     receipt_base: Option<String>,
     metrics: crate::SharedMetrics,
+    /// Deliveries this node is working on (a graceful shutdown hands them back).
+    in_flight: std::sync::Mutex<std::collections::HashSet<otpd_core::DeliveryId>>,
 }
 
 impl<S: Store + Clone, C: Clock + Clone> DeliveryWorker<S, C> {
@@ -123,6 +125,7 @@ impl<S: Store + Clone, C: Clock + Clone> DeliveryWorker<S, C> {
                 policy,
                 receipt_base: receipt_base.map(|b| b.trim_end_matches('/').to_string()),
                 metrics,
+                in_flight: Default::default(),
             },
             ChannelDispatch {
                 sender,
@@ -288,6 +291,20 @@ impl<S: Store + Clone, C: Clock + Clone> DeliveryWorker<S, C> {
         }
     }
 
+    /// Hands the deliveries this node is still working on back to the store (their leases
+    /// end now), for a graceful shutdown: another node, or the next start, resumes them at
+    /// once.
+    pub async fn hand_back(&self) -> Result<u64, StoreError> {
+        let ids: Vec<_> = match self.in_flight.lock() {
+            Ok(set) => set.iter().copied().collect(),
+            Err(_) => return Ok(0),
+        };
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        self.store.release_deliveries(&ids, self.clock.now()).await
+    }
+
     async fn deliver(
         &self,
         job: DeliveryJob,
@@ -295,7 +312,13 @@ impl<S: Store + Clone, C: Clock + Clone> DeliveryWorker<S, C> {
         verifier: &Verifier<S, C>,
         dispatch: &ChannelDispatch,
     ) {
+        if let Ok(mut set) = self.in_flight.lock() {
+            set.insert(job.delivery_id);
+        }
         let outcome = self.deliver_on_channel(&job, &mut first_try).await;
+        if let Ok(mut set) = self.in_flight.lock() {
+            set.remove(&job.delivery_id);
+        }
         if let Some(done) = first_try.take() {
             let _ = done.send(());
         }

@@ -786,6 +786,23 @@ impl Store for PgStore {
         Ok(result.rows_affected() == 1)
     }
 
+    async fn release_deliveries(
+        &self,
+        ids: &[DeliveryId],
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let ids: Vec<Uuid> = ids.iter().map(|id| id.uuid()).collect();
+        let result = sqlx::query(
+            "UPDATE deliveries SET lease_until = $1 WHERE id = ANY($2) AND status = 'queued'",
+        )
+        .bind(now.0)
+        .bind(&ids)
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(result.rows_affected())
+    }
+
     async fn outbox_stats(&self) -> Result<OutboxStats, StoreError> {
         let (queued, oldest): (i64, Option<i64>) = sqlx::query_as(
             "SELECT COUNT(*), MIN(created_at) FROM deliveries WHERE status = 'queued'",

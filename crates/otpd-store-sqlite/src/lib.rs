@@ -800,6 +800,26 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn release_deliveries(
+        &self,
+        ids: &[DeliveryId],
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let ids = ids.to_vec();
+        self.write(move |connection| {
+            let mut released = 0;
+            for id in ids {
+                released += execute(
+                    connection,
+                    "UPDATE deliveries SET lease_until = ?1 WHERE id = ?2 AND status = 'queued'",
+                    params![now.0, id.as_bytes().as_slice()],
+                )? as u64;
+            }
+            Ok(released)
+        })
+        .await
+    }
+
     async fn outbox_stats(&self) -> Result<OutboxStats, StoreError> {
         self.read(move |connection| {
             let (queued, oldest): (i64, Option<i64>) = connection

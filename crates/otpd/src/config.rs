@@ -35,6 +35,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "limits",
     "trusted_proxies",
     "pumping",
+    "shutdown_timeout_seconds",
 ];
 
 /// The whole configuration.
@@ -76,6 +77,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// The SMS-pumping defence (docs/security.md).
     pub pumping: PumpingConfig,
+    /// On SIGTERM, how long in-flight requests may take before otpd exits anyway.
+    pub shutdown_timeout_seconds: u64,
     /// Reverse proxies whose `X-Forwarded-For` names the client (IP addresses); the socket's
     /// peer is the client otherwise.
     pub trusted_proxies: Vec<std::net::IpAddr>,
@@ -436,6 +439,7 @@ impl Default for Config {
             delivery: DeliveryConfig::default(),
             limits: LimitsConfig::default(),
             pumping: PumpingConfig::default(),
+            shutdown_timeout_seconds: 10,
             trusted_proxies: Vec::new(),
             prices: HashMap::new(),
             callbacks: CallbackConfig::default(),

@@ -36,16 +36,24 @@ pub struct RunningServer {
     shutdown: tokio::sync::watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     server: JoinHandle<std::io::Result<()>>,
+    hand_back: Arc<dyn Fn() -> otpd_delivery::BoxFuture<'static, ()> + Send + Sync>,
+    deadline: std::time::Duration,
 }
 
 impl RunningServer {
-    /// Stops accepting requests, finishes in-flight ones and stops the workers.
+    /// Stops accepting requests, finishes in-flight ones (up to the shutdown deadline),
+    /// stops the workers and hands unfinished deliveries back to the store so that another
+    /// node (or the next start) resumes them at once.
     pub async fn stop(self) {
         let _ = self.shutdown.send(true);
-        let _ = self.server.await;
+        let server = self.server;
+        if tokio::time::timeout(self.deadline, server).await.is_err() {
+            tracing::warn!("shutdown deadline passed with requests still in flight");
+        }
         for task in self.tasks {
             task.abort();
         }
+        (self.hand_back)().await;
     }
 
     /// Serves until the process receives Ctrl-C or SIGTERM.
@@ -190,6 +198,20 @@ pub async fn start<C: Clock + Clone>(config: &Config, clock: C) -> anyhow::Resul
         ),
         tokio::spawn(callbacks.run()),
     ];
+    let worker = delivery.clone();
+    let hand_back: Arc<dyn Fn() -> otpd_delivery::BoxFuture<'static, ()> + Send + Sync> =
+        Arc::new(move || {
+            let worker = worker.clone();
+            Box::pin(async move {
+                match worker.hand_back().await {
+                    Ok(0) => {}
+                    Ok(released) => {
+                        tracing::info!(released, "handed unfinished deliveries back")
+                    }
+                    Err(error) => tracing::warn!(%error, "could not hand deliveries back"),
+                }
+            })
+        });
     let receipts: Arc<dyn otpd_http::ReceiptSink> = Arc::new(Receipts {
         worker: delivery,
         verifier: verifier.clone(),
@@ -230,6 +252,8 @@ pub async fn start<C: Clock + Clone>(config: &Config, clock: C) -> anyhow::Resul
         shutdown,
         tasks,
         server,
+        hand_back,
+        deadline: std::time::Duration::from_secs(config.shutdown_timeout_seconds.max(1)),
     })
 }
 

@@ -171,6 +171,14 @@ impl Store for AnyStore {
         delegate!(self, s => s.remove_safe_number(account, phone))
     }
 
+    async fn release_deliveries(
+        &self,
+        ids: &[DeliveryId],
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
+        delegate!(self, s => s.release_deliveries(ids, now))
+    }
+
     async fn outbox_stats(&self) -> Result<OutboxStats, StoreError> {
         delegate!(self, s => s.outbox_stats())
     }

@@ -402,3 +402,36 @@ async fn metrics_count_requests_verifications_deliveries_and_refusals() {
     assert!(text.contains("otpd_provider_request_duration_seconds_count{provider=\"twilio\"} 1"));
     assert!(!text.contains("612345678"), "no phone number in any label");
 }
+
+#[tokio::test]
+async fn a_graceful_stop_hands_unfinished_deliveries_back_at_once() {
+    use otpd_core::{Clock, Store};
+    let (_twilio, url) = TwilioMock::start(true).await;
+    let mut app = TestApp::spawn_configured(|config| {
+        config.providers = vec![twilio_provider("twilio", &url)];
+        config.routes.sms = vec!["twilio".into()];
+        config.delivery.first_backoff_ms = 30_000;
+    })
+    .await;
+    let token = app.token().await;
+    let (_, otp) = app.create(&token, json!({"phoneNumber": FR})).await;
+    assert_eq!(otp["deliveries"][0]["status"], "queued", "{otp}");
+    let store = app.server.as_ref().unwrap().store.clone();
+    let now = app.clock.now();
+    let lease = now.plus_seconds(60);
+    assert!(
+        store
+            .claim_stale_deliveries(now, lease, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "while running, this node holds the retry"
+    );
+    app.server.take().unwrap().stop().await;
+    let handed_back = store.claim_stale_deliveries(now, lease, 10).await.unwrap();
+    assert_eq!(handed_back.len(), 1, "another node may take it at once");
+    assert_eq!(
+        handed_back[0].1.id.to_string(),
+        otp["otpId"].as_str().unwrap()
+    );
+}
