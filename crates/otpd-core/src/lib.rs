@@ -6,6 +6,7 @@ pub mod abuse;
 pub mod auth;
 pub mod clock;
 pub mod code;
+pub mod events;
 pub mod ids;
 pub mod messages;
 pub mod phone;

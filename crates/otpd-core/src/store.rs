@@ -595,6 +595,27 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
+    /// Records as expired up to `limit` pending verifications whose code expired by `now`
+    /// (events and status callbacks included), so expiry is reported when it happens, not
+    /// only when someone looks. Returns them.
+    fn expire_due(
+        &self,
+        now: Timestamp,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<Verification>, StoreError>> + Send;
+
+    /// Stores an event that is not part of another change (a start refused by a protection).
+    fn record_event(
+        &self,
+        event: &crate::events::Event,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Events matching `filter`, oldest first.
+    fn events(
+        &self,
+        filter: &crate::events::EventFilter,
+    ) -> impl Future<Output = Result<Vec<crate::events::Event>, StoreError>> + Send;
+
     /// How much work waits in the delivery and callback outboxes.
     fn outbox_stats(&self) -> impl Future<Output = Result<OutboxStats, StoreError>> + Send;
 

@@ -607,6 +607,8 @@ impl<S: Store + Clone, C: Clock + Clone> Verifier<S, C> {
         service: &ServiceRecord,
         request: StartRequest,
     ) -> Result<Started, VerifyError> {
+        let request_to = request.to.as_ref().map(|(to, _)| to.as_str().to_string());
+        let request_channel = request.channel.unwrap_or(Channel::Sms);
         let started = self.start_inner(service, request).await;
         match &started {
             Ok(started) => self
@@ -615,6 +617,21 @@ impl<S: Store + Clone, C: Clock + Clone> Verifier<S, C> {
             Err(error) => {
                 if let Some(reason) = refusal_reason(error) {
                     self.observer.refused(reason);
+                    let event = crate::events::Event {
+                        id: Uuid::now_v7(),
+                        service_id: service.id,
+                        verification_id: None,
+                        kind: "verification.blocked".into(),
+                        data: serde_json::json!({
+                            "reason": reason,
+                            "to": request_to.as_deref(),
+                            "channel": request_channel.as_str(),
+                        }),
+                        created_at: self.clock.now(),
+                    };
+                    if let Err(store) = self.store.record_event(&event).await {
+                        tracing::warn!(error = %store, "could not record a blocked start");
+                    }
                 }
             }
         }
@@ -927,6 +944,16 @@ impl<S: Store + Clone, C: Clock + Clone> Verifier<S, C> {
                 .await?;
         }
         Ok(result)
+    }
+
+    /// Records as expired the pending verifications whose code has expired (with their events
+    /// and callbacks); the sweeper calls it.
+    pub async fn expire_due(&self) -> Result<usize, StoreError> {
+        let expired = self.store.expire_due(self.clock.now(), 500).await?;
+        for verification in &expired {
+            self.observer.verification("expired", verification);
+        }
+        Ok(expired.len())
     }
 
     /// Cancels (or approves out of band) a pending verification.

@@ -23,6 +23,7 @@ pub fn router<S: Store + Clone, C: Clock + Clone>() -> Router<AppState<S, C>> {
     Router::new()
         .route("/quarantines", get(quarantines::<S, C>))
         .route("/quarantines/{prefix}", delete(lift::<S, C>))
+        .route("/events", get(events::<S, C>))
         .route(
             "/services/{sid}/protection",
             get(protection::<S, C>).put(update_protection::<S, C>),
@@ -73,6 +74,67 @@ async fn lift<S: Store + Clone, C: Clock + Clone>(
     }
     tracing::warn!(prefix = %prefix, "quarantine lifted through the admin API");
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `GET /admin/v1/events?serviceSid=&verificationSid=&type=&since=&until=&pageToken=&pageSize=`:
+/// the account's events, oldest first; `nextPageToken` continues after the last one.
+async fn events<S: Store + Clone, C: Clock + Clone>(
+    State(state): State<AppState<S, C>>,
+    headers: HeaderMap,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> Result<Response, TwilioError> {
+    use crate::twilio::form::{Params, sid_uuid};
+    let account = account(&state, &headers).await?;
+    let params = Params::parse(query.unwrap_or_default().as_bytes());
+    let uuid_param = |name: &str, prefix: &str| -> Result<Option<uuid::Uuid>, TwilioError> {
+        match params.get(name) {
+            None => Ok(None),
+            Some(text) => sid_uuid(text, prefix)
+                .or_else(|| uuid::Uuid::parse_str(text).ok())
+                .map(Some)
+                .ok_or_else(|| error::invalid(name)),
+        }
+    };
+    let time = |name: &str| -> Result<Option<otpd_core::Timestamp>, TwilioError> {
+        Ok(params
+            .int(name, 0, 100_000_000_000)?
+            .map(|seconds| otpd_core::Timestamp(seconds * 1000)))
+    };
+    let limit = params.int("pageSize", 1, 1000)?.unwrap_or(100) as u32;
+    let filter = otpd_core::events::EventFilter {
+        account,
+        service: uuid_param("serviceSid", "VA")?.map(otpd_core::ServiceId::from_uuid),
+        verification: uuid_param("verificationSid", "VE")?
+            .map(otpd_core::VerificationId::from_uuid),
+        kind: params.get("type").map(str::to_string),
+        since: time("since")?,
+        until: time("until")?,
+        after: uuid_param("pageToken", "EV")?,
+        limit,
+    };
+    let events = state
+        .verifier
+        .store()
+        .events(&filter)
+        .await
+        .map_err(error::internal)?;
+    let next = (events.len() == limit as usize)
+        .then(|| events.last().map(|e| format!("EV{}", e.id.simple())))
+        .flatten();
+    let items: Vec<Value> = events
+        .iter()
+        .map(|e| {
+            json!({
+                "id": format!("EV{}", e.id.simple()),
+                "type": e.kind,
+                "serviceSid": format!("VA{}", e.service_id.simple()),
+                "verificationSid": e.verification_id.map(|v| format!("VE{}", v.simple())),
+                "createdAt": crate::twilio::wire::date(e.created_at),
+                "data": e.data,
+            })
+        })
+        .collect();
+    Ok(Json(json!({"events": items, "nextPageToken": next})).into_response())
 }
 
 fn protection_json(service: &ServiceRecord) -> Value {

@@ -9,6 +9,7 @@ mod rows;
 use std::time::Duration;
 
 use otpd_core::auth::{AccessToken, AccountRecord, ApiKeyRecord, Application};
+use otpd_core::events::{Event, EventFilter};
 use otpd_core::store::{
     CallbackJob, CheckResult, DELIVERY_LEASE_SECONDS, DeliveryAttempt, DeliveryUpdate, OutboxStats,
     Quarantine, RateCount, ReceiptUpdate, ResendOutcome, SafeNumber, ServiceRecord,
@@ -28,6 +29,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0003_rate_events.sql"),
     include_str!("../migrations/0004_pumping_and_budgets.sql"),
     include_str!("../migrations/0005_safe_list.sql"),
+    include_str!("../migrations/0006_events.sql"),
 ];
 
 /// Any number; every otpd node uses it to take turns applying migrations.
@@ -176,6 +178,45 @@ async fn load_for_update(
 }
 
 /// Writes a new status and attempt count, and queues the status callback when due.
+async fn insert_event(connection: &mut PgConnection, event: &Event) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO events (id, service_id, verification_id, kind, data, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(event.id)
+    .bind(event.service_id.uuid())
+    .bind(event.verification_id.map(|v| v.uuid()))
+    .bind(&event.kind)
+    .bind(event.data.to_string())
+    .bind(event.created_at.0)
+    .execute(&mut *connection)
+    .await
+    .map_err(db_error)?;
+    Ok(())
+}
+
+/// The event of a delivery's new state, with its verification's service.
+async fn insert_delivery_event(
+    connection: &mut PgConnection,
+    delivery: &DeliveryAttempt,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let service: Option<Uuid> =
+        sqlx::query_scalar("SELECT service_id FROM verifications WHERE id = $1")
+            .bind(delivery.verification_id.uuid())
+            .fetch_optional(&mut *connection)
+            .await
+            .map_err(db_error)?;
+    let Some(service) = service else {
+        return Ok(());
+    };
+    insert_event(
+        connection,
+        &otpd_core::events::delivery_event(ServiceId::from_uuid(service), delivery, now),
+    )
+    .await
+}
+
 async fn record_transition(
     connection: &mut PgConnection,
     verification: &mut Verification,
@@ -197,9 +238,24 @@ async fn record_transition(
     .execute(&mut *connection)
     .await
     .map_err(db_error)?;
+    let counted = attempts > verification.attempts;
     verification.status = status;
     verification.attempts = attempts;
     verification.updated_at = now;
+    let kind = if changed {
+        otpd_core::events::status_kind(status)
+    } else if counted {
+        "verification.check_failed"
+    } else {
+        ""
+    };
+    if !kind.is_empty() {
+        insert_event(
+            connection,
+            &otpd_core::events::verification_event(kind, verification, now),
+        )
+        .await?;
+    }
     if let (true, Some(url)) = (changed, &verification.callback_url) {
         sqlx::query(
             "INSERT INTO callbacks (id, verification_id, url, status, next_attempt_at, created_at, updated_at) \
@@ -344,6 +400,16 @@ impl Store for PgStore {
         .await
         .map_err(db_error)?;
         insert_delivery(&mut tx, delivery).await?;
+        insert_event(
+            &mut tx,
+            &otpd_core::events::verification_event("verification.started", v, v.created_at),
+        )
+        .await?;
+        insert_event(
+            &mut tx,
+            &otpd_core::events::delivery_event(v.service_id, delivery, v.created_at),
+        )
+        .await?;
         tx.commit().await.map_err(db_error)
     }
 
@@ -468,6 +534,11 @@ impl Store for PgStore {
             return Ok(ResendOutcome::TooManySends);
         }
         insert_delivery(&mut tx, delivery).await?;
+        insert_event(
+            &mut tx,
+            &otpd_core::events::delivery_event(verification.service_id, delivery, now),
+        )
+        .await?;
         if let Some(hash) = new_hash {
             verification.code_hash = hash;
             verification.code_seed = None;
@@ -535,6 +606,7 @@ impl Store for PgStore {
         update: &DeliveryUpdate,
         now: Timestamp,
     ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
         sqlx::query(
             "UPDATE deliveries SET status = $1, provider = COALESCE($2, provider), \
              provider_ref = COALESCE($3, provider_ref), error = $4, error_code = $5, \
@@ -554,9 +626,24 @@ impl Store for PgStore {
         .bind(update.fallback_at.map(|t| t.0))
         .bind(now.0)
         .bind(id.uuid())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(db_error)?;
+        if update.status != otpd_core::DeliveryStatus::Queued {
+            let row = sqlx::query(concat!(
+                "SELECT ",
+                delivery_columns!(),
+                " FROM deliveries WHERE id = $1"
+            ))
+            .bind(id.uuid())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_error)?;
+            if let Some(row) = row {
+                insert_delivery_event(&mut tx, &rows::delivery(&row)?, now).await?;
+            }
+        }
+        tx.commit().await.map_err(db_error)?;
         Ok(())
     }
 
@@ -567,6 +654,7 @@ impl Store for PgStore {
     ) -> Result<Option<DeliveryAttempt>, StoreError> {
         // One statement: the row lock and the re-checked WHERE make concurrent receipts for
         // one message apply in rank order, never backwards.
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
         let updated = sqlx::query(concat!(
             "UPDATE deliveries SET status = $1, error_code = COALESCE($2, error_code), \
              price = COALESCE($3, price), segments = COALESCE($4, segments), \
@@ -586,12 +674,16 @@ impl Store for PgStore {
         .bind(&receipt.provider_ref)
         .bind(&receipt.provider)
         .bind(i32::from(receipt.status.rank()))
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(db_error)?;
         if let Some(row) = updated {
-            return Ok(Some(rows::delivery(&row)?));
+            let delivery = rows::delivery(&row)?;
+            insert_delivery_event(&mut tx, &delivery, now).await?;
+            tx.commit().await.map_err(db_error)?;
+            return Ok(Some(delivery));
         }
+        tx.commit().await.map_err(db_error)?;
         let current = sqlx::query(concat!(
             "SELECT ",
             delivery_columns!(),
@@ -801,6 +893,84 @@ impl Store for PgStore {
         .await
         .map_err(db_error)?;
         Ok(result.rows_affected())
+    }
+
+    async fn expire_due(
+        &self,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<Verification>, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            verification_columns!(),
+            " FROM verifications WHERE status = 'pending' AND expires_at <= $1 \
+             ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED"
+        ))
+        .bind(now.0)
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        let mut expired = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let mut verification = rows::verification(row)?;
+            let attempts = verification.attempts;
+            record_transition(
+                &mut tx,
+                &mut verification,
+                VerificationStatus::Expired,
+                attempts,
+                now,
+            )
+            .await?;
+            expired.push(verification);
+        }
+        tx.commit().await.map_err(db_error)?;
+        Ok(expired)
+    }
+
+    async fn record_event(&self, event: &Event) -> Result<(), StoreError> {
+        let mut connection = self.pool.acquire().await.map_err(db_error)?;
+        insert_event(&mut connection, event).await
+    }
+
+    async fn events(&self, filter: &EventFilter) -> Result<Vec<Event>, StoreError> {
+        let rows: Vec<(Uuid, Uuid, Option<Uuid>, String, String, i64)> = sqlx::query_as(
+            "SELECT e.id, e.service_id, e.verification_id, e.kind, e.data, e.created_at \
+             FROM events e JOIN services s ON s.id = e.service_id WHERE s.account_id = $1 \
+             AND ($2::uuid IS NULL OR e.service_id = $2) \
+             AND ($3::uuid IS NULL OR e.verification_id = $3) \
+             AND ($4::text IS NULL OR e.kind = $4) \
+             AND ($5::bigint IS NULL OR e.created_at >= $5) \
+             AND ($6::bigint IS NULL OR e.created_at < $6) \
+             AND ($7::uuid IS NULL OR e.id > $7) \
+             ORDER BY e.id LIMIT $8",
+        )
+        .bind(filter.account.uuid())
+        .bind(filter.service.map(|s| s.uuid()))
+        .bind(filter.verification.map(|v| v.uuid()))
+        .bind(&filter.kind)
+        .bind(filter.since.map(|t| t.0))
+        .bind(filter.until.map(|t| t.0))
+        .bind(filter.after)
+        .bind(i64::from(filter.limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        rows.into_iter()
+            .map(|(id, service, verification, kind, data, created_at)| {
+                Ok(Event {
+                    id,
+                    service_id: ServiceId::from_uuid(service),
+                    verification_id: verification.map(VerificationId::from_uuid),
+                    kind,
+                    data: serde_json::from_str(&data)
+                        .map_err(|_| StoreError::Corrupt("event data".into()))?,
+                    created_at: Timestamp(created_at),
+                })
+            })
+            .collect()
     }
 
     async fn outbox_stats(&self) -> Result<OutboxStats, StoreError> {

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use otpd_core::auth::{AccessToken, AccountRecord, ApiKeyRecord, Application};
+use otpd_core::events::{Event, EventFilter};
 use otpd_core::store::{
     CallbackJob, CheckResult, DELIVERY_LEASE_SECONDS, DeliveryAttempt, DeliveryUpdate, OutboxStats,
     Quarantine, RateCount, ReceiptUpdate, ResendOutcome, SafeNumber, ServiceRecord,
@@ -198,6 +199,25 @@ fn insert_delivery(connection: &Connection, d: &DeliveryAttempt) -> Result<(), S
     Ok(())
 }
 
+fn event_row(row: &Row) -> Result<Event, StoreError> {
+    let uuid = |index| -> Result<Uuid, StoreError> {
+        let bytes: Vec<u8> = rows::get(row, index)?;
+        Uuid::from_slice(&bytes).map_err(|_| StoreError::Corrupt("event id".into()))
+    };
+    let verification: Option<Vec<u8>> = rows::get(row, 2)?;
+    let data: String = rows::get(row, 4)?;
+    Ok(Event {
+        id: uuid(0)?,
+        service_id: ServiceId::from_uuid(uuid(1)?),
+        verification_id: verification
+            .and_then(|b| Uuid::from_slice(&b).ok())
+            .map(VerificationId::from_uuid),
+        kind: rows::get(row, 3)?,
+        data: serde_json::from_str(&data).map_err(|_| StoreError::Corrupt("event data".into()))?,
+        created_at: Timestamp(rows::get(row, 5)?),
+    })
+}
+
 fn safe_number_row(row: &Row) -> Result<SafeNumber, StoreError> {
     let id: Vec<u8> = rows::get(row, 0)?;
     Ok(SafeNumber {
@@ -249,6 +269,46 @@ fn insert_service(connection: &Connection, service: &ServiceRecord) -> Result<()
 }
 
 /// Writes a new status and attempt count, and queues the status callback when due.
+fn insert_event(connection: &Connection, event: &Event) -> Result<(), StoreError> {
+    execute(
+        connection,
+        "INSERT INTO events (id, service_id, verification_id, kind, data, created_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            event.id.as_bytes().as_slice(),
+            event.service_id.as_bytes().as_slice(),
+            event.verification_id.map(|v| v.as_bytes().to_vec()),
+            event.kind,
+            event.data.to_string(),
+            event.created_at.0
+        ],
+    )?;
+    Ok(())
+}
+
+/// The event of a delivery's new state, with its verification's service.
+fn insert_delivery_event(
+    connection: &Connection,
+    delivery: &DeliveryAttempt,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let service: Option<Vec<u8>> = connection
+        .prepare_cached("SELECT service_id FROM verifications WHERE id = ?1")
+        .and_then(|mut s| {
+            s.query_row([delivery.verification_id.as_bytes().as_slice()], |row| {
+                row.get(0)
+            })
+        })
+        .ok();
+    let Some(service) = service.and_then(|b| Uuid::from_slice(&b).ok()) else {
+        return Ok(());
+    };
+    insert_event(
+        connection,
+        &otpd_core::events::delivery_event(ServiceId::from_uuid(service), delivery, now),
+    )
+}
+
 fn record_transition(
     connection: &Connection,
     verification: &mut Verification,
@@ -270,9 +330,23 @@ fn record_transition(
             verification.id.as_bytes().as_slice()
         ],
     )?;
+    let counted = attempts > verification.attempts;
     verification.status = status;
     verification.attempts = attempts;
     verification.updated_at = now;
+    let kind = if changed {
+        otpd_core::events::status_kind(status)
+    } else if counted {
+        "verification.check_failed"
+    } else {
+        ""
+    };
+    if !kind.is_empty() {
+        insert_event(
+            connection,
+            &otpd_core::events::verification_event(kind, verification, now),
+        )?;
+    }
     if let (true, Some(url)) = (changed, &verification.callback_url) {
         execute(
             connection,
@@ -343,6 +417,14 @@ impl Store for SqliteStore {
                 ],
             )?;
             insert_delivery(connection, &d)?;
+            insert_event(
+                connection,
+                &otpd_core::events::verification_event("verification.started", &v, v.created_at),
+            )?;
+            insert_event(
+                connection,
+                &otpd_core::events::delivery_event(v.service_id, &d, v.created_at),
+            )?;
             Ok(())
         })
         .await
@@ -464,6 +546,10 @@ impl Store for SqliteStore {
                 return Ok(ResendOutcome::TooManySends);
             }
             insert_delivery(connection, &d)?;
+            insert_event(
+                connection,
+                &otpd_core::events::delivery_event(verification.service_id, &d, now),
+            )?;
             if let Some(hash) = new_hash {
                 verification.code_hash = hash;
                 verification.code_seed = None;
@@ -558,6 +644,16 @@ impl Store for SqliteStore {
                     id.as_bytes().as_slice()
                 ],
             )?;
+            if u.status != DeliveryStatus::Queued
+                && let Some(delivery) = query_one(
+                    connection,
+                    &format!("SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE id = ?1"),
+                    [id.as_bytes().as_slice()],
+                    rows::delivery,
+                )?
+            {
+                insert_delivery_event(connection, &delivery, now)?;
+            }
             Ok(())
         })
         .await
@@ -607,7 +703,12 @@ impl Store for SqliteStore {
                     now.0
                 ],
                 rows::delivery,
-            )
+            )?
+            .map(|updated| {
+                insert_delivery_event(connection, &updated, now)?;
+                Ok(updated)
+            })
+            .transpose()
         })
         .await
     }
@@ -816,6 +917,89 @@ impl Store for SqliteStore {
                 )? as u64;
             }
             Ok(released)
+        })
+        .await
+    }
+
+    async fn expire_due(
+        &self,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<Verification>, StoreError> {
+        self.write(move |connection| {
+            let due = query_all(
+                connection,
+                &format!(
+                    "SELECT {VERIFICATION_COLUMNS} FROM verifications \
+                     WHERE status = 'pending' AND expires_at <= ?1 ORDER BY expires_at LIMIT ?2"
+                ),
+                params![now.0, limit],
+                rows::verification,
+            )?;
+            let mut expired = Vec::with_capacity(due.len());
+            for mut verification in due {
+                let attempts = verification.attempts;
+                record_transition(
+                    connection,
+                    &mut verification,
+                    VerificationStatus::Expired,
+                    attempts,
+                    now,
+                )?;
+                expired.push(verification);
+            }
+            Ok(expired)
+        })
+        .await
+    }
+
+    async fn record_event(&self, event: &Event) -> Result<(), StoreError> {
+        let event = event.clone();
+        self.write(move |connection| insert_event(connection, &event))
+            .await
+    }
+
+    async fn events(&self, filter: &EventFilter) -> Result<Vec<Event>, StoreError> {
+        let f = filter.clone();
+        self.read(move |connection| {
+            let mut sql = String::from(
+                "SELECT e.id, e.service_id, e.verification_id, e.kind, e.data, e.created_at \
+                 FROM events e JOIN services s ON s.id = e.service_id WHERE s.account_id = ?1",
+            );
+            let mut values: Vec<rusqlite::types::Value> =
+                vec![f.account.as_bytes().to_vec().into()];
+            let mut push = |clause: &str, value: rusqlite::types::Value| {
+                values.push(value);
+                sql.push_str(&format!(" AND {clause} ?{}", values.len()));
+            };
+            if let Some(service) = f.service {
+                push("e.service_id =", service.as_bytes().to_vec().into());
+            }
+            if let Some(verification) = f.verification {
+                push(
+                    "e.verification_id =",
+                    verification.as_bytes().to_vec().into(),
+                );
+            }
+            if let Some(kind) = &f.kind {
+                push("e.kind =", kind.clone().into());
+            }
+            if let Some(since) = f.since {
+                push("e.created_at >=", since.0.into());
+            }
+            if let Some(until) = f.until {
+                push("e.created_at <", until.0.into());
+            }
+            if let Some(after) = f.after {
+                push("e.id >", after.as_bytes().to_vec().into());
+            }
+            sql.push_str(&format!(" ORDER BY e.id LIMIT {}", f.limit));
+            query_all(
+                connection,
+                &sql,
+                rusqlite::params_from_iter(values),
+                event_row,
+            )
         })
         .await
     }

@@ -9,6 +9,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0003_rate_events.sql"),
     include_str!("../migrations/0004_pumping_and_budgets.sql"),
     include_str!("../migrations/0005_safe_list.sql"),
+    include_str!("../migrations/0006_events.sql"),
 ];
 
 /// Applies every migration newer than the database, each in its own transaction.

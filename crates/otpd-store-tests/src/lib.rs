@@ -871,6 +871,137 @@ pub async fn safe_numbers_are_per_account<S: Store>(store: S) {
     );
 }
 
+/// Every change writes exactly one event with it: a start (and its queued delivery), a wrong
+/// code, an approval, a sent and a delivered delivery, a cancel, a sweep-found expiry.
+pub async fn each_change_writes_one_event<S: Store>(store: S) {
+    use otpd_core::events::EventFilter;
+    let service = service(&store).await;
+    let account = store.service(service).await.unwrap().unwrap().account_id;
+    let kinds = |events: Vec<otpd_core::events::Event>| -> Vec<String> {
+        events.into_iter().map(|e| e.kind).collect()
+    };
+    let filter = |verification: VerificationId| EventFilter {
+        account,
+        service: Some(service),
+        verification: Some(verification),
+        kind: None,
+        since: None,
+        until: None,
+        after: None,
+        limit: 100,
+    };
+    let (v, d) = sample(service, 5, None);
+    store.create_verification(&v, &d).await.unwrap();
+    store
+        .check_code(v.id, service, typed(v.id, "000000"), T0)
+        .await
+        .unwrap();
+    store
+        .update_delivery(d.id, &sent_by("twilio", "SM-ev"), T0)
+        .await
+        .unwrap();
+    let delivered = ReceiptUpdate {
+        provider: "twilio".into(),
+        provider_ref: "SM-ev".into(),
+        status: DeliveryStatus::Delivered,
+        error_code: None,
+        price: None,
+        segments: None,
+    };
+    store.record_receipt(&delivered, T0).await.unwrap();
+    store.record_receipt(&delivered, T0).await.unwrap();
+    store
+        .check_code(v.id, service, typed(v.id, CODE), T0)
+        .await
+        .unwrap();
+    store
+        .check_code(v.id, service, typed(v.id, CODE), T0)
+        .await
+        .unwrap();
+    let events = store.events(&filter(v.id)).await.unwrap();
+    assert_eq!(
+        kinds(events.clone()),
+        [
+            "verification.started",
+            "delivery.queued",
+            "verification.check_failed",
+            "delivery.sent",
+            "delivery.delivered",
+            "verification.approved"
+        ],
+        "once each, in order; repeated receipts and checks add nothing"
+    );
+    assert_eq!(events[2].data["attempts"], 1);
+    assert_eq!(events[4].data["provider"], "twilio");
+    let keys: Vec<String> = events
+        .iter()
+        .flat_map(|e| {
+            e.data
+                .as_object()
+                .unwrap()
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(
+        keys.iter()
+            .all(|k| k == "errorCode" || !k.to_lowercase().contains("code")),
+        "no code in events: {keys:?}"
+    );
+
+    let (canceled, d2) = sample(service, 5, None);
+    store.create_verification(&canceled, &d2).await.unwrap();
+    store
+        .set_status(canceled.id, service, VerificationStatus::Canceled, T0)
+        .await
+        .unwrap();
+    let (expiring, d3) = sample(service, 5, None);
+    store.create_verification(&expiring, &d3).await.unwrap();
+    let later = T0.plus_seconds(600);
+    let expired = store.expire_due(later, 100).await.unwrap();
+    let ids: Vec<_> = expired.iter().map(|v| v.id).collect();
+    assert!(ids.contains(&expiring.id) && !ids.contains(&canceled.id) && !ids.contains(&v.id));
+    assert!(
+        store.expire_due(later, 100).await.unwrap().is_empty(),
+        "once"
+    );
+    let last = |events: Vec<otpd_core::events::Event>| events.last().unwrap().kind.clone();
+    assert_eq!(
+        last(store.events(&filter(canceled.id)).await.unwrap()),
+        "verification.canceled"
+    );
+    assert_eq!(
+        last(store.events(&filter(expiring.id)).await.unwrap()),
+        "verification.expired"
+    );
+
+    let page = EventFilter {
+        verification: None,
+        kind: Some("verification.started".into()),
+        limit: 2,
+        ..filter(v.id)
+    };
+    let first = store.events(&page).await.unwrap();
+    assert_eq!(first.len(), 2);
+    let rest = store
+        .events(&EventFilter {
+            after: Some(first[1].id),
+            ..page.clone()
+        })
+        .await
+        .unwrap();
+    assert_eq!(rest.len(), 1, "three starts in all, paged by id");
+    let stranger = EventFilter {
+        account: AccountId::generate(),
+        ..page
+    };
+    assert!(
+        store.events(&stranger).await.unwrap().is_empty(),
+        "per account"
+    );
+}
+
 /// Spending stops exactly at the cap, whatever the race.
 pub async fn spend_never_passes_the_cap<S: Store + Clone>(store: S) {
     let tasks: Vec<_> = (0..30)
@@ -1033,6 +1164,7 @@ macro_rules! store_behaviour_tests {
             quarantines_expire_and_lift,
             spend_never_passes_the_cap,
             safe_numbers_are_per_account,
+            each_change_writes_one_event,
             services_are_managed_per_account,
             credentials_round_trip
         );

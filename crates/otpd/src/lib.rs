@@ -197,6 +197,7 @@ pub async fn start<C: Clock + Clone>(config: &Config, clock: C) -> anyhow::Resul
                 .sweep(verifier.clone(), dispatch.clone(), sweep_every),
         ),
         tokio::spawn(callbacks.run()),
+        tokio::spawn(expiry_sweep(verifier.clone(), sweep_every)),
     ];
     let worker = delivery.clone();
     let hand_back: Arc<dyn Fn() -> otpd_delivery::BoxFuture<'static, ()> + Send + Sync> =
@@ -311,5 +312,20 @@ impl<S: Store + Clone, C: Clock + Clone> otpd_http::ReceiptSink for Receipts<S, 
             self.worker
                 .receipt(&self.verifier, &self.dispatch, provider, webhook),
         )
+    }
+}
+
+/// Records expiries as they happen (events, callbacks), not only when a check finds them.
+async fn expiry_sweep<S: Store + Clone, C: Clock + Clone>(
+    verifier: Arc<Verifier<S, C>>,
+    every: std::time::Duration,
+) {
+    loop {
+        tokio::time::sleep(every).await;
+        match verifier.expire_due().await {
+            Ok(0) => {}
+            Ok(expired) => tracing::info!(expired, "verifications expired"),
+            Err(error) => tracing::warn!(%error, "could not sweep expired verifications"),
+        }
     }
 }

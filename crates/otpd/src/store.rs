@@ -179,6 +179,25 @@ impl Store for AnyStore {
         delegate!(self, s => s.release_deliveries(ids, now))
     }
 
+    async fn expire_due(
+        &self,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<Verification>, StoreError> {
+        delegate!(self, s => s.expire_due(now, limit))
+    }
+
+    async fn record_event(&self, event: &otpd_core::events::Event) -> Result<(), StoreError> {
+        delegate!(self, s => s.record_event(event))
+    }
+
+    async fn events(
+        &self,
+        filter: &otpd_core::events::EventFilter,
+    ) -> Result<Vec<otpd_core::events::Event>, StoreError> {
+        delegate!(self, s => s.events(filter))
+    }
+
     async fn outbox_stats(&self) -> Result<OutboxStats, StoreError> {
         delegate!(self, s => s.outbox_stats())
     }
