@@ -435,3 +435,86 @@ async fn a_graceful_stop_hands_unfinished_deliveries_back_at_once() {
         otp["otpId"].as_str().unwrap()
     );
 }
+
+#[tokio::test]
+async fn events_are_listed_per_verification_type_and_page() {
+    let app = TestApp::spawn_configured(|config| {
+        config.delivery.sweep_interval_ms = 50;
+    })
+    .await;
+    let token = app.token().await;
+    let user = format!("AC{}", app.credentials.application.account_id.simple());
+    let password = app.credentials.account_token.clone().unwrap();
+    let events = |query: String| {
+        let request = app
+            .client
+            .get(app.url(&format!("/admin/v1/events?{query}")))
+            .basic_auth(&user, Some(&password));
+        async move {
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), 200);
+            response.json::<Value>().await.unwrap()
+        }
+    };
+    let (_, otp) = app.create(&token, json!({"phoneNumber": FR})).await;
+    let id = otp["otpId"].as_str().unwrap().to_string();
+    assert_eq!(app.check(&token, &id, "000000").await.0, 400);
+    let code = app.last_code(FR).await;
+    assert_eq!(app.check(&token, &id, &code).await.0, 200);
+    let (status, _) = app
+        .create(&token, json!({"phoneNumber": "+449098765432"}))
+        .await;
+    assert_eq!(status, 403);
+    let (_, expiring) = app
+        .create(&token, json!({"phoneNumber": "+447400123456"}))
+        .await;
+    app.clock.advance_seconds(601);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+
+    let sid = format!("VE{}", id.replace('-', ""));
+    let listed = events(format!("verificationSid={sid}")).await;
+    let kinds: Vec<&str> = listed["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "verification.started",
+            "delivery.queued",
+            "delivery.sent",
+            "verification.check_failed",
+            "verification.approved"
+        ]
+    );
+    let blocked = events("type=verification.blocked".into()).await;
+    assert_eq!(blocked["events"][0]["data"]["reason"], "costly_number");
+    let expired = events(format!(
+        "verificationSid={}&type=verification.expired",
+        expiring["otpId"].as_str().unwrap()
+    ))
+    .await;
+    assert_eq!(
+        expired["events"].as_array().unwrap().len(),
+        1,
+        "the sweeper recorded the expiry when it happened: {expired}"
+    );
+    let first = events("type=verification.started&pageSize=1".into()).await;
+    let token_next = first["nextPageToken"].as_str().unwrap();
+    let second = events(format!(
+        "type=verification.started&pageSize=1&pageToken={token_next}"
+    ))
+    .await;
+    assert_ne!(first["events"][0]["id"], second["events"][0]["id"]);
+    assert_eq!(
+        app.client
+            .get(app.url("/admin/v1/events"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+}
