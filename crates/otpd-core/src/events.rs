@@ -100,3 +100,97 @@ pub fn delivery_event(service: ServiceId, delivery: &DeliveryAttempt, now: Times
         created_at: now,
     }
 }
+
+/// A service webhook: events of the listed types are pushed to `url`, signed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Webhook {
+    /// Its id (`WH`/`YW` SIDs).
+    pub id: Uuid,
+    /// Its service.
+    pub service_id: ServiceId,
+    /// Where events are posted.
+    pub url: String,
+    /// Event types it receives; `*` for all.
+    pub event_types: Vec<String>,
+    /// Disabled webhooks receive nothing (events of that time are not queued for it).
+    pub enabled: bool,
+    /// A name for humans.
+    pub friendly_name: String,
+    /// When created.
+    pub created_at: Timestamp,
+    /// Last change.
+    pub updated_at: Timestamp,
+}
+
+impl Webhook {
+    /// The stored form of `event_types`: `*`, or `,a,b,` so one `LIKE` matches a type.
+    pub fn stored_types(&self) -> String {
+        if self.event_types.iter().any(|t| t == "*") || self.event_types.is_empty() {
+            "*".to_string()
+        } else {
+            format!(",{},", self.event_types.join(","))
+        }
+    }
+
+    /// Parses [`stored_types`](Self::stored_types).
+    pub fn parse_types(stored: &str) -> Vec<String> {
+        stored
+            .split(',')
+            .filter(|t| !t.is_empty())
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+/// One event on its way to one webhook (a claimed outbox row).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebhookJob {
+    /// The outbox row.
+    pub id: Uuid,
+    /// The webhook.
+    pub webhook_id: Uuid,
+    /// Where to post.
+    pub url: String,
+    /// What to post.
+    pub event: Event,
+    /// Posts tried so far.
+    pub attempts: u32,
+    /// When the row was written (retries stop a while after).
+    pub created_at: Timestamp,
+}
+
+/// One row of a webhook's delivery log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebhookLogEntry {
+    /// The event posted.
+    pub event_id: Uuid,
+    /// Its type.
+    pub event_type: String,
+    /// `pending`, `delivered` or `failed` (gave up).
+    pub state: String,
+    /// Posts tried.
+    pub attempts: u32,
+    /// The last answer's HTTP status, if any.
+    pub last_status: Option<u16>,
+    /// The last post's duration.
+    pub last_latency_ms: Option<u32>,
+    /// Why the last post failed.
+    pub last_error: Option<String>,
+    /// When the next try is due (pending rows).
+    pub next_attempt_at: Option<Timestamp>,
+    /// Last change.
+    pub updated_at: Timestamp,
+}
+
+/// What one post of a webhook job concluded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebhookOutcome {
+    /// The answer's status, if one came.
+    pub status: Option<u16>,
+    /// How long the post took.
+    pub latency_ms: u32,
+    /// Why it failed; `None` for a 2xx.
+    pub error: Option<String>,
+    /// When to try again; `None` when delivered or given up.
+    pub retry_at: Option<Timestamp>,
+}

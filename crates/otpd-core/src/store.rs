@@ -616,6 +616,56 @@ pub trait Store: Send + Sync + 'static {
         filter: &crate::events::EventFilter,
     ) -> impl Future<Output = Result<Vec<crate::events::Event>, StoreError>> + Send;
 
+    /// Creates a webhook of a service.
+    fn create_webhook(
+        &self,
+        webhook: &crate::events::Webhook,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// A service's webhooks, oldest first.
+    fn webhooks(
+        &self,
+        service: ServiceId,
+    ) -> impl Future<Output = Result<Vec<crate::events::Webhook>, StoreError>> + Send;
+
+    /// Replaces a webhook's url, types, state and name; false when absent.
+    fn update_webhook(
+        &self,
+        webhook: &crate::events::Webhook,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Deletes a webhook of `service` (and its pending posts); false when absent.
+    fn delete_webhook(
+        &self,
+        service: ServiceId,
+        id: uuid::Uuid,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Claims up to `limit` due webhook posts, leasing them until `lease_until`. A post is
+    /// due only when no earlier event of the same verification is still pending for the
+    /// same webhook, so each receiver gets a verification's events in order.
+    fn claim_webhook_jobs(
+        &self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<crate::events::WebhookJob>, StoreError>> + Send;
+
+    /// Records a post's outcome: delivered (2xx), retry at `retry_at`, or given up.
+    fn webhook_job_done(
+        &self,
+        id: uuid::Uuid,
+        outcome: &crate::events::WebhookOutcome,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// A webhook's delivery log, newest event first, at most `limit`.
+    fn webhook_log(
+        &self,
+        webhook: uuid::Uuid,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<crate::events::WebhookLogEntry>, StoreError>> + Send;
+
     /// How much work waits in the delivery and callback outboxes.
     fn outbox_stats(&self) -> impl Future<Output = Result<OutboxStats, StoreError>> + Send;
 

@@ -6,6 +6,7 @@ pub mod console;
 pub mod metrics;
 pub mod provider;
 pub mod routing;
+pub mod webhooks;
 pub mod worker;
 
 pub use callbacks::{CallbackPolicy, CallbackWorker};
@@ -15,4 +16,5 @@ pub use provider::{
     Accepted, BoxFuture, Message, Provider, Receipt, ReceiptError, ReceiptReply, SendError, Webhook,
 };
 pub use routing::{BreakerPolicy, RouteTable, Router, RoutingError};
+pub use webhooks::{WebhookWorker, webhook_body};
 pub use worker::{ChannelDispatch, DeliveryPolicy, DeliveryWorker, ReceiptHandlingError};

@@ -76,6 +76,8 @@ pub struct Metrics {
     pub refusals: Family<RefusalLabels, Counter>,
     /// Status-callback posts that failed.
     pub callback_failures: Counter,
+    /// Service-webhook posts that failed.
+    pub webhook_failures: Counter,
     /// Deliveries not yet taken by a provider (set when scraped).
     pub outbox_queued: Gauge,
     /// Age in seconds of the oldest of them (set when scraped).
@@ -107,6 +109,7 @@ impl Metrics {
         });
         let refusals = Family::<RefusalLabels, Counter>::default();
         let callback_failures = Counter::default();
+        let webhook_failures = Counter::default();
         let outbox_queued = Gauge::default();
         let outbox_oldest_seconds = Gauge::default();
         let callbacks_pending = Gauge::default();
@@ -147,6 +150,11 @@ impl Metrics {
             callback_failures.clone(),
         );
         registry.register(
+            "webhook_failures",
+            "Service-webhook posts that failed",
+            webhook_failures.clone(),
+        );
+        registry.register(
             "outbox_queued_deliveries",
             "Deliveries not yet taken by a provider",
             outbox_queued.clone(),
@@ -175,6 +183,7 @@ impl Metrics {
             provider_seconds,
             refusals,
             callback_failures,
+            webhook_failures,
             outbox_queued,
             outbox_oldest_seconds,
             callbacks_pending,

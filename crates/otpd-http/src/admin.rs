@@ -25,6 +25,18 @@ pub fn router<S: Store + Clone, C: Clock + Clone>() -> Router<AppState<S, C>> {
         .route("/quarantines/{prefix}", delete(lift::<S, C>))
         .route("/events", get(events::<S, C>))
         .route(
+            "/services/{sid}/webhooks",
+            get(list_webhooks::<S, C>).post(create_webhook::<S, C>),
+        )
+        .route(
+            "/services/{sid}/webhooks/{id}",
+            delete(delete_webhook::<S, C>),
+        )
+        .route(
+            "/services/{sid}/webhooks/{id}/deliveries",
+            get(webhook_deliveries::<S, C>),
+        )
+        .route(
             "/services/{sid}/protection",
             get(protection::<S, C>).put(update_protection::<S, C>),
         )
@@ -135,6 +147,189 @@ async fn events<S: Store + Clone, C: Clock + Clone>(
         })
         .collect();
     Ok(Json(json!({"events": items, "nextPageToken": next})).into_response())
+}
+
+fn webhook_json(
+    state_signer: &otpd_core::auth::CallbackSigner,
+    webhook: &otpd_core::events::Webhook,
+) -> Value {
+    json!({
+        "id": format!("WH{}", webhook.id.simple()),
+        "url": webhook.url,
+        "eventTypes": webhook.event_types,
+        "enabled": webhook.enabled,
+        "friendlyName": webhook.friendly_name,
+        "signingKey": state_signer.key_for(webhook.service_id),
+        "createdAt": crate::twilio::wire::date(webhook.created_at),
+    })
+}
+
+/// Checks a webhook URL: absolute http(s).
+pub(crate) fn webhook_url(text: &str, name: &str) -> Result<String, TwilioError> {
+    otpd_core::settings::parse_callback_url(text)
+        .ok_or_else(|| error::invalid_because(name, "an absolute http(s) URL"))
+}
+
+/// `POST /admin/v1/services/{sid}/webhooks` with `{url, eventTypes?, friendlyName?, enabled?}`.
+async fn create_webhook<S: Store + Clone, C: Clock + Clone>(
+    State(state): State<AppState<S, C>>,
+    headers: HeaderMap,
+    Path(sid): Path<String>,
+    body: Bytes,
+) -> Result<Response, TwilioError> {
+    let account = account(&state, &headers).await?;
+    let path = format!("/admin/v1/services/{sid}/webhooks");
+    let service = owned_service(&state, account, &sid, &path).await?;
+    let Ok(Value::Object(fields)) = serde_json::from_slice::<Value>(&body) else {
+        return Err(error::invalid_because("body", "expected a JSON object"));
+    };
+    let url = match fields.get("url") {
+        Some(Value::String(url)) => webhook_url(url, "url")?,
+        _ => return Err(error::missing("url")),
+    };
+    let event_types = strings(&fields, "eventTypes")?.unwrap_or_else(|| vec!["*".into()]);
+    if event_types
+        .iter()
+        .any(|t| t.is_empty() || t.len() > 64 || t.contains(','))
+    {
+        return Err(error::invalid_because(
+            "eventTypes",
+            "event type names such as verification.approved, or *",
+        ));
+    }
+    let friendly_name = match fields.get("friendlyName") {
+        None => "webhook".to_string(),
+        Some(Value::String(name)) if name.chars().count() <= 64 => name.clone(),
+        Some(_) => {
+            return Err(error::invalid_because(
+                "friendlyName",
+                "at most 64 characters",
+            ));
+        }
+    };
+    let enabled = match fields.get("enabled") {
+        None => true,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err(error::invalid_because("enabled", "expected true or false")),
+    };
+    let now = state.verifier.clock().now();
+    let webhook = otpd_core::events::Webhook {
+        id: uuid::Uuid::now_v7(),
+        service_id: service.id,
+        url,
+        event_types,
+        enabled,
+        friendly_name,
+        created_at: now,
+        updated_at: now,
+    };
+    state
+        .verifier
+        .store()
+        .create_webhook(&webhook)
+        .await
+        .map_err(error::internal)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(webhook_json(&state.signer, &webhook)),
+    )
+        .into_response())
+}
+
+/// `GET /admin/v1/services/{sid}/webhooks`.
+async fn list_webhooks<S: Store + Clone, C: Clock + Clone>(
+    State(state): State<AppState<S, C>>,
+    headers: HeaderMap,
+    Path(sid): Path<String>,
+) -> Result<Response, TwilioError> {
+    let account = account(&state, &headers).await?;
+    let path = format!("/admin/v1/services/{sid}/webhooks");
+    let service = owned_service(&state, account, &sid, &path).await?;
+    let list = state
+        .verifier
+        .store()
+        .webhooks(service.id)
+        .await
+        .map_err(error::internal)?;
+    let items: Vec<Value> = list
+        .iter()
+        .map(|w| webhook_json(&state.signer, w))
+        .collect();
+    Ok(Json(json!({ "webhooks": items })).into_response())
+}
+
+fn webhook_id(text: &str, path: &str) -> Result<uuid::Uuid, TwilioError> {
+    crate::twilio::form::sid_uuid(text, "WH")
+        .or_else(|| crate::twilio::form::sid_uuid(text, "YW"))
+        .ok_or_else(|| error::not_found(path))
+}
+
+/// `DELETE /admin/v1/services/{sid}/webhooks/{id}`.
+async fn delete_webhook<S: Store + Clone, C: Clock + Clone>(
+    State(state): State<AppState<S, C>>,
+    headers: HeaderMap,
+    Path((sid, id)): Path<(String, String)>,
+) -> Result<Response, TwilioError> {
+    let account = account(&state, &headers).await?;
+    let path = format!("/admin/v1/services/{sid}/webhooks/{id}");
+    let service = owned_service(&state, account, &sid, &path).await?;
+    let id = webhook_id(&id, &path)?;
+    let deleted = state
+        .verifier
+        .store()
+        .delete_webhook(service.id, id)
+        .await
+        .map_err(error::internal)?;
+    if !deleted {
+        return Err(error::not_found(&path));
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `GET /admin/v1/services/{sid}/webhooks/{id}/deliveries`: the delivery log, newest first.
+async fn webhook_deliveries<S: Store + Clone, C: Clock + Clone>(
+    State(state): State<AppState<S, C>>,
+    headers: HeaderMap,
+    Path((sid, id)): Path<(String, String)>,
+) -> Result<Response, TwilioError> {
+    let account = account(&state, &headers).await?;
+    let path = format!("/admin/v1/services/{sid}/webhooks/{id}/deliveries");
+    let service = owned_service(&state, account, &sid, &path).await?;
+    let id = webhook_id(&id, &path)?;
+    let owned = state
+        .verifier
+        .store()
+        .webhooks(service.id)
+        .await
+        .map_err(error::internal)?
+        .iter()
+        .any(|w| w.id == id);
+    if !owned {
+        return Err(error::not_found(&path));
+    }
+    let log = state
+        .verifier
+        .store()
+        .webhook_log(id, 200)
+        .await
+        .map_err(error::internal)?;
+    let items: Vec<Value> = log
+        .iter()
+        .map(|entry| {
+            json!({
+                "eventId": format!("EV{}", entry.event_id.simple()),
+                "eventType": entry.event_type,
+                "state": entry.state,
+                "attempts": entry.attempts,
+                "lastStatus": entry.last_status,
+                "lastLatencyMs": entry.last_latency_ms,
+                "lastError": entry.last_error,
+                "nextAttemptAt": entry.next_attempt_at.map(crate::twilio::wire::date),
+                "updatedAt": crate::twilio::wire::date(entry.updated_at),
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "deliveries": items })).into_response())
 }
 
 fn protection_json(service: &ServiceRecord) -> Value {

@@ -44,6 +44,8 @@ pub struct AppState<S, C> {
     pub trusted_proxies: Arc<Vec<std::net::IpAddr>>,
     /// Prometheus metrics.
     pub metrics: otpd_delivery::SharedMetrics,
+    /// Signs callbacks and webhooks (the admin API shows a service's key).
+    pub signer: Arc<otpd_core::auth::CallbackSigner>,
 }
 
 /// The client's address as the per-IP limit sees it; set on every request by the router.
@@ -105,6 +107,7 @@ impl<S, C> Clone for AppState<S, C> {
             receipts: self.receipts.clone(),
             trusted_proxies: self.trusted_proxies.clone(),
             metrics: self.metrics.clone(),
+            signer: self.signer.clone(),
         }
     }
 }

@@ -10,6 +10,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0004_pumping_and_budgets.sql"),
     include_str!("../migrations/0005_safe_list.sql"),
     include_str!("../migrations/0006_events.sql"),
+    include_str!("../migrations/0007_webhooks.sql"),
 ];
 
 /// Applies every migration newer than the database, each in its own transaction.

@@ -176,6 +176,7 @@ pub async fn start<C: Clock + Clone>(config: &Config, clock: C) -> anyhow::Resul
             "resumed deliveries whose writer stopped before sending them"
         );
     }
+    let secret_for_webhooks = secret.clone();
     let callbacks = CallbackWorker::new(
         store.clone(),
         clock.clone(),
@@ -198,6 +199,16 @@ pub async fn start<C: Clock + Clone>(config: &Config, clock: C) -> anyhow::Resul
         ),
         tokio::spawn(callbacks.run()),
         tokio::spawn(expiry_sweep(verifier.clone(), sweep_every)),
+        tokio::spawn(
+            otpd_delivery::WebhookWorker::new(
+                store.clone(),
+                clock.clone(),
+                CallbackSigner::new(secret_for_webhooks),
+                config.callbacks.policy(),
+                metrics.clone(),
+            )
+            .run(),
+        ),
     ];
     let worker = delivery.clone();
     let hand_back: Arc<dyn Fn() -> otpd_delivery::BoxFuture<'static, ()> + Send + Sync> =
@@ -228,6 +239,7 @@ pub async fn start<C: Clock + Clone>(config: &Config, clock: C) -> anyhow::Resul
         receipts: Some(receipts),
         trusted_proxies: Arc::new(config.trusted_proxies.clone()),
         metrics,
+        signer: Arc::new(CallbackSigner::new(config.server_secret()?)),
     };
     let listener = TcpListener::bind(&config.listen)
         .await

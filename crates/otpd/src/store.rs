@@ -198,6 +198,54 @@ impl Store for AnyStore {
         delegate!(self, s => s.events(filter))
     }
 
+    async fn create_webhook(&self, webhook: &otpd_core::events::Webhook) -> Result<(), StoreError> {
+        delegate!(self, s => s.create_webhook(webhook))
+    }
+
+    async fn webhooks(
+        &self,
+        service: ServiceId,
+    ) -> Result<Vec<otpd_core::events::Webhook>, StoreError> {
+        delegate!(self, s => s.webhooks(service))
+    }
+
+    async fn update_webhook(
+        &self,
+        webhook: &otpd_core::events::Webhook,
+    ) -> Result<bool, StoreError> {
+        delegate!(self, s => s.update_webhook(webhook))
+    }
+
+    async fn delete_webhook(&self, service: ServiceId, id: Uuid) -> Result<bool, StoreError> {
+        delegate!(self, s => s.delete_webhook(service, id))
+    }
+
+    async fn claim_webhook_jobs(
+        &self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<otpd_core::events::WebhookJob>, StoreError> {
+        delegate!(self, s => s.claim_webhook_jobs(now, lease_until, limit))
+    }
+
+    async fn webhook_job_done(
+        &self,
+        id: Uuid,
+        outcome: &otpd_core::events::WebhookOutcome,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        delegate!(self, s => s.webhook_job_done(id, outcome, now))
+    }
+
+    async fn webhook_log(
+        &self,
+        webhook: Uuid,
+        limit: u32,
+    ) -> Result<Vec<otpd_core::events::WebhookLogEntry>, StoreError> {
+        delegate!(self, s => s.webhook_log(webhook, limit))
+    }
+
     async fn outbox_stats(&self) -> Result<OutboxStats, StoreError> {
         delegate!(self, s => s.outbox_stats())
     }

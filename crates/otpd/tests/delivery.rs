@@ -518,3 +518,168 @@ async fn events_are_listed_per_verification_type_and_page() {
         401
     );
 }
+
+/// A webhook receiver that answers 503 to its first `failures` posts, then 200, recording
+/// every post.
+#[derive(Clone, Default)]
+struct Receiver {
+    failures: Arc<std::sync::atomic::AtomicUsize>,
+    accepted: Arc<Mutex<Vec<(Value, String, String)>>>,
+    refused: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+async fn receive(
+    State(receiver): State<Receiver>,
+    headers: axum::http::HeaderMap,
+    body: String,
+) -> axum::http::StatusCode {
+    use std::sync::atomic::Ordering;
+    if receiver.failures.load(Ordering::SeqCst) > 0 {
+        receiver.failures.fetch_sub(1, Ordering::SeqCst);
+        receiver.refused.fetch_add(1, Ordering::SeqCst);
+        return axum::http::StatusCode::SERVICE_UNAVAILABLE;
+    }
+    let signature = headers["x-otpd-signature"].to_str().unwrap().to_string();
+    receiver
+        .accepted
+        .lock()
+        .unwrap()
+        .push((serde_json::from_str(&body).unwrap(), body, signature));
+    axum::http::StatusCode::OK
+}
+
+#[tokio::test]
+async fn a_webhook_that_fails_then_recovers_gets_every_event_once_in_order() {
+    let receiver = Receiver::default();
+    receiver
+        .failures
+        .store(6, std::sync::atomic::Ordering::SeqCst);
+    let receiver_url = serve(
+        axum::Router::new()
+            .route("/hook", axum::routing::post(receive))
+            .with_state(receiver.clone()),
+    )
+    .await;
+    let app = TestApp::spawn_configured(|config| {
+        config.callbacks.base_delay_ms = 200;
+    })
+    .await;
+    let token = app.token().await;
+    let user = format!("AC{}", app.credentials.application.account_id.simple());
+    let password = app.credentials.account_token.clone().unwrap();
+    let sid = format!("VA{}", app.credentials.application.service_id.simple());
+    let response = app
+        .client
+        .post(app.url(&format!("/admin/v1/services/{sid}/webhooks")))
+        .basic_auth(&user, Some(&password))
+        .json(&json!({"url": format!("{receiver_url}/hook"), "eventTypes": ["*"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let webhook: Value = response.json().await.unwrap();
+    let key = webhook["signingKey"].as_str().unwrap().to_string();
+
+    let (_, a) = app.create(&token, json!({"phoneNumber": FR})).await;
+    let (_, b) = app
+        .create(&token, json!({"phoneNumber": "+447400123456"}))
+        .await;
+    let a_id = a["otpId"].as_str().unwrap();
+    assert_eq!(app.check(&token, a_id, "000000").await.0, 400);
+    let code = app.last_code(FR).await;
+    assert_eq!(app.check(&token, a_id, &code).await.0, 200);
+    let b_id = b["otpId"].as_str().unwrap();
+    let (status, _) = app
+        .call(Method::DELETE, &format!("/otp/{b_id}"), &token, None)
+        .await;
+    assert_eq!(status, 200);
+
+    let listed: Value = app
+        .client
+        .get(app.url("/admin/v1/events"))
+        .basic_auth(&user, Some(&password))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let expected: Vec<String> = listed["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_string())
+        .collect();
+    assert!(expected.len() >= 9, "{listed}");
+    // Retries are scheduled on the server's clock: move it on until everything arrived.
+    for _ in 0..400 {
+        if receiver.accepted.lock().unwrap().len() >= expected.len() {
+            break;
+        }
+        app.clock.advance_seconds(1);
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let accepted = receiver.accepted.lock().unwrap().clone();
+    let mut ids: Vec<String> = accepted
+        .iter()
+        .map(|(e, _, _)| e["id"].as_str().unwrap().to_string())
+        .collect();
+    assert!(receiver.refused.load(std::sync::atomic::Ordering::SeqCst) == 6);
+    let mut sorted = ids.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), ids.len(), "no event twice: {ids:?}");
+    ids.sort();
+    let mut wanted = expected.clone();
+    wanted.sort();
+    assert_eq!(ids, wanted, "every event once");
+    for verification in [a_id, b_id] {
+        let sid = format!("VE{}", verification.replace('-', ""));
+        let order: Vec<String> = accepted
+            .iter()
+            .filter(|(e, _, _)| e["verificationSid"] == sid)
+            .map(|(e, _, _)| e["id"].as_str().unwrap().to_string())
+            .collect();
+        let mut in_order = order.clone();
+        in_order.sort();
+        assert_eq!(order, in_order, "a verification's events arrive in order");
+    }
+    // The documented recipe: t and v1 from the header, HMAC-SHA256(key, "<t>." + body).
+    for (_, body, signature) in &accepted {
+        let t: i64 = signature
+            .split(',')
+            .find_map(|p| p.strip_prefix("t="))
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(
+            signature,
+            &otpd_core::auth::sign_with_key(&key, t, body.as_bytes())
+        );
+    }
+    let webhook_id = webhook["id"].as_str().unwrap();
+    let log: Value = app
+        .client
+        .get(app.url(&format!(
+            "/admin/v1/services/{sid}/webhooks/{webhook_id}/deliveries"
+        )))
+        .basic_auth(&user, Some(&password))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let entries = log["deliveries"].as_array().unwrap();
+    assert_eq!(entries.len(), expected.len());
+    assert!(
+        entries
+            .iter()
+            .all(|e| e["state"] == "delivered" && e["lastStatus"] == 200)
+    );
+    assert!(
+        entries.iter().any(|e| e["attempts"].as_u64().unwrap() > 1),
+        "{log}"
+    );
+}
