@@ -164,4 +164,12 @@ check("safe list entry fetched", client.verify.v2.safelist("+449098765432").fetc
 check("safe list entry deleted", client.verify.v2.safelist("+449098765432").delete() is True)
 fails("removed safe list entry", 404, 20404, lambda: client.verify.v2.safelist("+449098765432").fetch())
 
+hook = client.verify.v2.services(service.sid).webhooks.create(
+    friendly_name="events", event_types=["verification.approved", "delivery.sent"], webhook_url="https://example.com/otpd")
+check("webhook created", hook.sid.startswith("YW") and hook.event_types == ["verification.approved", "delivery.sent"] and hook.status == "enabled")
+hook = client.verify.v2.services(service.sid).webhooks(hook.sid).update(status="disabled")
+check("webhook updated", hook.status == "disabled")
+check("webhooks listed", [w.sid for w in client.verify.v2.services(service.sid).webhooks.list()] == [hook.sid])
+check("webhook deleted", client.verify.v2.services(service.sid).webhooks(hook.sid).delete() is True)
+
 print(f"{passed} passed, 0 failed")

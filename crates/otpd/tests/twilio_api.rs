@@ -1142,3 +1142,76 @@ async fn the_safe_list_exempts_an_accounts_numbers_from_fraud_checks() {
         20404,
     );
 }
+
+#[tokio::test]
+async fn a_twilio_webhook_receives_only_its_event_types() {
+    let received: std::sync::Arc<std::sync::Mutex<Vec<Value>>> = Default::default();
+    let sink = received.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |body: String| {
+            let sink = sink.clone();
+            async move {
+                sink.lock()
+                    .unwrap()
+                    .push(serde_json::from_str::<Value>(&body).unwrap());
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook_url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let t = Twilio::spawn().await;
+    let service = t.service(&[("FriendlyName", "Acme")]).await;
+    let (status, hook) = t
+        .send(
+            Method::POST,
+            &format!("/v2/Services/{service}/Webhooks"),
+            &[
+                ("FriendlyName", "approvals"),
+                ("EventTypes", "verification.approved"),
+                ("WebhookUrl", &hook_url),
+            ],
+        )
+        .await;
+    assert_eq!(status, 201, "{hook}");
+    assert_eq!(
+        hook["event_types"],
+        serde_json::json!(["verification.approved"])
+    );
+    assert_eq!(hook["status"], "enabled");
+    assert_twilio_error(
+        &t.send(
+            Method::POST,
+            &format!("/v2/Services/{service}/Webhooks"),
+            &[
+                ("FriendlyName", "x"),
+                ("EventTypes", "*"),
+                ("WebhookUrl", "ftp://x"),
+            ],
+        )
+        .await,
+        400,
+        60200,
+    );
+    let (status, _) = t
+        .start(&service, &[("To", PHONE), ("Channel", "sms")])
+        .await;
+    assert_eq!(status, 201);
+    let code = t.code(PHONE).await;
+    let (_, checked) = t.check(&service, &[("To", PHONE), ("Code", &code)]).await;
+    assert_eq!(checked["status"], "approved");
+    for _ in 0..100 {
+        if !received.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let posts = received.lock().unwrap().clone();
+    assert_eq!(posts.len(), 1, "{posts:?}");
+    assert_eq!(posts[0]["type"], "verification.approved");
+    assert_eq!(posts[0]["serviceSid"], service);
+}

@@ -22,6 +22,15 @@ impl Params {
             .filter(|v| !v.is_empty())
     }
 
+    /// Every non-empty value of a repeated `name`.
+    pub fn all(&self, name: &str) -> Vec<&str> {
+        self.0
+            .iter()
+            .filter(|(k, v)| k == name && !v.is_empty())
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
     /// A required value.
     pub fn required(&self, name: &str) -> Result<&str, TwilioError> {
         self.get(name).ok_or_else(|| error::missing(name))

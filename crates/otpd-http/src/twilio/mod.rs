@@ -8,6 +8,7 @@ pub mod rate_limits;
 pub mod safe_list;
 pub mod services;
 pub mod verifications;
+pub mod webhooks;
 pub mod wire;
 
 use axum::Router;
@@ -80,6 +81,19 @@ pub fn router<S: Store + Clone, C: Clock + Clone>() -> Router<AppState<S, C>> {
             get(rate_limits::fetch_bucket::<S, C>)
                 .post(rate_limits::update_bucket::<S, C>)
                 .delete(rate_limits::delete_bucket::<S, C>)
+                .fallback(method_not_allowed),
+        )
+        .route(
+            "/Services/{service}/Webhooks",
+            post(webhooks::create::<S, C>)
+                .get(webhooks::list::<S, C>)
+                .fallback(method_not_allowed),
+        )
+        .route(
+            "/Services/{service}/Webhooks/{webhook}",
+            get(webhooks::fetch::<S, C>)
+                .post(webhooks::update::<S, C>)
+                .delete(webhooks::delete::<S, C>)
                 .fallback(method_not_allowed),
         )
         .route(
