@@ -172,4 +172,10 @@ check("webhook updated", hook.status == "disabled")
 check("webhooks listed", [w.sid for w in client.verify.v2.services(service.sid).webhooks.list()] == [hook.sid])
 check("webhook deleted", client.verify.v2.services(service.sid).webhooks(hook.sid).delete() is True)
 
+attempts = client.verify.v2.verification_attempts.list(verify_service_sid=service.sid)
+check("attempts listed", len(attempts) > 0 and all(a.sid.startswith("VL") for a in attempts))
+check("attempt fetched", client.verify.v2.verification_attempts(attempts[0].sid).fetch().sid == attempts[0].sid)
+summary = client.verify.v2.verification_attempts_summary().fetch(verify_service_sid=service.sid)
+check("attempts summary", summary.total_attempts == len(attempts) and summary.total_converted + summary.total_unconverted == summary.total_attempts)
+
 print(f"{passed} passed, 0 failed")

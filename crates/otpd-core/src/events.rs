@@ -194,3 +194,42 @@ pub struct WebhookOutcome {
     /// When to try again; `None` when delivered or given up.
     pub retry_at: Option<Timestamp>,
 }
+
+/// Which delivery attempts to read or summarise (Twilio's Verification Attempts): always one
+/// account's, optionally narrower.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct AttemptFilter {
+    /// The account.
+    pub account: Option<AccountId>,
+    /// One service.
+    pub service: Option<ServiceId>,
+    /// One verification.
+    pub verification: Option<VerificationId>,
+    /// One destination.
+    pub to: Option<String>,
+    /// One destination country (ISO).
+    pub country: Option<String>,
+    /// Destinations starting with this prefix (`+4474`).
+    pub prefix: Option<String>,
+    /// One channel (`sms`, …).
+    pub channel: Option<String>,
+    /// Only attempts whose verification was approved (`Some(true)`) or not.
+    pub converted: Option<bool>,
+    /// Created at or after.
+    pub since: Option<Timestamp>,
+    /// Created before.
+    pub until: Option<Timestamp>,
+    /// After this attempt id (paging).
+    pub after: Option<Uuid>,
+    /// At most this many (lists).
+    pub limit: u32,
+}
+
+/// Totals over attempts (Twilio's Attempts Summary).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AttemptSummary {
+    /// Attempts.
+    pub total: u64,
+    /// Attempts whose verification was approved.
+    pub converted: u64,
+}

@@ -666,6 +666,18 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
     ) -> impl Future<Output = Result<Vec<crate::events::WebhookLogEntry>, StoreError>> + Send;
 
+    /// Delivery attempts with their verifications, oldest first (Twilio's Attempts).
+    fn attempts(
+        &self,
+        filter: &crate::events::AttemptFilter,
+    ) -> impl Future<Output = Result<Vec<(DeliveryAttempt, Verification)>, StoreError>> + Send;
+
+    /// Totals over the attempts matching `filter` (its `after` and `limit` are ignored).
+    fn attempt_summary(
+        &self,
+        filter: &crate::events::AttemptFilter,
+    ) -> impl Future<Output = Result<crate::events::AttemptSummary, StoreError>> + Send;
+
     /// How much work waits in the delivery and callback outboxes.
     fn outbox_stats(&self) -> impl Future<Output = Result<OutboxStats, StoreError>> + Send;
 

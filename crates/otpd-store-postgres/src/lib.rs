@@ -9,7 +9,10 @@ mod rows;
 use std::time::Duration;
 
 use otpd_core::auth::{AccessToken, AccountRecord, ApiKeyRecord, Application};
-use otpd_core::events::{Event, EventFilter, Webhook, WebhookJob, WebhookLogEntry, WebhookOutcome};
+use otpd_core::events::{
+    AttemptFilter, AttemptSummary, Event, EventFilter, Webhook, WebhookJob, WebhookLogEntry,
+    WebhookOutcome,
+};
 use otpd_core::store::{
     CallbackJob, CheckResult, DELIVERY_LEASE_SECONDS, DeliveryAttempt, DeliveryUpdate, OutboxStats,
     Quarantine, RateCount, ReceiptUpdate, ResendOutcome, SafeNumber, ServiceRecord,
@@ -326,6 +329,22 @@ fn quarantine_of((prefix, reason, until, created_at): (String, String, i64, i64)
         until: Timestamp(until),
         created_at: Timestamp(created_at),
     }
+}
+
+/// The filter of attempt lists and summaries; binds $1–$10.
+macro_rules! attempt_where {
+    () => {
+        "($1::uuid IS NULL OR s.account_id = $1) \
+         AND ($2::uuid IS NULL OR v.service_id = $2) \
+         AND ($3::uuid IS NULL OR v.id = $3) \
+         AND ($4::text IS NULL OR v.to_number = $4) \
+         AND ($5::text IS NULL OR v.country = $5) \
+         AND ($6::text IS NULL OR v.to_number LIKE $6) \
+         AND ($7::text IS NULL OR d.channel = $7) \
+         AND ($8::bigint IS NULL OR d.created_at >= $8) \
+         AND ($9::bigint IS NULL OR d.created_at < $9) \
+         AND ($10::boolean IS NULL OR (v.status = 'approved') = $10)"
+    };
 }
 
 /// Events of `key` after `since`, and the oldest of them.
@@ -1212,6 +1231,77 @@ impl Store for PgStore {
                 },
             )
             .collect())
+    }
+
+    async fn attempts(
+        &self,
+        filter: &AttemptFilter,
+    ) -> Result<Vec<(DeliveryAttempt, Verification)>, StoreError> {
+        let ids: Vec<Uuid> = sqlx::query_scalar(concat!(
+            "SELECT d.id FROM deliveries d JOIN verifications v ON v.id = d.verification_id \
+             JOIN services s ON s.id = v.service_id WHERE ",
+            attempt_where!(),
+            " AND ($11::uuid IS NULL OR d.id > $11) ORDER BY d.id LIMIT $12"
+        ))
+        .bind(filter.account.map(|a| a.uuid()))
+        .bind(filter.service.map(|s| s.uuid()))
+        .bind(filter.verification.map(|v| v.uuid()))
+        .bind(&filter.to)
+        .bind(&filter.country)
+        .bind(filter.prefix.as_ref().map(|p| format!("{p}%")))
+        .bind(&filter.channel)
+        .bind(filter.since.map(|t| t.0))
+        .bind(filter.until.map(|t| t.0))
+        .bind(filter.converted)
+        .bind(filter.after)
+        .bind(i64::from(filter.limit.max(1)))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let row = sqlx::query(concat!(
+                "SELECT ",
+                delivery_columns!(),
+                " FROM deliveries WHERE id = $1"
+            ))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error)?;
+            let Some(row) = row else { continue };
+            let delivery = rows::delivery(&row)?;
+            if let Some(verification) = self.verification(delivery.verification_id).await? {
+                out.push((delivery, verification));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn attempt_summary(&self, filter: &AttemptFilter) -> Result<AttemptSummary, StoreError> {
+        let (total, converted): (i64, i64) = sqlx::query_as(concat!(
+            "SELECT COUNT(*), COALESCE(SUM(CASE WHEN v.status = 'approved' THEN 1 ELSE 0 END), 0)::bigint \
+             FROM deliveries d JOIN verifications v ON v.id = d.verification_id \
+             JOIN services s ON s.id = v.service_id WHERE ",
+            attempt_where!(),
+        ))
+        .bind(filter.account.map(|a| a.uuid()))
+        .bind(filter.service.map(|s| s.uuid()))
+        .bind(filter.verification.map(|v| v.uuid()))
+        .bind(&filter.to)
+        .bind(&filter.country)
+        .bind(filter.prefix.as_ref().map(|p| format!("{p}%")))
+        .bind(&filter.channel)
+        .bind(filter.since.map(|t| t.0))
+        .bind(filter.until.map(|t| t.0))
+        .bind(filter.converted)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(AttemptSummary {
+            total: total.max(0) as u64,
+            converted: converted.max(0) as u64,
+        })
     }
 
     async fn outbox_stats(&self) -> Result<OutboxStats, StoreError> {

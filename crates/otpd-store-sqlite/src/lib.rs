@@ -10,7 +10,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use otpd_core::auth::{AccessToken, AccountRecord, ApiKeyRecord, Application};
-use otpd_core::events::{Event, EventFilter, Webhook, WebhookJob, WebhookLogEntry, WebhookOutcome};
+use otpd_core::events::{
+    AttemptFilter, AttemptSummary, Event, EventFilter, Webhook, WebhookJob, WebhookLogEntry,
+    WebhookOutcome,
+};
 use otpd_core::store::{
     CallbackJob, CheckResult, DELIVERY_LEASE_SECONDS, DeliveryAttempt, DeliveryUpdate, OutboxStats,
     Quarantine, RateCount, ReceiptUpdate, ResendOutcome, SafeNumber, ServiceRecord,
@@ -197,6 +200,49 @@ fn insert_delivery(connection: &Connection, d: &DeliveryAttempt) -> Result<(), S
         ],
     )?;
     Ok(())
+}
+
+/// The WHERE clause (and its values) shared by attempt lists and summaries.
+fn attempt_where(f: &AttemptFilter) -> (String, Vec<rusqlite::types::Value>) {
+    let mut clause = String::from("1 = 1");
+    let mut values: Vec<rusqlite::types::Value> = Vec::new();
+    let mut push = |sql: &str, value: rusqlite::types::Value| {
+        values.push(value);
+        clause.push_str(&format!(" AND {sql} ?{}", values.len()));
+    };
+    if let Some(account) = f.account {
+        push("s.account_id =", account.as_bytes().to_vec().into());
+    }
+    if let Some(service) = f.service {
+        push("v.service_id =", service.as_bytes().to_vec().into());
+    }
+    if let Some(verification) = f.verification {
+        push("v.id =", verification.as_bytes().to_vec().into());
+    }
+    if let Some(to) = &f.to {
+        push("v.to_number =", to.clone().into());
+    }
+    if let Some(country) = &f.country {
+        push("v.country =", country.clone().into());
+    }
+    if let Some(prefix) = &f.prefix {
+        push("v.to_number LIKE", format!("{prefix}%").into());
+    }
+    if let Some(channel) = &f.channel {
+        push("d.channel =", channel.clone().into());
+    }
+    if let Some(since) = f.since {
+        push("d.created_at >=", since.0.into());
+    }
+    if let Some(until) = f.until {
+        push("d.created_at <", until.0.into());
+    }
+    match f.converted {
+        Some(true) => clause.push_str(" AND v.status = 'approved'"),
+        Some(false) => clause.push_str(" AND v.status <> 'approved'"),
+        None => {}
+    }
+    (clause, values)
 }
 
 fn webhook_row(row: &Row) -> Result<Webhook, StoreError> {
@@ -1238,6 +1284,73 @@ impl Store for SqliteStore {
                     })
                 },
             )
+        })
+        .await
+    }
+
+    async fn attempts(
+        &self,
+        filter: &AttemptFilter,
+    ) -> Result<Vec<(DeliveryAttempt, Verification)>, StoreError> {
+        let f = filter.clone();
+        self.read(move |connection| {
+            let (clause, mut values) = attempt_where(&f);
+            let mut sql = format!(
+                "SELECT d.id FROM deliveries d JOIN verifications v ON v.id = d.verification_id \
+                 JOIN services s ON s.id = v.service_id WHERE {clause}"
+            );
+            if let Some(after) = f.after {
+                values.push(after.as_bytes().to_vec().into());
+                sql.push_str(&format!(" AND d.id > ?{}", values.len()));
+            }
+            sql.push_str(&format!(" ORDER BY d.id LIMIT {}", f.limit.max(1)));
+            let ids: Vec<Vec<u8>> = query_all(
+                connection,
+                &sql,
+                rusqlite::params_from_iter(values),
+                |row| rows::get(row, 0),
+            )?;
+            let mut out = Vec::with_capacity(ids.len());
+            for id in ids {
+                let delivery = query_one(
+                    connection,
+                    &format!("SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE id = ?1"),
+                    [id.as_slice()],
+                    rows::delivery,
+                )?;
+                if let Some(delivery) = delivery
+                    && let Some(verification) =
+                        load_verification(connection, delivery.verification_id)?
+                {
+                    out.push((delivery, verification));
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn attempt_summary(&self, filter: &AttemptFilter) -> Result<AttemptSummary, StoreError> {
+        let f = filter.clone();
+        self.read(move |connection| {
+            let (clause, values) = attempt_where(&f);
+            let sql = format!(
+                "SELECT COUNT(*), COALESCE(SUM(CASE WHEN v.status = 'approved' THEN 1 ELSE 0 END), 0) \
+                 FROM deliveries d JOIN verifications v ON v.id = d.verification_id \
+                 JOIN services s ON s.id = v.service_id WHERE {clause}"
+            );
+            let (total, converted): (i64, i64) = connection
+                .prepare(&sql)
+                .and_then(|mut s| {
+                    s.query_row(rusqlite::params_from_iter(values), |row| {
+                        Ok((row.get(0)?, row.get(1)?))
+                    })
+                })
+                .map_err(db_error)?;
+            Ok(AttemptSummary {
+                total: total.max(0) as u64,
+                converted: converted.max(0) as u64,
+            })
         })
         .await
     }

@@ -246,6 +246,20 @@ impl Store for AnyStore {
         delegate!(self, s => s.webhook_log(webhook, limit))
     }
 
+    async fn attempts(
+        &self,
+        filter: &otpd_core::events::AttemptFilter,
+    ) -> Result<Vec<(DeliveryAttempt, Verification)>, StoreError> {
+        delegate!(self, s => s.attempts(filter))
+    }
+
+    async fn attempt_summary(
+        &self,
+        filter: &otpd_core::events::AttemptFilter,
+    ) -> Result<otpd_core::events::AttemptSummary, StoreError> {
+        delegate!(self, s => s.attempt_summary(filter))
+    }
+
     async fn outbox_stats(&self) -> Result<OutboxStats, StoreError> {
         delegate!(self, s => s.outbox_stats())
     }

@@ -1215,3 +1215,91 @@ async fn a_twilio_webhook_receives_only_its_event_types() {
     assert_eq!(posts[0]["type"], "verification.approved");
     assert_eq!(posts[0]["serviceSid"], service);
 }
+
+#[tokio::test]
+async fn attempts_and_their_summary_count_conversions() {
+    let t = Twilio::spawn().await;
+    let service = t.service(&[("FriendlyName", "Acme")]).await;
+    let (_, first) = t
+        .start(&service, &[("To", PHONE), ("Channel", "sms")])
+        .await;
+    let (_, resent) = t
+        .start(&service, &[("To", PHONE), ("Channel", "sms")])
+        .await;
+    assert_eq!(resent["send_code_attempts"].as_array().unwrap().len(), 2);
+    let code = t.code(PHONE).await;
+    let (_, checked) = t.check(&service, &[("To", PHONE), ("Code", &code)]).await;
+    assert_eq!(checked["status"], "approved");
+    let (_, other) = t
+        .start(&service, &[("To", "+14155552672"), ("Channel", "sms")])
+        .await;
+
+    let (status, all) = t.send(Method::GET, "/v2/Attempts", &[]).await;
+    assert_eq!(status, 200, "{all}");
+    let attempts = all["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 3);
+    assert_eq!(all["meta"]["key"], "attempts");
+    let first_sid = first["sid"].as_str().unwrap();
+    let converted: Vec<&Value> = attempts
+        .iter()
+        .filter(|a| a["conversion_status"] == "converted")
+        .collect();
+    assert_eq!(converted.len(), 2);
+    assert!(converted.iter().all(|a| a["verification_sid"] == first_sid));
+    assert_eq!(converted[0]["channel_data"]["status"], "confirmed");
+    assert_eq!(converted[0]["channel_data"]["to"], PHONE);
+    assert_eq!(converted[0]["channel_data"]["message_status"], "sent");
+    let (_, unconverted) = t
+        .send(Method::GET, "/v2/Attempts?Status=unconverted", &[])
+        .await;
+    assert_eq!(unconverted["attempts"][0]["verification_sid"], other["sid"]);
+    let (_, paged) = t.send(Method::GET, "/v2/Attempts?PageSize=2", &[]).await;
+    assert_eq!(paged["attempts"].as_array().unwrap().len(), 2);
+    let next = paged["meta"]["next_page_url"].as_str().unwrap();
+    let next_path = &next[next.find("/v2/").unwrap()..];
+    let (_, rest) = t.send(Method::GET, next_path, &[]).await;
+    assert_eq!(rest["attempts"].as_array().unwrap().len(), 1);
+    assert!(rest["meta"]["next_page_url"].is_null());
+
+    let attempt_sid = resent["send_code_attempts"][1]["attempt_sid"]
+        .as_str()
+        .unwrap();
+    let (status, fetched) = t
+        .send(Method::GET, &format!("/v2/Attempts/{attempt_sid}"), &[])
+        .await;
+    assert_eq!((status, fetched["sid"].as_str()), (200, Some(attempt_sid)));
+    assert_twilio_error(
+        &t.send(
+            Method::GET,
+            "/v2/Attempts/VL00000000000000000000000000000000",
+            &[],
+        )
+        .await,
+        404,
+        20404,
+    );
+
+    let (status, summary) = t.send(Method::GET, "/v2/Attempts/Summary", &[]).await;
+    assert_eq!(status, 200, "{summary}");
+    assert_eq!(summary["total_attempts"], 3);
+    assert_eq!(summary["total_converted"], 2);
+    assert_eq!(summary["total_unconverted"], 1);
+    assert_eq!(summary["conversion_rate_percentage"], "66.666666667");
+    let (_, gb) = t
+        .send(Method::GET, "/v2/Attempts/Summary?Country=GB", &[])
+        .await;
+    assert_eq!(gb["total_attempts"], 0);
+    let (_, prefix) = t
+        .send(
+            Method::GET,
+            "/v2/Attempts/Summary?DestinationPrefix=%2B141555526&Channel=sms",
+            &[],
+        )
+        .await;
+    assert_eq!(prefix["total_attempts"], 3);
+    assert_twilio_error(
+        &t.send(Method::GET, "/v2/Attempts?Channel=fax", &[]).await,
+        400,
+        60200,
+    );
+}

@@ -2,6 +2,7 @@
 //! form-encoded PascalCase parameters, HTTP Basic (`AC…` + auth token or `SK…` + secret) and
 //! Twilio's JSON and error shapes, so the official SDKs work by changing only the base URL.
 
+pub mod attempts;
 pub mod error;
 pub mod form;
 pub mod rate_limits;
@@ -46,6 +47,18 @@ pub fn router<S: Store + Clone, C: Clock + Clone>() -> Router<AppState<S, C>> {
             get(verifications::fetch::<S, C>)
                 .post(verifications::update::<S, C>)
                 .fallback(method_not_allowed),
+        )
+        .route(
+            "/Attempts",
+            get(attempts::list::<S, C>).fallback(method_not_allowed),
+        )
+        .route(
+            "/Attempts/Summary",
+            get(attempts::summary::<S, C>).fallback(method_not_allowed),
+        )
+        .route(
+            "/Attempts/{sid}",
+            get(attempts::fetch::<S, C>).fallback(method_not_allowed),
         )
         .route(
             "/SafeList/Numbers",
