@@ -683,3 +683,84 @@ async fn a_webhook_that_fails_then_recovers_gets_every_event_once_in_order() {
         "{log}"
     );
 }
+
+#[tokio::test]
+async fn the_lifecycle_report_counts_failed_sent_and_success() {
+    let (_twilio, url) = TwilioMock::start(false).await;
+    let app = TestApp::spawn_configured(|config| {
+        // The mock refuses numbers ending in 0001 as invalid: FAILED.
+        config.providers = vec![twilio_provider("twilio", &url)];
+        config.routes.whatsapp = vec!["twilio".into()];
+    })
+    .await;
+    let token = app.token().await;
+    let (_, approved) = app.create(&token, json!({"phoneNumber": FR})).await;
+    app.create(&token, json!({"phoneNumber": "+33612345679"}))
+        .await;
+    let (_, failed) = app
+        .create(
+            &token,
+            json!({"phoneNumber": "+447400000001", "channel": "whatsapp"}),
+        )
+        .await;
+    assert_eq!(failed["deliveryStatus"], "FAILED", "{failed}");
+    app.clock.advance_seconds(20);
+    let code = app.last_code(FR).await;
+    let id = approved["otpId"].as_str().unwrap();
+    assert_eq!(app.check(&token, id, &code).await.0, 200);
+
+    let user = format!("AC{}", app.credentials.application.account_id.simple());
+    let password = app.credentials.account_token.clone().unwrap();
+    let report: Value = app
+        .client
+        .get(app.url("/admin/v1/report?groupBy=channel"))
+        .basic_auth(&user, Some(&password))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let groups = report["groups"].as_array().unwrap();
+    let sms = groups.iter().find(|g| g["group"] == "sms").unwrap();
+    assert_eq!(
+        (
+            &sms["verifications"],
+            &sms["SUCCESS"],
+            &sms["SENT"],
+            &sms["FAILED"]
+        ),
+        (&json!(2), &json!(1), &json!(1), &json!(0)),
+        "{report}"
+    );
+    assert_eq!(sms["shares"]["SUCCESS"], 0.5);
+    assert_eq!(sms["secondsToApprove"]["median"], 20.0);
+    let whatsapp = groups.iter().find(|g| g["group"] == "whatsapp").unwrap();
+    assert_eq!(whatsapp["FAILED"], 1);
+    assert!(whatsapp["secondsToApprove"]["median"].is_null());
+    let by_provider: Value = app
+        .client
+        .get(app.url("/admin/v1/report?groupBy=provider"))
+        .basic_auth(&user, Some(&password))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let names: Vec<&str> = by_provider["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["group"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["console", "twilio"]);
+    let bad = app
+        .client
+        .get(app.url("/admin/v1/report?groupBy=planet"))
+        .basic_auth(&user, Some(&password))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+}

@@ -64,6 +64,10 @@ async fn twilio_messages(
         requests.push(form.clone());
         requests.len()
     };
+    if TwilioMock::field(&form, "To").ends_with("0001") {
+        let body = json!({"code": 21211, "message": "The 'To' number is not a valid phone number.", "more_info": "https://www.twilio.com/docs/errors/21211", "status": 400});
+        return (StatusCode::BAD_REQUEST, axum::Json(body)).into_response();
+    }
     if mock.down.load(std::sync::atomic::Ordering::SeqCst) {
         let body = json!({"code": 20503, "message": "Service unavailable", "more_info": "https://www.twilio.com/docs/errors/20503", "status": 503});
         return (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
