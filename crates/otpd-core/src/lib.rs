@@ -3,6 +3,7 @@
 //! [`Dispatch`].
 
 pub mod abuse;
+pub mod alerts;
 pub mod auth;
 pub mod clock;
 pub mod code;

@@ -678,6 +678,22 @@ pub trait Store: Send + Sync + 'static {
         filter: &crate::events::AttemptFilter,
     ) -> impl Future<Output = Result<crate::events::AttemptSummary, StoreError>> + Send;
 
+    /// Services with verifications created since `since` (the alert sweep's work list).
+    fn active_services(
+        &self,
+        since: Timestamp,
+    ) -> impl Future<Output = Result<Vec<ServiceId>, StoreError>> + Send;
+
+    /// Opens alert `key`; true when this call opened it (so one node reports it).
+    fn open_alert(
+        &self,
+        key: &str,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Closes alert `key`; true when it was open.
+    fn close_alert(&self, key: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
     /// How much work waits in the delivery and callback outboxes.
     fn outbox_stats(&self) -> impl Future<Output = Result<OutboxStats, StoreError>> + Send;
 

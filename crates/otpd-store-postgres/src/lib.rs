@@ -34,6 +34,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0005_safe_list.sql"),
     include_str!("../migrations/0006_events.sql"),
     include_str!("../migrations/0007_webhooks.sql"),
+    include_str!("../migrations/0008_alerts.sql"),
 ];
 
 /// Any number; every otpd node uses it to take turns applying migrations.
@@ -1302,6 +1303,38 @@ impl Store for PgStore {
             total: total.max(0) as u64,
             converted: converted.max(0) as u64,
         })
+    }
+
+    async fn active_services(&self, since: Timestamp) -> Result<Vec<ServiceId>, StoreError> {
+        let ids: Vec<Uuid> = sqlx::query_scalar(
+            "SELECT DISTINCT service_id FROM verifications WHERE created_at >= $1",
+        )
+        .bind(since.0)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(ids.into_iter().map(ServiceId::from_uuid).collect())
+    }
+
+    async fn open_alert(&self, key: &str, now: Timestamp) -> Result<bool, StoreError> {
+        let result = sqlx::query(
+            "INSERT INTO alerts (key, opened_at) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(key)
+        .bind(now.0)
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    async fn close_alert(&self, key: &str) -> Result<bool, StoreError> {
+        let result = sqlx::query("DELETE FROM alerts WHERE key = $1")
+            .bind(key)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(result.rows_affected() == 1)
     }
 
     async fn outbox_stats(&self) -> Result<OutboxStats, StoreError> {

@@ -1355,6 +1355,47 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn active_services(&self, since: Timestamp) -> Result<Vec<ServiceId>, StoreError> {
+        self.read(move |connection| {
+            let ids: Vec<Vec<u8>> = query_all(
+                connection,
+                "SELECT DISTINCT service_id FROM verifications WHERE created_at >= ?1",
+                params![since.0],
+                |row| rows::get(row, 0),
+            )?;
+            Ok(ids
+                .iter()
+                .filter_map(|b| Uuid::from_slice(b).ok())
+                .map(ServiceId::from_uuid)
+                .collect())
+        })
+        .await
+    }
+
+    async fn open_alert(&self, key: &str, now: Timestamp) -> Result<bool, StoreError> {
+        let key = key.to_string();
+        self.write(move |connection| {
+            Ok(execute(
+                connection,
+                "INSERT INTO alerts (key, opened_at) VALUES (?1, ?2) ON CONFLICT (key) DO NOTHING",
+                params![key, now.0],
+            )? == 1)
+        })
+        .await
+    }
+
+    async fn close_alert(&self, key: &str) -> Result<bool, StoreError> {
+        let key = key.to_string();
+        self.write(move |connection| {
+            Ok(execute(
+                connection,
+                "DELETE FROM alerts WHERE key = ?1",
+                params![key],
+            )? == 1)
+        })
+        .await
+    }
+
     async fn outbox_stats(&self) -> Result<OutboxStats, StoreError> {
         self.read(move |connection| {
             let (queued, oldest): (i64, Option<i64>) = connection

@@ -11,6 +11,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0005_safe_list.sql"),
     include_str!("../migrations/0006_events.sql"),
     include_str!("../migrations/0007_webhooks.sql"),
+    include_str!("../migrations/0008_alerts.sql"),
 ];
 
 /// Applies every migration newer than the database, each in its own transaction.

@@ -36,6 +36,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "trusted_proxies",
     "pumping",
     "shutdown_timeout_seconds",
+    "alerts",
 ];
 
 /// The whole configuration.
@@ -79,6 +80,8 @@ pub struct Config {
     pub pumping: PumpingConfig,
     /// On SIGTERM, how long in-flight requests may take before otpd exits anyway.
     pub shutdown_timeout_seconds: u64,
+    /// Success-rate alerts (docs/operations.md).
+    pub alerts: AlertsConfig,
     /// Reverse proxies whose `X-Forwarded-For` names the client (IP addresses); the socket's
     /// peer is the client otherwise.
     pub trusted_proxies: Vec<std::net::IpAddr>,
@@ -90,6 +93,50 @@ pub struct Config {
     pub postgres: PostgresConfig,
     /// OTP settings of the application created on first start.
     pub default_otp: OtpSettings,
+}
+
+/// Success-rate alerts.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// On unless turned off.
+    pub enabled: bool,
+    /// The recent window judged.
+    pub window_seconds: u32,
+    /// The baseline before it.
+    pub baseline_seconds: u32,
+    /// Sends needed in the window and in the baseline.
+    pub min_volume: u64,
+    /// Fires below this fraction of the baseline's approval rate.
+    pub drop_fraction: f64,
+    /// How often services are judged.
+    pub check_interval_seconds: u64,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        let policy = otpd_core::alerts::AlertPolicy::default();
+        AlertsConfig {
+            enabled: true,
+            window_seconds: policy.window_seconds,
+            baseline_seconds: policy.baseline_seconds,
+            min_volume: policy.min_volume,
+            drop_fraction: policy.drop_fraction,
+            check_interval_seconds: 60,
+        }
+    }
+}
+
+impl AlertsConfig {
+    /// The core's policy.
+    pub fn policy(&self) -> otpd_core::alerts::AlertPolicy {
+        otpd_core::alerts::AlertPolicy {
+            window_seconds: self.window_seconds.max(1),
+            baseline_seconds: self.baseline_seconds.max(1),
+            min_volume: self.min_volume.max(1),
+            drop_fraction: self.drop_fraction.clamp(0.0, 1.0),
+        }
+    }
 }
 
 /// The SMS-pumping defence.
@@ -440,6 +487,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             pumping: PumpingConfig::default(),
             shutdown_timeout_seconds: 10,
+            alerts: AlertsConfig::default(),
             trusted_proxies: Vec::new(),
             prices: HashMap::new(),
             callbacks: CallbackConfig::default(),

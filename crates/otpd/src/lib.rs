@@ -199,6 +199,11 @@ pub async fn start<C: Clock + Clone>(config: &Config, clock: C) -> anyhow::Resul
         ),
         tokio::spawn(callbacks.run()),
         tokio::spawn(expiry_sweep(verifier.clone(), sweep_every)),
+        tokio::spawn(alert_sweep(
+            store.clone(),
+            clock.clone(),
+            config.alerts.clone(),
+        )),
         tokio::spawn(
             otpd_delivery::WebhookWorker::new(
                 store.clone(),
@@ -338,6 +343,27 @@ async fn expiry_sweep<S: Store + Clone, C: Clock + Clone>(
             Ok(0) => {}
             Ok(expired) => tracing::info!(expired, "verifications expired"),
             Err(error) => tracing::warn!(%error, "could not sweep expired verifications"),
+        }
+    }
+}
+
+/// Judges services' approval rates every `check_interval_seconds` (when alerts are on).
+async fn alert_sweep<S: Store + Clone, C: Clock + Clone>(
+    store: S,
+    clock: C,
+    config: config::AlertsConfig,
+) {
+    if !config.enabled {
+        return;
+    }
+    let policy = config.policy();
+    let every = std::time::Duration::from_millis(
+        (config.check_interval_seconds.max(1) * 1000).min(3_600_000),
+    );
+    loop {
+        tokio::time::sleep(every).await;
+        if let Err(error) = otpd_core::alerts::check_alerts(&store, &policy, clock.now()).await {
+            tracing::warn!(%error, "could not check approval-rate alerts");
         }
     }
 }

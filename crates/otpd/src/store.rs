@@ -260,6 +260,18 @@ impl Store for AnyStore {
         delegate!(self, s => s.attempt_summary(filter))
     }
 
+    async fn active_services(&self, since: Timestamp) -> Result<Vec<ServiceId>, StoreError> {
+        delegate!(self, s => s.active_services(since))
+    }
+
+    async fn open_alert(&self, key: &str, now: Timestamp) -> Result<bool, StoreError> {
+        delegate!(self, s => s.open_alert(key, now))
+    }
+
+    async fn close_alert(&self, key: &str) -> Result<bool, StoreError> {
+        delegate!(self, s => s.close_alert(key))
+    }
+
     async fn outbox_stats(&self) -> Result<OutboxStats, StoreError> {
         delegate!(self, s => s.outbox_stats())
     }

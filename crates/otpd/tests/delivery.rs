@@ -764,3 +764,66 @@ async fn the_lifecycle_report_counts_failed_sent_and_success() {
         .unwrap();
     assert_eq!(bad.status(), 400);
 }
+
+#[tokio::test]
+async fn an_approval_rate_alert_fires_once_and_clears() {
+    use otpd_core::Clock;
+    let app = TestApp::spawn_configured(|config| {
+        config.alerts.enabled = false; // judged by hand below, at chosen times
+    })
+    .await;
+    let token = app.token().await;
+    let store = app.server.as_ref().unwrap().store.clone();
+    let policy = otpd_core::alerts::AlertPolicy::default();
+    let mut n = 0;
+    let mut start = |approve: bool| {
+        n += 1;
+        let to = format!("+3361{n:07}");
+        let app = &app;
+        let token = token.clone();
+        async move {
+            let (status, otp) = app.create(&token, json!({"phoneNumber": to})).await;
+            assert_eq!(status, 201, "{otp}");
+            if approve {
+                let code = app.last_code(&to).await;
+                let id = otp["otpId"].as_str().unwrap();
+                assert_eq!(app.check(&token, id, &code).await.0, 200);
+            }
+        }
+    };
+    for _ in 0..20 {
+        start(true).await; // the baseline: every code used
+    }
+    app.clock.advance_seconds(3600);
+    for _ in 0..20 {
+        start(false).await; // then nobody enters their code
+    }
+    let check = || otpd_core::alerts::check_alerts(&store, &policy, app.clock.now());
+    assert_eq!(check().await.unwrap(), 1, "the drop is reported");
+    assert_eq!(check().await.unwrap(), 0, "once");
+    for _ in 0..20 {
+        start(true).await; // half of the window converts again: back to the threshold
+    }
+    assert_eq!(check().await.unwrap(), 1, "the recovery is reported");
+    assert_eq!(check().await.unwrap(), 0);
+
+    let user = format!("AC{}", app.credentials.application.account_id.simple());
+    let password = app.credentials.account_token.clone().unwrap();
+    let of_type = |kind: &'static str| {
+        let request = app
+            .client
+            .get(app.url(&format!("/admin/v1/events?type={kind}")))
+            .basic_auth(&user, Some(&password));
+        async move {
+            let body: Value = request.send().await.unwrap().json().await.unwrap();
+            body["events"].as_array().unwrap().clone()
+        }
+    };
+    let dropped = of_type("alert.approval_rate_dropped").await;
+    assert_eq!(dropped.len(), 1);
+    assert_eq!(dropped[0]["data"]["approvalRate"], 0.0);
+    assert_eq!(dropped[0]["data"]["baselineApprovalRate"], 1.0);
+    let recovered = of_type("alert.approval_rate_recovered").await;
+    assert_eq!(recovered.len(), 1);
+    assert_eq!(recovered[0]["data"]["approvalRate"], 0.5);
+}

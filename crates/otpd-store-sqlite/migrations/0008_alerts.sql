@@ -1,0 +1,5 @@
+-- Open success-rate alerts (one row per alert key while it is open).
+CREATE TABLE alerts (
+    key       TEXT PRIMARY KEY,
+    opened_at INTEGER NOT NULL
+);
