@@ -348,6 +348,9 @@ macro_rules! attempt_where {
     };
 }
 
+/// A `webhooks` row as selected.
+type WebhookRow = (Uuid, Uuid, String, String, bool, String, i64, i64);
+
 /// Events of `key` after `since`, and the oldest of them.
 async fn rate_window(
     connection: &mut PgConnection,
@@ -1030,7 +1033,7 @@ impl Store for PgStore {
     }
 
     async fn webhooks(&self, service: ServiceId) -> Result<Vec<Webhook>, StoreError> {
-        let rows: Vec<(Uuid, Uuid, String, String, bool, String, i64, i64)> = sqlx::query_as(
+        let rows: Vec<WebhookRow> = sqlx::query_as(
             "SELECT id, service_id, url, event_types, enabled, friendly_name, created_at, updated_at \
              FROM webhooks WHERE service_id = $1 ORDER BY created_at, id",
         )

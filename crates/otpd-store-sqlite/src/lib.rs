@@ -202,6 +202,9 @@ fn insert_delivery(connection: &Connection, d: &DeliveryAttempt) -> Result<(), S
     Ok(())
 }
 
+/// A claimed `webhook_deliveries` row: id, webhook, event, attempts, created_at.
+type ClaimedWebhookRow = (Vec<u8>, Vec<u8>, Vec<u8>, u32, i64);
+
 /// The WHERE clause (and its values) shared by attempt lists and summaries.
 fn attempt_where(f: &AttemptFilter) -> (String, Vec<rusqlite::types::Value>) {
     let mut clause = String::from("1 = 1");
@@ -1167,7 +1170,7 @@ impl Store for SqliteStore {
         limit: u32,
     ) -> Result<Vec<WebhookJob>, StoreError> {
         self.write(move |connection| {
-            let claimed: Vec<(Vec<u8>, Vec<u8>, Vec<u8>, u32, i64)> = query_all(
+            let claimed: Vec<ClaimedWebhookRow> = query_all(
                 connection,
                 "UPDATE webhook_deliveries SET lease_until = ?1 WHERE id IN \
                  (SELECT d.id FROM webhook_deliveries d WHERE d.state = 'pending' \
