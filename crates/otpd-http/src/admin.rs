@@ -15,8 +15,267 @@ use otpd_core::{Clock, CountryIso, E164Phone, Store};
 use serde_json::{Map, Value, json};
 
 use crate::AppState;
+use crate::native::error::ErrorBody;
 use crate::twilio::error::{self, TwilioError};
 use crate::twilio::{account, owned_service};
+
+// Schemas of the admin API's bodies (documentation: the handlers build them with `json!`).
+
+/// An admin API error, in the Twilio shape.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct AdminError {
+    /// 20003 (authenticate), 20404 (not found), 60200 (invalid parameter), 20500, 20503.
+    #[schema(example = 20404)]
+    code: u32,
+    /// Human-readable text naming the parameter at fault.
+    message: String,
+    /// `https://www.twilio.com/docs/errors/<code>`.
+    more_info: String,
+    /// The HTTP status.
+    #[schema(example = 404)]
+    status: u16,
+}
+
+/// A quarantined number prefix (SMS-pumping defence).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+pub struct QuarantineObject {
+    /// `+` and digits.
+    #[schema(example = "+44909")]
+    prefix: String,
+    /// Why it was quarantined.
+    reason: String,
+    /// When the quarantine ends (RFC 3339).
+    until: String,
+    /// When it began (RFC 3339).
+    created_at: String,
+}
+
+/// The prefixes quarantined now, newest first.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct QuarantineList {
+    /// The quarantines.
+    quarantines: Vec<QuarantineObject>,
+}
+
+/// One stored event.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+pub struct EventObject {
+    /// `EV` + 32 hex digits.
+    id: String,
+    /// `verification.started`, `delivery.sent`, … (docs/operations.md lists them).
+    #[serde(rename = "type")]
+    #[schema(example = "verification.started")]
+    kind: String,
+    /// `VA…`.
+    service_sid: String,
+    /// `VE…`, `null` for events of no verification.
+    #[schema(required = true)]
+    verification_sid: Option<String>,
+    /// RFC 3339.
+    created_at: String,
+    /// The event's fields.
+    #[schema(value_type = Object)]
+    data: Value,
+}
+
+/// A page of events, oldest first.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+pub struct EventPage {
+    /// The events.
+    events: Vec<EventObject>,
+    /// Pass as `pageToken` for the next page; `null` on the last page.
+    #[schema(required = true)]
+    next_page_token: Option<String>,
+}
+
+/// A webhook subscribed to a service's events.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+pub struct WebhookObject {
+    /// `WH` + 32 hex digits.
+    id: String,
+    /// Where events are posted.
+    url: String,
+    /// Event types posted (`*`: all).
+    event_types: Vec<String>,
+    /// Whether events are posted.
+    enabled: bool,
+    /// A label.
+    friendly_name: String,
+    /// The HMAC-SHA256 key of `X-Otpd-Signature`.
+    signing_key: String,
+    /// RFC 3339.
+    created_at: String,
+}
+
+/// A service's webhooks.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct WebhookList {
+    /// The webhooks.
+    webhooks: Vec<WebhookObject>,
+}
+
+/// The `POST …/webhooks` body.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+pub struct NewWebhookRequest {
+    /// Absolute http(s) URL.
+    #[schema(example = "https://app.example.com/otpd-events")]
+    url: String,
+    /// Event types to post (default `["*"]`: all).
+    event_types: Option<Vec<String>>,
+    /// At most 64 characters (default `webhook`).
+    #[schema(max_length = 64)]
+    friendly_name: Option<String>,
+    /// Default `true`.
+    enabled: Option<bool>,
+}
+
+/// One event's posts to one webhook.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+pub struct WebhookDelivery {
+    /// `EV…`.
+    event_id: String,
+    /// The event's type.
+    event_type: String,
+    /// `pending`, `delivered` or `failed`.
+    state: String,
+    /// Posts tried.
+    attempts: u32,
+    /// The last HTTP status received.
+    #[schema(required = true)]
+    last_status: Option<u16>,
+    /// The last post's latency.
+    #[schema(required = true)]
+    last_latency_ms: Option<u64>,
+    /// The last failure.
+    #[schema(required = true)]
+    last_error: Option<String>,
+    /// When the next retry is due (RFC 3339).
+    #[schema(required = true)]
+    next_attempt_at: Option<String>,
+    /// RFC 3339.
+    updated_at: String,
+}
+
+/// A webhook's delivery log, newest first (at most 200).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct WebhookDeliveryList {
+    /// The log.
+    deliveries: Vec<WebhookDelivery>,
+}
+
+/// Counts by transmission summary.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[allow(dead_code, non_snake_case)]
+pub struct ReportShares {
+    /// Share that ended FAILED (0–1).
+    FAILED: f64,
+    /// Share that ended SENT.
+    SENT: f64,
+    /// Share that ended SUCCESS.
+    SUCCESS: f64,
+}
+
+/// Seconds from start to approval.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct SecondsToApprove {
+    /// Median; `null` with no approval.
+    #[schema(required = true)]
+    median: Option<f64>,
+    /// 95th percentile; `null` with no approval.
+    #[schema(required = true)]
+    p95: Option<f64>,
+}
+
+/// One group of the report.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code, non_snake_case)]
+pub struct ReportGroup {
+    /// The channel, country, provider or `VA…` (`none` when unknown).
+    group: String,
+    /// Verifications in the group.
+    verifications: u64,
+    /// Ended with every send refused.
+    #[serde(rename = "FAILED")]
+    FAILED: u64,
+    /// A message left; never verified.
+    #[serde(rename = "SENT")]
+    SENT: u64,
+    /// Verified.
+    #[serde(rename = "SUCCESS")]
+    SUCCESS: u64,
+    /// The three counts as shares.
+    shares: ReportShares,
+    /// Time to approval.
+    seconds_to_approve: SecondsToApprove,
+}
+
+/// The lifecycle report.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+pub struct Report {
+    /// `channel`, `country`, `provider` or `service`.
+    group_by: String,
+    /// One row per group.
+    groups: Vec<ReportGroup>,
+}
+
+/// A service's protection settings.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+pub struct Protection {
+    /// ISO countries sends are limited to (empty: all).
+    allowed_countries: Vec<String>,
+    /// ISO countries never sent to.
+    blocked_countries: Vec<String>,
+    /// `+digits` prefixes never sent to.
+    blocked_prefixes: Vec<String>,
+    /// E.164 numbers exempt from the protections.
+    safe_list: Vec<String>,
+    /// Whether premium-rate and shared-cost numbers are sent to.
+    allow_costly_numbers: bool,
+    /// Daily spending cap; `null`: none.
+    #[schema(required = true)]
+    daily_budget: Option<f64>,
+}
+
+/// The `PUT …/protection` body: the fields to change (any other field answers 400).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+pub struct ProtectionUpdate {
+    /// ISO 3166-1 alpha-2 codes.
+    allowed_countries: Option<Vec<String>>,
+    /// ISO 3166-1 alpha-2 codes.
+    blocked_countries: Option<Vec<String>>,
+    /// `+` followed by digits.
+    blocked_prefixes: Option<Vec<String>>,
+    /// Valid E.164 numbers.
+    safe_list: Option<Vec<String>>,
+    /// `true` or `false`.
+    allow_costly_numbers: Option<bool>,
+    /// A non-negative number, or `null` to remove the cap.
+    daily_budget: Option<f64>,
+}
 
 /// The admin routes.
 pub fn router<S: Store + Clone, C: Clock + Clone>() -> Router<AppState<S, C>> {
@@ -53,7 +312,20 @@ fn quarantine_json(q: &Quarantine) -> Value {
 }
 
 /// `GET /admin/v1/quarantines`: the prefixes quarantined now, newest first.
-async fn quarantines<S: Store + Clone, C: Clock + Clone>(
+#[utoipa::path(
+    get,
+    path = "/admin/v1/quarantines",
+    tag = "admin",
+    summary = "List the quarantined number prefixes",
+    security(("accountBasic" = [])),
+    responses(
+        (status = 200, description = "The quarantines, newest first.", body = QuarantineList),
+        (status = 401, description = "20003: missing or wrong HTTP Basic credentials.", body = AdminError),
+        (status = 500, description = "20500.", body = AdminError),
+        (status = 503, description = "20503: the database is unavailable.", body = AdminError),
+    )
+)]
+pub(crate) async fn quarantines<S: Store + Clone, C: Clock + Clone>(
     State(state): State<AppState<S, C>>,
     headers: HeaderMap,
 ) -> Result<Response, TwilioError> {
@@ -70,7 +342,22 @@ async fn quarantines<S: Store + Clone, C: Clock + Clone>(
 }
 
 /// `DELETE /admin/v1/quarantines/{prefix}`: lifts one (204), or 404.
-async fn lift<S: Store + Clone, C: Clock + Clone>(
+#[utoipa::path(
+    delete,
+    path = "/admin/v1/quarantines/{prefix}",
+    tag = "admin",
+    summary = "Lift a quarantine",
+    security(("accountBasic" = [])),
+    params(("prefix" = String, Path, description = "The prefix, `+` and digits (URL-encode the `+` as `%2B`).")),
+    responses(
+        (status = 204, description = "Lifted."),
+        (status = 404, description = "20404: no such quarantine.", body = AdminError),
+        (status = 401, description = "20003: missing or wrong HTTP Basic credentials.", body = AdminError),
+        (status = 500, description = "20500.", body = AdminError),
+        (status = 503, description = "20503: the database is unavailable.", body = AdminError),
+    )
+)]
+pub(crate) async fn lift<S: Store + Clone, C: Clock + Clone>(
     State(state): State<AppState<S, C>>,
     headers: HeaderMap,
     Path(prefix): Path<String>,
@@ -91,7 +378,22 @@ async fn lift<S: Store + Clone, C: Clock + Clone>(
 
 /// `GET /admin/v1/events?serviceSid=&verificationSid=&type=&since=&until=&pageToken=&pageSize=`:
 /// the account's events, oldest first; `nextPageToken` continues after the last one.
-async fn events<S: Store + Clone, C: Clock + Clone>(
+#[utoipa::path(
+    get,
+    path = "/admin/v1/events",
+    tag = "admin",
+    summary = "List the account's events, oldest first",
+    security(("accountBasic" = [])),
+    params(("serviceSid" = Option<String>, Query, description = "`VA…`"), ("verificationSid" = Option<String>, Query, description = "`VE…` or a native `otpId`"), ("type" = Option<String>, Query, description = "An event type"), ("since" = Option<i64>, Query, description = "Unix seconds"), ("until" = Option<i64>, Query, description = "Unix seconds"), ("pageSize" = Option<u32>, Query, description = "1–1000, default 100"), ("pageToken" = Option<String>, Query, description = "The previous page's `nextPageToken`")),
+    responses(
+        (status = 200, description = "A page of events.", body = EventPage),
+        (status = 400, description = "60200: a parameter is malformed or out of range.", body = AdminError),
+        (status = 401, description = "20003: missing or wrong HTTP Basic credentials.", body = AdminError),
+        (status = 500, description = "20500.", body = AdminError),
+        (status = 503, description = "20503: the database is unavailable.", body = AdminError),
+    )
+)]
+pub(crate) async fn events<S: Store + Clone, C: Clock + Clone>(
     State(state): State<AppState<S, C>>,
     headers: HeaderMap,
     axum::extract::RawQuery(query): axum::extract::RawQuery,
@@ -172,7 +474,25 @@ pub(crate) fn webhook_url(text: &str, name: &str) -> Result<String, TwilioError>
 }
 
 /// `POST /admin/v1/services/{sid}/webhooks` with `{url, eventTypes?, friendlyName?, enabled?}`.
-async fn create_webhook<S: Store + Clone, C: Clock + Clone>(
+#[utoipa::path(
+    post,
+    path = "/admin/v1/services/{sid}/webhooks",
+    tag = "admin",
+    summary = "Subscribe a webhook to a service's events",
+    security(("accountBasic" = [])),
+    params(("sid" = String, Path, description = "The service SID (`VA…`).")),
+    request_body(content = NewWebhookRequest, content_type = "application/json"),
+    responses(
+        (status = 201, description = "The webhook, with its signing key.", body = WebhookObject),
+        (status = 400, description = "20001: no `url`; 60200: a field is invalid or the body is not a JSON object.", body = AdminError),
+        (status = 404, description = "20404: no such service of this account, or no such webhook.", body = AdminError),
+        (status = 413, description = "`invalid_body` 1009 (native error body): the body is too large.", body = ErrorBody),
+        (status = 401, description = "20003: missing or wrong HTTP Basic credentials.", body = AdminError),
+        (status = 500, description = "20500.", body = AdminError),
+        (status = 503, description = "20503: the database is unavailable.", body = AdminError),
+    )
+)]
+pub(crate) async fn create_webhook<S: Store + Clone, C: Clock + Clone>(
     State(state): State<AppState<S, C>>,
     headers: HeaderMap,
     Path(sid): Path<String>,
@@ -238,7 +558,22 @@ async fn create_webhook<S: Store + Clone, C: Clock + Clone>(
 }
 
 /// `GET /admin/v1/services/{sid}/webhooks`.
-async fn list_webhooks<S: Store + Clone, C: Clock + Clone>(
+#[utoipa::path(
+    get,
+    path = "/admin/v1/services/{sid}/webhooks",
+    tag = "admin",
+    summary = "List a service's webhooks",
+    security(("accountBasic" = [])),
+    params(("sid" = String, Path, description = "The service SID (`VA…`).")),
+    responses(
+        (status = 200, description = "The webhooks.", body = WebhookList),
+        (status = 404, description = "20404: no such service of this account, or no such webhook.", body = AdminError),
+        (status = 401, description = "20003: missing or wrong HTTP Basic credentials.", body = AdminError),
+        (status = 500, description = "20500.", body = AdminError),
+        (status = 503, description = "20503: the database is unavailable.", body = AdminError),
+    )
+)]
+pub(crate) async fn list_webhooks<S: Store + Clone, C: Clock + Clone>(
     State(state): State<AppState<S, C>>,
     headers: HeaderMap,
     Path(sid): Path<String>,
@@ -266,7 +601,22 @@ fn webhook_id(text: &str, path: &str) -> Result<uuid::Uuid, TwilioError> {
 }
 
 /// `DELETE /admin/v1/services/{sid}/webhooks/{id}`.
-async fn delete_webhook<S: Store + Clone, C: Clock + Clone>(
+#[utoipa::path(
+    delete,
+    path = "/admin/v1/services/{sid}/webhooks/{id}",
+    tag = "admin",
+    summary = "Delete a webhook and its pending posts",
+    security(("accountBasic" = [])),
+    params(("sid" = String, Path, description = "The service SID (`VA…`)."), ("id" = String, Path, description = "The webhook id (`WH…`).")),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 404, description = "20404: no such service of this account, or no such webhook.", body = AdminError),
+        (status = 401, description = "20003: missing or wrong HTTP Basic credentials.", body = AdminError),
+        (status = 500, description = "20500.", body = AdminError),
+        (status = 503, description = "20503: the database is unavailable.", body = AdminError),
+    )
+)]
+pub(crate) async fn delete_webhook<S: Store + Clone, C: Clock + Clone>(
     State(state): State<AppState<S, C>>,
     headers: HeaderMap,
     Path((sid, id)): Path<(String, String)>,
@@ -288,7 +638,22 @@ async fn delete_webhook<S: Store + Clone, C: Clock + Clone>(
 }
 
 /// `GET /admin/v1/services/{sid}/webhooks/{id}/deliveries`: the delivery log, newest first.
-async fn webhook_deliveries<S: Store + Clone, C: Clock + Clone>(
+#[utoipa::path(
+    get,
+    path = "/admin/v1/services/{sid}/webhooks/{id}/deliveries",
+    tag = "admin",
+    summary = "A webhook's delivery log, newest first",
+    security(("accountBasic" = [])),
+    params(("sid" = String, Path, description = "The service SID (`VA…`)."), ("id" = String, Path, description = "The webhook id (`WH…`).")),
+    responses(
+        (status = 200, description = "The log.", body = WebhookDeliveryList),
+        (status = 404, description = "20404: no such service of this account, or no such webhook.", body = AdminError),
+        (status = 401, description = "20003: missing or wrong HTTP Basic credentials.", body = AdminError),
+        (status = 500, description = "20500.", body = AdminError),
+        (status = 503, description = "20503: the database is unavailable.", body = AdminError),
+    )
+)]
+pub(crate) async fn webhook_deliveries<S: Store + Clone, C: Clock + Clone>(
     State(state): State<AppState<S, C>>,
     headers: HeaderMap,
     Path((sid, id)): Path<(String, String)>,
@@ -340,7 +705,22 @@ const REPORT_MAX_ATTEMPTS: u32 = 200_000;
 /// the support teams' lifecycle view: per group, how many verifications ended FAILED (no
 /// message left), SENT (sent, never verified) and SUCCESS (verified), their shares, and the
 /// median and p95 seconds from start to approval.
-async fn report<S: Store + Clone, C: Clock + Clone>(
+#[utoipa::path(
+    get,
+    path = "/admin/v1/report",
+    tag = "admin",
+    summary = "The verification lifecycle report",
+    security(("accountBasic" = [])),
+    params(("groupBy" = Option<String>, Query, description = "`channel` (default), `country`, `provider` or `service`"), ("serviceSid" = Option<String>, Query, description = "`VA…`"), ("since" = Option<i64>, Query, description = "Unix seconds, on send times"), ("until" = Option<i64>, Query, description = "Unix seconds, on send times")),
+    responses(
+        (status = 200, description = "Counts, shares and approval times per group.", body = Report),
+        (status = 400, description = "60200: a parameter is malformed, or the range holds more than 200,000 sends.", body = AdminError),
+        (status = 401, description = "20003: missing or wrong HTTP Basic credentials.", body = AdminError),
+        (status = 500, description = "20500.", body = AdminError),
+        (status = 503, description = "20503: the database is unavailable.", body = AdminError),
+    )
+)]
+pub(crate) async fn report<S: Store + Clone, C: Clock + Clone>(
     State(state): State<AppState<S, C>>,
     headers: HeaderMap,
     axum::extract::RawQuery(query): axum::extract::RawQuery,
@@ -474,7 +854,22 @@ fn protection_json(service: &ServiceRecord) -> Value {
 }
 
 /// `GET /admin/v1/services/{sid}/protection`.
-async fn protection<S: Store + Clone, C: Clock + Clone>(
+#[utoipa::path(
+    get,
+    path = "/admin/v1/services/{sid}/protection",
+    tag = "admin",
+    summary = "Read a service's protection settings",
+    security(("accountBasic" = [])),
+    params(("sid" = String, Path, description = "The service SID (`VA…`).")),
+    responses(
+        (status = 200, description = "The settings.", body = Protection),
+        (status = 404, description = "20404: no such service of this account, or no such webhook.", body = AdminError),
+        (status = 401, description = "20003: missing or wrong HTTP Basic credentials.", body = AdminError),
+        (status = 500, description = "20500.", body = AdminError),
+        (status = 503, description = "20503: the database is unavailable.", body = AdminError),
+    )
+)]
+pub(crate) async fn protection<S: Store + Clone, C: Clock + Clone>(
     State(state): State<AppState<S, C>>,
     headers: HeaderMap,
     Path(sid): Path<String>,
@@ -486,7 +881,25 @@ async fn protection<S: Store + Clone, C: Clock + Clone>(
 }
 
 /// `PUT /admin/v1/services/{sid}/protection`: changes the fields given, checks each.
-async fn update_protection<S: Store + Clone, C: Clock + Clone>(
+#[utoipa::path(
+    put,
+    path = "/admin/v1/services/{sid}/protection",
+    tag = "admin",
+    summary = "Change a service's protection settings",
+    security(("accountBasic" = [])),
+    params(("sid" = String, Path, description = "The service SID (`VA…`).")),
+    request_body(content = ProtectionUpdate, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The settings after the change.", body = Protection),
+        (status = 400, description = "60200: an unknown field, a field with a bad value, or a body that is not a JSON object.", body = AdminError),
+        (status = 404, description = "20404: no such service of this account, or no such webhook.", body = AdminError),
+        (status = 413, description = "`invalid_body` 1009 (native error body): the body is too large.", body = ErrorBody),
+        (status = 401, description = "20003: missing or wrong HTTP Basic credentials.", body = AdminError),
+        (status = 500, description = "20500.", body = AdminError),
+        (status = 503, description = "20503: the database is unavailable.", body = AdminError),
+    )
+)]
+pub(crate) async fn update_protection<S: Store + Clone, C: Clock + Clone>(
     State(state): State<AppState<S, C>>,
     headers: HeaderMap,
     Path(sid): Path<String>,

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod dev;
 pub mod native;
+pub mod openapi;
 pub mod receipts;
 pub mod twilio;
 
@@ -330,6 +331,8 @@ pub fn router<S: Store + Clone, C: Clock + Clone>(state: AppState<S, C>) -> Rout
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz::<S, C>))
         .route("/metrics", get(metrics_text::<S, C>))
+        .route("/openapi.json", get(openapi::openapi_json))
+        .route("/docs", get(openapi::docs_page))
         .route(
             "/webhooks/{provider}",
             get(receipts::receive::<S, C>).post(receipts::receive::<S, C>),

@@ -256,3 +256,34 @@ pub fn rate_limited(
 pub fn destination_blocked(code: u32, message: &str) -> NativeError {
     error(StatusCode::FORBIDDEN, "destination_blocked", code, message)
 }
+
+/// The native error body: what every native error answers.
+#[derive(Serialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct ErrorBody {
+    /// The error.
+    error: ErrorDetail,
+}
+
+/// One error: its class, text, documentation link and numeric code (see
+/// `docs/api-native.md#errors`).
+#[derive(Serialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct ErrorDetail {
+    /// The machine-readable class: `invalid_param`, `invalid_body`, `invalid_api_key`,
+    /// `insufficient_scope`, `access_denied`, `not_found`, `rate_limit`,
+    /// `destination_blocked`, `otp_verified`, `otp_cancelled`, `otp_expired`, `otp_failed`,
+    /// `invalid_pin`, `server_error`, or an OAuth2 error on the token endpoints
+    /// (`invalid_request`, `invalid_client`, `invalid_scope`, `unsupported_grant_type`).
+    #[serde(rename = "type")]
+    #[schema(example = "invalid_param")]
+    kind: String,
+    /// Human-readable text naming the field at fault.
+    message: String,
+    /// Where the codes are documented.
+    #[schema(example = "docs/api-native.md#errors")]
+    uri: String,
+    /// The numeric code: SMS.CX's 2001–2031 and 1600, otpd's 1001–1022.
+    #[schema(example = 2001)]
+    code: u32,
+}

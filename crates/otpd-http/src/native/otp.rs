@@ -14,11 +14,94 @@ use otpd_core::{
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use super::error::{self, NativeError, invalid_param};
+use super::error::{self, ErrorBody, NativeError, invalid_param};
 use super::wire::OtpObject;
 use crate::AppState;
 use otpd_core::code::BoundError;
 use otpd_core::settings::parse_callback_url;
+
+/// The `POST /otp` body (documentation only: the handler reads the raw JSON to answer each
+/// mistake with its SMS.CX code). Integers may also be sent as numeric strings
+/// (`"ttl": "300"`); unknown fields are ignored.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+#[serde(rename_all = "camelCase")]
+pub struct NewOtpRequest {
+    /// E.164, or national format with `countryIso` (alias: `to`).
+    #[schema(example = "+33612345678")]
+    phone_number: String,
+    /// ISO 3166-1 alpha-2 (`GB`, not `UK`); only used to read a national number.
+    #[schema(example = "FR")]
+    country_iso: Option<String>,
+    /// Sender id, 3–15 characters (default: the application's).
+    #[schema(min_length = 3, max_length = 15, example = "InfoText")]
+    from: Option<String>,
+    /// Message text; must contain `{{pin}}` (default: the application's template).
+    #[schema(example = "Your verification code is {{pin}}")]
+    template: Option<String>,
+    /// Seconds the code is valid (default 600).
+    #[schema(minimum = 60, maximum = 1800, example = 180)]
+    ttl: Option<u32>,
+    /// Wrong PINs tolerated (default 5).
+    #[schema(minimum = 1, maximum = 10, example = 4)]
+    max_attempts: Option<u32>,
+    /// `numbers` (default), `letters` or `alphanumeric`.
+    #[schema(example = "numbers")]
+    pin_type: Option<String>,
+    /// PIN length (default 6).
+    #[schema(minimum = 4, maximum = 10, example = 4)]
+    pin_length: Option<u32>,
+    /// Any 8-4-4-4-12 hex UUID, echoed in lower case.
+    #[schema(example = "3b90b6d3-4fd6-40d8-9b2d-310cb50f201d")]
+    track_id: Option<String>,
+    /// Absolute http(s) URL for status callbacks (default: the application's).
+    #[schema(example = "https://example.com/otp-status")]
+    otp_callback_url: Option<String>,
+    /// otpd extension: `sms` (default), `whatsapp` or `call`.
+    #[schema(example = "sms")]
+    channel: Option<String>,
+    /// otpd extension: the end user's IPv4/IPv6 address, counted by the per-client rate
+    /// limit instead of the caller's.
+    #[schema(example = "203.0.113.7")]
+    device_ip: Option<String>,
+    /// otpd extension: a language tag such as `fr` or `pt-BR` choosing the message text.
+    #[schema(example = "fr")]
+    locale: Option<String>,
+}
+
+/// The `POST /otp/{otpId}` body.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct CheckRequest {
+    /// The PIN the user typed (a JSON number is accepted too).
+    #[schema(example = "1544")]
+    pin: String,
+}
+
+/// A right PIN.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct CheckResponse {
+    /// Always `VERIFIED`.
+    #[schema(example = "VERIFIED")]
+    status: String,
+}
+
+/// A cancelled verification.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct CancelResponse {
+    /// What was cancelled.
+    info: CancelInfo,
+}
+
+/// The cancelled verification.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct CancelInfo {
+    /// Its `otpId`.
+    id: String,
+}
 
 /// Parses the `{otpId}` path segment; anything that is not a UUID cannot exist.
 fn otp_id(text: &str) -> Result<VerificationId, NativeError> {
@@ -273,6 +356,30 @@ fn parse_track_id(text: &str) -> Option<Uuid> {
 }
 
 /// `POST /otp`: generate a code, send it, answer 201 with the OTP object.
+#[utoipa::path(
+    post,
+    path = "/otp",
+    tag = "native",
+    summary = "Start a verification: generate a code and send it",
+    security(("bearerToken" = []), ("apiKey" = [])),
+    request_body(content = NewOtpRequest, content_type = "application/json"),
+    responses(
+        (status = 201, description = "The verification, with its first send.", body = OtpObject),
+        (status = 400, description = "`invalid_body` 1007 (not a JSON object), or `invalid_param` with the field's code: 2001–2020 (SMS.CX's), 1012 `channel`, 1013 `locale`, 1022 `deviceIp`.", body = ErrorBody),
+        (status = 401, description = "`invalid_api_key` 1001: missing or invalid credentials.", body = ErrorBody),
+        (status = 403, description = "`insufficient_scope` 1002, `access_denied` 1005 (service deleted), or `destination_blocked`: 1018 (geo permissions or block list), 1019 (premium-rate number), 1020 (quarantined prefix).", body = ErrorBody),
+        (status = 413, description = "`invalid_body` 1009: the body is too large.", body = ErrorBody),
+        (status = 429, description = "`rate_limit`: 1011 send cooldown, 1014 destination, 1015 client address, 1016 country, 1017 wrong-PIN lockout, 1021 daily budget.", body = ErrorBody,
+            headers(
+                ("Retry-After" = u32, description = "Seconds until the request may succeed."),
+                ("X-Rate-Limit-Limit" = u32, description = "The limit's maximum (not for 1011)."),
+                ("X-Rate-Limit-Remaining" = u32, description = "Always 0 (not for 1011)."),
+                ("X-Rate-Limit-Reset" = i64, description = "When the limit resets, Unix seconds (not for 1011)."),
+            )),
+        (status = 500, description = "`server_error` 1006.", body = ErrorBody),
+        (status = 503, description = "`server_error` 1010: the database is unavailable.", body = ErrorBody),
+    )
+)]
 pub async fn create<S: Store + Clone, C: Clock + Clone>(
     State(state): State<AppState<S, C>>,
     axum::Extension(client): axum::Extension<crate::ClientIp>,
@@ -323,6 +430,23 @@ pub async fn create<S: Store + Clone, C: Clock + Clone>(
 }
 
 /// `GET /otp/{otpId}`: the OTP object with its current status.
+#[utoipa::path(
+    get,
+    path = "/otp/{otpId}",
+    tag = "native",
+    summary = "Read a verification",
+    description = "The OTP object with its status as of now: a pending verification past `dateExpires` reads `EXPIRED`.",
+    security(("bearerToken" = []), ("apiKey" = [])),
+    params(("otpId" = String, Path, description = "The verification's `otpId`.")),
+    responses(
+        (status = 200, description = "The verification.", body = OtpObject),
+        (status = 401, description = "`invalid_api_key` 1001.", body = ErrorBody),
+        (status = 403, description = "`insufficient_scope` 1002, or `access_denied` 1003 (another application's).", body = ErrorBody),
+        (status = 404, description = "`not_found` 2021: unknown or malformed id.", body = ErrorBody),
+        (status = 500, description = "`server_error` 1006.", body = ErrorBody),
+        (status = 503, description = "`server_error` 1010: the database is unavailable.", body = ErrorBody),
+    )
+)]
 pub async fn read<S: Store + Clone, C: Clock + Clone>(
     State(state): State<AppState<S, C>>,
     headers: HeaderMap,
@@ -352,6 +476,25 @@ pub async fn read<S: Store + Clone, C: Clock + Clone>(
 }
 
 /// `POST /otp/{otpId}` with `{"pin": "…"}`: 200 `{"status":"VERIFIED"}` or an error body.
+#[utoipa::path(
+    post,
+    path = "/otp/{otpId}",
+    tag = "native",
+    summary = "Check a PIN",
+    security(("bearerToken" = []), ("apiKey" = [])),
+    params(("otpId" = String, Path, description = "The verification's `otpId`.")),
+    request_body(content = CheckRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The right PIN, in time.", body = CheckResponse),
+        (status = 400, description = "`invalid_body` 1007; `invalid_param` 2022 (no `pin`); `invalid_pin` 2029 (wrong, attempts left); `otp_failed` 2027 (wrong, last attempt) / 2026 (already failed); `otp_expired` 2028 (expired now) / 2025 (already expired); `otp_verified` 2023; `otp_cancelled` 2024.", body = ErrorBody),
+        (status = 401, description = "`invalid_api_key` 1001.", body = ErrorBody),
+        (status = 403, description = "`insufficient_scope` 1002, or `access_denied` 1003 (another application's).", body = ErrorBody),
+        (status = 404, description = "`not_found` 2021: unknown or malformed id.", body = ErrorBody),
+        (status = 413, description = "`invalid_body` 1009: the body is too large.", body = ErrorBody),
+        (status = 500, description = "`server_error` 1006.", body = ErrorBody),
+        (status = 503, description = "`server_error` 1010: the database is unavailable.", body = ErrorBody),
+    )
+)]
 pub async fn verify<S: Store + Clone, C: Clock + Clone>(
     State(state): State<AppState<S, C>>,
     headers: HeaderMap,
@@ -389,6 +532,22 @@ pub async fn verify<S: Store + Clone, C: Clock + Clone>(
 }
 
 /// `DELETE /otp/{otpId}`: cancel a pending OTP, answering `{"info":{"id":…}}`.
+#[utoipa::path(
+    delete,
+    path = "/otp/{otpId}",
+    tag = "native",
+    summary = "Cancel a pending verification",
+    security(("bearerToken" = []), ("apiKey" = [])),
+    params(("otpId" = String, Path, description = "The verification's `otpId`.")),
+    responses(
+        (status = 200, description = "Cancelled.", body = CancelResponse),
+        (status = 401, description = "`invalid_api_key` 1001.", body = ErrorBody),
+        (status = 403, description = "`insufficient_scope` 1002; `access_denied` 1003 (another application's), 2030 (already cancelled), 2031 (verified, expired or failed).", body = ErrorBody),
+        (status = 404, description = "`not_found` 2021: unknown or malformed id.", body = ErrorBody),
+        (status = 500, description = "`server_error` 1006.", body = ErrorBody),
+        (status = 503, description = "`server_error` 1010: the database is unavailable.", body = ErrorBody),
+    )
+)]
 pub async fn cancel<S: Store + Clone, C: Clock + Clone>(
     State(state): State<AppState<S, C>>,
     headers: HeaderMap,

@@ -10,15 +10,53 @@ use otpd_core::auth::TokenError;
 use otpd_core::{Clock, Store};
 use serde::Serialize;
 
-use super::error::{NativeError, token_error};
+use super::error::{ErrorBody, NativeError, token_error};
 use crate::AppState;
 
-#[derive(Serialize)]
-struct TokenResponse {
+/// An access token (OAuth2 client credentials).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct TokenResponse {
+    /// The bearer token to send as `Authorization: Bearer <access_token>`.
     access_token: String,
+    /// Seconds the token is valid.
+    #[schema(example = 86400)]
     expires_in: i64,
+    /// Always `Bearer`.
+    #[schema(example = "Bearer")]
     token_type: &'static str,
+    /// The scopes granted, space-separated (`otp`).
+    #[schema(example = "otp")]
     scope: String,
+}
+
+/// The token request (form-encoded), authenticated with HTTP Basic: the application id and
+/// its secret.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct TokenRequest {
+    /// Must be `client_credentials`.
+    #[schema(example = "client_credentials")]
+    grant_type: String,
+    /// Space-separated scopes; `otp` is the only one.
+    #[schema(example = "otp")]
+    scope: Option<String>,
+}
+
+/// The revocation request (form-encoded), authenticated with the same HTTP Basic credentials.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct RevokeRequest {
+    /// The access token to revoke.
+    token: String,
+}
+
+/// The revocation answer.
+#[derive(Serialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct RevokeResponse {
+    /// Whether a live token of this application was revoked (`false`: unknown, expired,
+    /// or another application's).
+    revoked: bool,
 }
 
 fn invalid_client() -> NativeError {
@@ -55,6 +93,23 @@ fn form_value<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str>
 }
 
 /// Issues a bearer token for a valid application id + secret.
+#[utoipa::path(
+    post,
+    path = "/oauth/token",
+    tag = "native",
+    summary = "Issue an access token (OAuth2 client credentials)",
+    description = "HTTP Basic with the application id and secret; form fields `grant_type=client_credentials` and `scope=otp`. Errors all have code 1600.",
+    security(("applicationBasic" = [])),
+    request_body(content = TokenRequest, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "The access token.", body = TokenResponse),
+        (status = 400, description = "`invalid_request` (no `grant_type`), `unsupported_grant_type`, `invalid_scope` (code 1600).", body = ErrorBody),
+        (status = 401, description = "`invalid_client`: missing or wrong Basic credentials (code 1600).", body = ErrorBody),
+        (status = 413, description = "`invalid_body` 1009: the body is too large.", body = ErrorBody),
+        (status = 500, description = "`server_error` 1006.", body = ErrorBody),
+        (status = 503, description = "`server_error` 1010: the database is unavailable.", body = ErrorBody),
+    )
+)]
 pub async fn issue<S: Store + Clone, C: Clock + Clone>(
     State(state): State<AppState<S, C>>,
     headers: HeaderMap,
@@ -99,6 +154,23 @@ pub async fn issue<S: Store + Clone, C: Clock + Clone>(
 
 /// Revokes a token (RFC 7009 style): authenticated with the same Basic credentials, form
 /// field `token`. Answers 200 `{"revoked": true|false}`.
+#[utoipa::path(
+    post,
+    path = "/oauth/revoke",
+    tag = "native",
+    summary = "Revoke an access token (otpd extension)",
+    description = "HTTP Basic with the application id and secret; form field `token`.",
+    security(("applicationBasic" = [])),
+    request_body(content = RevokeRequest, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "Whether a token was revoked.", body = RevokeResponse),
+        (status = 400, description = "`invalid_request`: no `token` (code 1600).", body = ErrorBody),
+        (status = 401, description = "`invalid_client`: missing or wrong Basic credentials (code 1600).", body = ErrorBody),
+        (status = 413, description = "`invalid_body` 1009: the body is too large.", body = ErrorBody),
+        (status = 500, description = "`server_error` 1006.", body = ErrorBody),
+        (status = 503, description = "`server_error` 1010: the database is unavailable.", body = ErrorBody),
+    )
+)]
 pub async fn revoke<S: Store + Clone, C: Clock + Clone>(
     State(state): State<AppState<S, C>>,
     headers: HeaderMap,

@@ -25,25 +25,48 @@ pub fn date(timestamp: Timestamp) -> String {
         .unwrap_or_else(|| "1970-01-01 00:00:00".to_string())
 }
 
-/// The OTP object (`NewOtpResponse`, `DataOtp`, and each callback item).
-#[derive(Debug, Serialize)]
+/// The OTP object (`NewOtpResponse`, `DataOtp`, and each callback item). Every key but the
+/// two otpd extensions is always present, `null` where unset.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OtpObject {
+    /// The verification's id: a lower-case UUID v7.
+    #[schema(example = "01a2088a-b9aa-7443-bc2c-592ef51a50d3")]
     otp_id: String,
+    /// The caller's `trackId`, in lower case.
+    #[schema(required = true, example = "3b90b6d3-4fd6-40d8-9b2d-310cb50f201d")]
     track_id: Option<String>,
+    /// The destination in E.164.
+    #[schema(example = "+33612345678")]
     phone_number: String,
+    /// ISO 3166-1 alpha-2 country of the number (`ZZ` for an email verification).
+    #[schema(example = "FR")]
     country_iso: String,
+    /// The verification status.
+    #[schema(value_type = OtpStatus)]
     status: &'static str,
+    /// `parts ×` the configured price of the destination country, else 0.
     cost: f64,
+    /// SMS segments of the rendered message.
     parts: u32,
+    /// Wrong PINs tolerated.
     max_attempts: u32,
+    /// Wrong PINs counted so far.
     attempts: u32,
+    /// Seconds the code is valid.
     ttl: u32,
+    /// Where status callbacks go.
+    #[schema(required = true)]
     otp_callback_url: Option<String>,
+    /// `YYYY-MM-DD HH:MM:SS` UTC.
+    #[schema(example = "2026-11-23 13:01:47")]
     date_created: String,
+    /// `YYYY-MM-DD HH:MM:SS` UTC: `dateCreated + ttl`.
+    #[schema(example = "2026-11-23 13:04:47")]
     date_expires: String,
     /// otpd extension (responses only, not callbacks): FAILED / SENT / SUCCESS.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<DeliveryStatus>)]
     delivery_status: Option<&'static str>,
     /// otpd extension (responses only, not callbacks): every send with its transmission
     /// status.
@@ -51,21 +74,69 @@ pub struct OtpObject {
     deliveries: Option<Vec<DeliveryObject>>,
 }
 
+/// A native verification status.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code, clippy::upper_case_acronyms)]
+pub enum OtpStatus {
+    /// Waiting for the right PIN.
+    PENDING,
+    /// The right PIN was given.
+    VERIFIED,
+    /// `dateExpires` passed.
+    EXPIRED,
+    /// Cancelled by the caller.
+    CANCELLED,
+    /// Too many wrong PINs.
+    FAILED,
+}
+
+/// The one-word transmission summary (otpd extension): `SUCCESS` (verified), `FAILED` (no
+/// message left otpd), `SENT` (otherwise).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code, clippy::upper_case_acronyms)]
+pub enum DeliveryStatus {
+    /// Every send failed.
+    FAILED,
+    /// A message left otpd; the code was not verified.
+    SENT,
+    /// The code was verified.
+    SUCCESS,
+}
+
 /// One send as the native API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DeliveryObject {
+    /// The send's id (UUID).
     delivery_id: String,
+    /// `sms`, `whatsapp`, `call` or `email`.
     channel: &'static str,
+    /// `queued`, `sent`, `delivered`, `undelivered` or `failed`.
     status: &'static str,
+    /// The provider that took (or last tried) the send.
+    #[schema(required = true)]
     provider: Option<String>,
+    /// The provider's message id.
+    #[schema(required = true)]
     provider_message_id: Option<String>,
+    /// The provider's error code, if any.
+    #[schema(required = true)]
     error_code: Option<String>,
+    /// The error text, if any.
+    #[schema(required = true)]
     error: Option<String>,
+    /// What the provider charged, if it said.
+    #[schema(required = true)]
     price: Option<f64>,
+    /// The currency of `price`.
+    #[schema(required = true)]
     price_unit: Option<String>,
+    /// Segments the provider reported.
+    #[schema(required = true)]
     parts: Option<u32>,
+    /// `YYYY-MM-DD HH:MM:SS` UTC.
     date_created: String,
+    /// `YYYY-MM-DD HH:MM:SS` UTC.
     date_updated: String,
 }
 
