@@ -88,13 +88,19 @@ impl Default for PumpingPolicy {
 /// The prefix a number is counted under: `+`, its country calling code, and `digits`
 /// national digits (`+447400123456` → `+44740`).
 pub fn pumping_prefix(phone: &crate::E164Phone, digits: u8) -> String {
-    let number = phone.as_str();
-    let code_len = phonenumber::parse(None, number)
-        .map(|n| n.code().value().to_string().len())
-        .unwrap_or(1);
-    number
+    prefix_of(phone, &phone.ranges(), digits)
+}
+
+/// [`pumping_prefix`] for a number whose ranges are already known.
+pub fn prefix_of(
+    phone: &crate::E164Phone,
+    ranges: &crate::phone::NumberRanges,
+    digits: u8,
+) -> String {
+    phone
+        .as_str()
         .chars()
-        .take(1 + code_len + usize::from(digits))
+        .take(1 + ranges.calling_code_digits + usize::from(digits))
         .collect()
 }
 

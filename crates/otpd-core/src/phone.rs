@@ -154,14 +154,32 @@ impl LineType {
     }
 }
 
+/// What the number ranges say about one number, from a single parse (parsing runs the
+/// metadata's regular expressions: do it once per request).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NumberRanges {
+    /// The line type.
+    pub line_type: LineType,
+    /// How many digits the country calling code has (`+44` → 2).
+    pub calling_code_digits: usize,
+}
+
 impl E164Phone {
     /// The number's line type.
     pub fn line_type(&self) -> LineType {
+        self.ranges().line_type
+    }
+
+    /// The line type and calling-code length, from one parse.
+    pub fn ranges(&self) -> NumberRanges {
         use phonenumber::Type;
         let Ok(number) = phonenumber::parse(None, &self.0) else {
-            return LineType::Unknown;
+            return NumberRanges {
+                line_type: LineType::Unknown,
+                calling_code_digits: 1,
+            };
         };
-        match number.number_type(&phonenumber::metadata::DATABASE) {
+        let line_type = match number.number_type(&phonenumber::metadata::DATABASE) {
             Type::Mobile => LineType::Mobile,
             Type::FixedLine => LineType::FixedLine,
             Type::FixedLineOrMobile => LineType::FixedLineOrMobile,
@@ -171,6 +189,10 @@ impl E164Phone {
             Type::Voip => LineType::Voip,
             Type::Unknown => LineType::Unknown,
             _ => LineType::Other,
+        };
+        NumberRanges {
+            line_type,
+            calling_code_digits: number.code().value().to_string().len(),
         }
     }
 }

@@ -344,14 +344,12 @@ impl<S: Store + Clone, C: Clock + Clone> Verifier<S, C> {
     fn check_destination(
         &self,
         settings: &crate::settings::OtpSettings,
-        to: &Recipient,
+        phone: &crate::E164Phone,
+        ranges: &crate::phone::NumberRanges,
         country: Option<CountryIso>,
         channel: Channel,
     ) -> Result<(), VerifyError> {
         use crate::abuse::Blocked;
-        let Recipient::Phone(phone) = to else {
-            return Ok(());
-        };
         let number = phone.as_str();
         if let Some(country) = country {
             let iso = country.as_str();
@@ -376,7 +374,7 @@ impl<S: Store + Clone, C: Clock + Clone> Verifier<S, C> {
         {
             return Err(VerifyError::Blocked(Blocked::BlockList));
         }
-        let line = phone.line_type();
+        let line = ranges.line_type;
         if line.is_costly() && !settings.allow_costly_numbers {
             return Err(VerifyError::Blocked(Blocked::CostlyNumber));
         }
@@ -392,12 +390,17 @@ impl<S: Store + Clone, C: Clock + Clone> Verifier<S, C> {
     /// The SMS-pumping defence for a start to `to`: refuses it when its prefix is quarantined
     /// in block mode (true means "shadow-block it": answer, never send); otherwise counts
     /// it, and quarantines the prefix when its volume is high and its approval rate low.
-    async fn check_pumping(&self, to: &Recipient, now: Timestamp) -> Result<bool, VerifyError> {
+    async fn check_pumping(
+        &self,
+        phone: &crate::E164Phone,
+        ranges: &crate::phone::NumberRanges,
+        now: Timestamp,
+    ) -> Result<bool, VerifyError> {
         use crate::abuse::{Blocked, QuarantineMode};
-        let (Some(policy), Recipient::Phone(phone)) = (self.abuse.pumping, to) else {
+        let Some(policy) = self.abuse.pumping else {
             return Ok(false);
         };
-        let prefix = crate::abuse::pumping_prefix(phone, policy.prefix_digits);
+        let prefix = crate::abuse::prefix_of(phone, ranges, policy.prefix_digits);
         let refuse = |mode| match mode {
             QuarantineMode::Block => Err(VerifyError::Blocked(Blocked::Pumping)),
             QuarantineMode::Shadow => Ok(true),
@@ -668,8 +671,13 @@ impl<S: Store + Clone, C: Clock + Clone> Verifier<S, C> {
             }
             Recipient::Email(_) => false,
         };
-        if !safe {
-            self.check_destination(settings, &to, country, channel)?;
+        // The number ranges, parsed once for the destination rules and the pumping prefix.
+        let unsafe_phone = match &to {
+            Recipient::Phone(phone) if !safe => Some((phone, phone.ranges())),
+            _ => None,
+        };
+        if let Some((phone, ranges)) = &unsafe_phone {
+            self.check_destination(settings, phone, ranges, country, channel)?;
         }
         let now = self.clock.now();
         let cooldown = settings.resend_cooldown_seconds;
@@ -701,7 +709,10 @@ impl<S: Store + Clone, C: Clock + Clone> Verifier<S, C> {
         }
         self.check_programmable_limits(service, &request.rate_limit_values, now)
             .await?;
-        let shadow = !safe && self.check_pumping(&to, now).await?;
+        let shadow = match &unsafe_phone {
+            Some((phone, ranges)) => self.check_pumping(phone, ranges, now).await?,
+            None => false,
+        };
         let latest = latest.filter(|_| request.resend_pending);
         if let Some(pending) = latest.filter(|v| v.status == VerificationStatus::Pending) {
             let new_hash = request
