@@ -17,7 +17,7 @@ use serde_json::{Map, Value, json};
 use crate::AppState;
 use crate::native::error::ErrorBody;
 use crate::twilio::error::{self, TwilioError};
-use crate::twilio::{account, owned_service};
+use crate::twilio::{account, callers_service};
 
 // Schemas of the admin API's bodies (documentation: the handlers build them with `json!`).
 
@@ -498,9 +498,8 @@ pub(crate) async fn create_webhook<S: Store + Clone, C: Clock + Clone>(
     Path(sid): Path<String>,
     body: Bytes,
 ) -> Result<Response, TwilioError> {
-    let account = account(&state, &headers).await?;
     let path = format!("/admin/v1/services/{sid}/webhooks");
-    let service = owned_service(&state, account, &sid, &path).await?;
+    let service = callers_service(&state, &headers, &sid, &path).await?;
     let Ok(Value::Object(fields)) = serde_json::from_slice::<Value>(&body) else {
         return Err(error::invalid_because("body", "expected a JSON object"));
     };
@@ -578,9 +577,8 @@ pub(crate) async fn list_webhooks<S: Store + Clone, C: Clock + Clone>(
     headers: HeaderMap,
     Path(sid): Path<String>,
 ) -> Result<Response, TwilioError> {
-    let account = account(&state, &headers).await?;
     let path = format!("/admin/v1/services/{sid}/webhooks");
-    let service = owned_service(&state, account, &sid, &path).await?;
+    let service = callers_service(&state, &headers, &sid, &path).await?;
     let list = state
         .verifier
         .store()
@@ -621,9 +619,8 @@ pub(crate) async fn delete_webhook<S: Store + Clone, C: Clock + Clone>(
     headers: HeaderMap,
     Path((sid, id)): Path<(String, String)>,
 ) -> Result<Response, TwilioError> {
-    let account = account(&state, &headers).await?;
     let path = format!("/admin/v1/services/{sid}/webhooks/{id}");
-    let service = owned_service(&state, account, &sid, &path).await?;
+    let service = callers_service(&state, &headers, &sid, &path).await?;
     let id = webhook_id(&id, &path)?;
     let deleted = state
         .verifier
@@ -658,9 +655,8 @@ pub(crate) async fn webhook_deliveries<S: Store + Clone, C: Clock + Clone>(
     headers: HeaderMap,
     Path((sid, id)): Path<(String, String)>,
 ) -> Result<Response, TwilioError> {
-    let account = account(&state, &headers).await?;
     let path = format!("/admin/v1/services/{sid}/webhooks/{id}/deliveries");
-    let service = owned_service(&state, account, &sid, &path).await?;
+    let service = callers_service(&state, &headers, &sid, &path).await?;
     let id = webhook_id(&id, &path)?;
     let owned = state
         .verifier
@@ -874,9 +870,8 @@ pub(crate) async fn protection<S: Store + Clone, C: Clock + Clone>(
     headers: HeaderMap,
     Path(sid): Path<String>,
 ) -> Result<Response, TwilioError> {
-    let account = account(&state, &headers).await?;
     let path = format!("/admin/v1/services/{sid}/protection");
-    let service = owned_service(&state, account, &sid, &path).await?;
+    let service = callers_service(&state, &headers, &sid, &path).await?;
     Ok(Json(protection_json(&service)).into_response())
 }
 
@@ -905,9 +900,8 @@ pub(crate) async fn update_protection<S: Store + Clone, C: Clock + Clone>(
     Path(sid): Path<String>,
     body: Bytes,
 ) -> Result<Response, TwilioError> {
-    let account = account(&state, &headers).await?;
     let path = format!("/admin/v1/services/{sid}/protection");
-    let mut service = owned_service(&state, account, &sid, &path).await?;
+    let mut service = callers_service(&state, &headers, &sid, &path).await?;
     let Ok(Value::Object(fields)) = serde_json::from_slice::<Value>(&body) else {
         return Err(error::invalid_because("body", "expected a JSON object"));
     };

@@ -47,40 +47,44 @@ pub fn excerpt(body: &[u8]) -> String {
     line.replace(['\n', '\r'], " ")
 }
 
-/// HMAC-SHA1 of `message` under `key` (Twilio).
-pub fn hmac_sha1(key: &[u8], message: &[u8]) -> Vec<u8> {
-    let mut mac = <Hmac<sha1::Sha1> as KeyInit>::new_from_slice(key).expect("HMAC takes any key");
-    mac.update(message);
-    mac.finalize().into_bytes().to_vec()
+/// Defines `fn $name(key, message) -> Vec<u8>`: HMAC with digest `$digest`.
+macro_rules! hmac_fn {
+    ($(#[$doc:meta])* $name:ident, $digest:ty) => {
+        $(#[$doc])*
+        pub fn $name(key: &[u8], message: &[u8]) -> Vec<u8> {
+            let mut mac =
+                <Hmac<$digest> as KeyInit>::new_from_slice(key).expect("HMAC takes any key");
+            mac.update(message);
+            mac.finalize().into_bytes().to_vec()
+        }
+    };
 }
 
-/// HMAC-SHA256 of `message` under `key` (Plivo, MessageBird, Vonage).
-pub fn hmac_sha256(key: &[u8], message: &[u8]) -> Vec<u8> {
-    let mut mac = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(key).expect("HMAC takes any key");
-    mac.update(message);
-    mac.finalize().into_bytes().to_vec()
-}
-
-/// HMAC-SHA384 of `message` under `key` (MessageBird JWT HS384).
-pub fn hmac_sha384(key: &[u8], message: &[u8]) -> Vec<u8> {
-    let mut mac = <Hmac<sha2::Sha384> as KeyInit>::new_from_slice(key).expect("HMAC takes any key");
-    mac.update(message);
-    mac.finalize().into_bytes().to_vec()
-}
-
-/// HMAC-SHA512 of `message` under `key` (Vonage, MessageBird JWT HS512).
-pub fn hmac_sha512(key: &[u8], message: &[u8]) -> Vec<u8> {
-    let mut mac = <Hmac<sha2::Sha512> as KeyInit>::new_from_slice(key).expect("HMAC takes any key");
-    mac.update(message);
-    mac.finalize().into_bytes().to_vec()
-}
-
-/// HMAC-MD5 of `message` under `key` (Vonage's `md5` signature method).
-pub fn hmac_md5(key: &[u8], message: &[u8]) -> Vec<u8> {
-    let mut mac = <Hmac<md5::Md5> as KeyInit>::new_from_slice(key).expect("HMAC takes any key");
-    mac.update(message);
-    mac.finalize().into_bytes().to_vec()
-}
+hmac_fn!(
+    /// HMAC-SHA1 of `message` under `key` (Twilio).
+    hmac_sha1,
+    sha1::Sha1
+);
+hmac_fn!(
+    /// HMAC-SHA256 of `message` under `key` (Plivo, MessageBird, Vonage).
+    hmac_sha256,
+    sha2::Sha256
+);
+hmac_fn!(
+    /// HMAC-SHA384 of `message` under `key` (MessageBird JWT HS384).
+    hmac_sha384,
+    sha2::Sha384
+);
+hmac_fn!(
+    /// HMAC-SHA512 of `message` under `key` (Vonage, MessageBird JWT HS512).
+    hmac_sha512,
+    sha2::Sha512
+);
+hmac_fn!(
+    /// HMAC-MD5 of `message` under `key` (Vonage's `md5` signature method).
+    hmac_md5,
+    md5::Md5
+);
 
 /// Plain MD5 of `message` (Vonage's legacy `md5hash` signature method).
 pub fn md5(message: &[u8]) -> Vec<u8> {

@@ -164,6 +164,18 @@ pub(crate) async fn account<S: Store + Clone, C: Clock + Clone>(
 }
 
 /// The caller's service named by a `VA…` path segment; anything else is a 404.
+/// The caller's own service `sid`: the account from HTTP Basic (else 401 20003), then the
+/// service if that account owns it (else 404 20404 for `path`).
+pub(crate) async fn callers_service<S: Store + Clone, C: Clock + Clone>(
+    state: &AppState<S, C>,
+    headers: &HeaderMap,
+    sid: &str,
+    path: &str,
+) -> Result<ServiceRecord, TwilioError> {
+    let account = account(state, headers).await?;
+    owned_service(state, account, sid, path).await
+}
+
 pub(crate) async fn owned_service<S: Store + Clone, C: Clock + Clone>(
     state: &AppState<S, C>,
     account: AccountId,

@@ -16,7 +16,7 @@ use uuid::Uuid;
 use super::error::{self, TwilioError};
 use super::form::{Params, sid_uuid};
 use super::wire::{account_sid, date, service_sid};
-use super::{account, base_url, owned_service};
+use super::{base_url, callers_service};
 use crate::AppState;
 
 fn rate_limit_json(base: &str, service: &ServiceRecord, limit: &ProgrammableRateLimit) -> Value {
@@ -74,16 +74,6 @@ fn page(key: &str, url: &str, items: Vec<Value>) -> Value {
     })
 }
 
-async fn load<S: Store + Clone, C: Clock + Clone>(
-    state: &AppState<S, C>,
-    headers: &HeaderMap,
-    sid: &str,
-    path: &str,
-) -> Result<ServiceRecord, TwilioError> {
-    let account = account(state, headers).await?;
-    owned_service(state, account, sid, path).await
-}
-
 async fn save<S: Store + Clone, C: Clock + Clone>(
     state: &AppState<S, C>,
     service: &mut ServiceRecord,
@@ -111,7 +101,7 @@ pub async fn create<S: Store + Clone, C: Clock + Clone>(
     body: Bytes,
 ) -> Result<Response, TwilioError> {
     let path = format!("/Services/{service_sid_path}/RateLimits");
-    let mut service = load(&state, &headers, &service_sid_path, &path).await?;
+    let mut service = callers_service(&state, &headers, &service_sid_path, &path).await?;
     let params = Params::parse(&body);
     let unique_name = params.required("UniqueName")?.to_string();
     if unique_name.chars().count() > 191 {
@@ -153,7 +143,7 @@ pub async fn list<S: Store + Clone, C: Clock + Clone>(
     Path(sid): Path<String>,
 ) -> Result<Response, TwilioError> {
     let path = format!("/Services/{sid}/RateLimits");
-    let service = load(&state, &headers, &sid, &path).await?;
+    let service = callers_service(&state, &headers, &sid, &path).await?;
     let base = base_url(&state, &headers);
     let items = service
         .settings
@@ -172,7 +162,7 @@ pub async fn fetch<S: Store + Clone, C: Clock + Clone>(
     Path((sid, limit_sid)): Path<(String, String)>,
 ) -> Result<Response, TwilioError> {
     let path = format!("/Services/{sid}/RateLimits/{limit_sid}");
-    let service = load(&state, &headers, &sid, &path).await?;
+    let service = callers_service(&state, &headers, &sid, &path).await?;
     let index = find_limit(&service, &limit_sid).ok_or_else(|| error::not_found(&path))?;
     let limit = &service.settings.rate_limits[index];
     Ok(Json(rate_limit_json(
@@ -191,7 +181,7 @@ pub async fn update<S: Store + Clone, C: Clock + Clone>(
     body: Bytes,
 ) -> Result<Response, TwilioError> {
     let path = format!("/Services/{sid}/RateLimits/{limit_sid}");
-    let mut service = load(&state, &headers, &sid, &path).await?;
+    let mut service = callers_service(&state, &headers, &sid, &path).await?;
     let index = find_limit(&service, &limit_sid).ok_or_else(|| error::not_found(&path))?;
     let params = Params::parse(&body);
     let now = state.verifier.clock().now().0;
@@ -219,7 +209,7 @@ pub async fn delete<S: Store + Clone, C: Clock + Clone>(
     Path((sid, limit_sid)): Path<(String, String)>,
 ) -> Result<Response, TwilioError> {
     let path = format!("/Services/{sid}/RateLimits/{limit_sid}");
-    let mut service = load(&state, &headers, &sid, &path).await?;
+    let mut service = callers_service(&state, &headers, &sid, &path).await?;
     let index = find_limit(&service, &limit_sid).ok_or_else(|| error::not_found(&path))?;
     service.settings.rate_limits.remove(index);
     save(&state, &mut service).await?;
@@ -247,7 +237,7 @@ pub async fn create_bucket<S: Store + Clone, C: Clock + Clone>(
     body: Bytes,
 ) -> Result<Response, TwilioError> {
     let path = format!("/Services/{sid}/RateLimits/{limit_sid}/Buckets");
-    let mut service = load(&state, &headers, &sid, &path).await?;
+    let mut service = callers_service(&state, &headers, &sid, &path).await?;
     let index = find_limit(&service, &limit_sid).ok_or_else(|| error::not_found(&path))?;
     let (Some(max), Some(interval)) = bucket_params(&Params::parse(&body), true)? else {
         return Err(error::missing("Max"));
@@ -279,7 +269,7 @@ pub async fn list_buckets<S: Store + Clone, C: Clock + Clone>(
     Path((sid, limit_sid)): Path<(String, String)>,
 ) -> Result<Response, TwilioError> {
     let path = format!("/Services/{sid}/RateLimits/{limit_sid}/Buckets");
-    let service = load(&state, &headers, &sid, &path).await?;
+    let service = callers_service(&state, &headers, &sid, &path).await?;
     let index = find_limit(&service, &limit_sid).ok_or_else(|| error::not_found(&path))?;
     let base = base_url(&state, &headers);
     let limit = &service.settings.rate_limits[index];
@@ -317,7 +307,7 @@ pub async fn fetch_bucket<S: Store + Clone, C: Clock + Clone>(
     Path((sid, limit_sid, bucket_sid)): Path<(String, String, String)>,
 ) -> Result<Response, TwilioError> {
     let path = format!("/Services/{sid}/RateLimits/{limit_sid}/Buckets/{bucket_sid}");
-    let service = load(&state, &headers, &sid, &path).await?;
+    let service = callers_service(&state, &headers, &sid, &path).await?;
     let (l, b) =
         find_bucket(&service, &limit_sid, &bucket_sid).ok_or_else(|| error::not_found(&path))?;
     let limit = &service.settings.rate_limits[l];
@@ -338,7 +328,7 @@ pub async fn update_bucket<S: Store + Clone, C: Clock + Clone>(
     body: Bytes,
 ) -> Result<Response, TwilioError> {
     let path = format!("/Services/{sid}/RateLimits/{limit_sid}/Buckets/{bucket_sid}");
-    let mut service = load(&state, &headers, &sid, &path).await?;
+    let mut service = callers_service(&state, &headers, &sid, &path).await?;
     let (l, b) =
         find_bucket(&service, &limit_sid, &bucket_sid).ok_or_else(|| error::not_found(&path))?;
     let (max, interval) = bucket_params(&Params::parse(&body), false)?;
@@ -367,7 +357,7 @@ pub async fn delete_bucket<S: Store + Clone, C: Clock + Clone>(
     Path((sid, limit_sid, bucket_sid)): Path<(String, String, String)>,
 ) -> Result<Response, TwilioError> {
     let path = format!("/Services/{sid}/RateLimits/{limit_sid}/Buckets/{bucket_sid}");
-    let mut service = load(&state, &headers, &sid, &path).await?;
+    let mut service = callers_service(&state, &headers, &sid, &path).await?;
     let (l, b) =
         find_bucket(&service, &limit_sid, &bucket_sid).ok_or_else(|| error::not_found(&path))?;
     service.settings.rate_limits[l].buckets.remove(b);

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use super::error::{self, TwilioError};
 use super::form::{Params, sid_uuid};
 use super::wire::{account_sid, date, service_sid};
-use super::{account, base_url, owned_service};
+use super::{base_url, callers_service};
 use crate::AppState;
 
 fn webhook_json(base: &str, service: &ServiceRecord, webhook: &Webhook) -> Value {
@@ -90,9 +90,8 @@ pub async fn create<S: Store + Clone, C: Clock + Clone>(
     Path(sid): Path<String>,
     body: Bytes,
 ) -> Result<Response, TwilioError> {
-    let account = account(&state, &headers).await?;
     let path = format!("/Services/{sid}/Webhooks");
-    let service = owned_service(&state, account, &sid, &path).await?;
+    let service = callers_service(&state, &headers, &sid, &path).await?;
     let params = Params::parse(&body);
     let friendly_name = params.required("FriendlyName")?;
     if friendly_name.chars().count() > 64 {
@@ -134,9 +133,8 @@ pub async fn list<S: Store + Clone, C: Clock + Clone>(
     headers: HeaderMap,
     Path(sid): Path<String>,
 ) -> Result<Response, TwilioError> {
-    let account = account(&state, &headers).await?;
     let path = format!("/Services/{sid}/Webhooks");
-    let service = owned_service(&state, account, &sid, &path).await?;
+    let service = callers_service(&state, &headers, &sid, &path).await?;
     let base = base_url(&state, &headers);
     let items: Vec<Value> = state
         .verifier
@@ -165,9 +163,8 @@ pub async fn fetch<S: Store + Clone, C: Clock + Clone>(
     headers: HeaderMap,
     Path((sid, webhook_sid)): Path<(String, String)>,
 ) -> Result<Response, TwilioError> {
-    let account = account(&state, &headers).await?;
     let path = format!("/Services/{sid}/Webhooks/{webhook_sid}");
-    let service = owned_service(&state, account, &sid, &path).await?;
+    let service = callers_service(&state, &headers, &sid, &path).await?;
     let webhook = find(&state, &service, &webhook_sid, &path).await?;
     Ok(Json(webhook_json(
         &base_url(&state, &headers),
@@ -184,9 +181,8 @@ pub async fn update<S: Store + Clone, C: Clock + Clone>(
     Path((sid, webhook_sid)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<Response, TwilioError> {
-    let account = account(&state, &headers).await?;
     let path = format!("/Services/{sid}/Webhooks/{webhook_sid}");
-    let service = owned_service(&state, account, &sid, &path).await?;
+    let service = callers_service(&state, &headers, &sid, &path).await?;
     let mut webhook = find(&state, &service, &webhook_sid, &path).await?;
     let params = Params::parse(&body);
     if let Some(name) = params.text("FriendlyName", 64)? {
@@ -224,9 +220,8 @@ pub async fn delete<S: Store + Clone, C: Clock + Clone>(
     headers: HeaderMap,
     Path((sid, webhook_sid)): Path<(String, String)>,
 ) -> Result<Response, TwilioError> {
-    let account = account(&state, &headers).await?;
     let path = format!("/Services/{sid}/Webhooks/{webhook_sid}");
-    let service = owned_service(&state, account, &sid, &path).await?;
+    let service = callers_service(&state, &headers, &sid, &path).await?;
     let webhook = find(&state, &service, &webhook_sid, &path).await?;
     state
         .verifier
