@@ -137,7 +137,15 @@ async fn a_crash_loses_no_verification_and_logs_hold_no_codes() {
         .await
         .unwrap();
     assert_eq!(response.status(), 400);
-    let stdout = server.printed().join("\n");
+    // The console line reaches the test through a pipe and a reader thread: wait for it.
+    let mut stdout = String::new();
+    for _ in 0..200 {
+        stdout.push_str(&server.printed().join("\n"));
+        if stdout.contains(&code) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
     let log = server.crash();
     assert!(
         stdout.contains(&code),
