@@ -252,6 +252,77 @@ pub struct Quarantine {
     pub created_at: Timestamp,
 }
 
+/// A counter a start must pass: fewer than `max` events under `key` in the last `window_ms`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimitHit {
+    /// The counter's key (scope and subject, e.g. `dest:{service}:{number}`).
+    pub key: String,
+    /// The sliding window.
+    pub window_ms: i64,
+    /// Events allowed in the window (`u32::MAX`: counted, never refused).
+    pub max: u32,
+}
+
+/// A cost to add to a capped spend (the daily budget).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Spend {
+    /// The spend's key (service and day).
+    pub key: String,
+    /// This start's cost.
+    pub amount: f64,
+    /// The cap the total may not pass.
+    pub cap: f64,
+}
+
+/// Everything a new verification's start decides and writes, as one atomic store step:
+/// concurrent starts cannot slip past a limit or the cooldown together, a refused start
+/// leaves no trace in the counters, and the hot path costs one round trip (one writer job
+/// on SQLite, one transaction on PostgreSQL).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StartPlan {
+    /// The verification to write (its `created_at` is "now" for every check).
+    pub verification: Verification,
+    /// Its first delivery attempt.
+    pub delivery: DeliveryAttempt,
+    /// Refused while the newest unexpired verification of the service to the same recipient
+    /// had a send less than this many seconds ago (0: no cooldown).
+    pub cooldown_seconds: u32,
+    /// Refused when this counter is at its maximum already (the wrong-code lockout; read,
+    /// not counted).
+    pub lockout: Option<LimitHit>,
+    /// Checked in order, the first at its maximum refusing the start; all counted when it
+    /// goes through.
+    pub limits: Vec<LimitHit>,
+    /// Added to a capped spend when it goes through; refused past the cap.
+    pub spend: Option<Spend>,
+}
+
+/// What the atomic start step decided. Only `Created` wrote anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartDecision {
+    /// The verification, its delivery, their events and the counters were written.
+    Created,
+    /// A send to the recipient was too recent; allowed again at `allowed_at`.
+    Cooldown {
+        /// When a start is allowed again.
+        allowed_at: Timestamp,
+    },
+    /// The lockout counter is at its maximum.
+    LockedOut {
+        /// When its oldest event leaves the window.
+        frees_at: Option<Timestamp>,
+    },
+    /// `plan.limits[index]` is at its maximum.
+    Limited {
+        /// Which limit.
+        index: usize,
+        /// When its oldest event leaves the window.
+        frees_at: Option<Timestamp>,
+    },
+    /// The spend would pass its cap.
+    OverBudget,
+}
+
 /// A number an account exempts from fraud checks (Twilio's SafeList entry).
 #[derive(Debug, Clone, PartialEq)]
 pub struct SafeNumber {
@@ -311,6 +382,15 @@ pub trait Store: Send + Sync + 'static {
         verification: &Verification,
         delivery: &DeliveryAttempt,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Decides and writes a new verification's start in one atomic step: cooldown, then
+    /// lockout, then the limits in order, then the spend; when all pass, counts the limits,
+    /// adds the spend and writes the verification with its first delivery (as
+    /// [`Store::create_verification`]). A refusal writes nothing.
+    fn start_verification(
+        &self,
+        plan: &StartPlan,
+    ) -> impl Future<Output = Result<StartDecision, StoreError>> + Send;
 
     /// Reads one verification.
     fn verification(

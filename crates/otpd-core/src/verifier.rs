@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
+use crate::abuse::LimitScope;
 use crate::clock::{Clock, Timestamp};
 use crate::code::{CodeHasher, CodeSeed, OtpCode, PinLength, PinType};
 use crate::ids::{DeliveryId, ServiceId, VerificationId};
@@ -15,7 +16,10 @@ use crate::phone::CountryIso;
 use crate::recipient::Recipient;
 use crate::settings::{DO_NOT_SHARE_WARNING, MaxAttempts, SenderId, Template, Ttl};
 use crate::sms::segment_count;
-use crate::store::{CheckResult, DeliveryAttempt, ResendOutcome, ServiceRecord, Store, StoreError};
+use crate::store::{
+    CheckResult, DeliveryAttempt, LimitHit, ResendOutcome, ServiceRecord, Spend, StartDecision,
+    StartPlan, Store, StoreError,
+};
 use crate::verification::{
     Candidate, Channel, CheckOutcome, StatusChange, Verification, VerificationStatus,
 };
@@ -282,6 +286,29 @@ fn failure_key(service: ServiceId, to: &Recipient) -> String {
     format!("fail:{service}:{}", to.as_str())
 }
 
+/// The spend counter of a service's UTC day.
+fn budget_key(service: ServiceId, now: Timestamp) -> String {
+    format!("budget:{service}:{}", now.0.div_euclid(86_400_000))
+}
+
+/// The refusal of a start past the service's daily budget.
+fn over_budget(service: &ServiceRecord) -> VerifyError {
+    let budget = service.settings.daily_budget.unwrap_or(0.0);
+    tracing::warn!(service = %service.id, budget, "daily budget reached");
+    VerifyError::BudgetExceeded { budget }
+}
+
+/// Refuses a send before `allowed_at` (the resend cooldown).
+fn cooldown_passed(allowed_at: Timestamp, now: Timestamp) -> Result<(), VerifyError> {
+    if now < allowed_at {
+        let retry_after_seconds = ((allowed_at.0 - now.0) as u64).div_ceil(1000) as u32;
+        return Err(VerifyError::Cooldown {
+            retry_after_seconds,
+        });
+    }
+    Ok(())
+}
+
 /// Whole seconds from `now` until `at` (at least 1).
 fn seconds_until(at: Option<Timestamp>, now: Timestamp) -> u32 {
     at.map_or(1, |at| {
@@ -388,22 +415,23 @@ impl<S: Store + Clone, C: Clock + Clone> Verifier<S, C> {
     }
 
     /// The SMS-pumping defence for a start to `to`: refuses it when its prefix is quarantined
-    /// in block mode (true means "shadow-block it": answer, never send); otherwise counts
-    /// it, and quarantines the prefix when its volume is high and its approval rate low.
+    /// in block mode (true means "shadow-block it": answer, never send), and quarantines the
+    /// prefix when its volume is high and its approval rate low. Otherwise the start is to
+    /// be counted under the returned key (with the other limits, once it goes through).
     async fn check_pumping(
         &self,
         phone: &crate::E164Phone,
         ranges: &crate::phone::NumberRanges,
         now: Timestamp,
-    ) -> Result<bool, VerifyError> {
+    ) -> Result<(bool, Option<LimitHit>), VerifyError> {
         use crate::abuse::{Blocked, QuarantineMode};
         let Some(policy) = self.abuse.pumping else {
-            return Ok(false);
+            return Ok((false, None));
         };
         let prefix = crate::abuse::prefix_of(phone, ranges, policy.prefix_digits);
         let refuse = |mode| match mode {
             QuarantineMode::Block => Err(VerifyError::Blocked(Blocked::Pumping)),
-            QuarantineMode::Shadow => Ok(true),
+            QuarantineMode::Shadow => Ok((true, None)),
         };
         if self.store.active_quarantine(&prefix, now).await?.is_some() {
             return refuse(policy.mode);
@@ -438,20 +466,55 @@ impl<S: Store + Clone, C: Clock + Clone> Verifier<S, C> {
                 return refuse(policy.mode);
             }
         }
-        self.store
-            .rate_hit(&format!("pump:sent:{prefix}"), window, u32::MAX, now)
-            .await?;
-        Ok(false)
+        Ok((
+            false,
+            Some(LimitHit {
+                key: format!("pump:sent:{prefix}"),
+                window_ms: window,
+                max: u32::MAX,
+            }),
+        ))
     }
 
-    /// The service's programmable rate limits: each bucket of each named limit counts this
-    /// start under the value given.
-    async fn check_programmable_limits(
+    /// The counters a start to `to` must pass, in the order they are checked: client
+    /// address, destination, country, then the service's programmable rate limits (each
+    /// bucket of each named limit, under the value given).
+    fn limit_hits(
         &self,
         service: &ServiceRecord,
+        to: &Recipient,
+        country: Option<CountryIso>,
+        client_ip: Option<&str>,
         values: &[(String, String)],
-        now: Timestamp,
-    ) -> Result<(), VerifyError> {
+        fraud_checks: bool,
+    ) -> Vec<(LimitScope, LimitHit)> {
+        let hit = |key: String, limit: crate::abuse::Limit| LimitHit {
+            key,
+            window_ms: limit.window_ms(),
+            max: limit.max,
+        };
+        let mut hits = Vec::new();
+        if fraud_checks {
+            if let (Some(ip), Some(limit)) = (client_ip, self.abuse.per_client_ip) {
+                hits.push((LimitScope::ClientIp, hit(format!("ip:{ip}"), limit)));
+            }
+            if let Some(limit) = self.abuse.per_destination {
+                let key = format!("dest:{}:{}", service.id, to.as_str());
+                hits.push((LimitScope::Destination, hit(key, limit)));
+            }
+            let country_limit = country.and_then(|c| {
+                self.abuse
+                    .per_country
+                    .get(c.as_str())
+                    .copied()
+                    .or(self.abuse.per_country_default)
+                    .map(|limit| (c, limit))
+            });
+            if let Some((c, limit)) = country_limit {
+                let key = format!("country:{}:{}", service.id, c.as_str());
+                hits.push((LimitScope::Country, hit(key, limit)));
+            }
+        }
         for (name, value) in values {
             let Some(limit) = service
                 .settings
@@ -462,79 +525,56 @@ impl<S: Store + Clone, C: Clock + Clone> Verifier<S, C> {
                 continue;
             };
             for bucket in &limit.buckets {
-                let key = format!("rl:{}:{}:{}:{value}", service.id, limit.id, bucket.id);
-                let window = i64::from(bucket.interval) * 1000;
-                let counted = self.store.rate_hit(&key, window, bucket.max, now).await?;
-                if !counted.allowed {
-                    return Err(VerifyError::RateLimited {
-                        scope: crate::abuse::LimitScope::Programmable,
-                        limit: bucket.max,
-                        retry_after_seconds: seconds_until(counted.frees_at, now),
-                    });
-                }
+                hits.push((
+                    LimitScope::Programmable,
+                    LimitHit {
+                        key: format!("rl:{}:{}:{}:{value}", service.id, limit.id, bucket.id),
+                        window_ms: i64::from(bucket.interval) * 1000,
+                        max: bucket.max,
+                    },
+                ));
             }
         }
-        Ok(())
+        hits
     }
 
-    /// The lockout and the rate limits, counted in the store.
-    async fn check_limits(
+    /// The wrong-code lockout's counter for `to` (read before a start, never counted by it).
+    fn lockout_hit(&self, service: ServiceId, to: &Recipient) -> Option<LimitHit> {
+        self.abuse.failed_checks.map(|limit| LimitHit {
+            key: failure_key(service, to),
+            window_ms: limit.window_ms(),
+            max: limit.max,
+        })
+    }
+
+    /// Applies the lockout and counts the limits one store call at a time (a resend; a new
+    /// verification does all of it in its atomic start step).
+    async fn count_limits(
         &self,
-        service: &ServiceRecord,
-        to: &Recipient,
-        country: Option<CountryIso>,
-        client_ip: Option<&str>,
+        lockout: Option<&LimitHit>,
+        hits: &[(LimitScope, LimitHit)],
         now: Timestamp,
     ) -> Result<(), VerifyError> {
-        use crate::abuse::LimitScope;
-        if let Some(limit) = self.abuse.failed_checks {
+        if let Some(lockout) = lockout {
             let failures = self
                 .store
-                .rate_count(&failure_key(service.id, to), limit.window_ms(), now)
+                .rate_count(&lockout.key, lockout.window_ms, now)
                 .await?;
-            if failures.count >= limit.max {
+            if failures.count >= lockout.max {
                 return Err(VerifyError::LockedOut {
                     retry_after_seconds: seconds_until(failures.frees_at, now),
                 });
             }
         }
-        let country_limit = country.and_then(|c| {
-            self.abuse
-                .per_country
-                .get(c.as_str())
-                .copied()
-                .or(self.abuse.per_country_default)
-                .map(|limit| (format!("country:{}:{}", service.id, c.as_str()), limit))
-        });
-        let checks = [
-            (
-                LimitScope::ClientIp,
-                client_ip.and_then(|ip| {
-                    self.abuse
-                        .per_client_ip
-                        .map(|limit| (format!("ip:{ip}"), limit))
-                }),
-            ),
-            (
-                LimitScope::Destination,
-                self.abuse
-                    .per_destination
-                    .map(|limit| (format!("dest:{}:{}", service.id, to.as_str()), limit)),
-            ),
-            (LimitScope::Country, country_limit),
-        ];
-        for (scope, check) in checks {
-            let Some((key, limit)) = check else {
-                continue;
-            };
+        for (scope, hit) in hits {
             let counted = self
                 .store
-                .rate_hit(&key, limit.window_ms(), limit.max, now)
+                .rate_hit(&hit.key, hit.window_ms, hit.max, now)
                 .await?;
             if !counted.allowed {
                 return Err(VerifyError::RateLimited {
-                    scope,
-                    limit: limit.max,
+                    scope: *scope,
+                    limit: hit.max,
                     retry_after_seconds: seconds_until(counted.frees_at, now),
                 });
             }
@@ -681,40 +721,46 @@ impl<S: Store + Clone, C: Clock + Clone> Verifier<S, C> {
         }
         let now = self.clock.now();
         let cooldown = settings.resend_cooldown_seconds;
-        let latest = if request.resend_pending || cooldown > 0 {
+        let mut hits = self.limit_hits(
+            service,
+            &to,
+            country,
+            request.client_ip.as_deref(),
+            &request.rate_limit_values,
+            !safe,
+        );
+        let lockout = self.lockout_hit(service.id, &to).filter(|_| !safe);
+        let latest = if request.resend_pending {
             self.store.latest_for(service.id, to.as_str(), now).await?
         } else {
             None
         };
-        if let Some(latest) = latest.as_ref().filter(|_| cooldown > 0) {
-            let last_send = self
-                .store
-                .deliveries(latest.id)
-                .await?
-                .iter()
-                .map(|d| d.created_at)
-                .max()
-                .unwrap_or(latest.created_at);
-            let allowed_at = last_send.plus_seconds(i64::from(cooldown));
-            if now < allowed_at {
-                let retry_after_seconds = ((allowed_at.0 - now.0) as u64).div_ceil(1000) as u32;
-                return Err(VerifyError::Cooldown {
-                    retry_after_seconds,
-                });
-            }
-        }
-        if !safe {
-            self.check_limits(service, &to, country, request.client_ip.as_deref(), now)
-                .await?;
-        }
-        self.check_programmable_limits(service, &request.rate_limit_values, now)
-            .await?;
-        let shadow = match &unsafe_phone {
-            Some((phone, ranges)) => self.check_pumping(phone, ranges, now).await?,
-            None => false,
-        };
-        let latest = latest.filter(|_| request.resend_pending);
         if let Some(pending) = latest.filter(|v| v.status == VerificationStatus::Pending) {
+            // A resend: the same checks as a new start, one store call at a time.
+            if cooldown > 0 {
+                let last_send = self
+                    .store
+                    .deliveries(pending.id)
+                    .await?
+                    .iter()
+                    .map(|d| d.created_at)
+                    .max()
+                    .unwrap_or(pending.created_at);
+                cooldown_passed(last_send.plus_seconds(i64::from(cooldown)), now)?;
+            }
+            self.count_limits(lockout.as_ref(), &hits, now).await?;
+            let shadow = match &unsafe_phone {
+                Some((phone, ranges)) => {
+                    let (shadow, hit) = self.check_pumping(phone, ranges, now).await?;
+                    if let Some(hit) = hit {
+                        self.store
+                            .rate_hit(&hit.key, hit.window_ms, hit.max, now)
+                            .await?;
+                    }
+                    shadow
+                }
+                None => false,
+            };
             let new_hash = request
                 .custom_code
                 .as_ref()
@@ -742,10 +788,19 @@ impl<S: Store + Clone, C: Clock + Clone> Verifier<S, C> {
                     return Ok(Started::Resent(*verification));
                 }
                 ResendOutcome::TooManySends => return Err(VerifyError::TooManySends),
-                // Ended between the lookup and the resend: start afresh below.
-                ResendOutcome::NotPending => {}
+                // Ended between the lookup and the resend: start afresh below (its
+                // counters were counted already).
+                ResendOutcome::NotPending => hits.clear(),
             }
         }
+        let shadow = match &unsafe_phone {
+            Some((phone, ranges)) => {
+                let (shadow, hit) = self.check_pumping(phone, ranges, now).await?;
+                hits.extend(hit.map(|hit| (LimitScope::Programmable, hit)));
+                shadow
+            }
+            None => false,
+        };
         let pin_type = request.pin_type.unwrap_or(settings.pin_type);
         let pin_length = request.pin_length.unwrap_or(settings.pin_length);
         let ttl = request.ttl.unwrap_or(settings.ttl);
@@ -824,10 +879,42 @@ impl<S: Store + Clone, C: Clock + Clone> Verifier<S, C> {
             updated_at: now,
         };
         let delivery = new_delivery(id, channel, now);
-        self.charge(service, verification.cost, now).await?;
-        self.store
-            .create_verification(&verification, &delivery)
-            .await?;
+        let spend = service.settings.daily_budget.map(|cap| Spend {
+            key: budget_key(service.id, now),
+            amount: verification.cost,
+            cap,
+        });
+        let plan = StartPlan {
+            verification,
+            delivery,
+            cooldown_seconds: cooldown,
+            lockout,
+            limits: hits.iter().map(|(_, hit)| hit.clone()).collect(),
+            spend,
+        };
+        match self.store.start_verification(&plan).await? {
+            StartDecision::Created => {}
+            StartDecision::Cooldown { allowed_at } => cooldown_passed(allowed_at, now)?,
+            StartDecision::LockedOut { frees_at } => {
+                return Err(VerifyError::LockedOut {
+                    retry_after_seconds: seconds_until(frees_at, now),
+                });
+            }
+            StartDecision::Limited { index, frees_at } => {
+                let (scope, hit) = &hits[index];
+                return Err(VerifyError::RateLimited {
+                    scope: *scope,
+                    limit: hit.max,
+                    retry_after_seconds: seconds_until(frees_at, now),
+                });
+            }
+            StartDecision::OverBudget => return Err(over_budget(service)),
+        }
+        let StartPlan {
+            verification,
+            delivery,
+            ..
+        } = plan;
         if shadow {
             self.shadow_block(&delivery, now).await?;
         } else {
@@ -848,11 +935,9 @@ impl<S: Store + Clone, C: Clock + Clone> Verifier<S, C> {
         let Some(budget) = service.settings.daily_budget else {
             return Ok(());
         };
-        let day = now.0.div_euclid(86_400_000);
-        let key = format!("budget:{}:{day}", service.id);
+        let key = budget_key(service.id, now);
         if self.store.add_spend(&key, cost, budget).await?.is_none() {
-            tracing::warn!(service = %service.id, budget, "daily budget reached");
-            return Err(VerifyError::BudgetExceeded { budget });
+            return Err(over_budget(service));
         }
         Ok(())
     }

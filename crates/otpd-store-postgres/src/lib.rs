@@ -15,7 +15,8 @@ use otpd_core::events::{
 };
 use otpd_core::store::{
     CallbackJob, CheckResult, DELIVERY_LEASE_SECONDS, DeliveryAttempt, DeliveryUpdate, OutboxStats,
-    Quarantine, RateCount, ReceiptUpdate, ResendOutcome, SafeNumber, ServiceRecord,
+    Quarantine, RateCount, ReceiptUpdate, ResendOutcome, SafeNumber, ServiceRecord, Spend,
+    StartDecision, StartPlan,
 };
 use otpd_core::{
     AccountId, ApiKeyId, ApplicationId, Candidate, CheckOutcome, CodeHash, DeliveryId, ServiceId,
@@ -184,22 +185,12 @@ async fn load_for_update(
 
 /// Writes a new status and attempt count, and queues the status callback when due.
 async fn insert_event(connection: &mut PgConnection, event: &Event) -> Result<(), StoreError> {
+    // One statement (one round trip): the event, fanned out to the service's webhooks in the
+    // same transaction, so nothing is lost.
     sqlx::query(
-        "INSERT INTO events (id, service_id, verification_id, kind, data, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(event.id)
-    .bind(event.service_id.uuid())
-    .bind(event.verification_id.map(|v| v.uuid()))
-    .bind(&event.kind)
-    .bind(event.data.to_string())
-    .bind(event.created_at.0)
-    .execute(&mut *connection)
-    .await
-    .map_err(db_error)?;
-    // Fan out to the service's webhooks in the same transaction: nothing is lost.
-    sqlx::query(
-        "INSERT INTO webhook_deliveries (id, webhook_id, event_id, verification_id, next_attempt_at, \
+        "WITH event AS (INSERT INTO events (id, service_id, verification_id, kind, data, created_at) \
+         VALUES ($1, $4, $2, $5, $6, $3)) \
+         INSERT INTO webhook_deliveries (id, webhook_id, event_id, verification_id, next_attempt_at, \
          created_at, updated_at) \
          SELECT gen_random_uuid(), w.id, $1, $2, $3, $3, $3 FROM webhooks w \
          WHERE w.service_id = $4 AND w.enabled \
@@ -210,6 +201,7 @@ async fn insert_event(connection: &mut PgConnection, event: &Event) -> Result<()
     .bind(event.created_at.0)
     .bind(event.service_id.uuid())
     .bind(&event.kind)
+    .bind(event.data.to_string())
     .execute(&mut *connection)
     .await
     .map_err(db_error)?;
@@ -294,6 +286,60 @@ async fn record_transition(
     Ok(())
 }
 
+/// Writes a verification, its first delivery and their two events.
+async fn insert_verification(
+    connection: &mut PgConnection,
+    v: &Verification,
+    delivery: &DeliveryAttempt,
+) -> Result<(), StoreError> {
+    sqlx::query(concat!(
+        "INSERT INTO verifications (",
+        verification_columns!(),
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
+         $18, $19, $20, $21, $22, $23, $24, $25)"
+    ))
+    .bind(v.id.uuid())
+    .bind(v.service_id.uuid())
+    .bind(v.to.as_str())
+    .bind(v.country.map(|c| c.as_str().to_string()))
+    .bind(v.channel.as_str())
+    .bind(v.status.as_str())
+    .bind(v.attempts as i32)
+    .bind(v.max_attempts.get() as i32)
+    .bind(v.ttl.get() as i32)
+    .bind(v.code_hash.0.as_slice())
+    .bind(v.pin_type.as_str())
+    .bind(v.pin_length.get() as i32)
+    .bind(v.template.as_str())
+    .bind(v.from.as_str())
+    .bind(v.track_id)
+    .bind(&v.callback_url)
+    .bind(v.cost)
+    .bind(v.parts as i32)
+    .bind(v.created_at.0)
+    .bind(v.expires_at.0)
+    .bind(v.updated_at.0)
+    .bind(v.code_seed.map(|seed| seed.0.to_vec()))
+    .bind(&v.amount)
+    .bind(&v.payee)
+    .bind(&v.locale)
+    .execute(&mut *connection)
+    .await
+    .map_err(db_error)?;
+    insert_delivery(connection, delivery).await?;
+    insert_event(
+        connection,
+        &otpd_core::events::verification_event("verification.started", v, v.created_at),
+    )
+    .await?;
+    insert_event(
+        connection,
+        &otpd_core::events::delivery_event(v.service_id, delivery, v.created_at),
+    )
+    .await?;
+    Ok(())
+}
+
 async fn insert_delivery(
     connection: &mut PgConnection,
     d: &DeliveryAttempt,
@@ -351,6 +397,24 @@ macro_rules! attempt_where {
 /// A `webhooks` row as selected.
 type WebhookRow = (Uuid, Uuid, String, String, bool, String, i64, i64);
 
+/// Adds to a capped spend; the new total, or `None` when it would pass the cap.
+async fn add_spend(
+    connection: &mut PgConnection,
+    spend: &Spend,
+) -> Result<Option<f64>, StoreError> {
+    sqlx::query_scalar(
+        "INSERT INTO spend (key, total) SELECT $1, $2 WHERE $2 <= $3 \
+         ON CONFLICT (key) DO UPDATE SET total = spend.total + excluded.total \
+         WHERE spend.total + excluded.total <= $3 RETURNING total",
+    )
+    .bind(&spend.key)
+    .bind(spend.amount)
+    .bind(spend.cap)
+    .fetch_optional(&mut *connection)
+    .await
+    .map_err(db_error)
+}
+
 /// Events of `key` after `since`, and the oldest of them.
 async fn rate_window(
     connection: &mut PgConnection,
@@ -405,52 +469,108 @@ impl Store for PgStore {
         delivery: &DeliveryAttempt,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(db_error)?;
-        sqlx::query(concat!(
-            "INSERT INTO verifications (",
-            verification_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
-             $18, $19, $20, $21, $22, $23, $24, $25)"
-        ))
-        .bind(v.id.uuid())
-        .bind(v.service_id.uuid())
-        .bind(v.to.as_str())
-        .bind(v.country.map(|c| c.as_str().to_string()))
-        .bind(v.channel.as_str())
-        .bind(v.status.as_str())
-        .bind(v.attempts as i32)
-        .bind(v.max_attempts.get() as i32)
-        .bind(v.ttl.get() as i32)
-        .bind(v.code_hash.0.as_slice())
-        .bind(v.pin_type.as_str())
-        .bind(v.pin_length.get() as i32)
-        .bind(v.template.as_str())
-        .bind(v.from.as_str())
-        .bind(v.track_id)
-        .bind(&v.callback_url)
-        .bind(v.cost)
-        .bind(v.parts as i32)
-        .bind(v.created_at.0)
-        .bind(v.expires_at.0)
-        .bind(v.updated_at.0)
-        .bind(v.code_seed.map(|seed| seed.0.to_vec()))
-        .bind(&v.amount)
-        .bind(&v.payee)
-        .bind(&v.locale)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error)?;
-        insert_delivery(&mut tx, delivery).await?;
-        insert_event(
-            &mut tx,
-            &otpd_core::events::verification_event("verification.started", v, v.created_at),
-        )
-        .await?;
-        insert_event(
-            &mut tx,
-            &otpd_core::events::delivery_event(v.service_id, delivery, v.created_at),
-        )
-        .await?;
+        insert_verification(&mut tx, v, delivery).await?;
         tx.commit().await.map_err(db_error)
+    }
+
+    async fn start_verification(&self, plan: &StartPlan) -> Result<StartDecision, StoreError> {
+        let v = &plan.verification;
+        let now = v.created_at.0;
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        // One start at a time per counter and per recipient (the cooldown), on every node;
+        // the keys are taken in sorted order so two starts never wait on each other in a
+        // cycle. A refusal returns before the first write and the transaction rolls back.
+        let mut locks: Vec<&str> = plan.limits.iter().map(|hit| hit.key.as_str()).collect();
+        let recipient = format!("cool:{}:{}", v.service_id, v.to.as_str());
+        if plan.cooldown_seconds > 0 {
+            locks.push(&recipient);
+        }
+        locks.sort_unstable();
+        locks.dedup();
+        if !locks.is_empty() {
+            sqlx::query(
+                "SELECT pg_advisory_xact_lock(hashtextextended(k, 7)) FROM unnest($1::text[]) AS k",
+            )
+            .bind(&locks)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        }
+        if plan.cooldown_seconds > 0 {
+            let last_send: Option<i64> = sqlx::query_scalar(
+                "SELECT COALESCE((SELECT MAX(created_at) FROM deliveries \
+                 WHERE verification_id = v.id), v.created_at) FROM verifications v \
+                 WHERE service_id = $1 AND to_number = $2 AND expires_at > $3 \
+                 ORDER BY id DESC LIMIT 1",
+            )
+            .bind(v.service_id.uuid())
+            .bind(v.to.as_str())
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_error)?;
+            if let Some(last_send) = last_send {
+                let allowed_at =
+                    Timestamp(last_send).plus_seconds(i64::from(plan.cooldown_seconds));
+                if now < allowed_at.0 {
+                    return Ok(StartDecision::Cooldown { allowed_at });
+                }
+            }
+        }
+        // The lockout and every limit counted in one statement, in plan order.
+        let counters: Vec<&otpd_core::store::LimitHit> =
+            plan.lockout.iter().chain(plan.limits.iter()).collect();
+        if !counters.is_empty() {
+            let keys: Vec<&str> = counters.iter().map(|hit| hit.key.as_str()).collect();
+            let since: Vec<i64> = counters.iter().map(|hit| now - hit.window_ms).collect();
+            let windows: Vec<(i64, i64, Option<i64>)> = sqlx::query_as(
+                "SELECT c.i, COUNT(r.at), MIN(r.at) \
+                 FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS c(key, since, i) \
+                 LEFT JOIN rate_events r ON r.key = c.key AND r.at > c.since \
+                 GROUP BY c.i ORDER BY c.i",
+            )
+            .bind(&keys)
+            .bind(&since)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_error)?;
+            let lockouts = usize::from(plan.lockout.is_some());
+            for (position, (_, count, oldest)) in windows.iter().enumerate() {
+                let hit = counters[position];
+                if *count < i64::from(hit.max) {
+                    continue;
+                }
+                let frees_at = oldest.map(|at| Timestamp(at + hit.window_ms));
+                return Ok(match position.checked_sub(lockouts) {
+                    None => StartDecision::LockedOut { frees_at },
+                    Some(index) => StartDecision::Limited { index, frees_at },
+                });
+            }
+        }
+        if let Some(spend) = &plan.spend
+            && add_spend(&mut tx, spend).await?.is_none()
+        {
+            return Ok(StartDecision::OverBudget);
+        }
+        if !plan.limits.is_empty() {
+            let keys: Vec<&str> = plan.limits.iter().map(|hit| hit.key.as_str()).collect();
+            let since: Vec<i64> = plan.limits.iter().map(|hit| now - hit.window_ms).collect();
+            // Forget the events that left their windows, count this start.
+            sqlx::query(
+                "WITH gone AS (DELETE FROM rate_events r USING unnest($1::text[], $2::bigint[]) \
+                 AS c(key, since) WHERE r.key = c.key AND r.at <= c.since) \
+                 INSERT INTO rate_events (key, at) SELECT k, $3 FROM unnest($1::text[]) AS k",
+            )
+            .bind(&keys)
+            .bind(&since)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        }
+        insert_verification(&mut tx, v, &plan.delivery).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(StartDecision::Created)
     }
 
     async fn verification(&self, id: VerificationId) -> Result<Option<Verification>, StoreError> {
@@ -849,18 +969,13 @@ impl Store for PgStore {
     }
 
     async fn add_spend(&self, key: &str, amount: f64, cap: f64) -> Result<Option<f64>, StoreError> {
-        let total: Option<f64> = sqlx::query_scalar(
-            "INSERT INTO spend (key, total) SELECT $1, $2 WHERE $2 <= $3 \
-             ON CONFLICT (key) DO UPDATE SET total = spend.total + excluded.total \
-             WHERE spend.total + excluded.total <= $3 RETURNING total",
-        )
-        .bind(key)
-        .bind(amount)
-        .bind(cap)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db_error)?;
-        Ok(total)
+        let spend = Spend {
+            key: key.to_string(),
+            amount,
+            cap,
+        };
+        let mut connection = self.pool.acquire().await.map_err(db_error)?;
+        add_spend(&mut connection, &spend).await
     }
 
     async fn add_safe_number(

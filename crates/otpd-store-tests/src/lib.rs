@@ -4,7 +4,8 @@
 
 use otpd_core::auth::{AccessToken, AccountRecord, ApiKeyRecord, Application};
 use otpd_core::store::{
-    DeliveryAttempt, DeliveryUpdate, ReceiptUpdate, ResendOutcome, ServiceRecord,
+    DeliveryAttempt, DeliveryUpdate, LimitHit, ReceiptUpdate, ResendOutcome, ServiceRecord, Spend,
+    StartDecision, StartPlan,
 };
 use otpd_core::verification::Channel;
 use otpd_core::{
@@ -1030,6 +1031,193 @@ pub async fn spend_never_passes_the_cap<S: Store + Clone>(store: S) {
     );
 }
 
+fn start_plan(service: ServiceId, cooldown_seconds: u32, limits: Vec<LimitHit>) -> StartPlan {
+    let (verification, delivery) = sample(service, 5, None);
+    StartPlan {
+        verification,
+        delivery,
+        cooldown_seconds,
+        lockout: None,
+        limits,
+        spend: None,
+    }
+}
+
+fn limit(key: &str, max: u32) -> LimitHit {
+    LimitHit {
+        key: key.to_string(),
+        window_ms: 600_000,
+        max,
+    }
+}
+
+/// Concurrent starts to one recipient: the limit lets exactly its maximum through and the
+/// cooldown exactly one, whatever the race; refused starts are not counted.
+pub async fn concurrent_starts_pass_limits_and_cooldown_exactly<S: Store + Clone>(store: S) {
+    let service = service(&store).await;
+    let race = |cooldown: u32, key: &'static str| {
+        let tasks: Vec<_> = (0..20)
+            .map(|_| {
+                let store = store.clone();
+                let plan = start_plan(service, cooldown, vec![limit(key, 5)]);
+                tokio::spawn(async move { store.start_verification(&plan).await.unwrap() })
+            })
+            .collect();
+        async move {
+            let mut decisions = Vec::new();
+            for task in tasks {
+                decisions.push(task.await.unwrap());
+            }
+            decisions
+        }
+    };
+    let decisions = race(0, "dest:race").await;
+    let created = decisions
+        .iter()
+        .filter(|d| **d == StartDecision::Created)
+        .count();
+    assert_eq!(created, 5, "exactly the limit: {decisions:?}");
+    assert!(decisions.iter().all(|d| *d == StartDecision::Created
+        || *d
+            == StartDecision::Limited {
+                index: 0,
+                frees_at: Some(T0.plus_millis(600_000))
+            }));
+    assert_eq!(
+        store
+            .rate_count("dest:race", 600_000, T0)
+            .await
+            .unwrap()
+            .count,
+        5,
+        "refused starts are not counted"
+    );
+
+    let other = self::service(&store).await;
+    let tasks: Vec<_> = (0..10)
+        .map(|_| {
+            let store = store.clone();
+            let plan = start_plan(other, 30, Vec::new());
+            tokio::spawn(async move { store.start_verification(&plan).await.unwrap() })
+        })
+        .collect();
+    let mut decisions = Vec::new();
+    for task in tasks {
+        decisions.push(task.await.unwrap());
+    }
+    let created = decisions
+        .iter()
+        .filter(|d| **d == StartDecision::Created)
+        .count();
+    assert_eq!(created, 1, "one send per cooldown: {decisions:?}");
+    assert!(decisions.contains(&StartDecision::Cooldown {
+        allowed_at: T0.plus_seconds(30)
+    }));
+    let mut later = start_plan(other, 30, Vec::new());
+    later.verification.created_at = T0.plus_seconds(30);
+    later.verification.expires_at = T0.plus_seconds(630);
+    assert_eq!(
+        store.start_verification(&later).await.unwrap(),
+        StartDecision::Created,
+        "allowed again once the cooldown has passed"
+    );
+}
+
+/// A start refused by the lockout, a limit or the budget writes nothing: no verification,
+/// no counted limit, no spend. One that goes through writes the verification, its delivery
+/// and both events, as `create_verification` does.
+pub async fn refused_starts_write_nothing<S: Store>(store: S) {
+    let service = service(&store).await;
+    for _ in 0..3 {
+        store
+            .rate_hit("fail:x", 600_000, u32::MAX, T0)
+            .await
+            .unwrap();
+    }
+    let mut locked = start_plan(service, 0, vec![limit("dest:x", 5)]);
+    locked.lockout = Some(limit("fail:x", 3));
+    assert_eq!(
+        store.start_verification(&locked).await.unwrap(),
+        StartDecision::LockedOut {
+            frees_at: Some(T0.plus_millis(600_000))
+        }
+    );
+    let limited = start_plan(service, 0, vec![limit("dest:x", 5), limit("ip:x", 0)]);
+    assert_eq!(
+        store.start_verification(&limited).await.unwrap(),
+        StartDecision::Limited {
+            index: 1,
+            frees_at: None
+        }
+    );
+    let mut broke = start_plan(service, 0, vec![limit("dest:x", 5)]);
+    broke.spend = Some(Spend {
+        key: "budget:x".into(),
+        amount: 0.045,
+        cap: 0.01,
+    });
+    assert_eq!(
+        store.start_verification(&broke).await.unwrap(),
+        StartDecision::OverBudget
+    );
+    for plan in [&locked, &limited, &broke] {
+        assert_eq!(
+            store.verification(plan.verification.id).await.unwrap(),
+            None
+        );
+    }
+    assert_eq!(
+        store.rate_count("dest:x", 600_000, T0).await.unwrap().count,
+        0,
+        "refused starts are not counted"
+    );
+    let mut paid = start_plan(service, 0, vec![limit("dest:x", 5)]);
+    paid.spend = Some(Spend {
+        key: "budget:x".into(),
+        amount: 0.045,
+        cap: 0.05,
+    });
+    assert_eq!(
+        store.start_verification(&paid).await.unwrap(),
+        StartDecision::Created
+    );
+    assert_eq!(
+        store.verification(paid.verification.id).await.unwrap(),
+        Some(paid.verification.clone())
+    );
+    assert_eq!(
+        store.deliveries(paid.verification.id).await.unwrap(),
+        vec![paid.delivery.clone()]
+    );
+    assert_eq!(
+        store.rate_count("dest:x", 600_000, T0).await.unwrap().count,
+        1
+    );
+    assert_eq!(
+        store.add_spend("budget:x", 0.0, 0.05).await.unwrap(),
+        Some(0.045),
+        "the spend was added once"
+    );
+    let account = store.service(service).await.unwrap().unwrap().account_id;
+    let kinds: Vec<String> = store
+        .events(&otpd_core::events::EventFilter {
+            account,
+            service: None,
+            verification: Some(paid.verification.id),
+            kind: None,
+            since: None,
+            until: None,
+            after: None,
+            limit: 10,
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(kinds, ["verification.started", "delivery.queued"]);
+}
+
 /// Services are created, listed in pages per account, updated and deleted.
 pub async fn services_are_managed_per_account<S: Store>(store: S) {
     let account_id = account(&store).await;
@@ -1163,6 +1351,8 @@ macro_rules! store_behaviour_tests {
             rate_limits_are_exact_and_slide,
             quarantines_expire_and_lift,
             spend_never_passes_the_cap,
+            concurrent_starts_pass_limits_and_cooldown_exactly,
+            refused_starts_write_nothing,
             safe_numbers_are_per_account,
             each_change_writes_one_event,
             services_are_managed_per_account,

@@ -4,7 +4,7 @@
 use otpd_core::auth::{AccessToken, AccountRecord, ApiKeyRecord, Application};
 use otpd_core::store::{
     CallbackJob, CheckResult, DeliveryAttempt, DeliveryUpdate, OutboxStats, Quarantine, RateCount,
-    ReceiptUpdate, ResendOutcome, SafeNumber, ServiceRecord,
+    ReceiptUpdate, ResendOutcome, SafeNumber, ServiceRecord, StartDecision, StartPlan,
 };
 use otpd_core::{
     AccountId, ApiKeyId, ApplicationId, Candidate, CodeHash, DeliveryId, ServiceId, StatusChange,
@@ -42,6 +42,9 @@ impl Store for AnyStore {
         d: &DeliveryAttempt,
     ) -> Result<(), StoreError> {
         delegate!(self, s => s.create_verification(v, d))
+    }
+    async fn start_verification(&self, plan: &StartPlan) -> Result<StartDecision, StoreError> {
+        delegate!(self, s => s.start_verification(plan))
     }
     async fn verification(&self, id: VerificationId) -> Result<Option<Verification>, StoreError> {
         delegate!(self, s => s.verification(id))
