@@ -524,10 +524,12 @@ impl Store for PgStore {
             let keys: Vec<&str> = counters.iter().map(|hit| hit.key.as_str()).collect();
             let since: Vec<i64> = counters.iter().map(|hit| now - hit.window_ms).collect();
             let windows: Vec<(i64, i64, Option<i64>)> = sqlx::query_as(
-                "SELECT c.i, COUNT(r.at), MIN(r.at) \
+                // LATERAL: one index lookup per counter whatever the planner guesses about
+                // the arrays (a generic plan hash-joined a sequential scan of rate_events).
+                "SELECT c.i, w.n, w.oldest \
                  FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS c(key, since, i) \
-                 LEFT JOIN rate_events r ON r.key = c.key AND r.at > c.since \
-                 GROUP BY c.i ORDER BY c.i",
+                 CROSS JOIN LATERAL (SELECT COUNT(*) AS n, MIN(r.at) AS oldest FROM rate_events r \
+                 WHERE r.key = c.key AND r.at > c.since) AS w ORDER BY c.i",
             )
             .bind(&keys)
             .bind(&since)
@@ -554,15 +556,15 @@ impl Store for PgStore {
         }
         if !plan.limits.is_empty() {
             let keys: Vec<&str> = plan.limits.iter().map(|hit| hit.key.as_str()).collect();
-            let since: Vec<i64> = plan.limits.iter().map(|hit| now - hit.window_ms).collect();
-            // Forget the events that left their windows, count this start.
+            let widest = plan.limits.iter().map(|hit| hit.window_ms).max();
+            // Count this start, and forget the events that left the widest window (older
+            // ones of a narrower window are ignored by the count until a later start).
             sqlx::query(
-                "WITH gone AS (DELETE FROM rate_events r USING unnest($1::text[], $2::bigint[]) \
-                 AS c(key, since) WHERE r.key = c.key AND r.at <= c.since) \
+                "WITH gone AS (DELETE FROM rate_events WHERE key = ANY($1) AND at <= $2) \
                  INSERT INTO rate_events (key, at) SELECT k, $3 FROM unnest($1::text[]) AS k",
             )
             .bind(&keys)
-            .bind(&since)
+            .bind(now - widest.unwrap_or(0))
             .bind(now)
             .execute(&mut *tx)
             .await
