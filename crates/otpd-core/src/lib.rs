@@ -34,5 +34,6 @@ pub use verification::{
     VerificationStatus, decide_check, decide_status_change,
 };
 pub use verifier::{
-    DeliveryJob, Dispatch, Lookup, Observer, PriceTable, StartRequest, Verifier, VerifyError,
+    DeliveryJob, Dispatch, FirstTry, Lookup, Observer, PriceTable, StartRequest, Verifier,
+    VerifyError,
 };

@@ -83,6 +83,23 @@ impl DeliveryAttempt {
     }
 }
 
+impl DeliveryAttempt {
+    /// The attempt after `update` was recorded at `now`, exactly as
+    /// [`Store::update_delivery`] stores it (so a start can answer without reading it back).
+    pub fn updated(mut self, update: &DeliveryUpdate, now: Timestamp) -> Self {
+        self.status = update.status;
+        self.provider = update.provider.clone().or(self.provider);
+        self.provider_ref = update.provider_ref.clone().or(self.provider_ref);
+        self.error = update.error.clone();
+        self.error_code = update.error_code.clone();
+        self.segments = update.segments.or(self.segments);
+        self.price = update.price.or(self.price);
+        self.price_unit = update.price_unit.clone().or(self.price_unit);
+        self.updated_at = now;
+        self
+    }
+}
+
 /// What the delivery worker learned about one attempt (a send's outcome, or a retry
 /// scheduled). Fields left `None` keep their stored value, except `error` and `error_code`,
 /// which describe this outcome only.

@@ -116,9 +116,13 @@ fn refusal_reason(error: &VerifyError) -> Option<&'static str> {
 pub trait Dispatch: Send + Sync + 'static {
     /// Queues one job for sending. The future resolves once the first try has an outcome
     /// or a short deadline has passed (the start response can then say whether a provider
-    /// took the message); the job goes on in the background either way.
-    fn dispatch(&self, job: DeliveryJob) -> Pin<Box<dyn Future<Output = ()> + Send>>;
+    /// took the message); the job goes on in the background either way. It yields what the
+    /// first try recorded (the update and when), or `None` when it had no outcome in time.
+    fn dispatch(&self, job: DeliveryJob) -> Pin<Box<dyn Future<Output = Option<FirstTry>> + Send>>;
 }
+
+/// What a delivery's first try recorded, and when (see [`DeliveryAttempt::updated`]).
+pub type FirstTry = (crate::store::DeliveryUpdate, Timestamp);
 
 /// Price of one SMS part per destination country; countries not listed cost nothing.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -255,8 +259,9 @@ pub enum Lookup {
 /// How a start ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Started {
-    /// A new verification.
-    Created(Verification),
+    /// A new verification, with its delivery attempt as the first try left it (so the
+    /// answer needs no read back).
+    Created(Verification, DeliveryAttempt),
     /// The pending verification to the same recipient, sent again.
     Resent(Verification),
 }
@@ -265,7 +270,16 @@ impl Started {
     /// The verification either way.
     pub fn verification(&self) -> &Verification {
         match self {
-            Started::Created(v) | Started::Resent(v) => v,
+            Started::Created(v, _) | Started::Resent(v) => v,
+        }
+    }
+
+    /// Every delivery attempt of the verification, when the start knows them all (a new
+    /// verification has exactly one); a resend's earlier attempts are in the store.
+    pub fn known_attempts(&self) -> Option<Vec<DeliveryAttempt>> {
+        match self {
+            Started::Created(_, attempt) => Some(vec![attempt.clone()]),
+            Started::Resent(_) => None,
         }
     }
 }
@@ -915,14 +929,18 @@ impl<S: Store + Clone, C: Clock + Clone> Verifier<S, C> {
             delivery,
             ..
         } = plan;
-        if shadow {
-            self.shadow_block(&delivery, now).await?;
+        let first_try = if shadow {
+            Some((self.shadow_block(&delivery, now).await?, now))
         } else {
             self.dispatch
                 .dispatch(self.job(service, &verification, &delivery, &code))
-                .await;
-        }
-        Ok(Started::Created(verification))
+                .await
+        };
+        let attempt = match first_try {
+            Some((update, at)) => delivery.updated(&update, at),
+            None => delivery,
+        };
+        Ok(Started::Created(verification, attempt))
     }
 
     /// Adds a send's cost to the service's spend of the day, refusing it past the budget.
@@ -947,14 +965,17 @@ impl<S: Store + Clone, C: Clock + Clone> Verifier<S, C> {
         &self,
         delivery: &DeliveryAttempt,
         now: Timestamp,
-    ) -> Result<(), StoreError> {
+    ) -> Result<crate::store::DeliveryUpdate, StoreError> {
         let update = crate::store::DeliveryUpdate {
             provider: Some("shadow".into()),
             error: Some("not sent: the destination prefix is quarantined (shadow mode)".into()),
             error_code: Some("shadow_blocked".into()),
             ..crate::store::DeliveryUpdate::status(crate::DeliveryStatus::Failed)
         };
-        self.store.update_delivery(delivery.id, &update, now).await
+        self.store
+            .update_delivery(delivery.id, &update, now)
+            .await?;
+        Ok(update)
     }
 
     /// Reads a verification on behalf of `service`, with its status as of now.

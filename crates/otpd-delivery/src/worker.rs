@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use otpd_core::store::{DELIVERY_LEASE_SECONDS, DeliveryUpdate, ReceiptUpdate};
 use otpd_core::{
-    Channel, Clock, DeliveryJob, DeliveryStatus, Dispatch, Store, StoreError, Verifier,
+    Channel, Clock, DeliveryJob, DeliveryStatus, Dispatch, FirstTry, Store, StoreError, Verifier,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -43,7 +43,7 @@ impl Default for DeliveryPolicy {
     }
 }
 
-type Queued = (DeliveryJob, Option<oneshot::Sender<()>>);
+type Queued = (DeliveryJob, Option<oneshot::Sender<Option<FirstTry>>>);
 
 /// While a delivery waits to retry, this node keeps it until the retry time plus this margin;
 /// if the node dies, another takes it over soon after the retry was due.
@@ -69,16 +69,20 @@ impl Dispatch for ChannelDispatch {
     fn dispatch(
         &self,
         job: DeliveryJob,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<FirstTry>> + Send>> {
         let (first_try, done) = oneshot::channel();
         if self.sender.send((job, Some(first_try))).is_err() {
             // The row stays `queued`; the next start resumes it.
             tracing::warn!("delivery worker stopped; delivery left queued for the next start");
-            return Box::pin(std::future::ready(()));
+            return Box::pin(std::future::ready(None));
         }
         let deadline = self.inline_deadline;
         Box::pin(async move {
-            let _ = tokio::time::timeout(deadline, done).await;
+            tokio::time::timeout(deadline, done)
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .flatten()
         })
     }
 }
@@ -308,7 +312,7 @@ impl<S: Store + Clone, C: Clock + Clone> DeliveryWorker<S, C> {
     async fn deliver(
         &self,
         job: DeliveryJob,
-        mut first_try: Option<oneshot::Sender<()>>,
+        mut first_try: Option<oneshot::Sender<Option<FirstTry>>>,
         verifier: &Verifier<S, C>,
         dispatch: &ChannelDispatch,
     ) {
@@ -320,7 +324,7 @@ impl<S: Store + Clone, C: Clock + Clone> DeliveryWorker<S, C> {
             set.remove(&job.delivery_id);
         }
         if let Some(done) = first_try.take() {
-            let _ = done.send(());
+            let _ = done.send(None);
         }
         let outcome = match outcome {
             Ok(outcome) => outcome,
@@ -358,7 +362,7 @@ impl<S: Store + Clone, C: Clock + Clone> DeliveryWorker<S, C> {
     async fn deliver_on_channel(
         &self,
         job: &DeliveryJob,
-        first_try: &mut Option<oneshot::Sender<()>>,
+        first_try: &mut Option<oneshot::Sender<Option<FirstTry>>>,
     ) -> Result<ChannelOutcome, StoreError> {
         let country = job.country.map(|c| c.as_str().to_string());
         let mut backoff = self.policy.first_backoff;
@@ -374,6 +378,7 @@ impl<S: Store + Clone, C: Clock + Clone> DeliveryWorker<S, C> {
                         "no_route",
                         format!("no provider is configured for {}", job.channel.as_str()),
                     ),
+                    first_try,
                 )
                 .await?;
                 return Ok(ChannelOutcome::Failed);
@@ -421,16 +426,21 @@ impl<S: Store + Clone, C: Clock + Clone> DeliveryWorker<S, C> {
                             fallback_at,
                             ..DeliveryUpdate::status(accepted.status)
                         };
+                        let now = self.clock.now();
                         self.store
-                            .update_delivery(job.delivery_id, &update, self.clock.now())
+                            .update_delivery(job.delivery_id, &update, now)
                             .await?;
+                        if let Some(done) = first_try.take() {
+                            let _ = done.send(Some((update, now)));
+                        }
                         tracing::info!(delivery = %job.delivery_id, verification = %job.verification_id, to = %job.to.masked(), provider = provider.name(), "code sent");
                         return Ok(ChannelOutcome::Sent);
                     }
                     Err(error @ SendError::Rejected { .. }) => {
                         // The provider works; the recipient cannot be reached this way.
                         self.router.record(provider.name(), true);
-                        self.finish(job, Some(provider.name()), &error).await?;
+                        self.finish(job, Some(provider.name()), &error, first_try)
+                            .await?;
                         return Ok(ChannelOutcome::Failed);
                     }
                     Err(error) => {
@@ -449,7 +459,7 @@ impl<S: Store + Clone, C: Clock + Clone> DeliveryWorker<S, C> {
             let (provider, error) = match (retry, refused) {
                 (Some(transient), _) => transient,
                 (None, Some((provider, error))) => {
-                    self.finish(job, Some(&provider), &error).await?;
+                    self.finish(job, Some(&provider), &error, first_try).await?;
                     return Ok(ChannelOutcome::Failed);
                 }
                 (None, None) => return Ok(ChannelOutcome::Failed),
@@ -462,7 +472,8 @@ impl<S: Store + Clone, C: Clock + Clone> DeliveryWorker<S, C> {
                     error.code(),
                     format!("no provider took the message before the code expired; last: {error}"),
                 );
-                self.finish(job, Some(&provider), &gave_up).await?;
+                self.finish(job, Some(&provider), &gave_up, first_try)
+                    .await?;
                 return Ok(ChannelOutcome::Over);
             }
             match self.store.verification(job.verification_id).await? {
@@ -472,7 +483,7 @@ impl<S: Store + Clone, C: Clock + Clone> DeliveryWorker<S, C> {
                         "ended",
                         "the verification ended before a provider took the message",
                     );
-                    self.finish(job, Some(&provider), &over).await?;
+                    self.finish(job, Some(&provider), &over, first_try).await?;
                     return Ok(ChannelOutcome::Over);
                 }
             }
@@ -488,7 +499,7 @@ impl<S: Store + Clone, C: Clock + Clone> DeliveryWorker<S, C> {
                 .await?;
             // The start's response can now say "queued, retrying" with the reason.
             if let Some(done) = first_try.take() {
-                let _ = done.send(());
+                let _ = done.send(Some((update, now)));
             }
             tokio::time::sleep(wait).await;
             backoff = (backoff * 2).min(self.policy.max_backoff);
@@ -501,6 +512,7 @@ impl<S: Store + Clone, C: Clock + Clone> DeliveryWorker<S, C> {
         job: &DeliveryJob,
         provider: Option<&str>,
         error: &SendError,
+        first_try: &mut Option<oneshot::Sender<Option<FirstTry>>>,
     ) -> Result<(), StoreError> {
         tracing::warn!(delivery = %job.delivery_id, to = %job.to.masked(), %error, "delivery failed");
         let update = DeliveryUpdate {
@@ -509,9 +521,14 @@ impl<S: Store + Clone, C: Clock + Clone> DeliveryWorker<S, C> {
             error_code: Some(error.code().to_string()),
             ..DeliveryUpdate::status(DeliveryStatus::Failed)
         };
+        let now = self.clock.now();
         self.store
-            .update_delivery(job.delivery_id, &update, self.clock.now())
-            .await
+            .update_delivery(job.delivery_id, &update, now)
+            .await?;
+        if let Some(done) = first_try.take() {
+            let _ = done.send(Some((update, now)));
+        }
+        Ok(())
     }
 
     /// The provider's view of a job.

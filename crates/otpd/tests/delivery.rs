@@ -95,6 +95,10 @@ async fn a_provider_that_is_down_fails_over_to_the_next() {
     assert_eq!(TwilioMock::field(&sent[0], "To"), FR);
     let code = code_in(&TwilioMock::field(&sent[0], "Body"));
     let id = otp["otpId"].as_str().unwrap();
+    // The start answers from what it recorded, without reading it back: the same as a read.
+    let stored = deliveries(&app, &token, id).await;
+    assert_eq!(stored["deliveries"], otp["deliveries"]);
+    assert_eq!(stored["deliveryStatus"], otp["deliveryStatus"]);
     assert_eq!(app.check(&token, id, &code).await.0, 200);
 }
 
@@ -112,6 +116,12 @@ async fn every_provider_down_is_retried_until_one_comes_back() {
     let delivery = &otp["deliveries"][0];
     assert_eq!(delivery["status"], "queued", "waiting to retry: {otp}");
     assert_eq!(delivery["errorCode"], "20503");
+    let id = otp["otpId"].as_str().unwrap();
+    assert_eq!(
+        deliveries(&app, &token, id).await["deliveries"],
+        otp["deliveries"],
+        "the start's answer is what was stored"
+    );
     assert_eq!(otp["deliveryStatus"], "SENT", "still in flight, not failed");
     twilio
         .down

@@ -385,8 +385,9 @@ async fn a_dead_nodes_delivery_is_sent_once_by_another_node() {
         fn dispatch(
             &self,
             _job: DeliveryJob,
-        ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
-            Box::pin(std::future::ready(()))
+        ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<otpd_core::FirstTry>> + Send>>
+        {
+            Box::pin(std::future::ready(None))
         }
     }
     let Some(schema) = TestSchema::create().await else {

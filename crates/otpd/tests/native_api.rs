@@ -1026,8 +1026,9 @@ async fn a_delivery_lost_in_a_crash_is_sent_after_the_restart() {
         fn dispatch(
             &self,
             _job: DeliveryJob,
-        ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
-            Box::pin(std::future::ready(()))
+        ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<otpd_core::FirstTry>> + Send>>
+        {
+            Box::pin(std::future::ready(None))
         }
     }
     let mut app = TestApp::spawn().await;

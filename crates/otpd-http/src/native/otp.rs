@@ -418,12 +418,15 @@ pub async fn create<S: Store + Clone, C: Clock + Clone>(
         .map_err(|e| start_error(e, state.verifier.clock().now().unix_seconds()))?;
     let verification = started.verification();
     tracing::info!(otp_id = %verification.id, to = %verification.to.masked(), "otp created");
-    let attempts = state
-        .verifier
-        .store()
-        .deliveries(verification.id)
-        .await
-        .map_err(crate::internal)?;
+    let attempts = match started.known_attempts() {
+        Some(attempts) => attempts,
+        None => state
+            .verifier
+            .store()
+            .deliveries(verification.id)
+            .await
+            .map_err(crate::internal)?,
+    };
     let object = OtpObject::new(verification, verification.status)
         .with_deliveries(verification.status, &attempts);
     Ok((StatusCode::CREATED, Json(object)).into_response())

@@ -94,13 +94,17 @@ async fn attempts_json<S: Store + Clone, C: Clock + Clone>(
     headers: &HeaderMap,
     service: &ServiceRecord,
     verification: &Verification,
+    known_attempts: Option<Vec<otpd_core::store::DeliveryAttempt>>,
 ) -> Result<serde_json::Value, TwilioError> {
-    let attempts = state
-        .verifier
-        .store()
-        .deliveries(verification.id)
-        .await
-        .map_err(error::internal)?;
+    let attempts = match known_attempts {
+        Some(attempts) => attempts,
+        None => state
+            .verifier
+            .store()
+            .deliveries(verification.id)
+            .await
+            .map_err(error::internal)?,
+    };
     let status = verification.status_at(state.verifier.clock().now());
     Ok(wire::verification(
         &base_url(state, headers),
@@ -228,7 +232,14 @@ pub async fn start<S: Store + Clone, C: Clock + Clone>(
         })?;
     let verification = started.verification();
     tracing::info!(verification = %verification.id, to = %verification.to.masked(), channel = channel.as_str(), "verification started (twilio)");
-    let body = attempts_json(&state, &headers, &service, verification).await?;
+    let body = attempts_json(
+        &state,
+        &headers,
+        &service,
+        verification,
+        started.known_attempts(),
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
@@ -272,7 +283,7 @@ pub async fn fetch<S: Store + Clone, C: Clock + Clone>(
     if !still_visible(verification.status_at(state.verifier.clock().now())) {
         return Err(error::not_found(&path));
     }
-    Ok(Json(attempts_json(&state, &headers, &service, &verification).await?).into_response())
+    Ok(Json(attempts_json(&state, &headers, &service, &verification, None).await?).into_response())
 }
 
 /// `POST /v2/Services/{ServiceSid}/Verifications/{Sid}` with `Status=canceled|approved`.
@@ -308,7 +319,7 @@ pub async fn update<S: Store + Clone, C: Clock + Clone>(
         StatusChange::NotPending(v) if v.status == target && still_visible(v.status) => *v,
         _ => return Err(error::not_found(&path)),
     };
-    Ok(Json(attempts_json(&state, &headers, &service, &verification).await?).into_response())
+    Ok(Json(attempts_json(&state, &headers, &service, &verification, None).await?).into_response())
 }
 
 /// `POST /v2/Services/{ServiceSid}/VerificationCheck`: 200 with `approved` or `pending`
