@@ -17,7 +17,7 @@ use otpd_delivery::{
 use otpd_http::AppState;
 use otpd_store_sqlite::SqliteStore;
 
-pub use store::AnyStore;
+pub use store::{AnyStore, Backend};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
@@ -90,12 +90,12 @@ pub async fn open_store(config: &Config) -> anyhow::Result<AnyStore> {
         let store = otpd_store_postgres::PgStore::connect(&config.database_url, &settings)
             .await
             .context("cannot open the PostgreSQL database")?;
-        return Ok(AnyStore::Postgres(store));
+        return Ok(AnyStore::new(Backend::Postgres(store)));
     }
     let path = config.sqlite_path()?;
     let store = SqliteStore::open(&path)
         .with_context(|| format!("cannot open the SQLite database {}", path.display()))?;
-    Ok(AnyStore::Sqlite(store))
+    Ok(AnyStore::new(Backend::Sqlite(store)))
 }
 
 /// Builds the authenticator used by the server and the admin commands.
@@ -161,11 +161,11 @@ pub async fn start<C: Clock + Clone>(config: &Config, clock: C) -> anyhow::Resul
 
     let delivery = Arc::new(delivery);
     let now = clock.now();
-    let takeover_at = match store {
+    let takeover_at = match store.backend() {
         // One process owns a SQLite file: whatever is queued was left by a stopped process,
         // including deliveries it was waiting to retry.
-        AnyStore::Sqlite(_) => otpd_core::Timestamp(i64::MAX),
-        AnyStore::Postgres(_) => now,
+        Backend::Sqlite(_) => otpd_core::Timestamp(i64::MAX),
+        Backend::Postgres(_) => now,
     };
     let resumed = delivery
         .resume_stale(&verifier, &dispatch, takeover_at)

@@ -1,5 +1,11 @@
 //! The store chosen at start by `database_url`: SQLite (embedded default) or PostgreSQL
-//! (several nodes). One enum so the rest of the binary is not generic over the backend.
+//! (several nodes). One type so the rest of the binary is not generic over the backend, with
+//! a short per-node cache of the two reads every request makes (its service and, for API-key
+//! callers, its application).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use otpd_core::auth::{AccessToken, AccountRecord, ApiKeyRecord, Application};
 use otpd_core::store::{
@@ -16,18 +22,98 @@ use uuid::Uuid;
 
 /// Either backend.
 #[derive(Clone)]
-pub enum AnyStore {
+pub enum Backend {
     /// The embedded default.
     Sqlite(SqliteStore),
     /// Shared by several nodes.
     Postgres(PgStore),
 }
 
+/// How long a cached service or application answers for the database. A change made on this
+/// node is seen at once (it clears the entry); one made on another node within this time.
+pub const READ_CACHE_TTL: Duration = Duration::from_secs(1);
+
+/// Entries kept per cache before it is emptied (a bound on memory, not a tuning knob).
+const READ_CACHE_ENTRIES: usize = 10_000;
+
+/// A small time-bounded map; `None` results are cached too (an unknown key stays unknown
+/// for the TTL, which spares the database a flood of bad keys).
+struct TtlCache<K, V> {
+    entries: Mutex<HashMap<K, (Instant, V)>>,
+}
+
+impl<K: std::hash::Hash + Eq, V: Clone> TtlCache<K, V> {
+    fn new() -> Self {
+        TtlCache {
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn get(&self, key: &K) -> Option<V> {
+        let entries = self.entries.lock().ok()?;
+        entries
+            .get(key)
+            .filter(|(at, _)| at.elapsed() < READ_CACHE_TTL)
+            .map(|(_, value)| value.clone())
+    }
+
+    fn put(&self, key: K, value: V) {
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() >= READ_CACHE_ENTRIES {
+                entries.clear();
+            }
+            entries.insert(key, (Instant::now(), value));
+        }
+    }
+
+    fn forget(&self, key: &K) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.remove(key);
+        }
+    }
+
+    fn clear(&self) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.clear();
+        }
+    }
+}
+
+struct ReadCache {
+    services: TtlCache<ServiceId, Option<ServiceRecord>>,
+    applications: TtlCache<[u8; 32], Option<Application>>,
+}
+
+/// The configured backend with its read cache; cheap to clone.
+#[derive(Clone)]
+pub struct AnyStore {
+    backend: Backend,
+    cache: Arc<ReadCache>,
+}
+
+impl AnyStore {
+    /// Wraps a backend.
+    pub fn new(backend: Backend) -> Self {
+        AnyStore {
+            backend,
+            cache: Arc::new(ReadCache {
+                services: TtlCache::new(),
+                applications: TtlCache::new(),
+            }),
+        }
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> &Backend {
+        &self.backend
+    }
+}
+
 macro_rules! delegate {
     ($self:ident, $store:ident => $call:expr) => {
-        match $self {
-            AnyStore::Sqlite($store) => $call.await,
-            AnyStore::Postgres($store) => $call.await,
+        match &$self.backend {
+            Backend::Sqlite($store) => $call.await,
+            Backend::Postgres($store) => $call.await,
         }
     };
 }
@@ -319,10 +405,14 @@ impl Store for AnyStore {
         delegate!(self, s => s.services(account, after, limit))
     }
     async fn update_service(&self, service: &ServiceRecord) -> Result<bool, StoreError> {
-        delegate!(self, s => s.update_service(service))
+        let updated = delegate!(self, s => s.update_service(service));
+        self.cache.services.forget(&service.id);
+        updated
     }
     async fn delete_service(&self, id: ServiceId) -> Result<bool, StoreError> {
-        delegate!(self, s => s.delete_service(id))
+        let deleted = delegate!(self, s => s.delete_service(id));
+        self.cache.services.forget(&id);
+        deleted
     }
     async fn create_application(
         &self,
@@ -332,7 +422,12 @@ impl Store for AnyStore {
         delegate!(self, s => s.create_application(service, application))
     }
     async fn service(&self, id: ServiceId) -> Result<Option<ServiceRecord>, StoreError> {
-        delegate!(self, s => s.service(id))
+        if let Some(cached) = self.cache.services.get(&id) {
+            return Ok(cached);
+        }
+        let service = delegate!(self, s => s.service(id))?;
+        self.cache.services.put(id, service.clone());
+        Ok(service)
     }
     async fn application(&self, id: ApplicationId) -> Result<Option<Application>, StoreError> {
         delegate!(self, s => s.application(id))
@@ -341,7 +436,14 @@ impl Store for AnyStore {
         &self,
         api_key_hash: [u8; 32],
     ) -> Result<Option<Application>, StoreError> {
-        delegate!(self, s => s.application_by_api_key(api_key_hash))
+        if let Some(cached) = self.cache.applications.get(&api_key_hash) {
+            return Ok(cached);
+        }
+        let application = delegate!(self, s => s.application_by_api_key(api_key_hash))?;
+        self.cache
+            .applications
+            .put(api_key_hash, application.clone());
+        Ok(application)
     }
     async fn applications(&self) -> Result<Vec<Application>, StoreError> {
         delegate!(self, s => s.applications())
@@ -352,7 +454,11 @@ impl Store for AnyStore {
         secret_hash: [u8; 32],
         api_key_hash: [u8; 32],
     ) -> Result<bool, StoreError> {
-        delegate!(self, s => s.rotate_application_secret(id, secret_hash, api_key_hash))
+        let rotated =
+            delegate!(self, s => s.rotate_application_secret(id, secret_hash, api_key_hash));
+        // The old key's hash is not known here: forget every cached key of this node.
+        self.cache.applications.clear();
+        rotated
     }
     async fn insert_token(&self, token: &AccessToken) -> Result<(), StoreError> {
         delegate!(self, s => s.insert_token(token))
