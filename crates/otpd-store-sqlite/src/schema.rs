@@ -12,6 +12,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0006_events.sql"),
     include_str!("../migrations/0007_webhooks.sql"),
     include_str!("../migrations/0008_alerts.sql"),
+    include_str!("../migrations/0009_events_without_rowid.sql"),
 ];
 
 /// Applies every migration newer than the database, each in its own transaction.
