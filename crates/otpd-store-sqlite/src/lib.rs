@@ -120,7 +120,7 @@ impl SqliteStore {
     async fn write<T, F>(&self, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        F: Fn(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
         self.inner.writer.write(work).await
     }
@@ -1104,7 +1104,7 @@ impl Store for SqliteStore {
         let ids = ids.to_vec();
         self.write(move |connection| {
             let mut released = 0;
-            for id in ids {
+            for id in &ids {
                 released += execute(
                     connection,
                     "UPDATE deliveries SET lease_until = ?1 WHERE id = ?2 AND status = 'queued'",
