@@ -769,13 +769,17 @@ impl Store for PgStore {
         now: Timestamp,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(db_error)?;
-        sqlx::query(
+        // The change and the row its event needs (with the verification's service) in one
+        // round trip.
+        let row = sqlx::query(concat!(
             "UPDATE deliveries SET status = $1, provider = COALESCE($2, provider), \
              provider_ref = COALESCE($3, provider_ref), error = $4, error_code = $5, \
              segments = COALESCE($6, segments), price = COALESCE($7, price), \
              price_unit = COALESCE($8, price_unit), lease_until = COALESCE($9, lease_until), \
-             fallback_at = $10, updated_at = $11 WHERE id = $12",
-        )
+             fallback_at = $10, updated_at = $11 WHERE id = $12 RETURNING ",
+            delivery_columns!(),
+            ", (SELECT v.service_id FROM verifications v WHERE v.id = deliveries.verification_id)"
+        ))
         .bind(update.status.as_str())
         .bind(&update.provider)
         .bind(&update.provider_ref)
@@ -788,21 +792,24 @@ impl Store for PgStore {
         .bind(update.fallback_at.map(|t| t.0))
         .bind(now.0)
         .bind(id.uuid())
-        .execute(&mut *tx)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(db_error)?;
-        if update.status != otpd_core::DeliveryStatus::Queued {
-            let row = sqlx::query(concat!(
-                "SELECT ",
-                delivery_columns!(),
-                " FROM deliveries WHERE id = $1"
-            ))
-            .bind(id.uuid())
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_error)?;
-            if let Some(row) = row {
-                insert_delivery_event(&mut tx, &rows::delivery(&row)?, now).await?;
+        if update.status != otpd_core::DeliveryStatus::Queued
+            && let Some(row) = row
+        {
+            let delivery = rows::delivery(&row)?;
+            let service: Option<Uuid> = row.try_get(13).map_err(db_error)?;
+            if let Some(service) = service {
+                insert_event(
+                    &mut tx,
+                    &otpd_core::events::delivery_event(
+                        ServiceId::from_uuid(service),
+                        &delivery,
+                        now,
+                    ),
+                )
+                .await?;
             }
         }
         tx.commit().await.map_err(db_error)?;
