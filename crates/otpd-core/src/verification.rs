@@ -231,6 +231,29 @@ pub struct Candidate {
     pub amount: Option<String>,
     /// PSD2 payee, when the dialect has one.
     pub payee: Option<String>,
+    /// Counters the check's own store step adds to (so a check stays one round trip).
+    pub counters: CheckCounters,
+}
+
+/// Sliding-window counters a check counts in, keyed like [`crate::store::LimitHit`] (the
+/// store forgets the key's events older than the window as it counts).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CheckCounters {
+    /// Counted when the code is wrong (the destination's wrong-code lockout): key, window.
+    pub on_failure: Option<(String, i64)>,
+    /// Counted when the code is approved (the pumping defence's approvals): key, window.
+    pub on_approval: Option<(String, i64)>,
+}
+
+impl CheckCounters {
+    /// The counter this outcome adds to, if any.
+    pub fn for_outcome(&self, outcome: CheckOutcome) -> Option<&(String, i64)> {
+        match outcome {
+            CheckOutcome::WrongCode | CheckOutcome::MaxAttemptsNow => self.on_failure.as_ref(),
+            CheckOutcome::Approved => self.on_approval.as_ref(),
+            _ => None,
+        }
+    }
 }
 
 /// What one check of a code concluded.
@@ -506,6 +529,7 @@ mod tests {
             code_hash,
             amount: Some("12.50".into()),
             payee: Some("Acme".into()),
+            counters: CheckCounters::default(),
         };
         assert!(v.accepts(&right));
         assert!(!v.accepts(&Candidate {

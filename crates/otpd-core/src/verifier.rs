@@ -21,7 +21,7 @@ use crate::store::{
     StartPlan, Store, StoreError,
 };
 use crate::verification::{
-    Candidate, Channel, CheckOutcome, StatusChange, Verification, VerificationStatus,
+    Candidate, Channel, CheckCounters, CheckOutcome, StatusChange, Verification, VerificationStatus,
 };
 
 /// A message ready for a provider. It carries the code in clear, so it lives only in memory
@@ -1009,12 +1009,35 @@ impl<S: Store + Clone, C: Clock + Clone> Verifier<S, C> {
         amount: Option<String>,
         payee: Option<String>,
     ) -> Result<CheckResult, StoreError> {
+        let now = self.clock.now();
+        // The counters are keyed by the destination, unknown until the store reads the
+        // verification: a cheap read first, so the check itself stays one atomic step. A
+        // verification of another service or none at all counts nothing either way.
+        let counters = match self.store.verification(id).await? {
+            Some(v) if v.service_id == service => CheckCounters {
+                on_failure: self
+                    .abuse
+                    .failed_checks
+                    .map(|limit| (failure_key(service, &v.to), limit.window_ms())),
+                on_approval: match (self.abuse.pumping, &v.to) {
+                    (Some(policy), Recipient::Phone(phone)) => Some((
+                        format!(
+                            "pump:ok:{}",
+                            crate::abuse::pumping_prefix(phone, policy.prefix_digits)
+                        ),
+                        i64::from(policy.window_seconds) * 1000,
+                    )),
+                    _ => None,
+                },
+            },
+            _ => CheckCounters::default(),
+        };
         let candidate = Candidate {
             code_hash: self.hasher.hash(id, &OtpCode::from_user_input(typed)),
             amount,
             payee,
+            counters,
         };
-        let now = self.clock.now();
         let result = self.store.check_code(id, service, candidate, now).await?;
         if let Some(verification) = &result.verification {
             let event = match result.outcome {
@@ -1027,38 +1050,6 @@ impl<S: Store + Clone, C: Clock + Clone> Verifier<S, C> {
             if let Some(event) = event {
                 self.observer.verification(event, verification);
             }
-        }
-        if let (CheckOutcome::Approved, Some(policy), Some(verification)) =
-            (result.outcome, self.abuse.pumping, &result.verification)
-            && let Recipient::Phone(phone) = &verification.to
-        {
-            // Approvals are what tells real users from pumped numbers.
-            let prefix = crate::abuse::pumping_prefix(phone, policy.prefix_digits);
-            self.store
-                .rate_hit(
-                    &format!("pump:ok:{prefix}"),
-                    i64::from(policy.window_seconds) * 1000,
-                    u32::MAX,
-                    now,
-                )
-                .await?;
-        }
-        let wrong = matches!(
-            result.outcome,
-            CheckOutcome::WrongCode | CheckOutcome::MaxAttemptsNow
-        );
-        if let (true, Some(limit), Some(verification)) =
-            (wrong, self.abuse.failed_checks, &result.verification)
-        {
-            // Remembered per destination across verifications (the lockout's counter).
-            self.store
-                .rate_hit(
-                    &failure_key(service, &verification.to),
-                    limit.window_ms(),
-                    u32::MAX,
-                    now,
-                )
-                .await?;
         }
         Ok(result)
     }

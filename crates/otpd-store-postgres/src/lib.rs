@@ -617,6 +617,19 @@ impl Store for PgStore {
             now,
         )
         .await?;
+        if let Some((key, window_ms)) = candidate.counters.for_outcome(decision.outcome) {
+            // A counter with no maximum: inserting needs no lock to stay exact.
+            sqlx::query(
+                "WITH gone AS (DELETE FROM rate_events WHERE key = $1 AND at <= $2) \
+                 INSERT INTO rate_events (key, at) VALUES ($1, $3)",
+            )
+            .bind(key)
+            .bind(now.0 - window_ms)
+            .bind(now.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        }
         tx.commit().await.map_err(db_error)?;
         Ok(CheckResult {
             outcome: decision.outcome,

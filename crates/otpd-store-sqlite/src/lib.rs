@@ -663,6 +663,18 @@ impl Store for SqliteStore {
                 decision.attempts,
                 now,
             )?;
+            if let Some((key, window_ms)) = candidate.counters.for_outcome(decision.outcome) {
+                execute(
+                    connection,
+                    "DELETE FROM rate_events WHERE key = ?1 AND at <= ?2",
+                    params![key, now.0 - window_ms],
+                )?;
+                execute(
+                    connection,
+                    "INSERT INTO rate_events (key, at) VALUES (?1, ?2)",
+                    params![key, now.0],
+                )?;
+            }
             Ok(CheckResult {
                 outcome: decision.outcome,
                 verification: Some(verification),

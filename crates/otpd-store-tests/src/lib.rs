@@ -133,6 +133,7 @@ fn typed(id: VerificationId, code: &str) -> Candidate {
         code_hash: hash_of(id, code),
         amount: None,
         payee: None,
+        counters: otpd_core::CheckCounters::default(),
     }
 }
 
@@ -1218,6 +1219,58 @@ pub async fn refused_starts_write_nothing<S: Store>(store: S) {
     assert_eq!(kinds, ["verification.started", "delivery.queued"]);
 }
 
+/// A check counts a wrong code under its failure counter and an approval under its approval
+/// counter, in the same atomic step, forgetting events older than the window.
+pub async fn checks_count_failures_and_approvals<S: Store>(store: S) {
+    let service = service(&store).await;
+    let (v, d) = sample(service, 5, None);
+    store.create_verification(&v, &d).await.unwrap();
+    let window = 600_000;
+    // An old failure, outside the window by the time of the checks below.
+    store
+        .rate_hit("fail:c", window, u32::MAX, T0.plus_millis(-window - 1))
+        .await
+        .unwrap();
+    let counted = |code: &str| Candidate {
+        counters: otpd_core::CheckCounters {
+            on_failure: Some(("fail:c".into(), window)),
+            on_approval: Some(("ok:c".into(), window)),
+        },
+        ..typed(v.id, code)
+    };
+    for _ in 0..2 {
+        let wrong = store
+            .check_code(v.id, service, counted("000000"), T0)
+            .await
+            .unwrap();
+        assert_eq!(wrong.outcome, CheckOutcome::WrongCode);
+    }
+    let right = store
+        .check_code(v.id, service, counted(CODE), T0)
+        .await
+        .unwrap();
+    assert_eq!(right.outcome, CheckOutcome::Approved);
+    // A check of an approved verification counts nothing.
+    store
+        .check_code(v.id, service, counted("000000"), T0)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.rate_count("fail:c", window, T0).await.unwrap().count,
+        2
+    );
+    assert_eq!(store.rate_count("ok:c", window, T0).await.unwrap().count, 1);
+    assert_eq!(
+        store
+            .rate_count("fail:c", 10 * window, T0)
+            .await
+            .unwrap()
+            .count,
+        2,
+        "the event older than the window was forgotten"
+    );
+}
+
 /// Services are created, listed in pages per account, updated and deleted.
 pub async fn services_are_managed_per_account<S: Store>(store: S) {
     let account_id = account(&store).await;
@@ -1353,6 +1406,7 @@ macro_rules! store_behaviour_tests {
             spend_never_passes_the_cap,
             concurrent_starts_pass_limits_and_cooldown_exactly,
             refused_starts_write_nothing,
+            checks_count_failures_and_approvals,
             safe_numbers_are_per_account,
             each_change_writes_one_event,
             services_are_managed_per_account,
