@@ -387,7 +387,6 @@ fn quarantine_row(row: &Row) -> Result<Quarantine, StoreError> {
     })
 }
 
-/// Events of `key` after `since`, and the oldest of them.
 /// Adds to a capped spend; the new total, or `None` when it would pass the cap.
 fn add_spend(connection: &Connection, spend: &Spend) -> Result<Option<f64>, StoreError> {
     query_one(
@@ -400,6 +399,27 @@ fn add_spend(connection: &Connection, spend: &Spend) -> Result<Option<f64>, Stor
     )
 }
 
+/// Forgets the events of `key` at or before `since` (they left the window).
+fn forget_rate_events(connection: &Connection, key: &str, since: i64) -> Result<(), StoreError> {
+    execute(
+        connection,
+        "DELETE FROM rate_events WHERE key = ?1 AND at <= ?2",
+        params![key, since],
+    )
+    .map(drop)
+}
+
+/// Counts one event under `key` at `at`.
+fn add_rate_event(connection: &Connection, key: &str, at: i64) -> Result<(), StoreError> {
+    execute(
+        connection,
+        "INSERT INTO rate_events (key, at) VALUES (?1, ?2)",
+        params![key, at],
+    )
+    .map(drop)
+}
+
+/// Events of `key` after `since`, and the oldest of them.
 fn rate_window(
     connection: &Connection,
     key: &str,
@@ -598,11 +618,7 @@ impl Store for SqliteStore {
                 }
             }
             for (index, hit) in plan.limits.iter().enumerate() {
-                execute(
-                    connection,
-                    "DELETE FROM rate_events WHERE key = ?1 AND at <= ?2",
-                    params![hit.key, now - hit.window_ms],
-                )?;
+                forget_rate_events(connection, &hit.key, now - hit.window_ms)?;
                 if hit.max == u32::MAX {
                     continue;
                 }
@@ -618,11 +634,7 @@ impl Store for SqliteStore {
                 return Ok(StartDecision::OverBudget);
             }
             for hit in &plan.limits {
-                execute(
-                    connection,
-                    "INSERT INTO rate_events (key, at) VALUES (?1, ?2)",
-                    params![hit.key, now],
-                )?;
+                add_rate_event(connection, &hit.key, now)?;
             }
             insert_verification(connection, v, &plan.delivery)?;
             Ok(StartDecision::Created)
@@ -664,16 +676,8 @@ impl Store for SqliteStore {
                 now,
             )?;
             if let Some((key, window_ms)) = candidate.counters.for_outcome(decision.outcome) {
-                execute(
-                    connection,
-                    "DELETE FROM rate_events WHERE key = ?1 AND at <= ?2",
-                    params![key, now.0 - window_ms],
-                )?;
-                execute(
-                    connection,
-                    "INSERT INTO rate_events (key, at) VALUES (?1, ?2)",
-                    params![key, now.0],
-                )?;
+                forget_rate_events(connection, key, now.0 - window_ms)?;
+                add_rate_event(connection, key, now.0)?;
             }
             Ok(CheckResult {
                 outcome: decision.outcome,
@@ -934,11 +938,7 @@ impl Store for SqliteStore {
     ) -> Result<RateCount, StoreError> {
         let key = key.to_string();
         self.write(move |connection| {
-            execute(
-                connection,
-                "DELETE FROM rate_events WHERE key = ?1 AND at <= ?2",
-                params![key, now.0 - window_ms],
-            )?;
+            forget_rate_events(connection, &key, now.0 - window_ms)?;
             let (count, oldest) = rate_window(connection, &key, now.0 - window_ms)?;
             if count >= limit {
                 return Ok(RateCount {
@@ -947,11 +947,7 @@ impl Store for SqliteStore {
                     frees_at: oldest.map(|at| Timestamp(at + window_ms)),
                 });
             }
-            execute(
-                connection,
-                "INSERT INTO rate_events (key, at) VALUES (?1, ?2)",
-                params![key, now.0],
-            )?;
+            add_rate_event(connection, &key, now.0)?;
             Ok(RateCount {
                 allowed: true,
                 count: count + 1,
