@@ -43,7 +43,10 @@ impl Default for DeliveryPolicy {
     }
 }
 
-type Queued = (DeliveryJob, Option<oneshot::Sender<Option<FirstTry>>>);
+/// Where a job's first outcome goes: the start waiting to answer.
+type FirstTryReply = oneshot::Sender<Option<FirstTry>>;
+
+type Queued = (DeliveryJob, Option<FirstTryReply>);
 
 /// While a delivery waits to retry, this node keeps it until the retry time plus this margin;
 /// if the node dies, another takes it over soon after the retry was due.
@@ -312,7 +315,7 @@ impl<S: Store + Clone, C: Clock + Clone> DeliveryWorker<S, C> {
     async fn deliver(
         &self,
         job: DeliveryJob,
-        mut first_try: Option<oneshot::Sender<Option<FirstTry>>>,
+        mut first_try: Option<FirstTryReply>,
         verifier: &Verifier<S, C>,
         dispatch: &ChannelDispatch,
     ) {
@@ -362,7 +365,7 @@ impl<S: Store + Clone, C: Clock + Clone> DeliveryWorker<S, C> {
     async fn deliver_on_channel(
         &self,
         job: &DeliveryJob,
-        first_try: &mut Option<oneshot::Sender<Option<FirstTry>>>,
+        first_try: &mut Option<FirstTryReply>,
     ) -> Result<ChannelOutcome, StoreError> {
         let country = job.country.map(|c| c.as_str().to_string());
         let mut backoff = self.policy.first_backoff;
@@ -426,13 +429,7 @@ impl<S: Store + Clone, C: Clock + Clone> DeliveryWorker<S, C> {
                             fallback_at,
                             ..DeliveryUpdate::status(accepted.status)
                         };
-                        let now = self.clock.now();
-                        self.store
-                            .update_delivery(job.delivery_id, &update, now)
-                            .await?;
-                        if let Some(done) = first_try.take() {
-                            let _ = done.send(Some((update, now)));
-                        }
+                        self.record(job, update, first_try).await?;
                         tracing::info!(delivery = %job.delivery_id, verification = %job.verification_id, to = %job.to.masked(), provider = provider.name(), "code sent");
                         return Ok(ChannelOutcome::Sent);
                     }
@@ -494,13 +491,8 @@ impl<S: Store + Clone, C: Clock + Clone> DeliveryWorker<S, C> {
                 lease_until: Some(retry_at.plus_seconds(RETRY_LEASE_MARGIN_SECONDS)),
                 ..DeliveryUpdate::status(DeliveryStatus::Queued)
             };
-            self.store
-                .update_delivery(job.delivery_id, &update, now)
-                .await?;
             // The start's response can now say "queued, retrying" with the reason.
-            if let Some(done) = first_try.take() {
-                let _ = done.send(Some((update, now)));
-            }
+            self.record_at(job, update, now, first_try).await?;
             tokio::time::sleep(wait).await;
             backoff = (backoff * 2).min(self.policy.max_backoff);
         }
@@ -512,7 +504,7 @@ impl<S: Store + Clone, C: Clock + Clone> DeliveryWorker<S, C> {
         job: &DeliveryJob,
         provider: Option<&str>,
         error: &SendError,
-        first_try: &mut Option<oneshot::Sender<Option<FirstTry>>>,
+        first_try: &mut Option<FirstTryReply>,
     ) -> Result<(), StoreError> {
         tracing::warn!(delivery = %job.delivery_id, to = %job.to.masked(), %error, "delivery failed");
         let update = DeliveryUpdate {
@@ -521,7 +513,29 @@ impl<S: Store + Clone, C: Clock + Clone> DeliveryWorker<S, C> {
             error_code: Some(error.code().to_string()),
             ..DeliveryUpdate::status(DeliveryStatus::Failed)
         };
+        self.record(job, update, first_try).await
+    }
+
+    /// Records `update` now; see [`Self::record_at`].
+    async fn record(
+        &self,
+        job: &DeliveryJob,
+        update: DeliveryUpdate,
+        first_try: &mut Option<FirstTryReply>,
+    ) -> Result<(), StoreError> {
         let now = self.clock.now();
+        self.record_at(job, update, now, first_try).await
+    }
+
+    /// Records what happened to a job's attempt and, for its first outcome, tells the
+    /// waiting start (which answers with it instead of reading it back).
+    async fn record_at(
+        &self,
+        job: &DeliveryJob,
+        update: DeliveryUpdate,
+        now: otpd_core::Timestamp,
+        first_try: &mut Option<FirstTryReply>,
+    ) -> Result<(), StoreError> {
         self.store
             .update_delivery(job.delivery_id, &update, now)
             .await?;
