@@ -300,6 +300,11 @@ fn failure_key(service: ServiceId, to: &Recipient) -> String {
     format!("fail:{service}:{}", to.as_str())
 }
 
+/// The pumping defence's counter of `kind` ("sent" or "ok") for a destination prefix.
+fn pumping_key(kind: &str, prefix: &str) -> String {
+    format!("pump:{kind}:{prefix}")
+}
+
 /// The spend counter of a service's UTC day.
 fn budget_key(service: ServiceId, now: Timestamp) -> String {
     format!("budget:{service}:{}", now.0.div_euclid(86_400_000))
@@ -453,13 +458,13 @@ impl<S: Store + Clone, C: Clock + Clone> Verifier<S, C> {
         let window = i64::from(policy.window_seconds) * 1000;
         let sent = self
             .store
-            .rate_count(&format!("pump:sent:{prefix}"), window, now)
+            .rate_count(&pumping_key("sent", &prefix), window, now)
             .await?
             .count;
         if sent >= policy.min_volume {
             let approved = self
                 .store
-                .rate_count(&format!("pump:ok:{prefix}"), window, now)
+                .rate_count(&pumping_key("ok", &prefix), window, now)
                 .await?
                 .count;
             let rate = f64::from(approved) / f64::from(sent);
@@ -483,7 +488,7 @@ impl<S: Store + Clone, C: Clock + Clone> Verifier<S, C> {
         Ok((
             false,
             Some(LimitHit {
-                key: format!("pump:sent:{prefix}"),
+                key: pumping_key("sent", &prefix),
                 window_ms: window,
                 max: u32::MAX,
             }),
@@ -810,6 +815,7 @@ impl<S: Store + Clone, C: Clock + Clone> Verifier<S, C> {
         let shadow = match &unsafe_phone {
             Some((phone, ranges)) => {
                 let (shadow, hit) = self.check_pumping(phone, ranges, now).await?;
+                // The pumping count has no maximum, so its scope is never reported.
                 hits.extend(hit.map(|hit| (LimitScope::Programmable, hit)));
                 shadow
             }
@@ -1013,7 +1019,12 @@ impl<S: Store + Clone, C: Clock + Clone> Verifier<S, C> {
         // The counters are keyed by the destination, unknown until the store reads the
         // verification: a cheap read first, so the check itself stays one atomic step. A
         // verification of another service or none at all counts nothing either way.
-        let counters = match self.store.verification(id).await? {
+        let counting = self.abuse.failed_checks.is_some() || self.abuse.pumping.is_some();
+        let owned = match counting {
+            true => self.store.verification(id).await?,
+            false => None,
+        };
+        let counters = match owned {
             Some(v) if v.service_id == service => CheckCounters {
                 on_failure: self
                     .abuse
@@ -1021,9 +1032,9 @@ impl<S: Store + Clone, C: Clock + Clone> Verifier<S, C> {
                     .map(|limit| (failure_key(service, &v.to), limit.window_ms())),
                 on_approval: match (self.abuse.pumping, &v.to) {
                     (Some(policy), Recipient::Phone(phone)) => Some((
-                        format!(
-                            "pump:ok:{}",
-                            crate::abuse::pumping_prefix(phone, policy.prefix_digits)
+                        pumping_key(
+                            "ok",
+                            &crate::abuse::pumping_prefix(phone, policy.prefix_digits),
                         ),
                         i64::from(policy.window_seconds) * 1000,
                     )),
