@@ -11,8 +11,19 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use bytes::Bytes;
 use clap::Parser;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1;
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST, HeaderName, HeaderValue};
+use hyper::{Method, Request};
+use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
+
+/// The native API's key header.
+const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
 
 /// Load generator for otpd.
 #[derive(Parser, Clone)]
@@ -236,10 +247,99 @@ impl Outcome {
     }
 }
 
-/// Shared per-run state: the HTTP client, the servers, counters for distinct numbers.
+/// One keep-alive HTTP/1.1 connection on hyper's low-level client: no pool, no per-request
+/// lookups. The load generator shares the two cores with the server, so every microsecond it
+/// spends is one the server does not get (reqwest cost about twice as much per request).
+struct Conn {
+    authority: HeaderValue,
+    sender: Option<http1::SendRequest<Full<Bytes>>>,
+}
+
+/// A request's status and body, or a transport failure.
+type Reply = Result<(u16, Bytes), String>;
+
+impl Conn {
+    fn new(base: &str) -> Conn {
+        let authority = base.trim_start_matches("http://");
+        Conn {
+            authority: HeaderValue::from_str(authority)
+                .expect("a server address is a valid header"),
+            sender: None,
+        }
+    }
+
+    /// Connects on first use and again after the server closed the connection.
+    async fn ready(&mut self) -> Result<&mut http1::SendRequest<Full<Bytes>>, String> {
+        if self.sender.as_ref().is_none_or(|s| s.is_closed()) {
+            let address = self.authority.to_str().unwrap_or_default().to_string();
+            let stream = tokio::net::TcpStream::connect(address)
+                .await
+                .map_err(|e| format!("transport: {e}"))?;
+            stream
+                .set_nodelay(true)
+                .map_err(|e| format!("transport: {e}"))?;
+            let (sender, connection) = http1::handshake(TokioIo::new(stream))
+                .await
+                .map_err(|e| format!("transport: {e}"))?;
+            tokio::spawn(connection);
+            self.sender = Some(sender);
+        }
+        let sender = self.sender.as_mut().ok_or("transport: no connection")?;
+        sender
+            .ready()
+            .await
+            .map_err(|e| format!("transport: {e}"))?;
+        Ok(sender)
+    }
+
+    async fn send(
+        &mut self,
+        method: Method,
+        path: &str,
+        headers: &[(HeaderName, &HeaderValue)],
+        body: String,
+    ) -> Reply {
+        let mut request = Request::new(Full::new(Bytes::from(body)));
+        *request.method_mut() = method;
+        *request.uri_mut() = path.parse().map_err(|e| format!("bad path {path}: {e}"))?;
+        let map = request.headers_mut();
+        map.insert(HOST, self.authority.clone());
+        for (name, value) in headers {
+            map.insert(name.clone(), (*value).clone());
+        }
+        let sender = self.ready().await?;
+        let response = sender.send_request(request).await.map_err(|e| {
+            self.sender = None;
+            format!("transport: {e}")
+        })?;
+        let status = response.status().as_u16();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| format!("transport: {e}"))?
+            .to_bytes();
+        Ok((status, body))
+    }
+}
+
+/// The body as JSON when the status is the expected one.
+fn expect(reply: Reply, status: u16) -> Result<Value, String> {
+    let (got, body) = reply?;
+    if got != status {
+        return Err(format!("HTTP {got}"));
+    }
+    Ok(serde_json::from_slice(&body).unwrap_or(Value::Null))
+}
+
+/// Shared per-run state: the servers, their credentials as header values, counters for
+/// distinct numbers.
 struct Bench {
-    client: reqwest::Client,
     servers: Servers,
+    api_key: HeaderValue,
+    basic_auth: HeaderValue,
+    json: HeaderValue,
+    form: HeaderValue,
     next_number: AtomicU64,
 }
 
@@ -257,31 +357,11 @@ impl Bench {
         format!("+336{:08}", 10_000_000 + n % 89_999_999)
     }
 
-    async fn expect(&self, request: reqwest::RequestBuilder, status: u16) -> Result<Value, String> {
-        let response = request
-            .send()
-            .await
-            .map_err(|e| format!("transport: {e}"))?;
-        let got = response.status().as_u16();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| format!("transport: {e}"))?;
-        if got != status {
-            return Err(format!("HTTP {got}"));
-        }
-        Ok(serde_json::from_slice(&body).unwrap_or(Value::Null))
-    }
-
-    async fn start_native(&self, worker: usize, to: &str) -> Result<String, String> {
-        let request = self
-            .client
-            .post(format!("{}/otp", self.base(worker)))
-            .header("X-API-KEY", &self.servers.api_key)
-            .header("Content-Type", "application/json")
-            .body(format!("{{\"phoneNumber\":\"{to}\"}}"));
-        let body = self.expect(request, 201).await?;
-        body["otpId"]
+    async fn start_native(&self, conn: &mut Conn, to: &str) -> Result<String, String> {
+        let headers = [(X_API_KEY, &self.api_key), (CONTENT_TYPE, &self.json)];
+        let body = format!("{{\"phoneNumber\":\"{to}\"}}");
+        let reply = conn.send(Method::POST, "/otp", &headers, body).await;
+        expect(reply, 201)?["otpId"]
             .as_str()
             .map(str::to_string)
             .ok_or_else(|| "no otpId".into())
@@ -289,29 +369,25 @@ impl Bench {
 
     async fn check_native(
         &self,
-        worker: usize,
+        conn: &mut Conn,
         id: &str,
         pin: &str,
         status: u16,
     ) -> Result<(), String> {
-        let request = self
-            .client
-            .post(format!("{}/otp/{id}", self.base(worker)))
-            .header("X-API-KEY", &self.servers.api_key)
-            .header("Content-Type", "application/json")
-            .body(format!("{{\"pin\":\"{pin}\"}}"));
-        self.expect(request, status).await.map(|_| ())
+        let headers = [(X_API_KEY, &self.api_key), (CONTENT_TYPE, &self.json)];
+        let body = format!("{{\"pin\":\"{pin}\"}}");
+        let reply = conn
+            .send(Method::POST, &format!("/otp/{id}"), &headers, body)
+            .await;
+        expect(reply, status).map(|_| ())
     }
 
     /// The code sent to `to`, from the dev inbox of the node that sent it.
-    async fn code(&self, worker: usize, to: &str) -> Result<String, String> {
-        let url = format!(
-            "{}/dev/inbox.json?to={}",
-            self.base(worker),
-            to.replace('+', "%2B")
-        );
+    async fn code(&self, conn: &mut Conn, to: &str) -> Result<String, String> {
+        let path = format!("/dev/inbox.json?to={}", to.replace('+', "%2B"));
         for _ in 0..100 {
-            let body = self.expect(self.client.get(&url), 200).await?;
+            let reply = conn.send(Method::GET, &path, &[], String::new()).await;
+            let body = expect(reply, 200)?;
             if let Some(text) = body[0]["body"].as_str() {
                 return text
                     .rsplit(' ')
@@ -324,24 +400,29 @@ impl Bench {
         Err("code never reached the inbox".into())
     }
 
+    /// A Twilio dialect form POST under this run's service.
+    async fn twilio(&self, conn: &mut Conn, resource: &str, body: String) -> Reply {
+        let path = format!("/v2/Services/{}/{resource}", self.servers.service_sid);
+        let headers = [
+            (AUTHORIZATION, &self.basic_auth),
+            (CONTENT_TYPE, &self.form),
+        ];
+        conn.send(Method::POST, &path, &headers, body).await
+    }
+
     async fn op(
         &self,
+        conn: &mut Conn,
         scenario: &str,
-        worker: usize,
         pool: &[(String, String)],
         cursor: &AtomicU64,
     ) -> OpResult {
         match scenario {
             "ceiling" => {
-                let result = self
-                    .expect(
-                        self.client.get(format!("{}/healthz", self.base(worker))),
-                        200,
-                    )
-                    .await;
-                (1, result.err())
+                let reply = conn.send(Method::GET, "/healthz", &[], String::new()).await;
+                (1, expect(reply, 200).err())
             }
-            "start" => (1, self.start_native(worker, &self.number()).await.err()),
+            "start" => (1, self.start_native(conn, &self.number()).await.err()),
             "check" => {
                 let i = cursor.fetch_add(1, Ordering::Relaxed) as usize;
                 let Some((id, code)) = pool.get(i) else {
@@ -349,70 +430,64 @@ impl Bench {
                 };
                 if i.is_multiple_of(2) {
                     let wrong = if code == "000000" { "111111" } else { "000000" };
-                    if let Err(e) = self.check_native(worker, id, wrong, 400).await {
+                    if let Err(e) = self.check_native(conn, id, wrong, 400).await {
                         return (1, Some(e));
                     }
-                    (2, self.check_native(worker, id, code, 200).await.err())
+                    (2, self.check_native(conn, id, code, 200).await.err())
                 } else {
-                    (1, self.check_native(worker, id, code, 200).await.err())
+                    (1, self.check_native(conn, id, code, 200).await.err())
                 }
             }
             "flow" => {
                 let to = self.number();
-                let id = match self.start_native(worker, &to).await {
+                let id = match self.start_native(conn, &to).await {
                     Ok(id) => id,
                     Err(e) => return (1, Some(e)),
                 };
-                let code = match self.code(worker, &to).await {
+                let code = match self.code(conn, &to).await {
                     Ok(code) => code,
                     Err(e) => return (2, Some(e)),
                 };
                 let wrong = if code == "000000" { "111111" } else { "000000" };
-                if let Err(e) = self.check_native(worker, &id, wrong, 400).await {
+                if let Err(e) = self.check_native(conn, &id, wrong, 400).await {
                     return (3, Some(e));
                 }
-                (4, self.check_native(worker, &id, &code, 200).await.err())
+                (4, self.check_native(conn, &id, &code, 200).await.err())
             }
             "twilio-flow" => {
                 let to = self.number();
-                let service = format!(
-                    "{}/v2/Services/{}",
-                    self.base(worker),
-                    self.servers.service_sid
-                );
-                let form = |url: String, body: String| {
-                    self.client
-                        .post(url)
-                        .basic_auth(&self.servers.account_sid, Some(&self.servers.auth_token))
-                        .header("Content-Type", "application/x-www-form-urlencoded")
-                        .body(body)
-                };
                 let encoded = to.replace('+', "%2B");
-                let start = form(
-                    format!("{service}/Verifications"),
-                    format!("To={encoded}&Channel=sms"),
-                );
-                let start = self.expect(start, 201).await;
-                if let Err(e) = start {
+                let start = self
+                    .twilio(conn, "Verifications", format!("To={encoded}&Channel=sms"))
+                    .await;
+                if let Err(e) = expect(start, 201) {
                     return (1, Some(e));
                 }
-                let code = match self.code(worker, &to).await {
+                let code = match self.code(conn, &to).await {
                     Ok(code) => code,
                     Err(e) => return (2, Some(e)),
                 };
                 let wrong = if code == "000000" { "111111" } else { "000000" };
-                let check = |code: &str| {
-                    form(
-                        format!("{service}/VerificationCheck"),
-                        format!("To={encoded}&Code={code}"),
+                let check = self
+                    .twilio(
+                        conn,
+                        "VerificationCheck",
+                        format!("To={encoded}&Code={wrong}"),
                     )
-                };
-                match self.expect(check(wrong), 200).await {
+                    .await;
+                match expect(check, 200) {
                     Ok(body) if body["status"] == "pending" => {}
                     Ok(_) => return (3, Some("wrong code not pending".into())),
                     Err(e) => return (3, Some(e)),
                 }
-                match self.expect(check(&code), 200).await {
+                let check = self
+                    .twilio(
+                        conn,
+                        "VerificationCheck",
+                        format!("To={encoded}&Code={code}"),
+                    )
+                    .await;
+                match expect(check, 200) {
                     Ok(body) if body["status"] == "approved" => (4, None),
                     Ok(_) => (4, Some("right code not approved".into())),
                     Err(e) => (4, Some(e)),
@@ -422,27 +497,43 @@ impl Bench {
         }
     }
 
-    /// Verifications with known codes for the `check` scenario (not timed).
-    async fn check_pool(self: &Arc<Self>, size: usize) -> anyhow::Result<Vec<(String, String)>> {
+    /// Verifications with known codes for the `check` scenario (not timed). Created in
+    /// batches the dev inbox can hold, then their codes are read from it.
+    async fn check_pool(
+        self: &Arc<Self>,
+        size: usize,
+        concurrency: usize,
+    ) -> anyhow::Result<Vec<(String, String)>> {
         let mut pool = Vec::with_capacity(size);
+        let nodes = self.servers.bases.len();
         while pool.len() < size {
             let batch = (size - pool.len()).min(400);
-            let mut created = Vec::new();
-            let tasks: Vec<_> = (0..batch)
-                .map(|i| {
+            let tasks: Vec<_> = (0..concurrency.min(batch))
+                .map(|worker| {
                     let bench = self.clone();
+                    let share = (worker..batch).step_by(concurrency).count();
                     tokio::spawn(async move {
-                        let to = bench.number();
-                        bench.start_native(i, &to).await.map(|id| (i, to, id))
+                        let mut conn = Conn::new(bench.base(worker));
+                        let mut created = Vec::new();
+                        for _ in 0..share {
+                            let to = bench.number();
+                            let id = bench.start_native(&mut conn, &to).await?;
+                            created.push((worker % nodes, to, id));
+                        }
+                        Ok::<_, String>(created)
                     })
                 })
                 .collect();
+            let mut created = Vec::new();
             for task in tasks {
-                created.push(task.await?.map_err(anyhow::Error::msg)?);
+                created.extend(task.await?.map_err(anyhow::Error::msg)?);
             }
-            for node in 0..self.servers.bases.len() {
-                let url = format!("{}/dev/inbox.json", self.servers.bases[node]);
-                let inbox: Value = self.client.get(url).send().await?.json().await?;
+            for node in 0..nodes {
+                let mut conn = Conn::new(&self.servers.bases[node]);
+                let reply = conn
+                    .send(Method::GET, "/dev/inbox.json", &[], String::new())
+                    .await;
+                let inbox = expect(reply, 200).map_err(anyhow::Error::msg)?;
                 let codes: BTreeMap<&str, &str> = inbox
                     .as_array()
                     .into_iter()
@@ -451,8 +542,8 @@ impl Bench {
                         Some((m["to"].as_str()?, m["body"].as_str()?.rsplit(' ').next()?))
                     })
                     .collect();
-                for (i, to, id) in &created {
-                    if i % self.servers.bases.len() == node
+                for (sent_by, to, id) in &created {
+                    if *sent_by == node
                         && let Some(code) = codes.get(to.as_str())
                     {
                         pool.push((id.clone(), code.to_string()));
@@ -468,7 +559,7 @@ impl Bench {
             // Enough for the whole run at a generous rate; setup is not timed.
             let size = (args.duration.as_secs_f64() * 12_000.0).max(args.concurrency as f64 * 20.0)
                 as usize;
-            Arc::new(self.check_pool(size).await?)
+            Arc::new(self.check_pool(size, args.concurrency).await?)
         } else {
             Arc::new(Vec::new())
         };
@@ -490,12 +581,13 @@ impl Bench {
                     scenario.to_string(),
                 );
                 tokio::spawn(async move {
+                    let mut conn = Conn::new(bench.base(worker));
                     let mut latencies = Vec::new();
                     let mut errors: BTreeMap<String, u64> = BTreeMap::new();
                     let (mut ops, mut requests) = (0u64, 0u64);
                     while Instant::now() < deadline {
                         let t = Instant::now();
-                        let (made, error) = bench.op(&scenario, worker, &pool, &cursor).await;
+                        let (made, error) = bench.op(&mut conn, &scenario, &pool, &cursor).await;
                         requests += made;
                         match error {
                             None => {
@@ -593,12 +685,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
         other => bail!("unknown scenario {other}"),
     };
     let servers = start_servers(&args)?;
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(args.concurrency * 2)
-        .tcp_nodelay(true)
-        .build()?;
+    let header = |value: &str| HeaderValue::from_str(value).context("credentials as a header");
+    let basic = BASE64.encode(format!("{}:{}", servers.account_sid, servers.auth_token));
     let bench = Arc::new(Bench {
-        client,
+        api_key: header(&servers.api_key)?,
+        basic_auth: header(&format!("Basic {basic}"))?,
+        json: HeaderValue::from_static("application/json"),
+        form: HeaderValue::from_static("application/x-www-form-urlencoded"),
         servers,
         next_number: AtomicU64::new(0),
     });
