@@ -2,7 +2,10 @@
 //! same transaction as the change, for support teams (`GET /admin/v1/events`) and, later,
 //! webhooks. Payloads never hold a code.
 
-use serde_json::{Value, json};
+use std::fmt::Display;
+
+use serde::{Serialize, Serializer};
+use serde_json::Value;
 use uuid::Uuid;
 
 use crate::clock::Timestamp;
@@ -59,6 +62,85 @@ pub fn status_kind(status: VerificationStatus) -> &'static str {
     }
 }
 
+/// Serialises an id (or anything printable) as a JSON string without an owned copy.
+fn as_text<T: Display, S: Serializer>(value: &T, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(value)
+}
+
+/// The details of a verification event. Serialised straight to text by the stores (a start
+/// writes two events; building a `Value` first cost more than inserting the row).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VerificationEventData<'a> {
+    #[serde(serialize_with = "as_text")]
+    verification_id: VerificationId,
+    status: &'a str,
+    channel: &'a str,
+    to: &'a str,
+    country: Option<&'a str>,
+    attempts: u32,
+    max_attempts: u32,
+}
+
+impl<'a> VerificationEventData<'a> {
+    /// The verification's state after the change.
+    pub fn of(verification: &'a Verification) -> VerificationEventData<'a> {
+        VerificationEventData {
+            verification_id: verification.id,
+            status: verification.status.as_str(),
+            channel: verification.channel.as_str(),
+            to: verification.to.as_str(),
+            country: verification.country.as_ref().map(|c| c.as_str()),
+            attempts: verification.attempts,
+            max_attempts: verification.max_attempts.get(),
+        }
+    }
+}
+
+/// The details of a delivery event (see [`VerificationEventData`] for why typed).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryEventData<'a> {
+    #[serde(serialize_with = "as_text")]
+    delivery_id: crate::ids::DeliveryId,
+    #[serde(serialize_with = "as_text")]
+    verification_id: VerificationId,
+    channel: &'a str,
+    status: &'a str,
+    provider: Option<&'a str>,
+    provider_message_id: Option<&'a str>,
+    error_code: Option<&'a str>,
+    price: Option<f64>,
+    segments: Option<u32>,
+}
+
+impl<'a> DeliveryEventData<'a> {
+    /// The attempt's state after the change.
+    pub fn of(delivery: &'a DeliveryAttempt) -> DeliveryEventData<'a> {
+        DeliveryEventData {
+            delivery_id: delivery.id,
+            verification_id: delivery.verification_id,
+            channel: delivery.channel.as_str(),
+            status: delivery.status.as_str(),
+            provider: delivery.provider.as_deref(),
+            provider_message_id: delivery.provider_ref.as_deref(),
+            error_code: delivery.error_code.as_deref(),
+            price: delivery.price,
+            segments: delivery.segments,
+        }
+    }
+}
+
+/// JSON text of event details (these types always serialise).
+pub fn to_json_text(data: &impl Serialize) -> String {
+    serde_json::to_string(data).unwrap_or_else(|_| "{}".to_string())
+}
+
+/// The kind of a delivery event: `delivery.` and the attempt's status.
+pub fn delivery_kind(delivery: &DeliveryAttempt) -> String {
+    format!("delivery.{}", delivery.status.as_str())
+}
+
 /// An event about a verification (its state after the change).
 pub fn verification_event(kind: &str, verification: &Verification, now: Timestamp) -> Event {
     Event {
@@ -66,15 +148,7 @@ pub fn verification_event(kind: &str, verification: &Verification, now: Timestam
         service_id: verification.service_id,
         verification_id: Some(verification.id),
         kind: kind.to_string(),
-        data: json!({
-            "verificationId": verification.id.to_string(),
-            "status": verification.status.as_str(),
-            "channel": verification.channel.as_str(),
-            "to": verification.to.as_str(),
-            "country": verification.country.map(|c| c.as_str().to_string()),
-            "attempts": verification.attempts,
-            "maxAttempts": verification.max_attempts.get(),
-        }),
+        data: serde_json::to_value(VerificationEventData::of(verification)).unwrap_or_default(),
         created_at: now,
     }
 }
@@ -85,18 +159,8 @@ pub fn delivery_event(service: ServiceId, delivery: &DeliveryAttempt, now: Times
         id: Uuid::now_v7(),
         service_id: service,
         verification_id: Some(delivery.verification_id),
-        kind: format!("delivery.{}", delivery.status.as_str()),
-        data: json!({
-            "deliveryId": delivery.id.to_string(),
-            "verificationId": delivery.verification_id.to_string(),
-            "channel": delivery.channel.as_str(),
-            "status": delivery.status.as_str(),
-            "provider": delivery.provider,
-            "providerMessageId": delivery.provider_ref,
-            "errorCode": delivery.error_code,
-            "price": delivery.price,
-            "segments": delivery.segments,
-        }),
+        kind: delivery_kind(delivery),
+        data: serde_json::to_value(DeliveryEventData::of(delivery)).unwrap_or_default(),
         created_at: now,
     }
 }

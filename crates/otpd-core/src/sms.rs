@@ -5,25 +5,57 @@ const GSM7_BASIC: &str = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆ�
 /// Characters of the GSM extension table (an escape plus one septet: two each).
 const GSM7_EXTENDED: &str = "^{}\\[~]|€\u{000C}";
 
+/// Septets per ASCII character (0: not in GSM-7), from the two tables above: every message is
+/// segmented on the start path, and searching the tables per character showed in profiles.
+const GSM7_ASCII_COST: [u8; 128] = {
+    let mut table = [0u8; 128];
+    let basic = GSM7_BASIC.as_bytes();
+    let mut i = 0;
+    while i < basic.len() {
+        // Bytes below 0x80 in UTF-8 are exactly the ASCII characters.
+        if basic[i] < 128 {
+            table[basic[i] as usize] = 1;
+        }
+        i += 1;
+    }
+    let extended = GSM7_EXTENDED.as_bytes();
+    i = 0;
+    while i < extended.len() {
+        if extended[i] < 128 {
+            table[extended[i] as usize] = 2;
+        }
+        i += 1;
+    }
+    table
+};
+
+/// Septets `c` costs in GSM-7, or `None` when only UCS-2 can carry it.
+fn gsm7_cost(c: char) -> Option<u32> {
+    if c.is_ascii() {
+        return match GSM7_ASCII_COST[c as usize] {
+            0 => None,
+            cost => Some(u32::from(cost)),
+        };
+    }
+    if GSM7_BASIC.contains(c) {
+        Some(1)
+    } else if GSM7_EXTENDED.contains(c) {
+        Some(2)
+    } else {
+        None
+    }
+}
+
 /// The number of SMS segments `text` needs: GSM-7 160 (153 per part when concatenated),
 /// otherwise UCS-2 70 (67 per part), counted in UTF-16 code units. Parts are filled greedily
 /// and never split an escape pair or a surrogate pair (a conforming splitter moves the whole
 /// character to the next part, which can cost one more part than dividing). Never less than
 /// one.
 pub fn segment_count(text: &str) -> u32 {
-    let gsm_cost = |c: char| {
-        if GSM7_BASIC.contains(c) {
-            Some(1)
-        } else if GSM7_EXTENDED.contains(c) {
-            Some(2)
-        } else {
-            None
-        }
-    };
-    let gsm7 = text.chars().all(|c| gsm_cost(c).is_some());
+    let gsm7 = text.chars().all(|c| gsm7_cost(c).is_some());
     let cost = |c: char| {
         if gsm7 {
-            gsm_cost(c).unwrap_or(2)
+            gsm7_cost(c).unwrap_or(2)
         } else {
             c.len_utf16() as u32
         }
@@ -47,7 +79,7 @@ pub fn segment_count(text: &str) -> u32 {
 
 #[cfg(test)]
 mod tests {
-    use super::segment_count;
+    use super::{GSM7_BASIC, GSM7_EXTENDED, gsm7_cost, segment_count};
 
     #[test]
     fn gsm7_limits() {
@@ -56,6 +88,23 @@ mod tests {
         assert_eq!(segment_count(&"a".repeat(161)), 2);
         assert_eq!(segment_count(&"a".repeat(306)), 2);
         assert_eq!(segment_count(&"a".repeat(307)), 3);
+    }
+
+    #[test]
+    fn the_ascii_table_agrees_with_the_alphabets() {
+        for byte in 0u8..128 {
+            let c = char::from(byte);
+            let expected = if GSM7_BASIC.contains(c) {
+                Some(1)
+            } else if GSM7_EXTENDED.contains(c) {
+                Some(2)
+            } else {
+                None
+            };
+            assert_eq!(gsm7_cost(c), expected, "{c:?}");
+        }
+        assert_eq!(gsm7_cost('`'), None);
+        assert_eq!(gsm7_cost('['), Some(2));
     }
 
     #[test]

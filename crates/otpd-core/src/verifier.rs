@@ -671,7 +671,9 @@ impl<S: Store + Clone, C: Clock + Clone> Verifier<S, C> {
     ) -> Result<Started, VerifyError> {
         let request_to = request.to.as_ref().map(|(to, _)| to.as_str().to_string());
         let request_channel = request.channel.unwrap_or(Channel::Sms);
-        let started = self.start_inner(service, request).await;
+        // Boxed: the start's future is many kilobytes (store, limits, the first delivery try),
+        // and every caller's future would carry it and be copied whole at each move.
+        let started = Box::pin(self.start_inner(service, request)).await;
         match &started {
             Ok(started) => self
                 .observer

@@ -294,7 +294,11 @@ impl<S: Store + Clone, C: Clock + Clone> DeliveryWorker<S, C> {
             let worker = self.clone();
             let verifier = verifier.clone();
             let dispatch = dispatch.clone();
-            tokio::spawn(async move { worker.deliver(job, first_try, &verifier, &dispatch).await });
+            // Boxed: a delivery's future holds the provider's request and is copied whole
+            // at each move inside `spawn`; a pointer is not.
+            tokio::spawn(async move {
+                Box::pin(worker.deliver(job, first_try, &verifier, &dispatch)).await
+            });
         }
     }
 

@@ -6,10 +6,12 @@ mod rows;
 mod schema;
 mod writer;
 
+use std::cell::Cell;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use otpd_core::auth::{AccessToken, AccountRecord, ApiKeyRecord, Application};
+use otpd_core::events;
 use otpd_core::events::{
     AttemptFilter, AttemptSummary, Event, EventFilter, Webhook, WebhookJob, WebhookLogEntry,
     WebhookOutcome,
@@ -27,7 +29,10 @@ use otpd_core::{
 use rusqlite::{Connection, OpenFlags, Params, Row, params};
 use uuid::Uuid;
 
-use rows::{APPLICATION_COLUMNS, DELIVERY_COLUMNS, SERVICE_COLUMNS, VERIFICATION_COLUMNS};
+use rows::{
+    APPLICATION_COLUMNS, DELIVERY_COLUMNS, DELIVERY_COLUMNS_AND_SERVICE, SERVICE_COLUMNS,
+    VERIFICATION_COLUMNS,
+};
 use writer::Writer;
 
 /// Read connections kept open between requests.
@@ -208,11 +213,30 @@ fn load_verification(
 }
 
 /// Writes a verification, its first delivery and their two events.
-fn insert_verification(
-    connection: &Connection,
-    v: &Verification,
-    d: &DeliveryAttempt,
-) -> Result<(), StoreError> {
+/// The rows a new verification writes: it, its first delivery attempt, and their two events,
+/// rendered before the writer job (JSON is not serial work).
+#[derive(Clone)]
+struct NewVerification {
+    verification: Verification,
+    delivery: DeliveryAttempt,
+    events: [EventRow; 2],
+}
+
+impl NewVerification {
+    fn new(v: &Verification, d: &DeliveryAttempt) -> NewVerification {
+        NewVerification {
+            events: [
+                EventRow::verification("verification.started", v, v.created_at),
+                EventRow::delivery(v.service_id, d, v.created_at),
+            ],
+            verification: v.clone(),
+            delivery: d.clone(),
+        }
+    }
+}
+
+fn insert_verification(connection: &Connection, new: &NewVerification) -> Result<(), StoreError> {
+    let (v, d) = (&new.verification, &new.delivery);
     execute(
         connection,
         &format!(
@@ -248,14 +272,9 @@ fn insert_verification(
         ],
     )?;
     insert_delivery(connection, d)?;
-    insert_event(
-        connection,
-        &otpd_core::events::verification_event("verification.started", v, v.created_at),
-    )?;
-    insert_event(
-        connection,
-        &otpd_core::events::delivery_event(v.service_id, d, v.created_at),
-    )?;
+    for event in &new.events {
+        insert_event(connection, event)?;
+    }
     Ok(())
 }
 
@@ -451,22 +470,109 @@ fn insert_service(connection: &Connection, service: &ServiceRecord) -> Result<()
     Ok(())
 }
 
-/// Writes a new status and attempt count, and queues the status callback when due.
-fn insert_event(connection: &Connection, event: &Event) -> Result<(), StoreError> {
+thread_local! {
+    /// Whether the database has an enabled webhook, as this thread last read it; `None` once
+    /// this thread wrote to `webhooks`. Every write runs on the writer thread (one process owns
+    /// a SQLite file), so an event insert there skips the fan-out statement when no webhook
+    /// could receive it — most installations have none, and a start writes three events.
+    static ANY_ENABLED_WEBHOOK: Cell<Option<bool>> = const { Cell::new(None) };
+}
+
+fn any_enabled_webhook(connection: &Connection) -> Result<bool, StoreError> {
+    if let Some(known) = ANY_ENABLED_WEBHOOK.get() {
+        return Ok(known);
+    }
+    let any = query_one(
+        connection,
+        "SELECT EXISTS (SELECT 1 FROM webhooks WHERE enabled = 1)",
+        [],
+        |row| rows::get::<bool>(row, 0),
+    )?
+    .unwrap_or(true);
+    ANY_ENABLED_WEBHOOK.set(Some(any));
+    Ok(any)
+}
+
+/// Forgets whether there is a webhook: called by every write to `webhooks` (even one that
+/// rolls back; the next event reads the table again).
+fn webhooks_changed() {
+    ANY_ENABLED_WEBHOOK.set(None);
+}
+
+/// An event with its JSON rendered, ready to insert.
+#[derive(Clone)]
+struct EventRow {
+    /// `None`: stamped when inserted, so that ids follow the commit order (readers page
+    /// events by id; an id taken before the writer job could commit after a later one).
+    id: Option<Uuid>,
+    service_id: ServiceId,
+    verification_id: Option<VerificationId>,
+    kind: String,
+    data: String,
+    created_at: Timestamp,
+}
+
+impl EventRow {
+    /// An event about a verification (its state after the change), id stamped at insert.
+    fn verification(kind: &str, v: &Verification, now: Timestamp) -> EventRow {
+        EventRow {
+            id: None,
+            service_id: v.service_id,
+            verification_id: Some(v.id),
+            kind: kind.to_string(),
+            data: events::to_json_text(&events::VerificationEventData::of(v)),
+            created_at: now,
+        }
+    }
+
+    /// An event about a delivery attempt (its state after the change), id stamped at insert.
+    fn delivery(service: ServiceId, d: &DeliveryAttempt, now: Timestamp) -> EventRow {
+        EventRow {
+            id: None,
+            service_id: service,
+            verification_id: Some(d.verification_id),
+            kind: events::delivery_kind(d),
+            data: events::to_json_text(&events::DeliveryEventData::of(d)),
+            created_at: now,
+        }
+    }
+}
+
+impl From<Event> for EventRow {
+    fn from(event: Event) -> EventRow {
+        EventRow {
+            id: Some(event.id),
+            service_id: event.service_id,
+            verification_id: event.verification_id,
+            kind: event.kind,
+            data: event.data.to_string(),
+            created_at: event.created_at,
+        }
+    }
+}
+
+/// Records an event (its webhook copies come with it, see below).
+fn insert_event(connection: &Connection, event: &EventRow) -> Result<(), StoreError> {
+    let id = event.id.unwrap_or_else(Uuid::now_v7);
     execute(
         connection,
         "INSERT INTO events (id, service_id, verification_id, kind, data, created_at) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![
-            event.id.as_bytes().as_slice(),
+            id.as_bytes().as_slice(),
             event.service_id.as_bytes().as_slice(),
             event.verification_id.map(|v| v.as_bytes().to_vec()),
             event.kind,
-            event.data.to_string(),
+            event.data,
             event.created_at.0
         ],
     )?;
-    // Fan out to the service's webhooks in the same transaction: nothing is lost.
+    if !any_enabled_webhook(connection)? {
+        return Ok(());
+    }
+    // Fan out to the service's webhooks in the same transaction: nothing is lost. (Not a
+    // trigger: a statement that fires one needs a statement journal, which copied every page
+    // the event insert touched and cost the writer more than this second statement.)
     execute(
         connection,
         "INSERT INTO webhook_deliveries (id, webhook_id, event_id, verification_id, next_attempt_at, \
@@ -475,7 +581,7 @@ fn insert_event(connection: &Connection, event: &Event) -> Result<(), StoreError
          WHERE w.service_id = ?4 AND w.enabled = 1 \
          AND (w.event_types = '*' OR w.event_types LIKE '%,' || ?5 || ',%')",
         params![
-            event.id.as_bytes().as_slice(),
+            id.as_bytes().as_slice(),
             event.verification_id.map(|v| v.as_bytes().to_vec()),
             event.created_at.0,
             event.service_id.as_bytes().as_slice(),
@@ -483,29 +589,6 @@ fn insert_event(connection: &Connection, event: &Event) -> Result<(), StoreError
         ],
     )?;
     Ok(())
-}
-
-/// The event of a delivery's new state, with its verification's service.
-fn insert_delivery_event(
-    connection: &Connection,
-    delivery: &DeliveryAttempt,
-    now: Timestamp,
-) -> Result<(), StoreError> {
-    let service: Option<Vec<u8>> = connection
-        .prepare_cached("SELECT service_id FROM verifications WHERE id = ?1")
-        .and_then(|mut s| {
-            s.query_row([delivery.verification_id.as_bytes().as_slice()], |row| {
-                row.get(0)
-            })
-        })
-        .ok();
-    let Some(service) = service.and_then(|b| Uuid::from_slice(&b).ok()) else {
-        return Ok(());
-    };
-    insert_event(
-        connection,
-        &otpd_core::events::delivery_event(ServiceId::from_uuid(service), delivery, now),
-    )
 }
 
 fn record_transition(
@@ -541,10 +624,7 @@ fn record_transition(
         ""
     };
     if !kind.is_empty() {
-        insert_event(
-            connection,
-            &otpd_core::events::verification_event(kind, verification, now),
-        )?;
+        insert_event(connection, &EventRow::verification(kind, verification, now))?;
     }
     if let (true, Some(url)) = (changed, &verification.callback_url) {
         execute(
@@ -578,13 +658,13 @@ impl Store for SqliteStore {
         verification: &Verification,
         delivery: &DeliveryAttempt,
     ) -> Result<(), StoreError> {
-        let v = verification.clone();
-        let d = delivery.clone();
-        self.write(move |connection| insert_verification(connection, &v, &d))
+        let new = NewVerification::new(verification, delivery);
+        self.write(move |connection| insert_verification(connection, &new))
             .await
     }
 
     async fn start_verification(&self, plan: &StartPlan) -> Result<StartDecision, StoreError> {
+        let new = NewVerification::new(&plan.verification, &plan.delivery);
         let plan = plan.clone();
         // The writer runs one job at a time, so reading the counters and then writing is
         // atomic; every refusal returns before the first write.
@@ -636,7 +716,7 @@ impl Store for SqliteStore {
             for hit in &plan.limits {
                 add_rate_event(connection, &hit.key, now)?;
             }
-            insert_verification(connection, v, &plan.delivery)?;
+            insert_verification(connection, &new)?;
             Ok(StartDecision::Created)
         })
         .await
@@ -764,7 +844,7 @@ impl Store for SqliteStore {
             insert_delivery(connection, &d)?;
             insert_event(
                 connection,
-                &otpd_core::events::delivery_event(verification.service_id, &d, now),
+                &EventRow::delivery(verification.service_id, &d, now),
             )?;
             if let Some(hash) = new_hash {
                 verification.code_hash = hash;
@@ -838,13 +918,16 @@ impl Store for SqliteStore {
     ) -> Result<(), StoreError> {
         let u = update.clone();
         self.write(move |connection| {
-            execute(
+            let updated = query_one(
                 connection,
-                "UPDATE deliveries SET status = ?1, provider = COALESCE(?2, provider), \
-                 provider_ref = COALESCE(?3, provider_ref), error = ?4, error_code = ?5, \
-                 segments = COALESCE(?6, segments), price = COALESCE(?7, price), \
-                 price_unit = COALESCE(?8, price_unit), lease_until = COALESCE(?9, lease_until), \
-                 fallback_at = ?10, updated_at = ?11 WHERE id = ?12",
+                &format!(
+                    "UPDATE deliveries SET status = ?1, provider = COALESCE(?2, provider), \
+                     provider_ref = COALESCE(?3, provider_ref), error = ?4, error_code = ?5, \
+                     segments = COALESCE(?6, segments), price = COALESCE(?7, price), \
+                     price_unit = COALESCE(?8, price_unit), lease_until = COALESCE(?9, lease_until), \
+                     fallback_at = ?10, updated_at = ?11 WHERE id = ?12 \
+                     RETURNING {DELIVERY_COLUMNS_AND_SERVICE}"
+                ),
                 params![
                     u.status.as_str(),
                     u.provider,
@@ -859,16 +942,15 @@ impl Store for SqliteStore {
                     now.0,
                     id.as_bytes().as_slice()
                 ],
+                rows::delivery_and_service,
             )?;
             if u.status != DeliveryStatus::Queued
-                && let Some(delivery) = query_one(
-                    connection,
-                    &format!("SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE id = ?1"),
-                    [id.as_bytes().as_slice()],
-                    rows::delivery,
-                )?
+                && let Some((delivery, service)) = updated
             {
-                insert_delivery_event(connection, &delivery, now)?;
+                insert_event(
+                    connection,
+                    &EventRow::delivery(service, &delivery, now),
+                )?;
             }
             Ok(())
         })
@@ -908,7 +990,8 @@ impl Store for SqliteStore {
                 &format!(
                     "UPDATE deliveries SET status = ?1, error_code = COALESCE(?2, error_code), \
                      price = COALESCE(?3, price), segments = COALESCE(?4, segments), \
-                     fallback_at = {fallback}, updated_at = ?6 WHERE id = ?5 RETURNING {DELIVERY_COLUMNS}"
+                     fallback_at = {fallback}, updated_at = ?6 WHERE id = ?5 \
+                     RETURNING {DELIVERY_COLUMNS_AND_SERVICE}"
                 ),
                 params![
                     r.status.as_str(),
@@ -918,10 +1001,13 @@ impl Store for SqliteStore {
                     current.id.as_bytes().as_slice(),
                     now.0
                 ],
-                rows::delivery,
+                rows::delivery_and_service,
             )?
-            .map(|updated| {
-                insert_delivery_event(connection, &updated, now)?;
+            .map(|(updated, service)| {
+                insert_event(
+                    connection,
+                    &EventRow::delivery(service, &updated, now),
+                )?;
                 Ok(updated)
             })
             .transpose()
@@ -1157,7 +1243,7 @@ impl Store for SqliteStore {
     }
 
     async fn record_event(&self, event: &Event) -> Result<(), StoreError> {
-        let event = event.clone();
+        let event = EventRow::from(event.clone());
         self.write(move |connection| insert_event(connection, &event))
             .await
     }
@@ -1210,6 +1296,7 @@ impl Store for SqliteStore {
     async fn create_webhook(&self, webhook: &Webhook) -> Result<(), StoreError> {
         let w = webhook.clone();
         self.write(move |connection| {
+            webhooks_changed();
             execute(
                 connection,
                 "INSERT INTO webhooks (id, service_id, url, event_types, enabled, friendly_name, \
@@ -1246,6 +1333,7 @@ impl Store for SqliteStore {
     async fn update_webhook(&self, webhook: &Webhook) -> Result<bool, StoreError> {
         let w = webhook.clone();
         self.write(move |connection| {
+            webhooks_changed();
             Ok(execute(
                 connection,
                 "UPDATE webhooks SET url = ?1, event_types = ?2, enabled = ?3, friendly_name = ?4, \
@@ -1266,6 +1354,7 @@ impl Store for SqliteStore {
 
     async fn delete_webhook(&self, service: ServiceId, id: Uuid) -> Result<bool, StoreError> {
         self.write(move |connection| {
+            webhooks_changed();
             let deleted = execute(
                 connection,
                 "DELETE FROM webhooks WHERE id = ?1 AND service_id = ?2",

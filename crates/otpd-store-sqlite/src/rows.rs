@@ -20,6 +20,12 @@ pub(crate) const SERVICE_COLUMNS: &str = "id, account_id, name, settings, create
 pub(crate) const DELIVERY_COLUMNS: &str = "id, verification_id, channel, status, provider, provider_ref, error, created_at, updated_at, \
      error_code, segments, price, price_unit";
 
+/// [`DELIVERY_COLUMNS`] and, last, the service of the delivery's verification: what a
+/// delivery's event needs, read by the `UPDATE … RETURNING` that changes it.
+pub(crate) const DELIVERY_COLUMNS_AND_SERVICE: &str = "id, verification_id, channel, status, provider, provider_ref, error, created_at, updated_at, \
+     error_code, segments, price, price_unit, \
+     (SELECT service_id FROM verifications v WHERE v.id = deliveries.verification_id)";
+
 pub(crate) const APPLICATION_COLUMNS: &str =
     "id, account_id, service_id, name, secret_hash, api_key_hash, created_at";
 
@@ -102,6 +108,11 @@ pub(crate) fn delivery(row: &Row) -> Result<DeliveryAttempt, StoreError> {
         price: get(row, 11)?,
         price_unit: get(row, 12)?,
     })
+}
+
+/// A row of [`DELIVERY_COLUMNS_AND_SERVICE`].
+pub(crate) fn delivery_and_service(row: &Row) -> Result<(DeliveryAttempt, ServiceId), StoreError> {
+    Ok((delivery(row)?, ServiceId::from_uuid(uuid(row, 13)?)))
 }
 
 pub(crate) fn application(row: &Row) -> Result<Application, StoreError> {

@@ -13,16 +13,43 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0007_webhooks.sql"),
     include_str!("../migrations/0008_alerts.sql"),
     include_str!("../migrations/0009_events_without_rowid.sql"),
+    include_str!("../migrations/0010_verifications_without_rowid.sql"),
 ];
 
 /// Applies every migration newer than the database, each in its own transaction.
+///
+/// Foreign keys are off while they run (SQLite's own recipe for rebuilding a table: dropping
+/// the old one must not cascade to the rows that refer to it) and each migration's
+/// transaction commits only if `PRAGMA foreign_key_check` finds nothing broken.
 pub(crate) fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {
     let applied: i64 = connection.query_row("PRAGMA user_version", [], |row| row.get(0))?;
-    for (index, sql) in MIGRATIONS.iter().enumerate().skip(applied.max(0) as usize) {
-        let transaction = connection.transaction()?;
-        transaction.execute_batch(sql)?;
-        transaction.execute_batch(&format!("PRAGMA user_version = {}", index + 1))?;
-        transaction.commit()?;
+    let enforced: bool = connection.query_row("PRAGMA foreign_keys", [], |row| row.get(0))?;
+    connection.execute_batch("PRAGMA foreign_keys = OFF")?;
+    let result = (|| {
+        for (index, sql) in MIGRATIONS.iter().enumerate().skip(applied.max(0) as usize) {
+            let transaction = connection.transaction()?;
+            transaction.execute_batch(sql)?;
+            let broken: i64 = transaction.query_row(
+                "SELECT COUNT(*) FROM pragma_foreign_key_check",
+                [],
+                |row| row.get(0),
+            )?;
+            if broken > 0 {
+                return Err(rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY),
+                    Some(format!(
+                        "migration {} leaves {broken} rows whose reference is gone",
+                        index + 1
+                    )),
+                ));
+            }
+            transaction.execute_batch(&format!("PRAGMA user_version = {}", index + 1))?;
+            transaction.commit()?;
+        }
+        Ok(())
+    })();
+    if enforced {
+        connection.execute_batch("PRAGMA foreign_keys = ON")?;
     }
-    Ok(())
+    result
 }

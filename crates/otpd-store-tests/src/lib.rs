@@ -875,6 +875,44 @@ pub async fn safe_numbers_are_per_account<S: Store>(store: S) {
 
 /// Every change writes exactly one event with it: a start (and its queued delivery), a wrong
 /// code, an approval, a sent and a delivered delivery, a cancel, a sweep-found expiry.
+/// Events fan out to the webhooks enabled when they are written: none before the first one
+/// is created, every event while it is enabled, none once it is disabled (a store may cache
+/// whether any webhook exists; this is what it must keep right).
+pub async fn webhooks_get_the_events_written_while_enabled<S: Store>(store: S) {
+    use otpd_core::events::Webhook;
+    let service = service(&store).await;
+    let (before, d) = sample(service, 5, None);
+    store.create_verification(&before, &d).await.unwrap();
+    let mut webhook = Webhook {
+        id: uuid::Uuid::now_v7(),
+        service_id: service,
+        url: "http://127.0.0.1:9/hook".into(),
+        event_types: vec!["*".into()],
+        enabled: true,
+        friendly_name: "hook".into(),
+        created_at: T0,
+        updated_at: T0,
+    };
+    store.create_webhook(&webhook).await.unwrap();
+    assert!(store.webhook_log(webhook.id, 100).await.unwrap().is_empty());
+    let (during, d) = sample(service, 5, None);
+    store.create_verification(&during, &d).await.unwrap();
+    let log = store.webhook_log(webhook.id, 100).await.unwrap();
+    assert_eq!(log.len(), 2, "verification.started and delivery.queued");
+    webhook.enabled = false;
+    assert!(store.update_webhook(&webhook).await.unwrap());
+    let (after, d) = sample(service, 5, None);
+    store.create_verification(&after, &d).await.unwrap();
+    assert_eq!(store.webhook_log(webhook.id, 100).await.unwrap().len(), 2);
+    webhook.enabled = true;
+    assert!(store.update_webhook(&webhook).await.unwrap());
+    store
+        .check_code(after.id, service, typed(after.id, "000000"), T0)
+        .await
+        .unwrap();
+    assert_eq!(store.webhook_log(webhook.id, 100).await.unwrap().len(), 3);
+}
+
 pub async fn each_change_writes_one_event<S: Store>(store: S) {
     use otpd_core::events::EventFilter;
     let service = service(&store).await;
@@ -1409,6 +1447,7 @@ macro_rules! store_behaviour_tests {
             checks_count_failures_and_approvals,
             safe_numbers_are_per_account,
             each_change_writes_one_event,
+            webhooks_get_the_events_written_while_enabled,
             services_are_managed_per_account,
             credentials_round_trip
         );
