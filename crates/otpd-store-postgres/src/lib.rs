@@ -286,17 +286,44 @@ async fn record_transition(
     Ok(())
 }
 
-/// Writes a verification, its first delivery and their two events.
+/// Writes a verification, its first delivery, their two events (fanned out to the service's
+/// webhooks) and the start's rate-limit events, in one statement: one round trip instead of
+/// five, inside the caller's transaction. `counted` are the limit keys this start counts and
+/// `forget_before` the edge of the widest window (older events of those keys are deleted).
 async fn insert_verification(
     connection: &mut PgConnection,
     v: &Verification,
     delivery: &DeliveryAttempt,
+    counted: &[&str],
+    forget_before: i64,
 ) -> Result<(), StoreError> {
+    let events = [
+        otpd_core::events::verification_event("verification.started", v, v.created_at),
+        otpd_core::events::delivery_event(v.service_id, delivery, v.created_at),
+    ];
+    let event_ids: Vec<Uuid> = events.iter().map(|e| e.id).collect();
+    let event_kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+    let event_data: Vec<String> = events.iter().map(|e| e.data.to_string()).collect();
+    let d = delivery;
     sqlx::query(concat!(
-        "INSERT INTO verifications (",
+        "WITH v AS (INSERT INTO verifications (",
         verification_columns!(),
         ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
-         $18, $19, $20, $21, $22, $23, $24, $25)"
+         $18, $19, $20, $21, $22, $23, $24, $25)), \
+         d AS (INSERT INTO deliveries (",
+        delivery_columns!(),
+        ", lease_until) VALUES ($26, $27, $28, $29, $30, $31, $32, $33, $34, $36, $37, $38, $39, $35)), \
+         e AS (INSERT INTO events (id, service_id, verification_id, kind, data, created_at) \
+         SELECT n.id, $2, $1, n.kind, n.data, $19 \
+         FROM unnest($40::uuid[], $41::text[], $42::text[]) AS n(id, kind, data)), \
+         gone AS (DELETE FROM rate_events WHERE key = ANY($43::text[]) AND at <= $44), \
+         counted AS (INSERT INTO rate_events (key, at) SELECT k, $19 FROM unnest($43::text[]) AS k) \
+         INSERT INTO webhook_deliveries (id, webhook_id, event_id, verification_id, \
+         next_attempt_at, created_at, updated_at) \
+         SELECT gen_random_uuid(), w.id, n.id, $1, $19, $19, $19 \
+         FROM unnest($40::uuid[], $41::text[]) AS n(id, kind) \
+         JOIN webhooks w ON w.service_id = $2 AND w.enabled \
+         AND (w.event_types = '*' OR w.event_types LIKE '%,' || n.kind || ',%')"
     ))
     .bind(v.id.uuid())
     .bind(v.service_id.uuid())
@@ -323,20 +350,28 @@ async fn insert_verification(
     .bind(&v.amount)
     .bind(&v.payee)
     .bind(&v.locale)
+    .bind(d.id.uuid())
+    .bind(d.verification_id.uuid())
+    .bind(d.channel.as_str())
+    .bind(d.status.as_str())
+    .bind(&d.provider)
+    .bind(&d.provider_ref)
+    .bind(&d.error)
+    .bind(d.created_at.0)
+    .bind(d.updated_at.0)
+    .bind(d.created_at.plus_seconds(DELIVERY_LEASE_SECONDS).0)
+    .bind(&d.error_code)
+    .bind(d.segments.map(|s| s as i32))
+    .bind(d.price)
+    .bind(&d.price_unit)
+    .bind(&event_ids)
+    .bind(&event_kinds)
+    .bind(&event_data)
+    .bind(counted)
+    .bind(forget_before)
     .execute(&mut *connection)
     .await
     .map_err(db_error)?;
-    insert_delivery(connection, delivery).await?;
-    insert_event(
-        connection,
-        &otpd_core::events::verification_event("verification.started", v, v.created_at),
-    )
-    .await?;
-    insert_event(
-        connection,
-        &otpd_core::events::delivery_event(v.service_id, delivery, v.created_at),
-    )
-    .await?;
     Ok(())
 }
 
@@ -469,7 +504,7 @@ impl Store for PgStore {
         delivery: &DeliveryAttempt,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(db_error)?;
-        insert_verification(&mut tx, v, delivery).await?;
+        insert_verification(&mut tx, v, delivery, &[], 0).await?;
         tx.commit().await.map_err(db_error)
     }
 
@@ -496,48 +531,51 @@ impl Store for PgStore {
             .await
             .map_err(db_error)?;
         }
-        if plan.cooldown_seconds > 0 {
-            let last_send: Option<i64> = sqlx::query_scalar(
-                "SELECT COALESCE((SELECT MAX(created_at) FROM deliveries \
-                 WHERE verification_id = v.id), v.created_at) FROM verifications v \
-                 WHERE service_id = $1 AND to_number = $2 AND expires_at > $3 \
-                 ORDER BY id DESC LIMIT 1",
+        // The cooldown's last send, the lockout and every limit read in one statement (one
+        // round trip), after the locks. The counters come in plan order; the last send rides
+        // on every row (and on one row of its own when nothing is counted).
+        let counters: Vec<&otpd_core::store::LimitHit> =
+            plan.lockout.iter().chain(plan.limits.iter()).collect();
+        if plan.cooldown_seconds > 0 || !counters.is_empty() {
+            let keys: Vec<&str> = counters.iter().map(|hit| hit.key.as_str()).collect();
+            let since: Vec<i64> = counters.iter().map(|hit| now - hit.window_ms).collect();
+            let rows: Vec<(i64, i64, Option<i64>, Option<i64>)> = sqlx::query_as(
+                // LATERAL: one index lookup per counter whatever the planner guesses about
+                // the arrays (a generic plan hash-joined a sequential scan of rate_events).
+                "WITH last AS (SELECT CASE WHEN $3 THEN (SELECT COALESCE((SELECT MAX(created_at) \
+                 FROM deliveries WHERE verification_id = v.id), v.created_at) FROM verifications v \
+                 WHERE service_id = $4 AND to_number = $5 AND expires_at > $6 \
+                 ORDER BY id DESC LIMIT 1) END AS send) \
+                 SELECT c.i, w.n, w.oldest, last.send \
+                 FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS c(key, since, i) \
+                 CROSS JOIN LATERAL (SELECT COUNT(*) AS n, MIN(r.at) AS oldest FROM rate_events r \
+                 WHERE r.key = c.key AND r.at > c.since) AS w CROSS JOIN last \
+                 UNION ALL SELECT 0, 0, NULL, last.send FROM last WHERE cardinality($1::text[]) = 0 \
+                 ORDER BY 1",
             )
+            .bind(&keys)
+            .bind(&since)
+            .bind(plan.cooldown_seconds > 0)
             .bind(v.service_id.uuid())
             .bind(v.to.as_str())
             .bind(now)
-            .fetch_optional(&mut *tx)
+            .fetch_all(&mut *tx)
             .await
             .map_err(db_error)?;
-            if let Some(last_send) = last_send {
+            if let Some(last_send) = rows.first().and_then(|row| row.3) {
                 let allowed_at =
                     Timestamp(last_send).plus_seconds(i64::from(plan.cooldown_seconds));
                 if now < allowed_at.0 {
                     return Ok(StartDecision::Cooldown { allowed_at });
                 }
             }
-        }
-        // The lockout and every limit counted in one statement, in plan order.
-        let counters: Vec<&otpd_core::store::LimitHit> =
-            plan.lockout.iter().chain(plan.limits.iter()).collect();
-        if !counters.is_empty() {
-            let keys: Vec<&str> = counters.iter().map(|hit| hit.key.as_str()).collect();
-            let since: Vec<i64> = counters.iter().map(|hit| now - hit.window_ms).collect();
-            let windows: Vec<(i64, i64, Option<i64>)> = sqlx::query_as(
-                // LATERAL: one index lookup per counter whatever the planner guesses about
-                // the arrays (a generic plan hash-joined a sequential scan of rate_events).
-                "SELECT c.i, w.n, w.oldest \
-                 FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS c(key, since, i) \
-                 CROSS JOIN LATERAL (SELECT COUNT(*) AS n, MIN(r.at) AS oldest FROM rate_events r \
-                 WHERE r.key = c.key AND r.at > c.since) AS w ORDER BY c.i",
-            )
-            .bind(&keys)
-            .bind(&since)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(db_error)?;
+            let windows = if counters.is_empty() {
+                &[][..]
+            } else {
+                &rows[..]
+            };
             let lockouts = usize::from(plan.lockout.is_some());
-            for (position, (_, count, oldest)) in windows.iter().enumerate() {
+            for (position, (_, count, oldest, _)) in windows.iter().enumerate() {
                 let hit = counters[position];
                 if *count < i64::from(hit.max) {
                     continue;
@@ -554,23 +592,18 @@ impl Store for PgStore {
         {
             return Ok(StartDecision::OverBudget);
         }
-        if !plan.limits.is_empty() {
-            let keys: Vec<&str> = plan.limits.iter().map(|hit| hit.key.as_str()).collect();
-            let widest = plan.limits.iter().map(|hit| hit.window_ms).max();
-            // Count this start, and forget the events that left the widest window (older
-            // ones of a narrower window are ignored by the count until a later start).
-            sqlx::query(
-                "WITH gone AS (DELETE FROM rate_events WHERE key = ANY($1) AND at <= $2) \
-                 INSERT INTO rate_events (key, at) SELECT k, $3 FROM unnest($1::text[]) AS k",
-            )
-            .bind(&keys)
-            .bind(now - widest.unwrap_or(0))
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
-        }
-        insert_verification(&mut tx, v, &plan.delivery).await?;
+        // Count this start, and forget the events that left the widest window (older ones of
+        // a narrower window are ignored by the count until a later start), with the inserts.
+        let counted: Vec<&str> = plan.limits.iter().map(|hit| hit.key.as_str()).collect();
+        let widest = plan.limits.iter().map(|hit| hit.window_ms).max();
+        insert_verification(
+            &mut tx,
+            v,
+            &plan.delivery,
+            &counted,
+            now - widest.unwrap_or(0),
+        )
+        .await?;
         tx.commit().await.map_err(db_error)?;
         Ok(StartDecision::Created)
     }
