@@ -88,7 +88,11 @@ impl Default for PumpingPolicy {
 /// The prefix a number is counted under: `+`, its country calling code, and `digits`
 /// national digits (`+447400123456` → `+44740`).
 pub fn pumping_prefix(phone: &crate::E164Phone, digits: u8) -> String {
-    prefix_of(phone, &phone.ranges(), digits)
+    phone
+        .as_str()
+        .chars()
+        .take(1 + phone.calling_code_digits() + usize::from(digits))
+        .collect()
 }
 
 /// [`pumping_prefix`] for a number whose ranges are already known.

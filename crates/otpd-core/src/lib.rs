@@ -30,8 +30,8 @@ pub use store::{
     DeliveryAttempt, DeliveryUpdate, ReceiptUpdate, Store, StoreError, TransmissionSummary,
 };
 pub use verification::{
-    Candidate, Channel, CheckCounters, CheckDecision, CheckOutcome, DeliveryStatus, StatusChange,
-    Verification, VerificationStatus, decide_check, decide_status_change,
+    Candidate, Channel, CheckCounters, CheckCounting, CheckDecision, CheckOutcome, DeliveryStatus,
+    StatusChange, Verification, VerificationStatus, decide_check, decide_status_change,
 };
 pub use verifier::{
     DeliveryJob, Dispatch, FirstTry, Lookup, Observer, PriceTable, StartRequest, Verifier,

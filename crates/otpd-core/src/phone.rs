@@ -199,6 +199,25 @@ impl E164Phone {
         self.ranges().line_type
     }
 
+    /// How many digits its country calling code has (`+44…` → 2). Calling codes are a prefix
+    /// code (no code begins another), so the first of the number's 1-, 2- and 3-digit
+    /// prefixes that the metadata knows is the one — a table lookup, not a parse (the check
+    /// path keys the pumping defence's counter by it, inside the store's serial step).
+    pub fn calling_code_digits(&self) -> usize {
+        if let Some(ranges) = self.ranges {
+            return ranges.calling_code_digits;
+        }
+        let digits = self.e164.trim_start_matches('+');
+        (1..=3)
+            .find(|&n| {
+                digits
+                    .get(..n)
+                    .and_then(|p| p.parse::<u16>().ok())
+                    .is_some_and(|code| phonenumber::metadata::DATABASE.by_code(&code).is_some())
+            })
+            .unwrap_or(1)
+    }
+
     /// The line type and calling-code length: from the parse that made this number, or
     /// (for a number read back from storage) from one parse now.
     pub fn ranges(&self) -> NumberRanges {
@@ -256,6 +275,25 @@ impl std::fmt::Debug for E164Phone {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stored_numbers_find_their_calling_code_without_a_parse() {
+        for (number, digits) in [
+            ("+14155552671", 1),
+            ("+447400123456", 2),
+            ("+33612345678", 2),
+            ("+358401234567", 3),
+            ("+5511987654321", 2),
+            ("+971501234567", 3),
+        ] {
+            let (parsed, _) = E164Phone::parse(number, None).unwrap();
+            let stored = E164Phone::from_trusted(number.to_string());
+            assert_eq!(stored.calling_code_digits(), digits, "{number}");
+            assert_eq!(parsed.calling_code_digits(), digits, "{number}");
+            assert_eq!(stored, parsed, "equal by their text");
+            assert_eq!(stored.ranges(), parsed.ranges(), "{number}");
+        }
+    }
 
     #[test]
     fn e164_numbers_are_normalised_and_their_country_derived() {

@@ -21,7 +21,7 @@ use crate::store::{
     StartPlan, Store, StoreError,
 };
 use crate::verification::{
-    Candidate, Channel, CheckCounters, CheckOutcome, StatusChange, Verification, VerificationStatus,
+    Candidate, Channel, CheckCounting, CheckOutcome, StatusChange, Verification, VerificationStatus,
 };
 
 /// A message ready for a provider. It carries the code in clear, so it lives only in memory
@@ -296,12 +296,12 @@ pub struct Verifier<S, C> {
 }
 
 /// The counter of wrong codes for one destination of one service.
-fn failure_key(service: ServiceId, to: &Recipient) -> String {
+pub(crate) fn failure_key(service: ServiceId, to: &Recipient) -> String {
     format!("fail:{service}:{}", to.as_str())
 }
 
 /// The pumping defence's counter of `kind` ("sent" or "ok") for a destination prefix.
-fn pumping_key(kind: &str, prefix: &str) -> String {
+pub(crate) fn pumping_key(kind: &str, prefix: &str) -> String {
     format!("pump:{kind}:{prefix}")
 }
 
@@ -1018,38 +1018,23 @@ impl<S: Store + Clone, C: Clock + Clone> Verifier<S, C> {
         payee: Option<String>,
     ) -> Result<CheckResult, StoreError> {
         let now = self.clock.now();
-        // The counters are keyed by the destination, unknown until the store reads the
-        // verification: a cheap read first, so the check itself stays one atomic step. A
-        // verification of another service or none at all counts nothing either way.
-        let counting = self.abuse.failed_checks.is_some() || self.abuse.pumping.is_some();
-        let owned = match counting {
-            true => self.store.verification(id).await?,
-            false => None,
-        };
-        let counters = match owned {
-            Some(v) if v.service_id == service => CheckCounters {
-                on_failure: self
-                    .abuse
-                    .failed_checks
-                    .map(|limit| (failure_key(service, &v.to), limit.window_ms())),
-                on_approval: match (self.abuse.pumping, &v.to) {
-                    (Some(policy), Recipient::Phone(phone)) => Some((
-                        pumping_key(
-                            "ok",
-                            &crate::abuse::pumping_prefix(phone, policy.prefix_digits),
-                        ),
-                        i64::from(policy.window_seconds) * 1000,
-                    )),
-                    _ => None,
-                },
-            },
-            _ => CheckCounters::default(),
+        // The counters are keyed by the destination, which the store's own step reads: it
+        // applies these rules to the verification it loads (of this service; a check of
+        // another service's verification or of none counts nothing).
+        let counting = CheckCounting {
+            failures_window_ms: self.abuse.failed_checks.map(|limit| limit.window_ms()),
+            approvals: self.abuse.pumping.map(|policy| {
+                (
+                    i64::from(policy.window_seconds) * 1000,
+                    policy.prefix_digits,
+                )
+            }),
         };
         let candidate = Candidate {
             code_hash: self.hasher.hash(id, &OtpCode::from_user_input(typed)),
             amount,
             payee,
-            counters,
+            counting,
         };
         let result = self.store.check_code(id, service, candidate, now).await?;
         if let Some(verification) = &result.verification {

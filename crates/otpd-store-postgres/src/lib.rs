@@ -650,7 +650,8 @@ impl Store for PgStore {
             now,
         )
         .await?;
-        if let Some((key, window_ms)) = candidate.counters.for_outcome(decision.outcome) {
+        let counters = candidate.counting.counters(&verification);
+        if let Some((key, window_ms)) = counters.for_outcome(decision.outcome) {
             // A counter with no maximum: inserting needs no lock to stay exact.
             sqlx::query(
                 "WITH gone AS (DELETE FROM rate_events WHERE key = $1 AND at <= $2) \

@@ -761,7 +761,8 @@ impl Store for SqliteStore {
                 decision.attempts,
                 now,
             )?;
-            if let Some((key, window_ms)) = candidate.counters.for_outcome(decision.outcome) {
+            let counters = candidate.counting.counters(&verification);
+            if let Some((key, window_ms)) = counters.for_outcome(decision.outcome) {
                 forget_rate_events(connection, key, now.0 - window_ms)?;
                 add_rate_event(connection, key, now.0)?;
             }

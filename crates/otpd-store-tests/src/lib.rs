@@ -133,7 +133,7 @@ fn typed(id: VerificationId, code: &str) -> Candidate {
         code_hash: hash_of(id, code),
         amount: None,
         payee: None,
-        counters: otpd_core::CheckCounters::default(),
+        counting: otpd_core::CheckCounting::default(),
     }
 }
 
@@ -1264,16 +1264,22 @@ pub async fn checks_count_failures_and_approvals<S: Store>(store: S) {
     let (v, d) = sample(service, 5, None);
     store.create_verification(&v, &d).await.unwrap();
     let window = 600_000;
+    // The store keys the counters by the verification's destination, with these rules.
+    let counting = otpd_core::CheckCounting {
+        failures_window_ms: Some(window),
+        approvals: Some((window, 3)),
+    };
+    let keys = counting.counters(&v);
+    let (failures, _) = keys.on_failure.clone().expect("a failure counter");
+    let (approvals, _) = keys.on_approval.clone().expect("an approval counter");
+    assert!(failures.contains(v.to.as_str()) && approvals.ends_with(&v.to.as_str()[..6]));
     // An old failure, outside the window by the time of the checks below.
     store
-        .rate_hit("fail:c", window, u32::MAX, T0.plus_millis(-window - 1))
+        .rate_hit(&failures, window, u32::MAX, T0.plus_millis(-window - 1))
         .await
         .unwrap();
     let counted = |code: &str| Candidate {
-        counters: otpd_core::CheckCounters {
-            on_failure: Some(("fail:c".into(), window)),
-            on_approval: Some(("ok:c".into(), window)),
-        },
+        counting,
         ..typed(v.id, code)
     };
     for _ in 0..2 {
@@ -1294,13 +1300,20 @@ pub async fn checks_count_failures_and_approvals<S: Store>(store: S) {
         .await
         .unwrap();
     assert_eq!(
-        store.rate_count("fail:c", window, T0).await.unwrap().count,
+        store.rate_count(&failures, window, T0).await.unwrap().count,
         2
     );
-    assert_eq!(store.rate_count("ok:c", window, T0).await.unwrap().count, 1);
     assert_eq!(
         store
-            .rate_count("fail:c", 10 * window, T0)
+            .rate_count(&approvals, window, T0)
+            .await
+            .unwrap()
+            .count,
+        1
+    );
+    assert_eq!(
+        store
+            .rate_count(&failures, 10 * window, T0)
             .await
             .unwrap()
             .count,
