@@ -109,11 +109,14 @@ impl AnyStore {
     }
 }
 
+/// Calls the backend. Each backend's future is boxed: PostgreSQL's (sqlx) are kilobytes, and
+/// unboxed they made every caller's future — the handlers' — as large, copied whole at each
+/// move (a fifth of a start's request-path instructions were `memcpy`).
 macro_rules! delegate {
     ($self:ident, $store:ident => $call:expr) => {
         match &$self.backend {
-            Backend::Sqlite($store) => $call.await,
-            Backend::Postgres($store) => $call.await,
+            Backend::Sqlite($store) => Box::pin($call).await,
+            Backend::Postgres($store) => Box::pin($call).await,
         }
     };
 }
