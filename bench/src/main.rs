@@ -557,7 +557,7 @@ impl Bench {
     async fn run(self: &Arc<Self>, scenario: &str, args: &Args) -> anyhow::Result<Outcome> {
         let pool = if scenario == "check" {
             // Enough for the whole run at a generous rate; setup is not timed.
-            let size = (args.duration.as_secs_f64() * 12_000.0).max(args.concurrency as f64 * 20.0)
+            let size = (args.duration.as_secs_f64() * 30_000.0).max(args.concurrency as f64 * 20.0)
                 as usize;
             Arc::new(self.check_pool(size, args.concurrency).await?)
         } else {
