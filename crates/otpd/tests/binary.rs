@@ -350,7 +350,7 @@ async fn a_broken_store_answers_a_json_500_without_details() {
         !body.to_string().contains("deliveries"),
         "no internal detail leaks: {body}"
     );
-    let log = server.crash();
+    let log = server.stop();
     assert!(
         log.contains("deliveries"),
         "the cause is logged for the operator"
