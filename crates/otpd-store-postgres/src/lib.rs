@@ -1930,10 +1930,32 @@ pub mod testing {
                 let runtime = tokio_runtime();
                 runtime.block_on(async move {
                     if let Ok(mut connection) = sqlx::PgConnection::connect(&server).await {
-                        let drop = format!("DROP SCHEMA IF EXISTS {name} CASCADE");
-                        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(drop))
+                        // A test's server can still hold a transaction in this schema (a
+                        // delivery's record, written after the start was answered) on the
+                        // runtime this drop blocks: its commit can never come, so end those
+                        // sessions first, or the drop would wait for them forever.
+                        let _ = sqlx::raw_sql("SET lock_timeout = '2s'")
                             .execute(&mut connection)
                             .await;
+                        for _ in 0..5 {
+                            let _ = sqlx::query(
+                                "SELECT pg_terminate_backend(l.pid) FROM pg_locks l \
+                                 JOIN pg_class c ON c.oid = l.relation \
+                                 JOIN pg_namespace n ON n.oid = c.relnamespace \
+                                 WHERE n.nspname = $1 AND l.pid <> pg_backend_pid()",
+                            )
+                            .bind(&name)
+                            .execute(&mut connection)
+                            .await;
+                            let drop = format!("DROP SCHEMA IF EXISTS {name} CASCADE");
+                            if sqlx::raw_sql(sqlx::AssertSqlSafe(drop))
+                                .execute(&mut connection)
+                                .await
+                                .is_ok()
+                            {
+                                break;
+                            }
+                        }
                     }
                 });
             })
