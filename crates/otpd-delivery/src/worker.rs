@@ -532,16 +532,9 @@ impl<S: Store + Clone, C: Clock + Clone> DeliveryWorker<S, C> {
     }
 
     /// Records what happened to a job's attempt and, for its first outcome, tells the
-    /// waiting start (which answers with it instead of reading it back).
-    ///
-    /// When the provider took the message, the start is told before the record commits: its
-    /// own verification and queued attempt are committed already, and a crash before the
-    /// record loses nothing — the attempt stays queued under its lease and is resumed (the
-    /// message may go twice, as after any crash between a provider's answer and its record).
-    /// Waiting would put a second writer round trip on every start's latency. Any other
-    /// outcome (a retry, a failure, a fallback) is told only once recorded: the record moves
-    /// the lease to the retry time, which another node must see if this one dies right after
-    /// answering.
+    /// waiting start (which answers with it instead of reading it back). Told only once the
+    /// record committed, so a read right after the answer shows the same attempt (answering
+    /// before the commit measured +20 % `start`s, and broke that; docs/BENCHMARKS.md).
     async fn record_at(
         &self,
         job: &DeliveryJob,
@@ -549,13 +542,6 @@ impl<S: Store + Clone, C: Clock + Clone> DeliveryWorker<S, C> {
         now: otpd_core::Timestamp,
         first_try: &mut Option<FirstTryReply>,
     ) -> Result<(), StoreError> {
-        let accepted = matches!(
-            update.status,
-            DeliveryStatus::Sent | DeliveryStatus::Delivered
-        );
-        if accepted && let Some(done) = first_try.take() {
-            let _ = done.send(Some((update.clone(), now)));
-        }
         self.store
             .update_delivery(job.delivery_id, &update, now)
             .await?;
