@@ -1930,10 +1930,10 @@ pub mod testing {
                 let runtime = tokio_runtime();
                 runtime.block_on(async move {
                     if let Ok(mut connection) = sqlx::PgConnection::connect(&server).await {
-                        // A test's server can still hold a transaction in this schema (a
-                        // delivery's record, written after the start was answered) on the
-                        // runtime this drop blocks: its commit can never come, so end those
-                        // sessions first, or the drop would wait for them forever.
+                        // A test's in-process server can still hold a transaction in this
+                        // schema (a delivery worker's or sweeper's) on the runtime this drop
+                        // blocks: its commit can never come, so end those sessions first, or
+                        // the drop would wait for them forever.
                         let _ = sqlx::raw_sql("SET lock_timeout = '2s'")
                             .execute(&mut connection)
                             .await;
