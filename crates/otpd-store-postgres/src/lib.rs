@@ -305,7 +305,7 @@ async fn insert_verification(
     let event_kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
     let event_data: Vec<String> = events.iter().map(|e| e.data.to_string()).collect();
     let d = delivery;
-    sqlx::query(concat!(
+    let query = sqlx::query(concat!(
         "WITH v AS (INSERT INTO verifications (",
         verification_columns!(),
         ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
@@ -349,58 +349,55 @@ async fn insert_verification(
     .bind(v.code_seed.map(|seed| seed.0.to_vec()))
     .bind(&v.amount)
     .bind(&v.payee)
-    .bind(&v.locale)
-    .bind(d.id.uuid())
-    .bind(d.verification_id.uuid())
-    .bind(d.channel.as_str())
-    .bind(d.status.as_str())
-    .bind(&d.provider)
-    .bind(&d.provider_ref)
-    .bind(&d.error)
-    .bind(d.created_at.0)
-    .bind(d.updated_at.0)
-    .bind(d.created_at.plus_seconds(DELIVERY_LEASE_SECONDS).0)
-    .bind(&d.error_code)
-    .bind(d.segments.map(|s| s as i32))
-    .bind(d.price)
-    .bind(&d.price_unit)
-    .bind(&event_ids)
-    .bind(&event_kinds)
-    .bind(&event_data)
-    .bind(counted)
-    .bind(forget_before)
-    .execute(&mut *connection)
-    .await
-    .map_err(db_error)?;
+    .bind(&v.locale);
+    bind_delivery(query, d)
+        .bind(&event_ids)
+        .bind(&event_kinds)
+        .bind(&event_data)
+        .bind(counted)
+        .bind(forget_before)
+        .execute(&mut *connection)
+        .await
+        .map_err(db_error)?;
     Ok(())
+}
+
+/// A PostgreSQL statement being bound.
+type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
+
+/// Binds a new delivery's fourteen values next (`lease_until` tenth): the start's single
+/// statement and a resend's insert write the same row.
+fn bind_delivery<'q>(query: PgQuery<'q>, d: &'q DeliveryAttempt) -> PgQuery<'q> {
+    query
+        .bind(d.id.uuid())
+        .bind(d.verification_id.uuid())
+        .bind(d.channel.as_str())
+        .bind(d.status.as_str())
+        .bind(&d.provider)
+        .bind(&d.provider_ref)
+        .bind(&d.error)
+        .bind(d.created_at.0)
+        .bind(d.updated_at.0)
+        .bind(d.created_at.plus_seconds(DELIVERY_LEASE_SECONDS).0)
+        .bind(&d.error_code)
+        .bind(d.segments.map(|s| s as i32))
+        .bind(d.price)
+        .bind(&d.price_unit)
 }
 
 async fn insert_delivery(
     connection: &mut PgConnection,
     d: &DeliveryAttempt,
 ) -> Result<(), StoreError> {
-    sqlx::query(concat!(
+    let query = sqlx::query(concat!(
         "INSERT INTO deliveries (",
         delivery_columns!(),
         ", lease_until) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $11, $12, $13, $14, $10)"
-    ))
-    .bind(d.id.uuid())
-    .bind(d.verification_id.uuid())
-    .bind(d.channel.as_str())
-    .bind(d.status.as_str())
-    .bind(&d.provider)
-    .bind(&d.provider_ref)
-    .bind(&d.error)
-    .bind(d.created_at.0)
-    .bind(d.updated_at.0)
-    .bind(d.created_at.plus_seconds(DELIVERY_LEASE_SECONDS).0)
-    .bind(&d.error_code)
-    .bind(d.segments.map(|s| s as i32))
-    .bind(d.price)
-    .bind(&d.price_unit)
-    .execute(&mut *connection)
-    .await
-    .map_err(db_error)?;
+    ));
+    bind_delivery(query, d)
+        .execute(&mut *connection)
+        .await
+        .map_err(db_error)?;
     Ok(())
 }
 

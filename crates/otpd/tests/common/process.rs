@@ -76,27 +76,24 @@ impl Server {
     /// Stops the process with SIGTERM (a graceful shutdown, which writes out every buffered
     /// log line) and returns what it logged.
     #[allow(dead_code)]
-    pub fn stop(mut self) -> String {
+    pub fn stop(self) -> String {
         let status = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()
             .unwrap();
         assert!(status.success(), "SIGTERM sent");
-        self.child.wait().unwrap();
-        let mut log = String::new();
-        self.child
-            .stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut log)
-            .unwrap();
-        log
+        self.wait_for_log()
     }
 
     /// Kills the process without warning (a crash) and returns what it logged (lines the
     /// logging thread had not written yet are lost, as in a real crash).
     pub fn crash(mut self) -> String {
         self.child.kill().unwrap();
+        self.wait_for_log()
+    }
+
+    /// Waits for the process to end and returns everything it wrote to stderr.
+    fn wait_for_log(mut self) -> String {
         self.child.wait().unwrap();
         let mut log = String::new();
         self.child
