@@ -97,7 +97,9 @@ impl<'a> VerificationEventData<'a> {
     }
 }
 
-/// The details of a delivery event (see [`VerificationEventData`] for why typed).
+/// The details of a delivery event (see [`VerificationEventData`] for why typed). PostgreSQL's
+/// `update_delivery` builds the same object in SQL (`json_build_object`), so a field added
+/// here goes there too; the store suite compares the two.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DeliveryEventData<'a> {

@@ -677,6 +677,13 @@ pub trait Store: Send + Sync + 'static {
         phone: &str,
     ) -> impl Future<Output = Result<Option<SafeNumber>, StoreError>> + Send;
 
+    /// Whether the account's safe list has any entry: most accounts have none, and a start
+    /// then needs no per-number lookup (the binary's node cache keeps this answer).
+    fn has_safe_numbers(
+        &self,
+        account: AccountId,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
     /// Removes a number from an account's safe list; false when it was not there.
     fn remove_safe_number(
         &self,

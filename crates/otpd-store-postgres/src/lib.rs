@@ -812,18 +812,32 @@ impl Store for PgStore {
         update: &DeliveryUpdate,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(db_error)?;
-        // The change and the row its event needs (with the verification's service) in one
-        // round trip.
-        let row = sqlx::query(concat!(
-            "UPDATE deliveries SET status = $1, provider = COALESCE($2, provider), \
+        // One statement, one round trip, no explicit transaction: the change, its event (the
+        // row's new state as `DeliveryEventData` renders it, built here in SQL because it
+        // depends on the values the COALESCEs keep) and the event's webhook copies.
+        sqlx::query(
+            "WITH d AS (UPDATE deliveries SET status = $1, provider = COALESCE($2, provider), \
              provider_ref = COALESCE($3, provider_ref), error = $4, error_code = $5, \
              segments = COALESCE($6, segments), price = COALESCE($7, price), \
              price_unit = COALESCE($8, price_unit), lease_until = COALESCE($9, lease_until), \
-             fallback_at = $10, updated_at = $11 WHERE id = $12 RETURNING ",
-            delivery_columns!(),
-            ", (SELECT v.service_id FROM verifications v WHERE v.id = deliveries.verification_id)"
-        ))
+             fallback_at = $10, updated_at = $11 WHERE id = $12 RETURNING id, verification_id, \
+             channel, status, provider, provider_ref, error_code, price, segments, \
+             (SELECT v.service_id FROM verifications v WHERE v.id = deliveries.verification_id) \
+             AS service_id), \
+             e AS (INSERT INTO events (id, service_id, verification_id, kind, data, created_at) \
+             SELECT $13, d.service_id, d.verification_id, 'delivery.' || d.status, \
+             json_build_object('deliveryId', d.id, 'verificationId', d.verification_id, \
+             'channel', d.channel, 'status', d.status, 'provider', d.provider, \
+             'providerMessageId', d.provider_ref, 'errorCode', d.error_code, 'price', d.price, \
+             'segments', d.segments)::text, $11 \
+             FROM d WHERE d.status <> 'queued' AND d.service_id IS NOT NULL \
+             RETURNING id, service_id, verification_id, kind) \
+             INSERT INTO webhook_deliveries (id, webhook_id, event_id, verification_id, \
+             next_attempt_at, created_at, updated_at) \
+             SELECT gen_random_uuid(), w.id, e.id, e.verification_id, $11, $11, $11 \
+             FROM e JOIN webhooks w ON w.service_id = e.service_id AND w.enabled \
+             AND (w.event_types = '*' OR w.event_types LIKE '%,' || e.kind || ',%')",
+        )
         .bind(update.status.as_str())
         .bind(&update.provider)
         .bind(&update.provider_ref)
@@ -836,27 +850,10 @@ impl Store for PgStore {
         .bind(update.fallback_at.map(|t| t.0))
         .bind(now.0)
         .bind(id.uuid())
-        .fetch_optional(&mut *tx)
+        .bind(Uuid::now_v7())
+        .execute(&self.pool)
         .await
         .map_err(db_error)?;
-        if update.status != otpd_core::DeliveryStatus::Queued
-            && let Some(row) = row
-        {
-            let delivery = rows::delivery(&row)?;
-            let service: Option<Uuid> = row.try_get(13).map_err(db_error)?;
-            if let Some(service) = service {
-                insert_event(
-                    &mut tx,
-                    &otpd_core::events::delivery_event(
-                        ServiceId::from_uuid(service),
-                        &delivery,
-                        now,
-                    ),
-                )
-                .await?;
-            }
-        }
-        tx.commit().await.map_err(db_error)?;
         Ok(())
     }
 
@@ -1070,6 +1067,14 @@ impl Store for PgStore {
             phone,
             created_at: Timestamp(created_at),
         }))
+    }
+
+    async fn has_safe_numbers(&self, account: AccountId) -> Result<bool, StoreError> {
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM safe_numbers WHERE account_id = $1)")
+            .bind(account.uuid())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_error)
     }
 
     async fn remove_safe_number(

@@ -1181,6 +1181,18 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn has_safe_numbers(&self, account: AccountId) -> Result<bool, StoreError> {
+        self.read(move |connection| {
+            connection
+                .prepare_cached("SELECT EXISTS (SELECT 1 FROM safe_numbers WHERE account_id = ?1)")
+                .and_then(|mut statement| {
+                    statement.query_row(params![account.as_bytes().as_slice()], |row| row.get(0))
+                })
+                .map_err(db_error)
+        })
+        .await
+    }
+
     async fn remove_safe_number(
         &self,
         account: AccountId,

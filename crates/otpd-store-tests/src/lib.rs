@@ -830,7 +830,9 @@ pub async fn safe_numbers_are_per_account<S: Store>(store: S) {
         phone: "+14155552671".into(),
         created_at: T0,
     };
+    assert!(!store.has_safe_numbers(account).await.unwrap());
     assert_eq!(store.add_safe_number(account, &entry).await.unwrap(), entry);
+    assert!(store.has_safe_numbers(account).await.unwrap());
     let again = otpd_core::store::SafeNumber {
         id: uuid::Uuid::now_v7(),
         ..entry.clone()
@@ -852,12 +854,14 @@ pub async fn safe_numbers_are_per_account<S: Store>(store: S) {
             .unwrap()
             .is_none()
     );
+    assert!(!store.has_safe_numbers(other).await.unwrap(), "per account");
     assert!(
         store
             .remove_safe_number(account, "+14155552671")
             .await
             .unwrap()
     );
+    assert!(!store.has_safe_numbers(account).await.unwrap(), "emptied");
     assert!(
         !store
             .remove_safe_number(account, "+14155552671")
@@ -936,10 +940,14 @@ pub async fn each_change_writes_one_event<S: Store>(store: S) {
         .check_code(v.id, service, typed(v.id, "000000"), T0)
         .await
         .unwrap();
-    store
-        .update_delivery(d.id, &sent_by("twilio", "SM-ev"), T0)
-        .await
-        .unwrap();
+    let priced = DeliveryUpdate {
+        segments: Some(2),
+        price: Some(0.0079),
+        error_code: Some("30007".into()),
+        ..sent_by("twilio", "SM-ev")
+    };
+    store.update_delivery(d.id, &priced, T0).await.unwrap();
+    let sent = store.deliveries(v.id).await.unwrap().remove(0);
     let delivered = ReceiptUpdate {
         provider: "twilio".into(),
         provider_ref: "SM-ev".into(),
@@ -973,6 +981,11 @@ pub async fn each_change_writes_one_event<S: Store>(store: S) {
     );
     assert_eq!(events[2].data["attempts"], 1);
     assert_eq!(events[4].data["provider"], "twilio");
+    assert_eq!(
+        events[3].data,
+        serde_json::to_value(otpd_core::events::DeliveryEventData::of(&sent)).unwrap(),
+        "a delivery event holds the attempt's state after the change, every field"
+    );
     let keys: Vec<String> = events
         .iter()
         .flat_map(|e| {

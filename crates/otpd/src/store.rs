@@ -82,6 +82,8 @@ impl<K: std::hash::Hash + Eq, V: Clone> TtlCache<K, V> {
 struct ReadCache {
     services: TtlCache<ServiceId, Option<ServiceRecord>>,
     applications: TtlCache<[u8; 32], Option<Application>>,
+    /// Whether an account has any safe-list entry (every start asks for its number).
+    safe_lists: TtlCache<AccountId, bool>,
 }
 
 /// The configured backend with its read cache; cheap to clone.
@@ -99,6 +101,7 @@ impl AnyStore {
             cache: Arc::new(ReadCache {
                 services: TtlCache::new(),
                 applications: TtlCache::new(),
+                safe_lists: TtlCache::new(),
             }),
         }
     }
@@ -244,15 +247,30 @@ impl Store for AnyStore {
         account: AccountId,
         entry: &SafeNumber,
     ) -> Result<SafeNumber, StoreError> {
-        delegate!(self, s => s.add_safe_number(account, entry))
+        let added = delegate!(self, s => s.add_safe_number(account, entry));
+        self.cache.safe_lists.forget(&account);
+        added
     }
 
+    /// Asks the backend only when the account has safe-list entries (cached per node).
     async fn safe_number(
         &self,
         account: AccountId,
         phone: &str,
     ) -> Result<Option<SafeNumber>, StoreError> {
+        if !self.has_safe_numbers(account).await? {
+            return Ok(None);
+        }
         delegate!(self, s => s.safe_number(account, phone))
+    }
+
+    async fn has_safe_numbers(&self, account: AccountId) -> Result<bool, StoreError> {
+        if let Some(any) = self.cache.safe_lists.get(&account) {
+            return Ok(any);
+        }
+        let any = delegate!(self, s => s.has_safe_numbers(account))?;
+        self.cache.safe_lists.put(account, any);
+        Ok(any)
     }
 
     async fn remove_safe_number(
@@ -260,7 +278,9 @@ impl Store for AnyStore {
         account: AccountId,
         phone: &str,
     ) -> Result<bool, StoreError> {
-        delegate!(self, s => s.remove_safe_number(account, phone))
+        let removed = delegate!(self, s => s.remove_safe_number(account, phone));
+        self.cache.safe_lists.forget(&account);
+        removed
     }
 
     async fn release_deliveries(

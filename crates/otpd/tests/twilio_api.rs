@@ -1141,6 +1141,12 @@ async fn the_safe_list_exempts_an_accounts_numbers_from_fraud_checks() {
         404,
         20404,
     );
+    assert_twilio_error(
+        &t.start(&service, &[("To", premium), ("Channel", "sms")])
+            .await,
+        403,
+        60410,
+    );
 }
 
 #[tokio::test]
