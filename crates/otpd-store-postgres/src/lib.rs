@@ -5,6 +5,7 @@
 //! nodes starting together apply them once.
 
 mod rows;
+mod starts;
 
 use std::time::Duration;
 
@@ -89,6 +90,8 @@ impl Default for PgSettings {
 #[derive(Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// New verifications' atomic steps, grouped per node (see `starts`).
+    starts: starts::StartGroups,
 }
 
 impl PgStore {
@@ -111,7 +114,8 @@ impl PgStore {
             .connect_with(options)
             .await
             .map_err(db_error)?;
-        let store = PgStore { pool };
+        let starts = starts::StartGroups::spawn(pool.clone());
+        let store = PgStore { pool, starts };
         store.migrate().await?;
         Ok(store)
     }
@@ -429,6 +433,107 @@ macro_rules! attempt_where {
 /// A `webhooks` row as selected.
 type WebhookRow = (Uuid, Uuid, String, String, bool, String, i64, i64);
 
+/// One start's atomic step in its own transaction (a start that arrived alone, or one of a
+/// group whose shared transaction failed).
+async fn start_alone(pool: &PgPool, plan: &StartPlan) -> Result<StartDecision, StoreError> {
+    let v = &plan.verification;
+    let now = v.created_at.0;
+    let mut tx = pool.begin().await.map_err(db_error)?;
+    // One start at a time per counter and per recipient (the cooldown), on every node;
+    // the keys are taken in sorted order so two starts never wait on each other in a
+    // cycle. A refusal returns before the first write and the transaction rolls back.
+    let mut locks: Vec<&str> = plan.limits.iter().map(|hit| hit.key.as_str()).collect();
+    let recipient = format!("cool:{}:{}", v.service_id, v.to.as_str());
+    if plan.cooldown_seconds > 0 {
+        locks.push(&recipient);
+    }
+    locks.sort_unstable();
+    locks.dedup();
+    if !locks.is_empty() {
+        sqlx::query(
+            "SELECT pg_advisory_xact_lock(hashtextextended(k, 7)) FROM unnest($1::text[]) AS k",
+        )
+        .bind(&locks)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+    }
+    // The cooldown's last send, the lockout and every limit read in one statement (one
+    // round trip), after the locks. The counters come in plan order; the last send rides
+    // on every row (and on one row of its own when nothing is counted).
+    let counters: Vec<&otpd_core::store::LimitHit> =
+        plan.lockout.iter().chain(plan.limits.iter()).collect();
+    if plan.cooldown_seconds > 0 || !counters.is_empty() {
+        let keys: Vec<&str> = counters.iter().map(|hit| hit.key.as_str()).collect();
+        let since: Vec<i64> = counters.iter().map(|hit| now - hit.window_ms).collect();
+        let rows: Vec<(i64, i64, Option<i64>, Option<i64>)> = sqlx::query_as(
+            // LATERAL: one index lookup per counter whatever the planner guesses about
+            // the arrays (a generic plan hash-joined a sequential scan of rate_events).
+            "WITH last AS (SELECT CASE WHEN $3 THEN (SELECT COALESCE((SELECT MAX(created_at) \
+             FROM deliveries WHERE verification_id = v.id), v.created_at) FROM verifications v \
+             WHERE service_id = $4 AND to_number = $5 AND expires_at > $6 \
+             ORDER BY id DESC LIMIT 1) END AS send) \
+             SELECT c.i, w.n, w.oldest, last.send \
+             FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS c(key, since, i) \
+             CROSS JOIN LATERAL (SELECT COUNT(*) AS n, MIN(r.at) AS oldest FROM rate_events r \
+             WHERE r.key = c.key AND r.at > c.since) AS w CROSS JOIN last \
+             UNION ALL SELECT 0, 0, NULL, last.send FROM last WHERE cardinality($1::text[]) = 0 \
+             ORDER BY 1",
+        )
+        .bind(&keys)
+        .bind(&since)
+        .bind(plan.cooldown_seconds > 0)
+        .bind(v.service_id.uuid())
+        .bind(v.to.as_str())
+        .bind(now)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        if let Some(last_send) = rows.first().and_then(|row| row.3) {
+            let allowed_at = Timestamp(last_send).plus_seconds(i64::from(plan.cooldown_seconds));
+            if now < allowed_at.0 {
+                return Ok(StartDecision::Cooldown { allowed_at });
+            }
+        }
+        let windows = if counters.is_empty() {
+            &[][..]
+        } else {
+            &rows[..]
+        };
+        let lockouts = usize::from(plan.lockout.is_some());
+        for (position, (_, count, oldest, _)) in windows.iter().enumerate() {
+            let hit = counters[position];
+            if *count < i64::from(hit.max) {
+                continue;
+            }
+            let frees_at = oldest.map(|at| Timestamp(at + hit.window_ms));
+            return Ok(match position.checked_sub(lockouts) {
+                None => StartDecision::LockedOut { frees_at },
+                Some(index) => StartDecision::Limited { index, frees_at },
+            });
+        }
+    }
+    if let Some(spend) = &plan.spend
+        && add_spend(&mut tx, spend).await?.is_none()
+    {
+        return Ok(StartDecision::OverBudget);
+    }
+    // Count this start, and forget the events that left the widest window (older ones of
+    // a narrower window are ignored by the count until a later start), with the inserts.
+    let counted: Vec<&str> = plan.limits.iter().map(|hit| hit.key.as_str()).collect();
+    let widest = plan.limits.iter().map(|hit| hit.window_ms).max();
+    insert_verification(
+        &mut tx,
+        v,
+        &plan.delivery,
+        &counted,
+        now - widest.unwrap_or(0),
+    )
+    .await?;
+    tx.commit().await.map_err(db_error)?;
+    Ok(StartDecision::Created)
+}
+
 /// Adds to a capped spend; the new total, or `None` when it would pass the cap.
 async fn add_spend(
     connection: &mut PgConnection,
@@ -506,103 +611,7 @@ impl Store for PgStore {
     }
 
     async fn start_verification(&self, plan: &StartPlan) -> Result<StartDecision, StoreError> {
-        let v = &plan.verification;
-        let now = v.created_at.0;
-        let mut tx = self.pool.begin().await.map_err(db_error)?;
-        // One start at a time per counter and per recipient (the cooldown), on every node;
-        // the keys are taken in sorted order so two starts never wait on each other in a
-        // cycle. A refusal returns before the first write and the transaction rolls back.
-        let mut locks: Vec<&str> = plan.limits.iter().map(|hit| hit.key.as_str()).collect();
-        let recipient = format!("cool:{}:{}", v.service_id, v.to.as_str());
-        if plan.cooldown_seconds > 0 {
-            locks.push(&recipient);
-        }
-        locks.sort_unstable();
-        locks.dedup();
-        if !locks.is_empty() {
-            sqlx::query(
-                "SELECT pg_advisory_xact_lock(hashtextextended(k, 7)) FROM unnest($1::text[]) AS k",
-            )
-            .bind(&locks)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
-        }
-        // The cooldown's last send, the lockout and every limit read in one statement (one
-        // round trip), after the locks. The counters come in plan order; the last send rides
-        // on every row (and on one row of its own when nothing is counted).
-        let counters: Vec<&otpd_core::store::LimitHit> =
-            plan.lockout.iter().chain(plan.limits.iter()).collect();
-        if plan.cooldown_seconds > 0 || !counters.is_empty() {
-            let keys: Vec<&str> = counters.iter().map(|hit| hit.key.as_str()).collect();
-            let since: Vec<i64> = counters.iter().map(|hit| now - hit.window_ms).collect();
-            let rows: Vec<(i64, i64, Option<i64>, Option<i64>)> = sqlx::query_as(
-                // LATERAL: one index lookup per counter whatever the planner guesses about
-                // the arrays (a generic plan hash-joined a sequential scan of rate_events).
-                "WITH last AS (SELECT CASE WHEN $3 THEN (SELECT COALESCE((SELECT MAX(created_at) \
-                 FROM deliveries WHERE verification_id = v.id), v.created_at) FROM verifications v \
-                 WHERE service_id = $4 AND to_number = $5 AND expires_at > $6 \
-                 ORDER BY id DESC LIMIT 1) END AS send) \
-                 SELECT c.i, w.n, w.oldest, last.send \
-                 FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS c(key, since, i) \
-                 CROSS JOIN LATERAL (SELECT COUNT(*) AS n, MIN(r.at) AS oldest FROM rate_events r \
-                 WHERE r.key = c.key AND r.at > c.since) AS w CROSS JOIN last \
-                 UNION ALL SELECT 0, 0, NULL, last.send FROM last WHERE cardinality($1::text[]) = 0 \
-                 ORDER BY 1",
-            )
-            .bind(&keys)
-            .bind(&since)
-            .bind(plan.cooldown_seconds > 0)
-            .bind(v.service_id.uuid())
-            .bind(v.to.as_str())
-            .bind(now)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(db_error)?;
-            if let Some(last_send) = rows.first().and_then(|row| row.3) {
-                let allowed_at =
-                    Timestamp(last_send).plus_seconds(i64::from(plan.cooldown_seconds));
-                if now < allowed_at.0 {
-                    return Ok(StartDecision::Cooldown { allowed_at });
-                }
-            }
-            let windows = if counters.is_empty() {
-                &[][..]
-            } else {
-                &rows[..]
-            };
-            let lockouts = usize::from(plan.lockout.is_some());
-            for (position, (_, count, oldest, _)) in windows.iter().enumerate() {
-                let hit = counters[position];
-                if *count < i64::from(hit.max) {
-                    continue;
-                }
-                let frees_at = oldest.map(|at| Timestamp(at + hit.window_ms));
-                return Ok(match position.checked_sub(lockouts) {
-                    None => StartDecision::LockedOut { frees_at },
-                    Some(index) => StartDecision::Limited { index, frees_at },
-                });
-            }
-        }
-        if let Some(spend) = &plan.spend
-            && add_spend(&mut tx, spend).await?.is_none()
-        {
-            return Ok(StartDecision::OverBudget);
-        }
-        // Count this start, and forget the events that left the widest window (older ones of
-        // a narrower window are ignored by the count until a later start), with the inserts.
-        let counted: Vec<&str> = plan.limits.iter().map(|hit| hit.key.as_str()).collect();
-        let widest = plan.limits.iter().map(|hit| hit.window_ms).max();
-        insert_verification(
-            &mut tx,
-            v,
-            &plan.delivery,
-            &counted,
-            now - widest.unwrap_or(0),
-        )
-        .await?;
-        tx.commit().await.map_err(db_error)?;
-        Ok(StartDecision::Created)
+        self.starts.start(plan).await
     }
 
     async fn verification(&self, id: VerificationId) -> Result<Option<Verification>, StoreError> {

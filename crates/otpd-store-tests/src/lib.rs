@@ -1083,7 +1083,8 @@ pub async fn spend_never_passes_the_cap<S: Store + Clone>(store: S) {
     );
 }
 
-fn start_plan(service: ServiceId, cooldown_seconds: u32, limits: Vec<LimitHit>) -> StartPlan {
+/// A start of a fresh sample verification (see [`sample`]) under the given rules.
+pub fn start_plan(service: ServiceId, cooldown_seconds: u32, limits: Vec<LimitHit>) -> StartPlan {
     let (verification, delivery) = sample(service, 5, None);
     StartPlan {
         verification,

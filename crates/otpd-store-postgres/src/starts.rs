@@ -1,0 +1,366 @@
+//! Starts grouped per node. Every start is one atomic step (locks, a read of its counters and
+//! cooldown, then its rows), and on PostgreSQL each step's round trips and planning cost the
+//! database far more CPU than the rows themselves. So the starts that arrive while a step is
+//! running wait for the next one and share it: one transaction takes every lock of the group
+//! in one sorted statement, reads every counter and cooldown in one statement, decides the
+//! starts in arrival order in memory (a start sees the ones before it in its group as if they
+//! had committed), and writes the created ones. A start is answered only after that
+//! transaction commits. Should the group's transaction fail, each start runs again alone, so
+//! one bad start cannot fail the others.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use otpd_core::store::{StartDecision, StartPlan};
+use otpd_core::{StoreError, Timestamp};
+use sqlx::PgPool;
+use tokio::sync::{Mutex, mpsc, oneshot};
+
+use super::{add_spend, db_error, insert_verification, start_alone};
+
+/// The most starts one transaction carries.
+const MAX_GROUP: usize = 64;
+
+/// Transactions of grouped starts running at once per node (each takes one connection).
+const GROUPS_IN_FLIGHT: usize = 2;
+
+/// One start waiting for its group.
+struct StartJob {
+    plan: StartPlan,
+    reply: oneshot::Sender<Result<StartDecision, StoreError>>,
+}
+
+/// The queue of starts waiting for a group; cheap to clone.
+#[derive(Clone)]
+pub(crate) struct StartGroups {
+    queue: mpsc::UnboundedSender<StartJob>,
+}
+
+impl StartGroups {
+    /// Starts the tasks that run groups on `pool` (on the current tokio runtime).
+    pub(crate) fn spawn(pool: PgPool) -> StartGroups {
+        let (queue, jobs) = mpsc::unbounded_channel();
+        let jobs = Arc::new(Mutex::new(jobs));
+        for _ in 0..GROUPS_IN_FLIGHT {
+            tokio::spawn(run(pool.clone(), jobs.clone()));
+        }
+        StartGroups { queue }
+    }
+
+    /// Decides and writes `plan` in the next group; answers once its transaction committed.
+    pub(crate) async fn start(&self, plan: &StartPlan) -> Result<StartDecision, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        let stopped = || StoreError::Unavailable("the start queue has stopped".into());
+        self.queue
+            .send(StartJob {
+                plan: plan.clone(),
+                reply,
+            })
+            .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+}
+
+async fn run(pool: PgPool, jobs: Arc<Mutex<mpsc::UnboundedReceiver<StartJob>>>) {
+    loop {
+        let group = {
+            let mut jobs = jobs.lock().await;
+            let Some(first) = jobs.recv().await else {
+                return;
+            };
+            let mut group = vec![first];
+            while group.len() < MAX_GROUP {
+                match jobs.try_recv() {
+                    Ok(job) => group.push(job),
+                    Err(_) => break,
+                }
+            }
+            group
+        };
+        let plans: Vec<&StartPlan> = group.iter().map(|job| &job.plan).collect();
+        let decisions = match plans.as_slice() {
+            [plan] => vec![start_alone(&pool, plan).await],
+            _ => match start_group(&pool, &plans).await {
+                Ok(decisions) => decisions.into_iter().map(Ok).collect(),
+                // The database is away: running each alone would only wait again.
+                Err(StoreError::Unavailable(why)) => plans
+                    .iter()
+                    .map(|_| Err(StoreError::Unavailable(why.clone())))
+                    .collect(),
+                Err(_) => {
+                    let mut decisions = Vec::with_capacity(plans.len());
+                    for plan in &plans {
+                        decisions.push(start_alone(&pool, plan).await);
+                    }
+                    decisions
+                }
+            },
+        };
+        for (job, decision) in group.into_iter().zip(decisions) {
+            let _ = job.reply.send(decision);
+        }
+    }
+}
+
+/// What the group's earlier created starts add to a counter.
+#[derive(Default, Clone, Copy)]
+struct Added {
+    count: i64,
+    oldest: Option<i64>,
+}
+
+/// One transaction for several starts; their decisions in order.
+async fn start_group(
+    pool: &PgPool,
+    plans: &[&StartPlan],
+) -> Result<Vec<StartDecision>, StoreError> {
+    let recipients: Vec<String> = plans
+        .iter()
+        .map(|plan| {
+            let v = &plan.verification;
+            format!("cool:{}:{}", v.service_id, v.to.as_str())
+        })
+        .collect();
+    let mut locks: Vec<&str> = Vec::new();
+    for (plan, recipient) in plans.iter().zip(&recipients) {
+        locks.extend(plan.limits.iter().map(|hit| hit.key.as_str()));
+        if plan.cooldown_seconds > 0 {
+            locks.push(recipient);
+        }
+    }
+    locks.sort_unstable();
+    locks.dedup();
+    let mut tx = pool.begin().await.map_err(db_error)?;
+    if !locks.is_empty() {
+        // Sorted keys, one statement: two groups (or a group and a lone start on another
+        // node) never wait on each other in a cycle.
+        sqlx::query(
+            "SELECT pg_advisory_xact_lock(hashtextextended(k, 7)) FROM unnest($1::text[]) AS k",
+        )
+        .bind(&locks)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+    }
+    // Every counter of every start (lockout first, then its limits, as `start_alone`
+    // reads them) and every cooldown's last send, in one statement after the locks.
+    let mut counter_keys: Vec<&str> = Vec::new();
+    let mut counter_since: Vec<i64> = Vec::new();
+    let mut cooled_services = Vec::new();
+    let mut cooled_recipients: Vec<&str> = Vec::new();
+    let mut cooled_now: Vec<i64> = Vec::new();
+    for plan in plans {
+        let now = plan.verification.created_at.0;
+        for hit in plan.lockout.iter().chain(plan.limits.iter()) {
+            counter_keys.push(&hit.key);
+            counter_since.push(now - hit.window_ms);
+        }
+        if plan.cooldown_seconds > 0 {
+            cooled_services.push(plan.verification.service_id.uuid());
+            cooled_recipients.push(plan.verification.to.as_str());
+            cooled_now.push(now);
+        }
+    }
+    let rows: Vec<(i32, i64, i64, Option<i64>)> = sqlx::query_as(
+        // LATERAL: one index lookup per counter and per recipient (see `start_alone`).
+        "SELECT 0, c.i, w.n, w.oldest \
+         FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS c(key, since, i) \
+         CROSS JOIN LATERAL (SELECT COUNT(*) AS n, MIN(r.at) AS oldest FROM rate_events r \
+         WHERE r.key = c.key AND r.at > c.since) AS w \
+         UNION ALL \
+         SELECT 1, s.i, 0, (SELECT COALESCE((SELECT MAX(created_at) FROM deliveries \
+         WHERE verification_id = v.id), v.created_at) FROM verifications v \
+         WHERE v.service_id = s.service AND v.to_number = s.to_number AND v.expires_at > s.now \
+         ORDER BY v.id DESC LIMIT 1) \
+         FROM unnest($3::uuid[], $4::text[], $5::bigint[]) WITH ORDINALITY AS s(service, to_number, now, i)",
+    )
+    .bind(&counter_keys)
+    .bind(&counter_since)
+    .bind(&cooled_services)
+    .bind(&cooled_recipients)
+    .bind(&cooled_now)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(db_error)?;
+    let mut counts = vec![(0i64, None); counter_keys.len()];
+    let mut last_sends = vec![None; cooled_now.len()];
+    for (kind, ordinal, count, at) in rows {
+        let index = usize::try_from(ordinal - 1).unwrap_or(usize::MAX);
+        match kind {
+            0 => {
+                if let Some(slot) = counts.get_mut(index) {
+                    *slot = (count, at);
+                }
+            }
+            _ => {
+                if let Some(slot) = last_sends.get_mut(index) {
+                    *slot = at;
+                }
+            }
+        }
+    }
+    // Decide in arrival order; what an earlier created start wrote counts for the later ones.
+    let mut added: HashMap<&str, Added> = HashMap::new();
+    let mut sent_to: HashMap<&str, i64> = HashMap::new();
+    let mut decisions = Vec::with_capacity(plans.len());
+    let (mut next_counter, mut next_cooled) = (0, 0);
+    for (plan, recipient) in plans.iter().zip(&recipients) {
+        let v = &plan.verification;
+        let now = v.created_at.0;
+        let counters: Vec<&otpd_core::store::LimitHit> =
+            plan.lockout.iter().chain(plan.limits.iter()).collect();
+        let read = &counts[next_counter..next_counter + counters.len()];
+        next_counter += counters.len();
+        let last_send = if plan.cooldown_seconds > 0 {
+            next_cooled += 1;
+            last_sends[next_cooled - 1].max(sent_to.get(recipient.as_str()).copied())
+        } else {
+            None
+        };
+        let decision = decide(plan, &counters, read, last_send, &added, now);
+        if decision == StartDecision::Created {
+            if let Some(spend) = &plan.spend
+                && add_spend(&mut tx, spend).await?.is_none()
+            {
+                decisions.push(StartDecision::OverBudget);
+                continue;
+            }
+            let counted: Vec<&str> = plan.limits.iter().map(|hit| hit.key.as_str()).collect();
+            let widest = plan.limits.iter().map(|hit| hit.window_ms).max();
+            insert_verification(
+                &mut tx,
+                v,
+                &plan.delivery,
+                &counted,
+                now - widest.unwrap_or(0),
+            )
+            .await?;
+            for key in counted {
+                let entry = added.entry(key).or_default();
+                entry.count += 1;
+                entry.oldest = entry.oldest.or(Some(now));
+            }
+            sent_to.insert(recipient.as_str(), now);
+        }
+        decisions.push(decision);
+    }
+    tx.commit().await.map_err(db_error)?;
+    Ok(decisions)
+}
+
+/// The cooldown, then the lockout and limits in order, with the group's earlier starts added
+/// to what was read; the spend is decided by the caller (it is a write).
+fn decide(
+    plan: &StartPlan,
+    counters: &[&otpd_core::store::LimitHit],
+    read: &[(i64, Option<i64>)],
+    last_send: Option<i64>,
+    added: &HashMap<&str, Added>,
+    now: i64,
+) -> StartDecision {
+    if let Some(last_send) = last_send {
+        let allowed_at = Timestamp(last_send).plus_seconds(i64::from(plan.cooldown_seconds));
+        if now < allowed_at.0 {
+            return StartDecision::Cooldown { allowed_at };
+        }
+    }
+    let lockouts = usize::from(plan.lockout.is_some());
+    for (position, (hit, (count, oldest))) in counters.iter().zip(read).enumerate() {
+        let extra = added.get(hit.key.as_str()).copied().unwrap_or_default();
+        if count + extra.count < i64::from(hit.max) {
+            continue;
+        }
+        let oldest = match (*oldest, extra.oldest) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let frees_at = oldest.map(|at| Timestamp(at + hit.window_ms));
+        return match position.checked_sub(lockouts) {
+            None => StartDecision::LockedOut { frees_at },
+            Some(index) => StartDecision::Limited { index, frees_at },
+        };
+    }
+    StartDecision::Created
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::TestSchema;
+    use otpd_core::Store;
+    use otpd_core::store::{LimitHit, Spend};
+    use otpd_store_tests::{T0, service, start_plan};
+
+    /// A group decides its starts in arrival order, each seeing the created ones before it
+    /// as committed: a limit lets its maximum through, the cooldown one start per recipient,
+    /// the cap the spends that fit; nothing refused is written.
+    #[tokio::test]
+    async fn a_group_decides_its_starts_in_order() {
+        let Some(schema) = TestSchema::create().await else {
+            return;
+        };
+        let store = crate::PgStore::connect(&schema.url, &Default::default())
+            .await
+            .expect("connect and migrate");
+        let (limited, cooled, spending) = (
+            service(&store).await,
+            service(&store).await,
+            service(&store).await,
+        );
+        let window = 600_000;
+        let limit = || {
+            vec![LimitHit {
+                key: "dest:group".into(),
+                window_ms: window,
+                max: 2,
+            }]
+        };
+        let spend = |service| {
+            let mut plan = start_plan(service, 0, Vec::new());
+            plan.spend = Some(Spend {
+                key: "spend:group".into(),
+                amount: 0.6,
+                cap: 1.0,
+            });
+            plan
+        };
+        let plans = [
+            start_plan(limited, 0, limit()),
+            start_plan(limited, 0, limit()),
+            start_plan(limited, 0, limit()),
+            start_plan(cooled, 30, Vec::new()),
+            start_plan(cooled, 30, Vec::new()),
+            spend(spending),
+            spend(spending),
+        ];
+        let group: Vec<&StartPlan> = plans.iter().collect();
+        let decisions = start_group(store.pool(), &group).await.unwrap();
+        assert_eq!(
+            decisions,
+            [
+                StartDecision::Created,
+                StartDecision::Created,
+                StartDecision::Limited {
+                    index: 0,
+                    frees_at: Some(T0.plus_millis(window)),
+                },
+                StartDecision::Created,
+                StartDecision::Cooldown {
+                    allowed_at: T0.plus_seconds(30),
+                },
+                StartDecision::Created,
+                StartDecision::OverBudget,
+            ]
+        );
+        for (plan, decision) in plans.iter().zip(&decisions) {
+            let written = store.verification(plan.verification.id).await.unwrap();
+            assert_eq!(
+                written.is_some(),
+                *decision == StartDecision::Created,
+                "{decision:?}"
+            );
+        }
+        let counted = store.rate_count("dest:group", window, T0).await.unwrap();
+        assert_eq!(counted.count, 2, "refused starts are not counted");
+    }
+}
