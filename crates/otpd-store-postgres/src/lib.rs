@@ -290,80 +290,230 @@ async fn record_transition(
     Ok(())
 }
 
-/// Writes a verification, its first delivery, their two events (fanned out to the service's
-/// webhooks) and the start's rate-limit events, in one statement: one round trip instead of
-/// five, inside the caller's transaction. `counted` are the limit keys this start counts and
-/// `forget_before` the edge of the widest window (older events of those keys are deleted).
-async fn insert_verification(
+/// A new verification to write, with what its start counts.
+pub(crate) struct NewStart<'a> {
+    pub(crate) verification: &'a Verification,
+    pub(crate) delivery: &'a DeliveryAttempt,
+    /// The limit keys this start counts.
+    pub(crate) counted: Vec<&'a str>,
+    /// The edge of its widest window: older events of those keys may be deleted.
+    pub(crate) forget_before: i64,
+}
+
+/// Writes new verifications, their first deliveries, their two events each (fanned out to
+/// the services' webhooks) and the starts' rate-limit events, in one statement whatever their
+/// number (column arrays): one round trip and one plan for a whole group of starts, inside
+/// the caller's transaction.
+async fn insert_verifications(
     connection: &mut PgConnection,
-    v: &Verification,
-    delivery: &DeliveryAttempt,
-    counted: &[&str],
-    forget_before: i64,
+    starts: &[NewStart<'_>],
 ) -> Result<(), StoreError> {
-    let events = [
-        otpd_core::events::verification_event("verification.started", v, v.created_at),
-        otpd_core::events::delivery_event(v.service_id, delivery, v.created_at),
-    ];
-    let event_ids: Vec<Uuid> = events.iter().map(|e| e.id).collect();
-    let event_kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
-    let event_data: Vec<String> = events.iter().map(|e| e.data.to_string()).collect();
-    let d = delivery;
-    let query = sqlx::query(concat!(
+    let mut vs = VerificationColumns::default();
+    let mut ds = DeliveryColumns::default();
+    let (mut event_ids, mut event_services, mut event_verifications) = (vec![], vec![], vec![]);
+    let (mut event_kinds, mut event_data, mut event_times) = (vec![], vec![], vec![]);
+    let (mut counted_keys, mut counted_at) = (vec![], vec![]);
+    // The earliest edge of all: an event older than it is outside every counted key's window
+    // (a join on per-key edges was planned as a scan of the whole table).
+    let forget_before = starts.iter().map(|s| s.forget_before).min().unwrap_or(0);
+    for start in starts {
+        let v = start.verification;
+        vs.push(v);
+        ds.push(start.delivery);
+        let events = [
+            otpd_core::events::verification_event("verification.started", v, v.created_at),
+            otpd_core::events::delivery_event(v.service_id, start.delivery, v.created_at),
+        ];
+        for event in events {
+            event_ids.push(event.id);
+            event_services.push(v.service_id.uuid());
+            event_verifications.push(v.id.uuid());
+            event_kinds.push(event.kind);
+            event_data.push(event.data.to_string());
+            event_times.push(v.created_at.0);
+        }
+        for key in &start.counted {
+            counted_keys.push(*key);
+            counted_at.push(v.created_at.0);
+        }
+    }
+    sqlx::query(concat!(
         "WITH v AS (INSERT INTO verifications (",
         verification_columns!(),
-        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
-         $18, $19, $20, $21, $22, $23, $24, $25)), \
+        ") SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], \
+         $6::text[], $7::int[], $8::int[], $9::int[], $10::bytea[], $11::text[], $12::int[], \
+         $13::text[], $14::text[], $15::uuid[], $16::text[], $17::float8[], $18::int[], \
+         $19::int8[], $20::int8[], $21::int8[], $22::bytea[], $23::text[], $24::text[], \
+         $25::text[])), \
          d AS (INSERT INTO deliveries (",
         delivery_columns!(),
-        ", lease_until) VALUES ($26, $27, $28, $29, $30, $31, $32, $33, $34, $36, $37, $38, $39, $35)), \
+        ", lease_until) SELECT * FROM unnest($26::uuid[], $27::uuid[], $28::text[], $29::text[], \
+         $30::text[], $31::text[], $32::text[], $33::int8[], $34::int8[], $35::text[], \
+         $36::int[], $37::float8[], $38::text[], $39::int8[])), \
+         n AS (SELECT * FROM unnest($40::uuid[], $41::uuid[], $42::uuid[], $43::text[], \
+         $44::text[], $45::int8[]) AS n(id, service_id, verification_id, kind, data, created_at)), \
          e AS (INSERT INTO events (id, service_id, verification_id, kind, data, created_at) \
-         SELECT n.id, $2, $1, n.kind, n.data, $19 \
-         FROM unnest($40::uuid[], $41::text[], $42::text[]) AS n(id, kind, data)), \
-         gone AS (DELETE FROM rate_events WHERE key = ANY($43::text[]) AND at <= $44), \
-         counted AS (INSERT INTO rate_events (key, at) SELECT k, $19 FROM unnest($43::text[]) AS k) \
+         SELECT * FROM n), \
+         gone AS (DELETE FROM rate_events WHERE key = ANY($46::text[]) AND at <= $48), \
+         counted AS (INSERT INTO rate_events (key, at) SELECT * FROM unnest($46::text[], $47::int8[])) \
          INSERT INTO webhook_deliveries (id, webhook_id, event_id, verification_id, \
          next_attempt_at, created_at, updated_at) \
-         SELECT gen_random_uuid(), w.id, n.id, $1, $19, $19, $19 \
-         FROM unnest($40::uuid[], $41::text[]) AS n(id, kind) \
-         JOIN webhooks w ON w.service_id = $2 AND w.enabled \
+         SELECT gen_random_uuid(), w.id, n.id, n.verification_id, n.created_at, n.created_at, \
+         n.created_at FROM n JOIN webhooks w ON w.service_id = n.service_id AND w.enabled \
          AND (w.event_types = '*' OR w.event_types LIKE '%,' || n.kind || ',%')"
     ))
-    .bind(v.id.uuid())
-    .bind(v.service_id.uuid())
-    .bind(v.to.as_str())
-    .bind(v.country.map(|c| c.as_str().to_string()))
-    .bind(v.channel.as_str())
-    .bind(v.status.as_str())
-    .bind(v.attempts as i32)
-    .bind(v.max_attempts.get() as i32)
-    .bind(v.ttl.get() as i32)
-    .bind(v.code_hash.0.as_slice())
-    .bind(v.pin_type.as_str())
-    .bind(v.pin_length.get() as i32)
-    .bind(v.template.as_str())
-    .bind(v.from.as_str())
-    .bind(v.track_id)
-    .bind(&v.callback_url)
-    .bind(v.cost)
-    .bind(v.parts as i32)
-    .bind(v.created_at.0)
-    .bind(v.expires_at.0)
-    .bind(v.updated_at.0)
-    .bind(v.code_seed.map(|seed| seed.0.to_vec()))
-    .bind(&v.amount)
-    .bind(&v.payee)
-    .bind(&v.locale);
-    bind_delivery(query, d)
-        .bind(&event_ids)
-        .bind(&event_kinds)
-        .bind(&event_data)
-        .bind(counted)
-        .bind(forget_before)
-        .execute(&mut *connection)
-        .await
-        .map_err(db_error)?;
+    .bind(vs.id)
+    .bind(vs.service_id)
+    .bind(vs.to_number)
+    .bind(vs.country)
+    .bind(vs.channel)
+    .bind(vs.status)
+    .bind(vs.attempts)
+    .bind(vs.max_attempts)
+    .bind(vs.ttl)
+    .bind(vs.code_hash)
+    .bind(vs.pin_type)
+    .bind(vs.pin_length)
+    .bind(vs.template)
+    .bind(vs.sender)
+    .bind(vs.track_id)
+    .bind(vs.callback_url)
+    .bind(vs.cost)
+    .bind(vs.parts)
+    .bind(vs.created_at)
+    .bind(vs.expires_at)
+    .bind(vs.updated_at)
+    .bind(vs.code_seed)
+    .bind(vs.amount)
+    .bind(vs.payee)
+    .bind(vs.locale)
+    .bind(ds.id)
+    .bind(ds.verification_id)
+    .bind(ds.channel)
+    .bind(ds.status)
+    .bind(ds.provider)
+    .bind(ds.provider_ref)
+    .bind(ds.error)
+    .bind(ds.created_at)
+    .bind(ds.updated_at)
+    .bind(ds.error_code)
+    .bind(ds.segments)
+    .bind(ds.price)
+    .bind(ds.price_unit)
+    .bind(ds.lease_until)
+    .bind(event_ids)
+    .bind(event_services)
+    .bind(event_verifications)
+    .bind(event_kinds)
+    .bind(event_data)
+    .bind(event_times)
+    .bind(counted_keys)
+    .bind(counted_at)
+    .bind(forget_before)
+    .execute(&mut *connection)
+    .await
+    .map_err(db_error)?;
     Ok(())
+}
+
+/// Verifications as column arrays, in `verification_columns!` order (one `unnest` inserts
+/// them all).
+#[derive(Default)]
+struct VerificationColumns {
+    id: Vec<Uuid>,
+    service_id: Vec<Uuid>,
+    to_number: Vec<String>,
+    country: Vec<Option<String>>,
+    channel: Vec<&'static str>,
+    status: Vec<&'static str>,
+    attempts: Vec<i32>,
+    max_attempts: Vec<i32>,
+    ttl: Vec<i32>,
+    code_hash: Vec<Vec<u8>>,
+    pin_type: Vec<&'static str>,
+    pin_length: Vec<i32>,
+    template: Vec<String>,
+    sender: Vec<String>,
+    track_id: Vec<Option<Uuid>>,
+    callback_url: Vec<Option<String>>,
+    cost: Vec<f64>,
+    parts: Vec<i32>,
+    created_at: Vec<i64>,
+    expires_at: Vec<i64>,
+    updated_at: Vec<i64>,
+    code_seed: Vec<Option<Vec<u8>>>,
+    amount: Vec<Option<String>>,
+    payee: Vec<Option<String>>,
+    locale: Vec<Option<String>>,
+}
+
+impl VerificationColumns {
+    fn push(&mut self, v: &Verification) {
+        self.id.push(v.id.uuid());
+        self.service_id.push(v.service_id.uuid());
+        self.to_number.push(v.to.as_str().to_string());
+        self.country.push(v.country.map(|c| c.as_str().to_string()));
+        self.channel.push(v.channel.as_str());
+        self.status.push(v.status.as_str());
+        self.attempts.push(v.attempts as i32);
+        self.max_attempts.push(v.max_attempts.get() as i32);
+        self.ttl.push(v.ttl.get() as i32);
+        self.code_hash.push(v.code_hash.0.to_vec());
+        self.pin_type.push(v.pin_type.as_str());
+        self.pin_length.push(v.pin_length.get() as i32);
+        self.template.push(v.template.as_str().to_string());
+        self.sender.push(v.from.as_str().to_string());
+        self.track_id.push(v.track_id);
+        self.callback_url.push(v.callback_url.clone());
+        self.cost.push(v.cost);
+        self.parts.push(v.parts as i32);
+        self.created_at.push(v.created_at.0);
+        self.expires_at.push(v.expires_at.0);
+        self.updated_at.push(v.updated_at.0);
+        self.code_seed.push(v.code_seed.map(|seed| seed.0.to_vec()));
+        self.amount.push(v.amount.clone());
+        self.payee.push(v.payee.clone());
+        self.locale.push(v.locale.clone());
+    }
+}
+
+/// New deliveries as column arrays, in `delivery_columns!` order then `lease_until`.
+#[derive(Default)]
+struct DeliveryColumns {
+    id: Vec<Uuid>,
+    verification_id: Vec<Uuid>,
+    channel: Vec<&'static str>,
+    status: Vec<&'static str>,
+    provider: Vec<Option<String>>,
+    provider_ref: Vec<Option<String>>,
+    error: Vec<Option<String>>,
+    created_at: Vec<i64>,
+    updated_at: Vec<i64>,
+    error_code: Vec<Option<String>>,
+    segments: Vec<Option<i32>>,
+    price: Vec<Option<f64>>,
+    price_unit: Vec<Option<String>>,
+    lease_until: Vec<i64>,
+}
+
+impl DeliveryColumns {
+    fn push(&mut self, d: &DeliveryAttempt) {
+        self.id.push(d.id.uuid());
+        self.verification_id.push(d.verification_id.uuid());
+        self.channel.push(d.channel.as_str());
+        self.status.push(d.status.as_str());
+        self.provider.push(d.provider.clone());
+        self.provider_ref.push(d.provider_ref.clone());
+        self.error.push(d.error.clone());
+        self.created_at.push(d.created_at.0);
+        self.updated_at.push(d.updated_at.0);
+        self.error_code.push(d.error_code.clone());
+        self.segments.push(d.segments.map(|s| s as i32));
+        self.price.push(d.price);
+        self.price_unit.push(d.price_unit.clone());
+        self.lease_until
+            .push(d.created_at.plus_seconds(DELIVERY_LEASE_SECONDS).0);
+    }
 }
 
 /// A PostgreSQL statement being bound.
@@ -522,12 +672,14 @@ async fn start_alone(pool: &PgPool, plan: &StartPlan) -> Result<StartDecision, S
     // a narrower window are ignored by the count until a later start), with the inserts.
     let counted: Vec<&str> = plan.limits.iter().map(|hit| hit.key.as_str()).collect();
     let widest = plan.limits.iter().map(|hit| hit.window_ms).max();
-    insert_verification(
+    insert_verifications(
         &mut tx,
-        v,
-        &plan.delivery,
-        &counted,
-        now - widest.unwrap_or(0),
+        &[NewStart {
+            verification: v,
+            delivery: &plan.delivery,
+            counted,
+            forget_before: now - widest.unwrap_or(0),
+        }],
     )
     .await?;
     tx.commit().await.map_err(db_error)?;
@@ -606,7 +758,16 @@ impl Store for PgStore {
         delivery: &DeliveryAttempt,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(db_error)?;
-        insert_verification(&mut tx, v, delivery, &[], 0).await?;
+        insert_verifications(
+            &mut tx,
+            &[NewStart {
+                verification: v,
+                delivery,
+                counted: Vec::new(),
+                forget_before: 0,
+            }],
+        )
+        .await?;
         tx.commit().await.map_err(db_error)
     }
 
