@@ -4,6 +4,8 @@
 //! claimed with `FOR UPDATE SKIP LOCKED`. Migrations run at start under an advisory lock, so
 //! nodes starting together apply them once.
 
+mod groups;
+mod records;
 mod rows;
 mod starts;
 
@@ -91,7 +93,9 @@ impl Default for PgSettings {
 pub struct PgStore {
     pool: PgPool,
     /// New verifications' atomic steps, grouped per node (see `starts`).
-    starts: starts::StartGroups,
+    starts: groups::Groups<starts::Starts>,
+    /// Delivery records, grouped per node (see `records`).
+    records: groups::Groups<records::Records>,
 }
 
 impl PgStore {
@@ -114,8 +118,13 @@ impl PgStore {
             .connect_with(options)
             .await
             .map_err(db_error)?;
-        let starts = starts::StartGroups::spawn(pool.clone());
-        let store = PgStore { pool, starts };
+        let starts = groups::Groups::spawn(pool.clone());
+        let records = groups::Groups::spawn(pool.clone());
+        let store = PgStore {
+            pool,
+            starts,
+            records,
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -772,7 +781,7 @@ impl Store for PgStore {
     }
 
     async fn start_verification(&self, plan: &StartPlan) -> Result<StartDecision, StoreError> {
-        self.starts.start(plan).await
+        self.starts.call(plan.clone()).await
     }
 
     async fn verification(&self, id: VerificationId) -> Result<Option<Verification>, StoreError> {
@@ -982,49 +991,13 @@ impl Store for PgStore {
         update: &DeliveryUpdate,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        // One statement, one round trip, no explicit transaction: the change, its event (the
-        // row's new state as `DeliveryEventData` renders it, built here in SQL because it
-        // depends on the values the COALESCEs keep) and the event's webhook copies.
-        sqlx::query(
-            "WITH d AS (UPDATE deliveries SET status = $1, provider = COALESCE($2, provider), \
-             provider_ref = COALESCE($3, provider_ref), error = $4, error_code = $5, \
-             segments = COALESCE($6, segments), price = COALESCE($7, price), \
-             price_unit = COALESCE($8, price_unit), lease_until = COALESCE($9, lease_until), \
-             fallback_at = $10, updated_at = $11 WHERE id = $12 RETURNING id, verification_id, \
-             channel, status, provider, provider_ref, error_code, price, segments, \
-             (SELECT v.service_id FROM verifications v WHERE v.id = deliveries.verification_id) \
-             AS service_id), \
-             e AS (INSERT INTO events (id, service_id, verification_id, kind, data, created_at) \
-             SELECT $13, d.service_id, d.verification_id, 'delivery.' || d.status, \
-             json_build_object('deliveryId', d.id, 'verificationId', d.verification_id, \
-             'channel', d.channel, 'status', d.status, 'provider', d.provider, \
-             'providerMessageId', d.provider_ref, 'errorCode', d.error_code, 'price', d.price, \
-             'segments', d.segments)::text, $11 \
-             FROM d WHERE d.status <> 'queued' AND d.service_id IS NOT NULL \
-             RETURNING id, service_id, verification_id, kind) \
-             INSERT INTO webhook_deliveries (id, webhook_id, event_id, verification_id, \
-             next_attempt_at, created_at, updated_at) \
-             SELECT gen_random_uuid(), w.id, e.id, e.verification_id, $11, $11, $11 \
-             FROM e JOIN webhooks w ON w.service_id = e.service_id AND w.enabled \
-             AND (w.event_types = '*' OR w.event_types LIKE '%,' || e.kind || ',%')",
-        )
-        .bind(update.status.as_str())
-        .bind(&update.provider)
-        .bind(&update.provider_ref)
-        .bind(&update.error)
-        .bind(&update.error_code)
-        .bind(update.segments.map(|s| s as i32))
-        .bind(update.price)
-        .bind(&update.price_unit)
-        .bind(update.lease_until.map(|t| t.0))
-        .bind(update.fallback_at.map(|t| t.0))
-        .bind(now.0)
-        .bind(id.uuid())
-        .bind(Uuid::now_v7())
-        .execute(&self.pool)
-        .await
-        .map_err(db_error)?;
-        Ok(())
+        self.records
+            .call(records::DeliveryRecord {
+                id,
+                update: update.clone(),
+                now,
+            })
+            .await
     }
 
     async fn record_receipt(

@@ -1,111 +1,46 @@
-//! Starts grouped per node. Every start is one atomic step (locks, a read of its counters and
-//! cooldown, then its rows), and on PostgreSQL each step's round trips and planning cost the
-//! database far more CPU than the rows themselves. So the starts that arrive while a step is
-//! running wait for the next one and share it: one transaction takes every lock of the group
-//! in one sorted statement, reads every counter and cooldown in one statement, decides the
-//! starts in arrival order in memory (a start sees the ones before it in its group as if they
-//! had committed), and writes the created ones. A start is answered only after that
-//! transaction commits. Should the group's transaction fail, each start runs again alone, so
-//! one bad start cannot fail the others.
+//! Starts grouped per node (see `groups`). Every start is one atomic step (locks, a read of
+//! its counters and cooldown, then its rows). A group's transaction takes every lock of the
+//! group in one sorted statement, reads every counter and cooldown in one statement, decides
+//! the starts in arrival order in memory (a start sees the created ones before it in its group
+//! as if they had committed), and writes the created ones with multi-row statements.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use otpd_core::store::{StartDecision, StartPlan};
 use otpd_core::{StoreError, Timestamp};
 use sqlx::PgPool;
-use tokio::sync::{Mutex, mpsc, oneshot};
 
+use super::groups::Grouped;
 use super::{NewStart, add_spend, db_error, insert_verifications, start_alone};
-
-/// The most starts one transaction carries (its lock and read statements stay well under
-/// [`MESSAGE_BUDGET`]).
-const MAX_GROUP: usize = 32;
 
 /// The bytes of values one insert statement carries. sqlx does not set `TCP_NODELAY`, so a
 /// message longer than one TLS record (16 KB) leaves the client in several writes, and the
 /// last waits for the server's delayed ACK: 40 ms a statement (measured: a group's insert
 /// took 45 ms over TLS, 2 ms without).
-const MESSAGE_BUDGET: usize = 12 * 1024;
+pub(crate) const MESSAGE_BUDGET: usize = 12 * 1024;
 
-/// Transactions of grouped starts running at once per node (each takes one connection).
-const GROUPS_IN_FLIGHT: usize = 2;
+/// New verifications' atomic steps.
+pub(crate) struct Starts;
 
-/// One start waiting for its group.
-struct StartJob {
-    plan: StartPlan,
-    reply: oneshot::Sender<Result<StartDecision, StoreError>>,
-}
+impl Grouped for Starts {
+    type Call = StartPlan;
+    type Answer = StartDecision;
+    // A group's lock and read statements stay well under `MESSAGE_BUDGET`.
+    const MAX: usize = 32;
+    const IN_FLIGHT: usize = 2;
 
-/// The queue of starts waiting for a group; cheap to clone.
-#[derive(Clone)]
-pub(crate) struct StartGroups {
-    queue: mpsc::UnboundedSender<StartJob>,
-}
-
-impl StartGroups {
-    /// Starts the tasks that run groups on `pool` (on the current tokio runtime).
-    pub(crate) fn spawn(pool: PgPool) -> StartGroups {
-        let (queue, jobs) = mpsc::unbounded_channel();
-        let jobs = Arc::new(Mutex::new(jobs));
-        for _ in 0..GROUPS_IN_FLIGHT {
-            tokio::spawn(run(pool.clone(), jobs.clone()));
-        }
-        StartGroups { queue }
+    fn alone(
+        pool: &PgPool,
+        plan: &StartPlan,
+    ) -> impl std::future::Future<Output = Result<StartDecision, StoreError>> + Send {
+        start_alone(pool, plan)
     }
 
-    /// Decides and writes `plan` in the next group; answers once its transaction committed.
-    pub(crate) async fn start(&self, plan: &StartPlan) -> Result<StartDecision, StoreError> {
-        let (reply, answer) = oneshot::channel();
-        let stopped = || StoreError::Unavailable("the start queue has stopped".into());
-        self.queue
-            .send(StartJob {
-                plan: plan.clone(),
-                reply,
-            })
-            .map_err(|_| stopped())?;
-        answer.await.map_err(|_| stopped())?
-    }
-}
-
-async fn run(pool: PgPool, jobs: Arc<Mutex<mpsc::UnboundedReceiver<StartJob>>>) {
-    loop {
-        let group = {
-            let mut jobs = jobs.lock().await;
-            let Some(first) = jobs.recv().await else {
-                return;
-            };
-            let mut group = vec![first];
-            while group.len() < MAX_GROUP {
-                match jobs.try_recv() {
-                    Ok(job) => group.push(job),
-                    Err(_) => break,
-                }
-            }
-            group
-        };
-        let plans: Vec<&StartPlan> = group.iter().map(|job| &job.plan).collect();
-        let decisions = match plans.as_slice() {
-            [plan] => vec![start_alone(&pool, plan).await],
-            _ => match start_group(&pool, &plans).await {
-                Ok(decisions) => decisions.into_iter().map(Ok).collect(),
-                // The database is away: running each alone would only wait again.
-                Err(StoreError::Unavailable(why)) => plans
-                    .iter()
-                    .map(|_| Err(StoreError::Unavailable(why.clone())))
-                    .collect(),
-                Err(_) => {
-                    let mut decisions = Vec::with_capacity(plans.len());
-                    for plan in &plans {
-                        decisions.push(start_alone(&pool, plan).await);
-                    }
-                    decisions
-                }
-            },
-        };
-        for (job, decision) in group.into_iter().zip(decisions) {
-            let _ = job.reply.send(decision);
-        }
+    fn together(
+        pool: &PgPool,
+        plans: &[&StartPlan],
+    ) -> impl std::future::Future<Output = Result<Vec<StartDecision>, StoreError>> + Send {
+        start_group(pool, plans)
     }
 }
 
