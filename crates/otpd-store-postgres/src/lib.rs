@@ -41,6 +41,14 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0008_alerts.sql"),
 ];
 
+/// Whether the grouped statements (arrays of a group's values) are prepared once per
+/// connection: they are not, so each is planned for its own arrays and the tables' current
+/// size. A generic plan cached while the tables were small (a new database) kept scanning
+/// them whole as they grew, until an ANALYZE: on a fresh database, 2,783 sequential scans of
+/// `deliveries` reading 40 M rows in 14 s (`pg_stat_user_tables`). Setting
+/// `plan_cache_mode = force_custom_plan` for every statement instead cost `check` ~20 %.
+const GROUP_STATEMENT_CACHED: bool = false;
+
 /// Any number; every otpd node uses it to take turns applying migrations.
 const MIGRATION_LOCK: i64 = 0x6f74_7064;
 
@@ -419,6 +427,7 @@ async fn insert_verifications(
     .bind(counted_keys)
     .bind(counted_at)
     .bind(forget_before)
+    .persistent(GROUP_STATEMENT_CACHED)
     .execute(&mut *connection)
     .await
     .map_err(db_error)?;

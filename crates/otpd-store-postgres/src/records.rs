@@ -46,9 +46,9 @@ impl Grouped for Records {
     }
 }
 
-/// Writes the records with one statement (column arrays). The `= ANY` beside the join is for
-/// the planner: joined to the unnest alone, it scanned the whole table (pg_stat_user_tables
-/// showed a sequential scan of `deliveries` per group).
+/// Writes the records with one statement (column arrays). Planned for each group's own
+/// arrays (not a cached generic plan, see `GROUP_STATEMENT_CACHED`), and the `= ANY` beside the join
+/// is for the planner too: joined to the unnest alone, it scanned the whole table.
 async fn write(pool: &PgPool, records: &[&DeliveryRecord]) -> Result<(), StoreError> {
     let column = |value: fn(&DeliveryRecord) -> Option<String>| -> Vec<Option<String>> {
         records.iter().map(|record| value(record)).collect()
@@ -116,6 +116,7 @@ async fn write(pool: &PgPool, records: &[&DeliveryRecord]) -> Result<(), StoreEr
     .bind(fallbacks)
     .bind(times)
     .bind(event_ids)
+    .persistent(super::GROUP_STATEMENT_CACHED)
     .execute(pool)
     .await
     .map_err(db_error)?;

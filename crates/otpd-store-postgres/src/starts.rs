@@ -121,6 +121,7 @@ async fn start_group(
     .bind(&cooled_services)
     .bind(&cooled_recipients)
     .bind(&cooled_now)
+    .persistent(super::GROUP_STATEMENT_CACHED)
     .fetch_all(&mut *tx)
     .await
     .map_err(db_error)?;
