@@ -11,7 +11,7 @@ use otpd_core::{StoreError, Timestamp};
 use sqlx::PgPool;
 
 use super::groups::Grouped;
-use super::{NewStart, add_spend, db_error, insert_verifications, start_alone};
+use super::{NewStart, add_spend, db_error, insert_verifications};
 
 /// The bytes of values one insert statement carries. sqlx does not set `TCP_NODELAY`, so a
 /// message longer than one TLS record (16 KB) leaves the client in several writes, and the
@@ -29,18 +29,20 @@ impl Grouped for Starts {
     const MAX: usize = 32;
     const IN_FLIGHT: usize = 2;
 
-    fn alone(
-        pool: &PgPool,
-        plan: &StartPlan,
-    ) -> impl std::future::Future<Output = Result<StartDecision, StoreError>> + Send {
-        start_alone(pool, plan)
+    /// A start alone is a group of one: one way to lock, read, decide and write.
+    async fn alone(pool: &PgPool, plan: &StartPlan) -> Result<StartDecision, StoreError> {
+        let decisions = start_group(pool, &[plan]).await?;
+        decisions
+            .into_iter()
+            .next()
+            .ok_or_else(|| StoreError::Database("a start group answered nothing".into()))
     }
 
-    fn together(
+    async fn together(
         pool: &PgPool,
         plans: &[&StartPlan],
-    ) -> impl std::future::Future<Output = Result<Vec<StartDecision>, StoreError>> + Send {
-        start_group(pool, plans)
+    ) -> Result<Vec<StartDecision>, StoreError> {
+        start_group(pool, plans).await
     }
 }
 
@@ -84,8 +86,8 @@ async fn start_group(
         .await
         .map_err(db_error)?;
     }
-    // Every counter of every start (lockout first, then its limits, as `start_alone`
-    // reads them) and every cooldown's last send, in one statement after the locks.
+    // Every counter of every start (its lockout first, then its limits) and every
+    // cooldown's last send, in one statement after the locks.
     let mut counter_keys: Vec<&str> = Vec::new();
     let mut counter_since: Vec<i64> = Vec::new();
     let mut cooled_services = Vec::new();
@@ -104,7 +106,8 @@ async fn start_group(
         }
     }
     let rows: Vec<(i32, i64, i64, Option<i64>)> = sqlx::query_as(
-        // LATERAL: one index lookup per counter and per recipient (see `start_alone`).
+        // LATERAL: one index lookup per counter and per recipient whatever the planner
+        // guesses about the arrays (a generic plan once hash-joined a scan of rate_events).
         "SELECT 0, c.i, w.n, w.oldest \
          FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS c(key, since, i) \
          CROSS JOIN LATERAL (SELECT COUNT(*) AS n, MIN(r.at) AS oldest FROM rate_events r \
