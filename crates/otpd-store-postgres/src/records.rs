@@ -46,9 +46,9 @@ impl Grouped for Records {
     }
 }
 
-/// Writes the records with one statement (column arrays). Planned for each group's own
-/// arrays (not a cached generic plan, see `GROUP_STATEMENT_CACHED`), and the `= ANY` beside the join
-/// is for the planner too: joined to the unnest alone, it scanned the whole table.
+/// Writes the records with one statement (column arrays), in a keyed transaction (see
+/// `begin_keyed`); the `= ANY` beside the join is for the planner too: joined to the unnest
+/// alone, it scanned the whole table.
 async fn write(pool: &PgPool, records: &[&DeliveryRecord]) -> Result<(), StoreError> {
     let column = |value: fn(&DeliveryRecord) -> Option<String>| -> Vec<Option<String>> {
         records.iter().map(|record| value(record)).collect()
@@ -70,6 +70,7 @@ async fn write(pool: &PgPool, records: &[&DeliveryRecord]) -> Result<(), StoreEr
         .collect();
     let times: Vec<i64> = records.iter().map(|r| r.now.0).collect();
     let event_ids: Vec<Uuid> = records.iter().map(|_| Uuid::now_v7()).collect();
+    let mut tx = super::begin_keyed(pool).await?;
     sqlx::query(
         "WITH u AS (SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], \
          $5::text[], $6::text[], $7::int[], $8::float8[], $9::text[], $10::int8[], $11::int8[], \
@@ -116,11 +117,10 @@ async fn write(pool: &PgPool, records: &[&DeliveryRecord]) -> Result<(), StoreEr
     .bind(fallbacks)
     .bind(times)
     .bind(event_ids)
-    .persistent(super::GROUP_STATEMENT_CACHED)
-    .execute(pool)
+    .execute(&mut *tx)
     .await
     .map_err(db_error)?;
-    Ok(())
+    tx.commit().await.map_err(db_error)
 }
 
 #[cfg(test)]
@@ -130,6 +130,53 @@ mod tests {
     use otpd_core::events::EventFilter;
     use otpd_core::{DeliveryStatus, Store};
     use otpd_store_tests::{T0, sample, service};
+
+    /// A new database's tables are empty when a connection first plans a grouped statement
+    /// and caches it: in a keyed transaction that plan is the index lookup, which stays right
+    /// as the tables grow; in a plain one it is a scan of the whole table.
+    #[tokio::test]
+    async fn keyed_transactions_plan_index_lookups_on_empty_tables() {
+        let Some(schema) = TestSchema::create().await else {
+            return;
+        };
+        let store = crate::PgStore::connect(&schema.url, &Default::default())
+            .await
+            .expect("connect and migrate");
+        sqlx::query("ANALYZE deliveries")
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        let explain = "EXPLAIN UPDATE deliveries SET status = 'sent' WHERE id = ANY(\
+                       '{00000000-0000-0000-0000-000000000001,00000000-0000-0000-0000-000000000002}'::uuid[])";
+        let mut plain = store.pool.begin().await.unwrap();
+        let plan: Vec<String> = sqlx::query_scalar(explain)
+            .fetch_all(&mut *plain)
+            .await
+            .unwrap();
+        plain.rollback().await.unwrap();
+        assert!(
+            plan.iter()
+                .any(|line| line.contains("Seq Scan on deliveries")),
+            "{plan:?}"
+        );
+        let mut keyed = crate::begin_keyed(&store.pool).await.unwrap();
+        let plan: Vec<String> = sqlx::query_scalar(explain)
+            .fetch_all(&mut *keyed)
+            .await
+            .unwrap();
+        keyed.rollback().await.unwrap();
+        assert!(
+            plan.iter()
+                .any(|line| line.contains("Index Scan using deliveries_pkey")),
+            "{plan:?}"
+        );
+        // SET LOCAL: the connection goes back to the pool with sequential scans allowed.
+        let setting: String = sqlx::query_scalar("SHOW enable_seqscan")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+        assert_eq!(setting, "on");
+    }
 
     /// A group writes each of its records with its event; one delivery twice in a group is
     /// refused, so the queue runs those records alone, one after the other.

@@ -74,7 +74,7 @@ async fn start_group(
     }
     locks.sort_unstable();
     locks.dedup();
-    let mut tx = pool.begin().await.map_err(db_error)?;
+    let mut tx = super::begin_keyed(pool).await?;
     if !locks.is_empty() {
         // Sorted keys, one statement: two groups (or a group and a lone start on another
         // node) never wait on each other in a cycle.
@@ -124,7 +124,6 @@ async fn start_group(
     .bind(&cooled_services)
     .bind(&cooled_recipients)
     .bind(&cooled_now)
-    .persistent(super::GROUP_STATEMENT_CACHED)
     .fetch_all(&mut *tx)
     .await
     .map_err(db_error)?;
