@@ -4,6 +4,7 @@
 //! claimed with `FOR UPDATE SKIP LOCKED`. Migrations run at start under an advisory lock, so
 //! nodes starting together apply them once.
 
+mod checks;
 mod groups;
 mod records;
 mod rows;
@@ -22,9 +23,9 @@ use otpd_core::store::{
     StartDecision, StartPlan,
 };
 use otpd_core::{
-    AccountId, ApiKeyId, ApplicationId, Candidate, CheckOutcome, CodeHash, DeliveryId, ServiceId,
-    StatusChange, Store, StoreError, Timestamp, Verification, VerificationId, VerificationStatus,
-    decide_check, decide_status_change,
+    AccountId, ApiKeyId, ApplicationId, Candidate, CodeHash, DeliveryId, ServiceId, StatusChange,
+    Store, StoreError, Timestamp, Verification, VerificationId, VerificationStatus,
+    decide_status_change,
 };
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{PgConnection, Row};
@@ -114,6 +115,8 @@ pub struct PgStore {
     starts: groups::Groups<starts::Starts>,
     /// Delivery records, grouped per node (see `records`).
     records: groups::Groups<records::Records>,
+    /// Checks of codes, grouped per node (see `checks`).
+    checks: groups::Groups<checks::Checks>,
 }
 
 impl PgStore {
@@ -138,10 +141,12 @@ impl PgStore {
             .map_err(db_error)?;
         let starts = groups::Groups::spawn(pool.clone());
         let records = groups::Groups::spawn(pool.clone());
+        let checks = groups::Groups::spawn(pool.clone());
         let store = PgStore {
             pool,
             starts,
             records,
+            checks,
         };
         store.migrate().await?;
         Ok(store)
@@ -261,6 +266,21 @@ async fn insert_delivery_event(
     .await
 }
 
+/// The event a new status or attempt count records: the new status's, or a counted failure.
+fn transition_kind(
+    verification: &Verification,
+    status: VerificationStatus,
+    attempts: u32,
+) -> Option<&'static str> {
+    if status != verification.status {
+        Some(otpd_core::events::status_kind(status))
+    } else if attempts > verification.attempts {
+        Some("verification.check_failed")
+    } else {
+        None
+    }
+}
+
 async fn record_transition(
     connection: &mut PgConnection,
     verification: &mut Verification,
@@ -282,18 +302,11 @@ async fn record_transition(
     .execute(&mut *connection)
     .await
     .map_err(db_error)?;
-    let counted = attempts > verification.attempts;
+    let kind = transition_kind(verification, status, attempts);
     verification.status = status;
     verification.attempts = attempts;
     verification.updated_at = now;
-    let kind = if changed {
-        otpd_core::events::status_kind(status)
-    } else if counted {
-        "verification.check_failed"
-    } else {
-        ""
-    };
-    if !kind.is_empty() {
+    if let Some(kind) = kind {
         insert_event(
             connection,
             &otpd_core::events::verification_event(kind, verification, now),
@@ -719,47 +732,14 @@ impl Store for PgStore {
         candidate: Candidate,
         now: Timestamp,
     ) -> Result<CheckResult, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(db_error)?;
-        let Some(mut verification) = load_for_update(&mut tx, id).await? else {
-            return Ok(CheckResult {
-                outcome: CheckOutcome::NotFound,
-                verification: None,
-            });
-        };
-        if verification.service_id != service {
-            return Ok(CheckResult {
-                outcome: CheckOutcome::WrongService,
-                verification: None,
-            });
-        }
-        let decision = decide_check(&verification, verification.accepts(&candidate), now);
-        record_transition(
-            &mut tx,
-            &mut verification,
-            decision.status,
-            decision.attempts,
-            now,
-        )
-        .await?;
-        let counters = candidate.counting.counters(&verification);
-        if let Some((key, window_ms)) = counters.for_outcome(decision.outcome) {
-            // A counter with no maximum: inserting needs no lock to stay exact.
-            sqlx::query(
-                "WITH gone AS (DELETE FROM rate_events WHERE key = $1 AND at <= $2) \
-                 INSERT INTO rate_events (key, at) VALUES ($1, $3)",
-            )
-            .bind(key)
-            .bind(now.0 - window_ms)
-            .bind(now.0)
-            .execute(&mut *tx)
+        self.checks
+            .call(checks::CheckCall {
+                id,
+                service,
+                candidate,
+                now,
+            })
             .await
-            .map_err(db_error)?;
-        }
-        tx.commit().await.map_err(db_error)?;
-        Ok(CheckResult {
-            outcome: decision.outcome,
-            verification: Some(verification),
-        })
     }
 
     async fn set_status(

@@ -128,7 +128,8 @@ fn hash_of(id: VerificationId, code: &str) -> CodeHash {
     hasher().hash(id, &OtpCode::from_user_input(code))
 }
 
-fn typed(id: VerificationId, code: &str) -> Candidate {
+/// What a user typing `code` for verification `id` sends the store (no counters).
+pub fn typed(id: VerificationId, code: &str) -> Candidate {
     Candidate {
         code_hash: hash_of(id, code),
         amount: None,
