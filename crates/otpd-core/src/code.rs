@@ -298,6 +298,15 @@ impl CodeHasher {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::SeedableRng;
+
+    /// The chi-squared tests below draw from a fixed seed: the statistic of a fair generator
+    /// passes the 99.9 % critical value 999 times in 1,000, so fresh randomness would fail one
+    /// CI run in a few hundred (it did). A seeded stream still exercises the sampling code;
+    /// a modulo bias stays far above the critical value whatever the seed.
+    fn seeded() -> rand::rngs::StdRng {
+        rand::rngs::StdRng::seed_from_u64(0x6f74_7064)
+    }
 
     #[test]
     fn codes_have_the_requested_length_and_alphabet() {
@@ -319,7 +328,7 @@ mod tests {
     /// digits) would push the statistic far beyond the 99.9% critical value.
     #[test]
     fn every_symbol_is_equally_likely() {
-        let mut rng = rand::rng();
+        let mut rng = seeded();
         for (pin_type, critical) in [
             (PinType::Numbers, 27.88),      // df 9, p = 0.001
             (PinType::Letters, 52.62),      // df 25
@@ -348,7 +357,7 @@ mod tests {
     /// The same test catches plain modulo sampling: proves the statistic has teeth.
     #[test]
     fn the_distribution_test_detects_modulo_bias() {
-        let mut rng = rand::rng();
+        let mut rng = seeded();
         let mut counts = [0u64; 10];
         let mut buf = [0u8; 200_000];
         rng.fill_bytes(&mut buf);
@@ -368,14 +377,17 @@ mod tests {
     #[test]
     fn derived_codes_are_uniform_and_repeatable() {
         let hasher = CodeHasher::new(ServerSecret::from_bytes([3; 32]));
+        let mut rng = seeded();
         for (pin_type, critical) in [(PinType::Numbers, 27.88), (PinType::Alphanumeric, 61.10)] {
             let alphabet = pin_type.alphabet();
             let mut counts = vec![0u64; alphabet.len()];
             let draws = 20_000;
             let length = PinLength::new(10).unwrap();
             for _ in 0..draws {
-                let id = VerificationId::generate();
-                let seed = CodeSeed::generate();
+                let id = VerificationId::from_uuid(uuid::Uuid::from_u128(rng.next_u64().into()));
+                let mut bytes = [0u8; 16];
+                rng.fill_bytes(&mut bytes);
+                let seed = CodeSeed(bytes);
                 let code = hasher.derive(id, &seed, pin_type, length);
                 assert_eq!(code, hasher.derive(id, &seed, pin_type, length));
                 for b in code.expose().bytes() {
