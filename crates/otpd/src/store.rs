@@ -1,7 +1,7 @@
 //! The store chosen at start by `database_url`: SQLite (embedded default) or PostgreSQL
 //! (several nodes). One type so the rest of the binary is not generic over the backend, with
-//! a short per-node cache of the two reads every request makes (its service and, for API-key
-//! callers, its application).
+//! a short per-node cache of the reads every request makes (its service and, for API-key
+//! callers, its application; for Twilio-dialect callers, their account or API key).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -84,6 +84,10 @@ struct ReadCache {
     applications: TtlCache<[u8; 32], Option<Application>>,
     /// Whether an account has any safe-list entry (every start asks for its number).
     safe_lists: TtlCache<AccountId, bool>,
+    /// Accounts and Twilio-style API keys: every Twilio-dialect request authenticates with
+    /// one. Neither changes once created (no rotation or removal yet).
+    accounts: TtlCache<AccountId, Option<AccountRecord>>,
+    api_keys: TtlCache<ApiKeyId, Option<ApiKeyRecord>>,
 }
 
 /// The configured backend with its read cache; cheap to clone.
@@ -102,6 +106,8 @@ impl AnyStore {
                 services: TtlCache::new(),
                 applications: TtlCache::new(),
                 safe_lists: TtlCache::new(),
+                accounts: TtlCache::new(),
+                api_keys: TtlCache::new(),
             }),
         }
     }
@@ -405,16 +411,30 @@ impl Store for AnyStore {
         delegate!(self, s => s.update_delivery(id, update, now))
     }
     async fn create_account(&self, account: &AccountRecord) -> Result<(), StoreError> {
-        delegate!(self, s => s.create_account(account))
+        let created = delegate!(self, s => s.create_account(account));
+        self.cache.accounts.forget(&account.id);
+        created
     }
     async fn account(&self, id: AccountId) -> Result<Option<AccountRecord>, StoreError> {
-        delegate!(self, s => s.account(id))
+        if let Some(cached) = self.cache.accounts.get(&id) {
+            return Ok(cached);
+        }
+        let account = delegate!(self, s => s.account(id))?;
+        self.cache.accounts.put(id, account.clone());
+        Ok(account)
     }
     async fn create_api_key(&self, key: &ApiKeyRecord) -> Result<(), StoreError> {
-        delegate!(self, s => s.create_api_key(key))
+        let created = delegate!(self, s => s.create_api_key(key));
+        self.cache.api_keys.forget(&key.id);
+        created
     }
     async fn api_key(&self, id: ApiKeyId) -> Result<Option<ApiKeyRecord>, StoreError> {
-        delegate!(self, s => s.api_key(id))
+        if let Some(cached) = self.cache.api_keys.get(&id) {
+            return Ok(cached);
+        }
+        let key = delegate!(self, s => s.api_key(id))?;
+        self.cache.api_keys.put(id, key.clone());
+        Ok(key)
     }
     async fn create_service(&self, service: &ServiceRecord) -> Result<(), StoreError> {
         delegate!(self, s => s.create_service(service))
@@ -515,5 +535,46 @@ impl Store for AnyStore {
         now: Timestamp,
     ) -> Result<(), StoreError> {
         delegate!(self, s => s.callback_failed(id, retry_at, error, now))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An account created on this node authenticates at once, even right after a request
+    /// with its id found nothing (that answer was cached); one created through another node
+    /// is seen once the cache's second has passed.
+    #[tokio::test]
+    async fn accounts_are_cached_and_a_local_create_is_seen_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("otpd.db");
+        let this_node = AnyStore::new(Backend::Sqlite(SqliteStore::open(&path).unwrap()));
+        let other_node = AnyStore::new(Backend::Sqlite(SqliteStore::open(&path).unwrap()));
+        let record = |name: &str| AccountRecord {
+            id: AccountId::generate(),
+            name: name.into(),
+            auth_token_hash: [1; 32],
+            created_at: Timestamp(1_700_000_000_000),
+        };
+
+        let mine = record("mine");
+        assert_eq!(this_node.account(mine.id).await.unwrap(), None);
+        this_node.create_account(&mine).await.unwrap();
+        assert_eq!(
+            this_node.account(mine.id).await.unwrap(),
+            Some(mine.clone())
+        );
+
+        let theirs = record("theirs");
+        assert_eq!(this_node.account(theirs.id).await.unwrap(), None);
+        other_node.create_account(&theirs).await.unwrap();
+        assert_eq!(
+            this_node.account(theirs.id).await.unwrap(),
+            None,
+            "within the second, the cached answer"
+        );
+        tokio::time::sleep(READ_CACHE_TTL + Duration::from_millis(50)).await;
+        assert_eq!(this_node.account(theirs.id).await.unwrap(), Some(theirs));
     }
 }
