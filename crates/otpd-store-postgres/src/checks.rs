@@ -364,4 +364,58 @@ mod tests {
             "a callback for the status change only"
         );
     }
+
+    /// Two nodes (two stores, each with its own groups) checking two verifications at once,
+    /// wrong codes only: each verification counts exactly its five attempts, one check ends
+    /// it, and every later one finds it ended.
+    #[tokio::test]
+    async fn two_nodes_count_concurrent_wrong_codes_exactly() {
+        let Some(schema) = TestSchema::create().await else {
+            return;
+        };
+        let nodes = [
+            crate::PgStore::connect(&schema.url, &Default::default())
+                .await
+                .expect("connect and migrate"),
+            crate::PgStore::connect(&schema.url, &Default::default())
+                .await
+                .expect("connect"),
+        ];
+        let service = service(&nodes[0]).await;
+        let mut ids = Vec::new();
+        for _ in 0..2 {
+            let (verification, delivery) = sample(service, 5, None);
+            nodes[0]
+                .create_verification(&verification, &delivery)
+                .await
+                .unwrap();
+            ids.push(verification.id);
+        }
+        let mut checks = tokio::task::JoinSet::new();
+        for n in 0..40 {
+            let (node, id) = (nodes[n % 2].clone(), ids[(n / 2) % 2]);
+            checks.spawn(async move {
+                node.check_code(id, service, typed(id, "000000"), T0)
+                    .await
+                    .map(|result| (id, result.outcome))
+            });
+        }
+        let mut outcomes: HashMap<VerificationId, Vec<CheckOutcome>> = HashMap::new();
+        while let Some(joined) = checks.join_next().await {
+            let (id, outcome) = joined.unwrap().expect("no check fails");
+            outcomes.entry(id).or_default().push(outcome);
+        }
+        for id in &ids {
+            let seen = &outcomes[id];
+            let count = |wanted: CheckOutcome| seen.iter().filter(|&&o| o == wanted).count();
+            assert_eq!(count(CheckOutcome::WrongCode), 4, "{seen:?}");
+            assert_eq!(count(CheckOutcome::MaxAttemptsNow), 1, "{seen:?}");
+            assert_eq!(count(CheckOutcome::AlreadyMaxAttempts), 15, "{seen:?}");
+            let stored = nodes[1].verification(*id).await.unwrap().unwrap();
+            assert_eq!(
+                (stored.status, stored.attempts),
+                (VerificationStatus::MaxAttemptsReached, 5)
+            );
+        }
+    }
 }
