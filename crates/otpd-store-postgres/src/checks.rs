@@ -38,15 +38,6 @@ impl Grouped for Checks {
     const MAX: usize = 24;
     const IN_FLIGHT: usize = 2;
 
-    /// A check alone is a group of one: one way to lock, decide and write.
-    async fn alone(pool: &PgPool, call: &CheckCall) -> Result<CheckResult, StoreError> {
-        check_group(pool, &[call])
-            .await?
-            .into_iter()
-            .next()
-            .ok_or_else(|| StoreError::Database("a check group answered nothing".into()))
-    }
-
     async fn together(pool: &PgPool, calls: &[&CheckCall]) -> Result<Vec<CheckResult>, StoreError> {
         check_group(pool, calls).await
     }
@@ -141,6 +132,11 @@ async fn check_group(pool: &PgPool, calls: &[&CheckCall]) -> Result<Vec<CheckRes
     Ok(results)
 }
 
+/// One bound array: `value` of each item.
+fn column<'a, T, U>(items: &'a [T], value: impl Fn(&'a T) -> U) -> Vec<U> {
+    items.iter().map(value).collect()
+}
+
 /// Every verification's last state, and each change's event (with its webhook copies),
 /// status callback and counter, in one statement.
 async fn write_changes(
@@ -148,14 +144,13 @@ async fn write_changes(
     current: &HashMap<VerificationId, Verification>,
     changes: &[Change],
 ) -> Result<(), StoreError> {
-    let mut changed: Vec<&Verification> = Vec::new();
-    for change in changes {
-        if let Some(last) = current.get(&change.after.id)
-            && !changed.iter().any(|v| v.id == last.id)
-        {
-            changed.push(last);
-        }
-    }
+    let mut changed_ids: Vec<VerificationId> = changes.iter().map(|c| c.after.id).collect();
+    changed_ids.sort_unstable();
+    changed_ids.dedup();
+    let changed: Vec<&Verification> = changed_ids
+        .iter()
+        .filter_map(|id| current.get(id))
+        .collect();
     let events: Vec<_> = changes
         .iter()
         .map(|c| otpd_core::events::verification_event(c.kind, &c.after, c.at))
@@ -191,64 +186,26 @@ async fn write_changes(
          WHERE r.key = g.key AND r.at <= g.before AND r.key = ANY($16)) \
          INSERT INTO rate_events (key, at) SELECT * FROM unnest($16::text[], $18::int8[])",
     )
-    .bind(changed.iter().map(|v| v.id.uuid()).collect::<Vec<_>>())
-    .bind(
-        changed
-            .iter()
-            .map(|v| v.status.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        changed
-            .iter()
-            .map(|v| v.attempts as i32)
-            .collect::<Vec<_>>(),
-    )
-    .bind(changed.iter().map(|v| v.updated_at.0).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| e.id).collect::<Vec<_>>())
-    .bind(
-        events
-            .iter()
-            .map(|e| e.service_id.uuid())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        events
-            .iter()
-            .map(|e| e.verification_id.map(|v| v.uuid()))
-            .collect::<Vec<_>>(),
-    )
-    .bind(events.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>())
-    .bind(
-        events
-            .iter()
-            .map(|e| e.data.to_string())
-            .collect::<Vec<_>>(),
-    )
-    .bind(events.iter().map(|e| e.created_at.0).collect::<Vec<_>>())
-    .bind(callbacks.iter().map(|_| Uuid::now_v7()).collect::<Vec<_>>())
-    .bind(
-        callbacks
-            .iter()
-            .map(|c| c.after.id.uuid())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        callbacks
-            .iter()
-            .map(|c| c.callback.as_deref().unwrap_or_default())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        callbacks
-            .iter()
-            .map(|c| c.after.status.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .bind(callbacks.iter().map(|c| c.at.0).collect::<Vec<_>>())
-    .bind(counted.iter().map(|c| c.0).collect::<Vec<_>>())
-    .bind(counted.iter().map(|c| c.1).collect::<Vec<_>>())
-    .bind(counted.iter().map(|c| c.2).collect::<Vec<_>>())
+    .bind(column(&changed, |v| v.id.uuid()))
+    .bind(column(&changed, |v| v.status.as_str()))
+    .bind(column(&changed, |v| v.attempts as i32))
+    .bind(column(&changed, |v| v.updated_at.0))
+    .bind(column(&events, |e| e.id))
+    .bind(column(&events, |e| e.service_id.uuid()))
+    .bind(column(&events, |e| e.verification_id.map(|v| v.uuid())))
+    .bind(column(&events, |e| e.kind.as_str()))
+    .bind(column(&events, |e| e.data.to_string()))
+    .bind(column(&events, |e| e.created_at.0))
+    .bind(column(&callbacks, |_| Uuid::now_v7()))
+    .bind(column(&callbacks, |c| c.after.id.uuid()))
+    .bind(column(&callbacks, |c| {
+        c.callback.as_deref().unwrap_or_default()
+    }))
+    .bind(column(&callbacks, |c| c.after.status.as_str()))
+    .bind(column(&callbacks, |c| c.at.0))
+    .bind(column(&counted, |c| c.0))
+    .bind(column(&counted, |c| c.1))
+    .bind(column(&counted, |c| c.2))
     .execute(&mut *connection)
     .await
     .map_err(db_error)?;

@@ -22,11 +22,20 @@ pub(crate) trait Grouped: Send + Sync + 'static {
     /// Groups run at once per node (each takes one connection).
     const IN_FLIGHT: usize;
 
-    /// Runs one call by itself.
+    /// Runs one call by itself: a group of one, so a call has one way to run whether it
+    /// arrives alone or is rerun after its group failed.
     fn alone(
         pool: &PgPool,
         call: &Self::Call,
-    ) -> impl Future<Output = Result<Self::Answer, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Self::Answer, StoreError>> + Send {
+        async move {
+            Self::together(pool, &[call])
+                .await?
+                .into_iter()
+                .next()
+                .ok_or_else(|| StoreError::Database("a group of one answered nothing".into()))
+        }
+    }
 
     /// Runs several calls together, atomically; their answers in order.
     fn together(

@@ -31,10 +31,6 @@ impl Grouped for Records {
     const MAX: usize = 32;
     const IN_FLIGHT: usize = 2;
 
-    async fn alone(pool: &PgPool, record: &DeliveryRecord) -> Result<(), StoreError> {
-        write(pool, &[record]).await
-    }
-
     async fn together(pool: &PgPool, records: &[&DeliveryRecord]) -> Result<Vec<()>, StoreError> {
         let mut seen = HashSet::with_capacity(records.len());
         if !records.iter().all(|record| seen.insert(record.id)) {

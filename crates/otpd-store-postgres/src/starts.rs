@@ -29,15 +29,6 @@ impl Grouped for Starts {
     const MAX: usize = 32;
     const IN_FLIGHT: usize = 2;
 
-    /// A start alone is a group of one: one way to lock, read, decide and write.
-    async fn alone(pool: &PgPool, plan: &StartPlan) -> Result<StartDecision, StoreError> {
-        let decisions = start_group(pool, &[plan]).await?;
-        decisions
-            .into_iter()
-            .next()
-            .ok_or_else(|| StoreError::Database("a start group answered nothing".into()))
-    }
-
     async fn together(
         pool: &PgPool,
         plans: &[&StartPlan],
