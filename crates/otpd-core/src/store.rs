@@ -483,6 +483,22 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// Records a delivery's first accepted outcome, which the waiting start answers with.
+    /// Returns once every later read and write through this store is ordered after the
+    /// record, which may be before it commits; the default waits for the commit. One node
+    /// with one writer (SQLite) returns once the record is queued, so a start waits for one
+    /// commit, not two. A crash before that commit leaves the attempt `queued` under its
+    /// lease, and it is sent again after the restart — as after a crash between a
+    /// provider's answer and any record.
+    fn record_first_outcome(
+        &self,
+        id: DeliveryId,
+        update: &DeliveryUpdate,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        self.update_delivery(id, update, now)
+    }
+
     /// Applies a delivery receipt to the attempt the provider knows by `provider_ref`, unless
     /// the attempt already has a status at least as far along ([`DeliveryStatus::rank`]).
     /// A `delivered` receipt cancels a pending fallback; an `undelivered` or `failed` one

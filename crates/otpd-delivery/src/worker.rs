@@ -532,9 +532,11 @@ impl<S: Store + Clone, C: Clock + Clone> DeliveryWorker<S, C> {
     }
 
     /// Records what happened to a job's attempt and, for its first outcome, tells the
-    /// waiting start (which answers with it instead of reading it back). Told only once the
-    /// record committed, so a read right after the answer shows the same attempt (answering
-    /// before the commit measured +20 % `start`s, and broke that; docs/BENCHMARKS.md).
+    /// waiting start (which answers with it instead of reading it back). Told once a read
+    /// right after the answer would show the same attempt: a provider's acceptance through
+    /// [`Store::record_first_outcome`] (on SQLite, before it commits: one commit less on every
+    /// start's answer); any other outcome (a retry, a failure) once committed, since its
+    /// record moves the lease another node must see if this one dies right after answering.
     async fn record_at(
         &self,
         job: &DeliveryJob,
@@ -542,9 +544,19 @@ impl<S: Store + Clone, C: Clock + Clone> DeliveryWorker<S, C> {
         now: otpd_core::Timestamp,
         first_try: &mut Option<FirstTryReply>,
     ) -> Result<(), StoreError> {
-        self.store
-            .update_delivery(job.delivery_id, &update, now)
-            .await?;
+        let accepted = matches!(
+            update.status,
+            DeliveryStatus::Sent | DeliveryStatus::Delivered
+        );
+        if accepted && first_try.is_some() {
+            self.store
+                .record_first_outcome(job.delivery_id, &update, now)
+                .await?;
+        } else {
+            self.store
+                .update_delivery(job.delivery_id, &update, now)
+                .await?;
+        }
         if let Some(done) = first_try.take() {
             let _ = done.send(Some((update, now)));
         }

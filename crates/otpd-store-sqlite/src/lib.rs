@@ -135,6 +135,8 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
+        // A read sees every write whose caller has been told it is done, committed or not.
+        self.inner.writer.settled().await;
         // Reads are single indexed lookups of a few microseconds on a WAL snapshot (they never
         // wait for the writer), so they run inline on the calling task: a hop to the blocking
         // pool cost more in thread wake-ups than the query itself (measured with perf).
@@ -649,6 +651,49 @@ fn record_transition(
     Ok(())
 }
 
+/// The writer job recording what happened to a delivery attempt (with its event, for any
+/// status but `queued`).
+fn delivery_update(
+    id: DeliveryId,
+    u: DeliveryUpdate,
+    now: Timestamp,
+) -> impl Fn(&Connection) -> Result<(), StoreError> + Send + 'static {
+    move |connection| {
+        let updated = query_one(
+            connection,
+            &format!(
+                "UPDATE OR FAIL deliveries SET status = ?1, provider = COALESCE(?2, provider), \
+                 provider_ref = COALESCE(?3, provider_ref), error = ?4, error_code = ?5, \
+                 segments = COALESCE(?6, segments), price = COALESCE(?7, price), \
+                 price_unit = COALESCE(?8, price_unit), lease_until = COALESCE(?9, lease_until), \
+                 fallback_at = ?10, updated_at = ?11 WHERE id = ?12 \
+                 RETURNING {DELIVERY_COLUMNS_AND_SERVICE}"
+            ),
+            params![
+                u.status.as_str(),
+                u.provider,
+                u.provider_ref,
+                u.error,
+                u.error_code,
+                u.segments,
+                u.price,
+                u.price_unit,
+                u.lease_until.map(|t| t.0),
+                u.fallback_at.map(|t| t.0),
+                now.0,
+                id.as_bytes().as_slice()
+            ],
+            rows::delivery_and_service,
+        )?;
+        if u.status != DeliveryStatus::Queued
+            && let Some((delivery, service)) = updated
+        {
+            insert_event(connection, &EventRow::delivery(service, &delivery, now))?;
+        }
+        Ok(())
+    }
+}
+
 impl Store for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
         self.read(|connection| {
@@ -923,45 +968,21 @@ impl Store for SqliteStore {
         update: &DeliveryUpdate,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        let u = update.clone();
-        self.write(move |connection| {
-            let updated = query_one(
-                connection,
-                &format!(
-                    "UPDATE OR FAIL deliveries SET status = ?1, provider = COALESCE(?2, provider), \
-                     provider_ref = COALESCE(?3, provider_ref), error = ?4, error_code = ?5, \
-                     segments = COALESCE(?6, segments), price = COALESCE(?7, price), \
-                     price_unit = COALESCE(?8, price_unit), lease_until = COALESCE(?9, lease_until), \
-                     fallback_at = ?10, updated_at = ?11 WHERE id = ?12 \
-                     RETURNING {DELIVERY_COLUMNS_AND_SERVICE}"
-                ),
-                params![
-                    u.status.as_str(),
-                    u.provider,
-                    u.provider_ref,
-                    u.error,
-                    u.error_code,
-                    u.segments,
-                    u.price,
-                    u.price_unit,
-                    u.lease_until.map(|t| t.0),
-                    u.fallback_at.map(|t| t.0),
-                    now.0,
-                    id.as_bytes().as_slice()
-                ],
-                rows::delivery_and_service,
-            )?;
-            if u.status != DeliveryStatus::Queued
-                && let Some((delivery, service)) = updated
-            {
-                insert_event(
-                    connection,
-                    &EventRow::delivery(service, &delivery, now),
-                )?;
-            }
-            Ok(())
-        })
-        .await
+        self.write(delivery_update(id, update.clone(), now)).await
+    }
+
+    /// Queued, not committed, when it returns: one node, one writer, and every read waits for
+    /// it (`Writer::settled`), so the start that answers with it never disagrees with a read.
+    async fn record_first_outcome(
+        &self,
+        id: DeliveryId,
+        update: &DeliveryUpdate,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.inner.writer.write_unconfirmed(
+            "a delivery's first outcome",
+            delivery_update(id, update.clone(), now),
+        )
     }
 
     async fn record_receipt(

@@ -7,12 +7,17 @@
 //! touches). Should one write fail, the whole transaction is rolled back and the batch runs
 //! again with each write in its own savepoint, so the failing one rolls back alone; this is
 //! why a write is a re-runnable `Fn`.
+//!
+//! A write may also be *queued unconfirmed* (the first outcome of a delivery, which a start
+//! answers with): its caller goes on once it is queued, and every read waits, before it
+//! reads, until the unconfirmed writes queued before it have committed ([`Writer::settled`]).
+//! Writes need no such wait: the queue is first in, first out.
 
 use std::sync::{Arc, Mutex, mpsc};
 
 use otpd_core::StoreError;
 use rusqlite::Connection;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 /// The most writes one transaction carries.
 const MAX_BATCH: usize = 64;
@@ -31,6 +36,35 @@ struct WriteJob {
 #[derive(Clone)]
 pub(crate) struct Writer {
     jobs: mpsc::Sender<WriteJob>,
+    unconfirmed: Arc<Unconfirmed>,
+}
+
+/// Marks an unconfirmed write ended when dropped: after its transaction, or with its job
+/// should the writer thread be gone (so no read waits for it forever).
+struct EndsUnconfirmed {
+    unconfirmed: Arc<Unconfirmed>,
+    number: u64,
+}
+
+impl Drop for EndsUnconfirmed {
+    fn drop(&mut self) {
+        let number = self.number;
+        self.unconfirmed.ended.send_if_modified(|ended| {
+            let later = number > *ended;
+            if later {
+                *ended = number;
+            }
+            later
+        });
+    }
+}
+
+/// How far the unconfirmed writes have got: numbered in queue order, the last one queued and
+/// the last one whose transaction has ended.
+struct Unconfirmed {
+    /// Held while numbering and queueing one, so numbers follow the queue's order.
+    queued: Mutex<u64>,
+    ended: watch::Sender<u64>,
 }
 
 impl Writer {
@@ -41,7 +75,72 @@ impl Writer {
             .name("otpd-sqlite-writer".into())
             .spawn(move || run(connection, queue))
             .expect("the OS can start the writer thread");
-        Writer { jobs }
+        Writer {
+            jobs,
+            unconfirmed: Arc::new(Unconfirmed {
+                queued: Mutex::new(0),
+                ended: watch::Sender::new(0),
+            }),
+        }
+    }
+
+    /// Queues `work` for the next group transaction and returns at once; a failure to commit
+    /// it is logged. Reads wait for it through [`Writer::settled`].
+    pub(crate) fn write_unconfirmed<F>(&self, what: &'static str, work: F) -> Result<(), StoreError>
+    where
+        F: Fn(&Connection) -> Result<(), StoreError> + Send + 'static,
+    {
+        let failure: Arc<Mutex<Option<StoreError>>> = Arc::new(Mutex::new(None));
+        let slot = failure.clone();
+        let mut queued =
+            self.unconfirmed.queued.lock().map_err(|_| {
+                StoreError::Database("the SQLite writer's queue is poisoned".into())
+            })?;
+        let number = *queued + 1;
+        let ends = EndsUnconfirmed {
+            unconfirmed: self.unconfirmed.clone(),
+            number,
+        };
+        let job = WriteJob {
+            run: Box::new(move |connection| {
+                let result = work(connection);
+                let failed = result.is_err();
+                if let Ok(mut slot) = slot.lock() {
+                    *slot = result.err();
+                }
+                failed
+            }),
+            finish: Box::new(move |commit: Result<(), String>| {
+                let failed = failure.lock().ok().and_then(|mut slot| slot.take());
+                match (commit, failed) {
+                    (Err(error), _) => {
+                        tracing::error!(%error, what, "an unconfirmed write did not commit")
+                    }
+                    (Ok(()), Some(error)) => {
+                        tracing::error!(%error, what, "an unconfirmed write failed")
+                    }
+                    (Ok(()), None) => {}
+                }
+                drop(ends);
+            }),
+        };
+        self.jobs
+            .send(job)
+            .map_err(|_| StoreError::Database("the SQLite writer has stopped".into()))?;
+        *queued = number;
+        Ok(())
+    }
+
+    /// Returns once every unconfirmed write queued so far has committed (or failed), so a
+    /// read that follows sees what the callers of [`Writer::write_unconfirmed`] were told.
+    pub(crate) async fn settled(&self) {
+        let target = self.unconfirmed.queued.lock().map(|n| *n).unwrap_or(0);
+        if *self.unconfirmed.ended.borrow() >= target {
+            return;
+        }
+        let mut ended = self.unconfirmed.ended.subscribe();
+        // An error means the writer thread is gone: the read goes on and sees what committed.
+        let _ = ended.wait_for(|n| *n >= target).await;
     }
 
     /// Runs `work` inside the next group transaction and returns its result once committed.

@@ -594,6 +594,59 @@ pub async fn stale_deliveries_are_claimed_once<S: Store>(store: S) {
     assert_eq!(updated.provider_ref.as_deref(), Some("msg-1"));
 }
 
+/// A delivery's first outcome, once recorded, is what every later read and write sees, even
+/// where the store returns before it commits (SQLite): the start answering with it never
+/// disagrees with a read of the attempt or its events, and a receipt right after finds it.
+pub async fn a_first_outcome_is_seen_by_what_follows<S: Store>(store: S) {
+    use otpd_core::events::EventFilter;
+    let service = service(&store).await;
+    let account = store.service(service).await.unwrap().unwrap().account_id;
+    for n in 0..20 {
+        let (v, d) = sample(service, 5, None);
+        store.create_verification(&v, &d).await.unwrap();
+        let reference = format!("SM-first-{n}");
+        store
+            .record_first_outcome(d.id, &sent_by("twilio", &reference), T0)
+            .await
+            .unwrap();
+        let read = store.deliveries(v.id).await.unwrap();
+        assert_eq!(read[0].status, DeliveryStatus::Sent, "read {n}");
+        assert_eq!(read[0].provider_ref.as_deref(), Some(reference.as_str()));
+        let events = store
+            .events(&EventFilter {
+                account,
+                service: Some(service),
+                verification: Some(v.id),
+                kind: Some("delivery.sent".into()),
+                since: None,
+                until: None,
+                after: None,
+                limit: 10,
+            })
+            .await
+            .unwrap();
+        assert_eq!(events.len(), 1, "the sent event of read {n}");
+        let next = format!("SM-next-{n}");
+        let receipt = ReceiptUpdate {
+            provider: "twilio".into(),
+            provider_ref: next.clone(),
+            status: DeliveryStatus::Delivered,
+            error_code: None,
+            price: None,
+            segments: None,
+        };
+        let (v2, d2) = sample(service, 5, None);
+        store.create_verification(&v2, &d2).await.unwrap();
+        store
+            .record_first_outcome(d2.id, &sent_by("twilio", &next), T0)
+            .await
+            .unwrap();
+        // A write queued right after the unconfirmed record finds it.
+        let found = store.record_receipt(&receipt, T0).await.unwrap();
+        assert_eq!(found.map(|a| a.id), Some(d2.id), "receipt {n}");
+    }
+}
+
 /// Receipts find their attempt by provider and message id, record price, parts and error
 /// code, and never move a status backwards (late, duplicated or out-of-order receipts).
 pub async fn receipts_only_move_forward<S: Store>(store: S) {
@@ -1466,6 +1519,7 @@ macro_rules! store_behaviour_tests {
             abandoned_callbacks_stay_abandoned,
             stale_deliveries_are_claimed_once,
             receipts_only_move_forward,
+            a_first_outcome_is_seen_by_what_follows,
             fallbacks_are_due_once,
             rate_limits_are_exact_and_slide,
             quarantines_expire_and_lift,

@@ -410,6 +410,15 @@ impl Store for AnyStore {
     ) -> Result<(), StoreError> {
         delegate!(self, s => s.update_delivery(id, update, now))
     }
+
+    async fn record_first_outcome(
+        &self,
+        id: DeliveryId,
+        update: &DeliveryUpdate,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        delegate!(self, s => s.record_first_outcome(id, update, now))
+    }
     async fn create_account(&self, account: &AccountRecord) -> Result<(), StoreError> {
         let created = delegate!(self, s => s.create_account(account));
         self.cache.accounts.forget(&account.id);
