@@ -208,7 +208,7 @@ async fn readyz<S: Store + Clone, C: Clock + Clone>(
 }
 
 /// Logs one line per request with its path (never the query string, which can hold a phone
-/// number) and adds `X-Request-Id` and `X-Response-Time`. Oversized bodies become the
+/// number) and what the handler noted ([`LogNote`]), and adds `X-Request-Id` and `X-Response-Time`. Oversized bodies become the
 /// JSON 413 and panics a JSON 500, so no client ever sees a non-JSON error.
 async fn observe(
     State((trusted, metrics)): State<(Arc<Vec<std::net::IpAddr>>, otpd_delivery::SharedMetrics)>,
@@ -262,15 +262,69 @@ async fn observe(
         .http_seconds
         .get_or_create(&labels)
         .observe(elapsed.as_secs_f64());
+    let note = response.extensions_mut().remove::<LogNote>();
+    let note = note.as_ref();
     tracing::info!(
         request_id,
         %method,
         path,
         status = response.status().as_u16(),
         micros = elapsed.as_micros() as u64,
+        step = note.map(|n| n.step),
+        verification = note.map(|n| tracing::field::display(n.verification)),
+        to = note.and_then(|n| n.to.as_deref()),
+        channel = note.and_then(|n| n.channel),
+        outcome = note.and_then(|n| n.outcome).map(tracing::field::debug),
         "request"
     );
     response
+}
+
+/// What a handler adds to its request's `request` log line: a start or a check logs one line,
+/// not two (each line costs the request path more than its JSON does).
+#[derive(Clone, Debug)]
+pub(crate) struct LogNote {
+    /// The lifecycle step, e.g. `otp created`.
+    step: &'static str,
+    verification: otpd_core::VerificationId,
+    /// The recipient, masked.
+    to: Option<String>,
+    channel: Option<&'static str>,
+    outcome: Option<otpd_core::CheckOutcome>,
+}
+
+impl LogNote {
+    /// A verification started (or resent) for `to`.
+    pub(crate) fn started(step: &'static str, verification: &otpd_core::Verification) -> LogNote {
+        LogNote {
+            step,
+            verification: verification.id,
+            to: Some(verification.to.masked()),
+            channel: Some(verification.channel.as_str()),
+            outcome: None,
+        }
+    }
+
+    /// A code checked against `verification`.
+    pub(crate) fn checked(
+        step: &'static str,
+        verification: otpd_core::VerificationId,
+        outcome: otpd_core::CheckOutcome,
+    ) -> LogNote {
+        LogNote {
+            step,
+            verification,
+            to: None,
+            channel: None,
+            outcome: Some(outcome),
+        }
+    }
+
+    /// `response`, carrying this note to the request's log line.
+    pub(crate) fn on(self, mut response: Response) -> Response {
+        response.extensions_mut().insert(self);
+        response
+    }
 }
 
 /// Which API a route pattern belongs to (a metric label).

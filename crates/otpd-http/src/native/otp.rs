@@ -417,7 +417,6 @@ pub async fn create<S: Store + Clone, C: Clock + Clone>(
         .await
         .map_err(|e| start_error(e, state.verifier.clock().now().unix_seconds()))?;
     let verification = started.verification();
-    tracing::info!(otp_id = %verification.id, to = %verification.to.masked(), "otp created");
     let attempts = match started.known_attempts() {
         Some(attempts) => attempts,
         None => state
@@ -429,7 +428,8 @@ pub async fn create<S: Store + Clone, C: Clock + Clone>(
     };
     let object = OtpObject::new(verification, verification.status)
         .with_deliveries(verification.status, &attempts);
-    Ok((StatusCode::CREATED, Json(object)).into_response())
+    let response = (StatusCode::CREATED, Json(object)).into_response();
+    Ok(crate::LogNote::started("otp created", verification).on(response))
 }
 
 /// `GET /otp/{otpId}`: the OTP object with its current status.
@@ -517,8 +517,7 @@ pub async fn verify<S: Store + Clone, C: Clock + Clone>(
         .check(caller.application.service_id, id, &pin, None, None)
         .await
         .map_err(crate::internal)?;
-    tracing::info!(otp_id = %id, outcome = ?result.outcome, "otp checked");
-    match result.outcome {
+    let answer = match result.outcome {
         CheckOutcome::Approved => {
             Ok(Json(serde_json::json!({"status": "VERIFIED"})).into_response())
         }
@@ -531,7 +530,9 @@ pub async fn verify<S: Store + Clone, C: Clock + Clone>(
         CheckOutcome::AlreadyMaxAttempts => Err(error::otp_state(2026)),
         CheckOutcome::NotFound => Err(error::otp_not_found()),
         CheckOutcome::WrongService => Err(error::wrong_tenant()),
-    }
+    };
+    let note = crate::LogNote::checked("otp checked", id, result.outcome);
+    Ok(note.on(answer.into_response()))
 }
 
 /// `DELETE /otp/{otpId}`: cancel a pending OTP, answering `{"info":{"id":…}}`.

@@ -231,7 +231,6 @@ pub async fn start<S: Store + Clone, C: Clock + Clone>(
             VerifyError::Store(e) => error::internal(e),
         })?;
     let verification = started.verification();
-    tracing::info!(verification = %verification.id, to = %verification.to.masked(), channel = channel.as_str(), "verification started (twilio)");
     let body = attempts_json(
         &state,
         &headers,
@@ -240,7 +239,8 @@ pub async fn start<S: Store + Clone, C: Clock + Clone>(
         started.known_attempts(),
     )
     .await?;
-    Ok((StatusCode::CREATED, Json(body)).into_response())
+    let response = (StatusCode::CREATED, Json(body)).into_response();
+    Ok(crate::LogNote::started("verification started (twilio)", verification).on(response))
 }
 
 /// Resolves `{Sid}`: a `VE…` SID, or the `To` of the pending verification (the `+` of a
@@ -361,15 +361,16 @@ pub async fn check<S: Store + Clone, C: Clock + Clone>(
         .check(service.id, id, code, amount, payee)
         .await
         .map_err(error::internal)?;
-    tracing::info!(verification = %id, outcome = ?result.outcome, "verification checked (twilio)");
-    match (result.outcome, result.verification) {
+    let note = crate::LogNote::checked("verification checked (twilio)", id, result.outcome);
+    let answer = match (result.outcome, result.verification) {
         (
             CheckOutcome::Approved | CheckOutcome::WrongCode | CheckOutcome::MaxAttemptsNow,
             Some(v),
         ) => Ok(Json(wire::check(&service, &v)).into_response()),
         (CheckOutcome::AlreadyMaxAttempts, _) => Err(error::max_check_attempts()),
         _ => Err(error::not_found(&path)),
-    }
+    };
+    Ok(note.on(answer.into_response()))
 }
 
 /// `DeviceIp`: the end user's address, which the per-client limit counts instead of the
