@@ -130,13 +130,25 @@ impl SqliteStore {
         self.inner.writer.write(work).await
     }
 
+    /// A read that sees every write whose caller has been told it is done, committed or not
+    /// (it first waits for the unconfirmed ones queued before it, `Writer::settled`).
     async fn read<T, F>(&self, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        // A read sees every write whose caller has been told it is done, committed or not.
         self.inner.writer.settled().await;
+        self.read_untouched_by_unconfirmed(work).await
+    }
+
+    /// A read of tables no unconfirmed write touches — those write only a delivery's row, its
+    /// event and the event's webhook copies — so it need not wait for them: reads of
+    /// verifications and credentials on the request path.
+    async fn read_untouched_by_unconfirmed<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
         // Reads are single indexed lookups of a few microseconds on a WAL snapshot (they never
         // wait for the writer), so they run inline on the calling task: a hop to the blocking
         // pool cost more in thread wake-ups than the query itself (measured with perf).
@@ -220,7 +232,6 @@ fn load_verification(
     )
 }
 
-/// Writes a verification, its first delivery and their two events.
 /// The rows a new verification writes: it, its first delivery attempt, and their two events,
 /// rendered before the writer job (JSON is not serial work).
 #[derive(Clone)]
@@ -774,7 +785,7 @@ impl Store for SqliteStore {
     }
 
     async fn verification(&self, id: VerificationId) -> Result<Option<Verification>, StoreError> {
-        self.read(move |connection| load_verification(connection, id))
+        self.read_untouched_by_unconfirmed(move |connection| load_verification(connection, id))
             .await
     }
 
@@ -853,7 +864,7 @@ impl Store for SqliteStore {
         now: Timestamp,
     ) -> Result<Option<Verification>, StoreError> {
         let to = to.to_string();
-        self.read(move |connection| {
+        self.read_untouched_by_unconfirmed(move |connection| {
             query_one(
                 connection,
                 &format!(
@@ -1749,7 +1760,7 @@ impl Store for SqliteStore {
     }
 
     async fn account(&self, id: AccountId) -> Result<Option<AccountRecord>, StoreError> {
-        self.read(move |connection| {
+        self.read_untouched_by_unconfirmed(move |connection| {
             query_one(
                 connection,
                 "SELECT id, name, auth_token_hash, created_at FROM accounts WHERE id = ?1",
@@ -1780,7 +1791,7 @@ impl Store for SqliteStore {
     }
 
     async fn api_key(&self, id: ApiKeyId) -> Result<Option<ApiKeyRecord>, StoreError> {
-        self.read(move |connection| {
+        self.read_untouched_by_unconfirmed(move |connection| {
             query_one(
                 connection,
                 "SELECT id, account_id, name, secret_hash, created_at FROM api_keys WHERE id = ?1",
@@ -1849,7 +1860,7 @@ impl Store for SqliteStore {
     }
 
     async fn service(&self, id: ServiceId) -> Result<Option<ServiceRecord>, StoreError> {
-        self.read(move |connection| {
+        self.read_untouched_by_unconfirmed(move |connection| {
             query_one(
                 connection,
                 &format!("SELECT {SERVICE_COLUMNS} FROM services WHERE id = ?1 AND deleted = 0"),
@@ -1861,7 +1872,7 @@ impl Store for SqliteStore {
     }
 
     async fn application(&self, id: ApplicationId) -> Result<Option<Application>, StoreError> {
-        self.read(move |connection| {
+        self.read_untouched_by_unconfirmed(move |connection| {
             query_one(
                 connection,
                 &format!("SELECT {APPLICATION_COLUMNS} FROM applications WHERE id = ?1"),
@@ -1876,7 +1887,7 @@ impl Store for SqliteStore {
         &self,
         api_key_hash: [u8; 32],
     ) -> Result<Option<Application>, StoreError> {
-        self.read(move |connection| {
+        self.read_untouched_by_unconfirmed(move |connection| {
             query_one(
                 connection,
                 &format!("SELECT {APPLICATION_COLUMNS} FROM applications WHERE api_key_hash = ?1"),
@@ -1946,7 +1957,7 @@ impl Store for SqliteStore {
     }
 
     async fn token(&self, token_hash: [u8; 32]) -> Result<Option<AccessToken>, StoreError> {
-        self.read(move |connection| {
+        self.read_untouched_by_unconfirmed(move |connection| {
             query_one(
                 connection,
                 "SELECT token_hash, application_id, scope, expires_at, revoked FROM access_tokens WHERE token_hash = ?1",
