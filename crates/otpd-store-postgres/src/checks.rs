@@ -228,9 +228,7 @@ mod tests {
         let Some(schema) = TestSchema::create().await else {
             return;
         };
-        let store = crate::PgStore::connect(&schema.url, &Default::default())
-            .await
-            .expect("connect and migrate");
+        let store = schema.store().await;
         let service = service(&store).await;
         let other_service = otpd_store_tests::service(&store).await;
         let (mine, delivery) = sample(service, 3, Some("https://example.com/cb"));
@@ -330,14 +328,7 @@ mod tests {
         let Some(schema) = TestSchema::create().await else {
             return;
         };
-        let nodes = [
-            crate::PgStore::connect(&schema.url, &Default::default())
-                .await
-                .expect("connect and migrate"),
-            crate::PgStore::connect(&schema.url, &Default::default())
-                .await
-                .expect("connect"),
-        ];
+        let nodes = [schema.store().await, schema.store().await];
         let service = service(&nodes[0]).await;
         let mut ids = Vec::new();
         for _ in 0..2 {

@@ -1961,6 +1961,14 @@ pub mod testing {
             let url = format!("{server}{separator}options=-c%20search_path%3D{name}");
             Some(TestSchema { name, url })
         }
+
+        /// A store on this schema with default settings, migrated (the tests' usual start;
+        /// call it again for a second node on the same database).
+        pub async fn store(&self) -> crate::PgStore {
+            crate::PgStore::connect(&self.url, &Default::default())
+                .await
+                .expect("connect to the test schema and migrate it")
+        }
     }
 
     impl Drop for TestSchema {

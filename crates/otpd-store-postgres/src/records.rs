@@ -135,9 +135,7 @@ mod tests {
         let Some(schema) = TestSchema::create().await else {
             return;
         };
-        let store = crate::PgStore::connect(&schema.url, &Default::default())
-            .await
-            .expect("connect and migrate");
+        let store = schema.store().await;
         sqlx::query("ANALYZE deliveries")
             .execute(&store.pool)
             .await
@@ -181,9 +179,7 @@ mod tests {
         let Some(schema) = TestSchema::create().await else {
             return;
         };
-        let store = crate::PgStore::connect(&schema.url, &Default::default())
-            .await
-            .expect("connect and migrate");
+        let store = schema.store().await;
         let service = service(&store).await;
         let account = store.service(service).await.unwrap().unwrap().account_id;
         let (first, first_delivery) = sample(service, 5, None);

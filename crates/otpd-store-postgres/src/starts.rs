@@ -309,9 +309,7 @@ mod tests {
         let Some(schema) = TestSchema::create().await else {
             return;
         };
-        let store = crate::PgStore::connect(&schema.url, &Default::default())
-            .await
-            .expect("connect and migrate");
+        let store = schema.store().await;
         let (limited, cooled, spending) = (
             service(&store).await,
             service(&store).await,

@@ -5,10 +5,7 @@ use otpd_store_postgres::{PgSettings, PgStore};
 
 async fn fresh_store() -> Option<(PgStore, TestSchema)> {
     let schema = TestSchema::create().await?;
-    let store = PgStore::connect(&schema.url, &PgSettings::default())
-        .await
-        .expect("connect and migrate");
-    Some((store, schema))
+    Some((schema.store().await, schema))
 }
 
 otpd_store_tests::store_behaviour_tests!(fresh_store());

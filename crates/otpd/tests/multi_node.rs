@@ -418,9 +418,7 @@ async fn a_dead_nodes_delivery_is_sent_once_by_another_node() {
     let secret =
         ServerSecret::from_hex(&std::fs::read_to_string(dir.path().join("otpd.key")).unwrap())
             .unwrap();
-    let store = otpd_store_postgres::PgStore::connect(&schema.url, &Default::default())
-        .await
-        .unwrap();
+    let store = schema.store().await;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
