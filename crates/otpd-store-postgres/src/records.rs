@@ -123,7 +123,6 @@ async fn write(pool: &PgPool, records: &[&DeliveryRecord]) -> Result<(), StoreEr
 mod tests {
     use super::*;
     use crate::testing::TestSchema;
-    use otpd_core::events::EventFilter;
     use otpd_core::{DeliveryStatus, Store};
     use otpd_store_tests::{T0, sample, service};
 
@@ -211,16 +210,12 @@ mod tests {
             assert_eq!(attempt.status, DeliveryStatus::Sent);
             assert_eq!(attempt.provider_ref.as_deref(), Some(reference));
             let events = store
-                .events(&EventFilter {
+                .events(&otpd_store_tests::events_of(
                     account,
-                    service: Some(service),
-                    verification: Some(verification.id),
-                    kind: Some("delivery.sent".into()),
-                    since: None,
-                    until: None,
-                    after: None,
-                    limit: 10,
-                })
+                    service,
+                    verification.id,
+                    Some("delivery.sent"),
+                ))
                 .await
                 .unwrap();
             assert_eq!(events.len(), 1, "one event per record");

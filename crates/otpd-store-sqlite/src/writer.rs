@@ -32,6 +32,36 @@ struct WriteJob {
     finish: Box<dyn FnOnce(Result<(), String>) + Send>,
 }
 
+impl WriteJob {
+    /// A job running `work`; `finish` gets the commit's outcome and the last run's result
+    /// (`None` if it never ran).
+    fn new<T, F>(
+        work: F,
+        finish: impl FnOnce(Result<(), String>, Option<Result<T, StoreError>>) + Send + 'static,
+    ) -> WriteJob
+    where
+        T: Send + 'static,
+        F: Fn(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let outcome: Arc<Mutex<Option<Result<T, StoreError>>>> = Arc::new(Mutex::new(None));
+        let slot = outcome.clone();
+        WriteJob {
+            run: Box::new(move |connection| {
+                let result = work(connection);
+                let failed = result.is_err();
+                if let Ok(mut slot) = slot.lock() {
+                    *slot = Some(result);
+                }
+                failed
+            }),
+            finish: Box::new(move |commit| {
+                let result = outcome.lock().ok().and_then(|mut slot| slot.take());
+                finish(commit, result);
+            }),
+        }
+    }
+}
+
 /// Handle to the writer thread; cheap to clone.
 #[derive(Clone)]
 pub(crate) struct Writer {
@@ -90,8 +120,6 @@ impl Writer {
     where
         F: Fn(&Connection) -> Result<(), StoreError> + Send + 'static,
     {
-        let failure: Arc<Mutex<Option<StoreError>>> = Arc::new(Mutex::new(None));
-        let slot = failure.clone();
         let mut queued =
             self.unconfirmed.queued.lock().map_err(|_| {
                 StoreError::Database("the SQLite writer's queue is poisoned".into())
@@ -101,29 +129,18 @@ impl Writer {
             unconfirmed: self.unconfirmed.clone(),
             number,
         };
-        let job = WriteJob {
-            run: Box::new(move |connection| {
-                let result = work(connection);
-                let failed = result.is_err();
-                if let Ok(mut slot) = slot.lock() {
-                    *slot = result.err();
+        let job = WriteJob::new(work, move |commit, result| {
+            match (commit, result) {
+                (Err(error), _) => {
+                    tracing::error!(%error, what, "an unconfirmed write did not commit")
                 }
-                failed
-            }),
-            finish: Box::new(move |commit: Result<(), String>| {
-                let failed = failure.lock().ok().and_then(|mut slot| slot.take());
-                match (commit, failed) {
-                    (Err(error), _) => {
-                        tracing::error!(%error, what, "an unconfirmed write did not commit")
-                    }
-                    (Ok(()), Some(error)) => {
-                        tracing::error!(%error, what, "an unconfirmed write failed")
-                    }
-                    (Ok(()), None) => {}
+                (Ok(()), Some(Err(error))) => {
+                    tracing::error!(%error, what, "an unconfirmed write failed")
                 }
-                drop(ends);
-            }),
-        };
+                (Ok(()), _) => {}
+            }
+            drop(ends);
+        });
         self.jobs
             .send(job)
             .map_err(|_| StoreError::Database("the SQLite writer has stopped".into()))?;
@@ -134,7 +151,11 @@ impl Writer {
     /// Returns once every unconfirmed write queued so far has committed (or failed), so a
     /// read that follows sees what the callers of [`Writer::write_unconfirmed`] were told.
     pub(crate) async fn settled(&self) {
-        let target = self.unconfirmed.queued.lock().map(|n| *n).unwrap_or(0);
+        // A poisoned lock still holds the last number queued.
+        let target = match self.unconfirmed.queued.lock() {
+            Ok(queued) => *queued,
+            Err(poisoned) => *poisoned.into_inner(),
+        };
         if *self.unconfirmed.ended.borrow() >= target {
             return;
         }
@@ -152,26 +173,13 @@ impl Writer {
         F: Fn(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
-        let outcome: Arc<Mutex<Option<Result<T, StoreError>>>> = Arc::new(Mutex::new(None));
-        let slot = outcome.clone();
-        let job = WriteJob {
-            run: Box::new(move |connection| {
-                let result = work(connection);
-                let failed = result.is_err();
-                if let Ok(mut slot) = slot.lock() {
-                    *slot = Some(result);
-                }
-                failed
-            }),
-            finish: Box::new(move |commit: Result<(), String>| {
-                let result = outcome.lock().ok().and_then(|mut slot| slot.take());
-                let _ = reply.send(match (commit, result) {
-                    (Ok(()), Some(result)) => result,
-                    (Ok(()), None) => Err(StoreError::Database("the write did not run".into())),
-                    (Err(error), _) => Err(StoreError::Database(error)),
-                });
-            }),
-        };
+        let job = WriteJob::new(work, move |commit, result| {
+            let _ = reply.send(match (commit, result) {
+                (Ok(()), Some(result)) => result,
+                (Ok(()), None) => Err(StoreError::Database("the write did not run".into())),
+                (Err(error), _) => Err(StoreError::Database(error)),
+            });
+        });
         let stopped = || StoreError::Database("the SQLite writer has stopped".into());
         self.jobs.send(job).map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?

@@ -594,11 +594,29 @@ pub async fn stale_deliveries_are_claimed_once<S: Store>(store: S) {
     assert_eq!(updated.provider_ref.as_deref(), Some("msg-1"));
 }
 
+/// The filter for up to 10 events of one verification, of one kind or of every kind.
+pub fn events_of(
+    account: AccountId,
+    service: ServiceId,
+    verification: VerificationId,
+    kind: Option<&str>,
+) -> otpd_core::events::EventFilter {
+    otpd_core::events::EventFilter {
+        account,
+        service: Some(service),
+        verification: Some(verification),
+        kind: kind.map(str::to_string),
+        since: None,
+        until: None,
+        after: None,
+        limit: 10,
+    }
+}
+
 /// A delivery's first outcome, once recorded, is what every later read and write sees, even
 /// where the store returns before it commits (SQLite): the start answering with it never
 /// disagrees with a read of the attempt or its events, and a receipt right after finds it.
 pub async fn a_first_outcome_is_seen_by_what_follows<S: Store>(store: S) {
-    use otpd_core::events::EventFilter;
     let service = service(&store).await;
     let account = store.service(service).await.unwrap().unwrap().account_id;
     for n in 0..20 {
@@ -613,16 +631,7 @@ pub async fn a_first_outcome_is_seen_by_what_follows<S: Store>(store: S) {
         assert_eq!(read[0].status, DeliveryStatus::Sent, "read {n}");
         assert_eq!(read[0].provider_ref.as_deref(), Some(reference.as_str()));
         let events = store
-            .events(&EventFilter {
-                account,
-                service: Some(service),
-                verification: Some(v.id),
-                kind: Some("delivery.sent".into()),
-                since: None,
-                until: None,
-                after: None,
-                limit: 10,
-            })
+            .events(&events_of(account, service, v.id, Some("delivery.sent")))
             .await
             .unwrap();
         assert_eq!(events.len(), 1, "the sent event of read {n}");
