@@ -262,15 +262,24 @@ pub enum Started {
     /// A new verification, with its delivery attempt as the first try left it (so the
     /// answer needs no read back).
     Created(Verification, DeliveryAttempt),
-    /// The pending verification to the same recipient, sent again.
-    Resent(Verification),
+    /// The pending verification to the same recipient, sent again, with the new attempt as
+    /// its first try left it.
+    Resent(Verification, DeliveryAttempt),
 }
 
 impl Started {
     /// The verification either way.
     pub fn verification(&self) -> &Verification {
         match self {
-            Started::Created(v, _) | Started::Resent(v) => v,
+            Started::Created(v, _) | Started::Resent(v, _) => v,
+        }
+    }
+
+    /// The delivery attempt this start queued, as its first try left it: what the request's
+    /// log line reports about the send.
+    pub fn attempt(&self) -> &DeliveryAttempt {
+        match self {
+            Started::Created(_, attempt) | Started::Resent(_, attempt) => attempt,
         }
     }
 
@@ -279,7 +288,7 @@ impl Started {
     pub fn known_attempts(&self) -> Option<Vec<DeliveryAttempt>> {
         match self {
             Started::Created(_, attempt) => Some(vec![attempt.clone()]),
-            Started::Resent(_) => None,
+            Started::Resent(..) => None,
         }
     }
 }
@@ -799,14 +808,10 @@ impl<S: Store + Clone, C: Clock + Clone> Verifier<S, C> {
                 .await?
             {
                 ResendOutcome::Queued(verification) => {
-                    if shadow {
-                        self.shadow_block(&delivery, now).await?;
-                    } else {
-                        self.dispatch
-                            .dispatch(self.job(service, &verification, &delivery, &code))
-                            .await;
-                    }
-                    return Ok(Started::Resent(*verification));
+                    let attempt = self
+                        .first_try(service, &verification, delivery, &code, shadow, now)
+                        .await?;
+                    return Ok(Started::Resent(*verification, attempt));
                 }
                 ResendOutcome::TooManySends => return Err(VerifyError::TooManySends),
                 // Ended between the lookup and the resend: start afresh below (its
@@ -937,18 +942,34 @@ impl<S: Store + Clone, C: Clock + Clone> Verifier<S, C> {
             delivery,
             ..
         } = plan;
+        let attempt = self
+            .first_try(service, &verification, delivery, &code, shadow, now)
+            .await?;
+        Ok(Started::Created(verification, attempt))
+    }
+
+    /// Hands a queued attempt to its first try (or records it shadow-blocked) and returns it
+    /// as that try left it; still `queued` when the try outlasts the start's wait.
+    async fn first_try(
+        &self,
+        service: &ServiceRecord,
+        verification: &Verification,
+        delivery: DeliveryAttempt,
+        code: &OtpCode,
+        shadow: bool,
+        now: Timestamp,
+    ) -> Result<DeliveryAttempt, VerifyError> {
         let first_try = if shadow {
             Some((self.shadow_block(&delivery, now).await?, now))
         } else {
             self.dispatch
-                .dispatch(self.job(service, &verification, &delivery, &code))
+                .dispatch(self.job(service, verification, &delivery, code))
                 .await
         };
-        let attempt = match first_try {
+        Ok(match first_try {
             Some((update, at)) => delivery.updated(&update, at),
             None => delivery,
-        };
-        Ok(Started::Created(verification, attempt))
+        })
     }
 
     /// Adds a send's cost to the service's spend of the day, refusing it past the budget.

@@ -433,8 +433,11 @@ impl<S: Store + Clone, C: Clock + Clone> DeliveryWorker<S, C> {
                             fallback_at,
                             ..DeliveryUpdate::status(accepted.status)
                         };
-                        self.record(job, update, first_try).await?;
-                        tracing::info!(delivery = %job.delivery_id, verification = %job.verification_id, to = %job.to.masked(), provider = provider.name(), "code sent");
+                        let told_the_start = self.record(job, update, first_try).await?;
+                        // A start that waited for this try logs it on its request's line.
+                        if !told_the_start {
+                            tracing::info!(delivery = %job.delivery_id, verification = %job.verification_id, to = %job.to.masked(), provider = provider.name(), "code sent");
+                        }
                         return Ok(ChannelOutcome::Sent);
                     }
                     Err(error @ SendError::Rejected { .. }) => {
@@ -517,7 +520,7 @@ impl<S: Store + Clone, C: Clock + Clone> DeliveryWorker<S, C> {
             error_code: Some(error.code().to_string()),
             ..DeliveryUpdate::status(DeliveryStatus::Failed)
         };
-        self.record(job, update, first_try).await
+        self.record(job, update, first_try).await.map(|_| ())
     }
 
     /// Records `update` now; see [`Self::record_at`].
@@ -526,7 +529,7 @@ impl<S: Store + Clone, C: Clock + Clone> DeliveryWorker<S, C> {
         job: &DeliveryJob,
         update: DeliveryUpdate,
         first_try: &mut Option<FirstTryReply>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let now = self.clock.now();
         self.record_at(job, update, now, first_try).await
     }
@@ -537,13 +540,14 @@ impl<S: Store + Clone, C: Clock + Clone> DeliveryWorker<S, C> {
     /// [`Store::record_first_outcome`] (on SQLite, before it commits: one commit less on every
     /// start's answer); any other outcome (a retry, a failure) once committed, since its
     /// record moves the lease another node must see if this one dies right after answering.
+    /// Whether a waiting start was told (one that gave up waiting is not).
     async fn record_at(
         &self,
         job: &DeliveryJob,
         update: DeliveryUpdate,
         now: otpd_core::Timestamp,
         first_try: &mut Option<FirstTryReply>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let accepted = matches!(
             update.status,
             DeliveryStatus::Sent | DeliveryStatus::Delivered
@@ -557,10 +561,9 @@ impl<S: Store + Clone, C: Clock + Clone> DeliveryWorker<S, C> {
                 .update_delivery(job.delivery_id, &update, now)
                 .await?;
         }
-        if let Some(done) = first_try.take() {
-            let _ = done.send(Some((update, now)));
-        }
-        Ok(())
+        Ok(first_try
+            .take()
+            .is_some_and(|done| done.send(Some((update, now))).is_ok()))
     }
 
     /// The provider's view of a job.

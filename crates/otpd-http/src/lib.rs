@@ -275,6 +275,9 @@ async fn observe(
         to = note.and_then(|n| n.to.as_deref()),
         channel = note.and_then(|n| n.channel),
         outcome = note.and_then(|n| n.outcome).map(tracing::field::debug),
+        delivery = note.and_then(|n| n.attempt.as_ref()).map(|a| tracing::field::display(a.id)),
+        delivery_status = note.and_then(|n| n.attempt.as_ref()).map(|a| a.status.as_str()),
+        provider = note.and_then(|n| n.attempt.as_ref()?.provider.as_deref()),
         "request"
     );
     response
@@ -291,17 +294,22 @@ pub(crate) struct LogNote {
     to: Option<String>,
     channel: Option<&'static str>,
     outcome: Option<otpd_core::CheckOutcome>,
+    /// The attempt a start queued, as its first try left it (that try logs no line of its
+    /// own when the start waited for it).
+    attempt: Option<otpd_core::DeliveryAttempt>,
 }
 
 impl LogNote {
-    /// A verification started (or resent) for `to`.
-    pub(crate) fn started(step: &'static str, verification: &otpd_core::Verification) -> LogNote {
+    /// A verification started (or resent), with the attempt it queued.
+    pub(crate) fn started(step: &'static str, started: &otpd_core::verifier::Started) -> LogNote {
+        let verification = started.verification();
         LogNote {
             step,
             verification: verification.id,
             to: Some(verification.to.masked()),
             channel: Some(verification.channel.as_str()),
             outcome: None,
+            attempt: Some(started.attempt().clone()),
         }
     }
 
@@ -317,6 +325,7 @@ impl LogNote {
             to: None,
             channel: None,
             outcome: Some(outcome),
+            attempt: None,
         }
     }
 

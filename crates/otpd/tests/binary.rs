@@ -158,6 +158,17 @@ async fn a_crash_loses_no_verification_and_logs_hold_no_codes() {
         "phone numbers are masked in the log"
     );
     assert!(log.contains("+1415***2671"));
+    // The start's request line reports the send its first try made; no second line does.
+    let start_line = log
+        .lines()
+        .find(|line| line.contains("otp created"))
+        .expect("the start's request line");
+    assert!(
+        start_line.contains(r#"delivery_status="sent""#)
+            && start_line.contains(r#"provider="console""#),
+        "{start_line}"
+    );
+    assert!(!log.contains("code sent"), "{log}");
 
     let restarted = Server::start(dir.path(), &[]);
     let response = client

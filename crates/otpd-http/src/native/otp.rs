@@ -429,7 +429,7 @@ pub async fn create<S: Store + Clone, C: Clock + Clone>(
     let object = OtpObject::new(verification, verification.status)
         .with_deliveries(verification.status, &attempts);
     let response = (StatusCode::CREATED, Json(object)).into_response();
-    Ok(crate::LogNote::started("otp created", verification).on(response))
+    Ok(crate::LogNote::started("otp created", &started).on(response))
 }
 
 /// `GET /otp/{otpId}`: the OTP object with its current status.

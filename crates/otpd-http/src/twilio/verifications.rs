@@ -240,7 +240,7 @@ pub async fn start<S: Store + Clone, C: Clock + Clone>(
     )
     .await?;
     let response = (StatusCode::CREATED, Json(body)).into_response();
-    Ok(crate::LogNote::started("verification started (twilio)", verification).on(response))
+    Ok(crate::LogNote::started("verification started (twilio)", &started).on(response))
 }
 
 /// Resolves `{Sid}`: a `VE…` SID, or the `To` of the pending verification (the `+` of a
