@@ -14,6 +14,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0008_alerts.sql"),
     include_str!("../migrations/0009_events_without_rowid.sql"),
     include_str!("../migrations/0010_verifications_without_rowid.sql"),
+    include_str!("../migrations/0011_provider_ref_index_partial.sql"),
 ];
 
 /// Applies every migration newer than the database, each in its own transaction.
@@ -52,4 +53,31 @@ pub(crate) fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {
         connection.execute_batch("PRAGMA foreign_keys = ON")?;
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A delivery receipt finds its attempt through the (partial) provider reference index,
+    /// not by scanning every attempt.
+    #[test]
+    fn receipts_look_attempts_up_by_index() {
+        let mut connection = Connection::open_in_memory().unwrap();
+        migrate(&mut connection).unwrap();
+        let plan: Vec<String> = connection
+            .prepare(
+                "EXPLAIN QUERY PLAN SELECT id FROM deliveries WHERE provider_ref = ?1 AND provider = ?2",
+            )
+            .unwrap()
+            .query_map(["SM123", "twilio"], |row| row.get::<_, String>(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            plan.iter().any(|step| step.starts_with("SEARCH deliveries")
+                && step.contains("INDEX deliveries_provider_ref (provider_ref=? AND provider=?)")),
+            "{plan:?}"
+        );
+    }
 }
