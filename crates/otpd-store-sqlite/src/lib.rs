@@ -73,7 +73,7 @@ const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(2
 /// thread does the copying. At 15k starts/s the WAL grows ~2,600 pages per 100 ms, so at
 /// 1,000 the writer reached its threshold before the thread ran and copied the frames itself
 /// (8 % of the one thread every write waits for); at 10,000 it finds all but the last
-/// [`CHECKPOINT_EVERY`]'s copied. Bounds the WAL file at ~40 MB.
+/// [`CHECKPOINT_EVERY`]'s copied. Keeps the WAL file near 40 MB.
 const WRITER_CHECKPOINT_PAGES: u32 = 10_000;
 
 /// Copies committed WAL frames into the database file every [`CHECKPOINT_EVERY`], PASSIVE
@@ -2103,12 +2103,12 @@ mod tests {
             .unwrap();
         let page = 4096_u64;
         let threshold = u64::from(WRITER_CHECKPOINT_PAGES) * page;
-        // Three times the threshold, 50 pages per write.
-        let writes = 3 * u64::from(WRITER_CHECKPOINT_PAGES) / 50;
+        // Five times the threshold, 10 pages per write.
+        let writes = 5 * u64::from(WRITER_CHECKPOINT_PAGES) / 10;
         for _ in 0..writes {
             store
                 .write(|c| {
-                    c.execute("INSERT INTO filler (page) VALUES (zeroblob(50 * 4000))", [])
+                    c.execute("INSERT INTO filler (page) VALUES (zeroblob(10 * 4000))", [])
                         .map_err(db_error)
                         .map(drop)
                 })
@@ -2122,8 +2122,12 @@ mod tests {
             wal > threshold / 2,
             "the test wrote through the WAL: {wal} bytes"
         );
+        // A writer's checkpoint that meets the thread's running one is skipped and tried again
+        // at the next commit, so the WAL can pass the threshold (42 MB for 40 under the
+        // benchmark's load; up to ~70 MB under this test's faster writes), but not grow with
+        // the total written.
         assert!(
-            wal < threshold * 3 / 2,
+            wal < threshold * 3,
             "WAL of {wal} bytes (threshold {threshold})"
         );
     }
