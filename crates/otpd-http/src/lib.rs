@@ -275,9 +275,9 @@ async fn observe(
         to = note.and_then(|n| n.to.as_deref()),
         channel = note.and_then(|n| n.channel),
         outcome = note.and_then(|n| n.outcome).map(tracing::field::debug),
-        delivery = note.and_then(|n| n.attempt.as_ref()).map(|a| tracing::field::display(a.id)),
-        delivery_status = note.and_then(|n| n.attempt.as_ref()).map(|a| a.status.as_str()),
-        provider = note.and_then(|n| n.attempt.as_ref()?.provider.as_deref()),
+        delivery = note.and_then(|n| n.delivery).map(tracing::field::display),
+        delivery_status = note.and_then(|n| n.delivery_status),
+        provider = note.and_then(|n| n.provider.as_deref()),
         "request"
     );
     response
@@ -294,22 +294,26 @@ pub(crate) struct LogNote {
     to: Option<String>,
     channel: Option<&'static str>,
     outcome: Option<otpd_core::CheckOutcome>,
-    /// The attempt a start queued, as its first try left it (that try logs no line of its
-    /// own when the start waited for it).
-    attempt: Option<otpd_core::DeliveryAttempt>,
+    /// The attempt a start queued, its status and provider as its first try left them (that
+    /// try logs no line of its own when the start waited for it).
+    delivery: Option<otpd_core::DeliveryId>,
+    delivery_status: Option<&'static str>,
+    provider: Option<String>,
 }
 
 impl LogNote {
     /// A verification started (or resent), with the attempt it queued.
     pub(crate) fn started(step: &'static str, started: &otpd_core::verifier::Started) -> LogNote {
-        let verification = started.verification();
+        let (verification, attempt) = (started.verification(), started.attempt());
         LogNote {
             step,
             verification: verification.id,
             to: Some(verification.to.masked()),
             channel: Some(verification.channel.as_str()),
             outcome: None,
-            attempt: Some(started.attempt().clone()),
+            delivery: Some(attempt.id),
+            delivery_status: Some(attempt.status.as_str()),
+            provider: attempt.provider.clone(),
         }
     }
 
@@ -325,7 +329,9 @@ impl LogNote {
             to: None,
             channel: None,
             outcome: Some(outcome),
-            attempt: None,
+            delivery: None,
+            delivery_status: None,
+            provider: None,
         }
     }
 
