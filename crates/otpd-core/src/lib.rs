@@ -10,6 +10,7 @@ pub mod code;
 pub mod events;
 pub mod ids;
 pub mod messages;
+pub mod outbound;
 pub mod phone;
 pub mod recipient;
 pub mod settings;

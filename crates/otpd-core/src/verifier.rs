@@ -119,6 +119,13 @@ pub trait Dispatch: Send + Sync + 'static {
     /// took the message); the job goes on in the background either way. It yields what the
     /// first try recorded (the update and when), or `None` when it had no outcome in time.
     fn dispatch(&self, job: DeliveryJob) -> Pin<Box<dyn Future<Output = Option<FirstTry>> + Send>>;
+
+    /// Whether some provider carries `channel` to `country` (through the service's own
+    /// `route` when it has one): a start on a channel nothing carries is refused rather than
+    /// answered and never delivered.
+    fn serves(&self, _channel: Channel, _country: Option<&str>, _route: Option<&[String]>) -> bool {
+        true
+    }
 }
 
 /// What a delivery's first try recorded, and when (see [`DeliveryAttempt::updated`]).
@@ -240,6 +247,9 @@ pub enum VerifyError {
         /// Seconds until a send is allowed.
         retry_after_seconds: u32,
     },
+    /// No provider on this server carries the channel (to this destination).
+    #[error("the {} channel is not available on this server", .0.as_str())]
+    ChannelUnavailable(Channel),
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -721,6 +731,14 @@ impl<S: Store + Clone, C: Clock + Clone> Verifier<S, C> {
         let channel = request.channel.unwrap_or(Channel::Sms);
         if !channel.reaches(&to) {
             return Err(VerifyError::ChannelMismatch);
+        }
+        let route = service_route(service, channel, country);
+        if !self.dispatch.serves(
+            channel,
+            country.as_ref().map(|c| c.as_str()),
+            route.as_deref(),
+        ) {
+            return Err(VerifyError::ChannelUnavailable(channel));
         }
         if request.custom_code.is_some() && !settings.options.custom_code_enabled {
             return Err(VerifyError::CustomCodeNotAllowed);

@@ -53,6 +53,7 @@ pub struct CallbackWorker<S, C> {
     store: S,
     clock: C,
     client: reqwest::Client,
+    outbound: crate::Outbound,
     signer: CallbackSigner,
     render: RenderCallback,
     policy: CallbackPolicy,
@@ -63,23 +64,20 @@ pub struct CallbackWorker<S, C> {
 pub const SIGNATURE_HEADER: &str = "X-Otpd-Signature";
 
 impl<S: Store + Clone, C: Clock + Clone> CallbackWorker<S, C> {
-    /// A worker posting with its own HTTP client.
+    /// A worker posting only where `outbound` allows.
     pub fn new(
         store: S,
         clock: C,
         signer: CallbackSigner,
         render: RenderCallback,
         policy: CallbackPolicy,
+        outbound: crate::Outbound,
     ) -> Self {
-        let client = reqwest::Client::builder()
-            .timeout(policy.timeout)
-            .user_agent(concat!("otpd/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .unwrap_or_default();
         CallbackWorker {
             store,
             clock,
-            client,
+            client: outbound.client(policy.timeout),
+            outbound,
             signer,
             render,
             policy,
@@ -138,18 +136,16 @@ impl<S: Store + Clone, C: Clock + Clone> CallbackWorker<S, C> {
             now.unix_seconds(),
             body.as_bytes(),
         );
-        let result = self
+        let request = self
             .client
             .post(&job.url)
             .header("Content-Type", "application/json")
             .header(SIGNATURE_HEADER, signature)
-            .body(body)
-            .send()
-            .await;
-        let failure = match result {
+            .body(body);
+        let failure = match self.outbound.send(&job.url, request).await {
             Ok(response) if response.status().is_success() => None,
             Ok(response) => Some(format!("HTTP {}", response.status().as_u16())),
-            Err(error) => Some(format!("request failed: {error}")),
+            Err(outcome) => Some(outcome),
         };
         let now = self.clock.now();
         let recorded = match failure {

@@ -4,6 +4,7 @@
 pub mod callbacks;
 pub mod console;
 pub mod metrics;
+pub mod outbound;
 pub mod provider;
 pub mod routing;
 pub mod webhooks;
@@ -12,6 +13,7 @@ pub mod worker;
 pub use callbacks::{CallbackPolicy, CallbackWorker};
 pub use console::{ConsoleProvider, Inbox, InboxMessage};
 pub use metrics::{Metrics, SharedMetrics};
+pub use outbound::Outbound;
 pub use provider::{
     Accepted, BoxFuture, Message, Provider, Receipt, ReceiptError, ReceiptReply, SendError, Webhook,
 };

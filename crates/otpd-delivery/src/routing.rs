@@ -152,6 +152,29 @@ impl Router {
             .collect()
     }
 
+    /// Whether any provider carries `channel` to `country` (breakers aside).
+    pub fn serves(
+        &self,
+        channel: Channel,
+        country: Option<&str>,
+        service_route: Option<&[String]>,
+    ) -> bool {
+        let own = service_route
+            .unwrap_or_default()
+            .iter()
+            .any(|name| self.providers.contains_key(name));
+        own || country
+            .and_then(|c| self.routes.by_country.get(c))
+            .and_then(|table| table.get(&channel))
+            .or_else(|| self.routes.default.get(&channel))
+            .is_some_and(|names| !names.is_empty())
+    }
+
+    /// Which providers carry each channel by default, for the start-up log.
+    pub fn default_routes(&self) -> &HashMap<Channel, Vec<String>> {
+        &self.routes.default
+    }
+
     /// A provider by its configured name (receipts arrive per provider).
     pub fn provider(&self, name: &str) -> Option<Arc<dyn Provider>> {
         self.providers.get(name).cloned()

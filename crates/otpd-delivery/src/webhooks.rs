@@ -35,30 +35,28 @@ pub struct WebhookWorker<S, C> {
     store: S,
     clock: C,
     client: reqwest::Client,
+    outbound: crate::Outbound,
     signer: CallbackSigner,
     policy: CallbackPolicy,
     metrics: crate::SharedMetrics,
 }
 
 impl<S: Store + Clone, C: Clock + Clone> WebhookWorker<S, C> {
-    /// A worker with its own HTTP client; the retry delays and post timeout are the
-    /// status callbacks' (`[callbacks]`).
+    /// A worker posting only where `outbound` allows; the retry delays and post timeout are
+    /// the status callbacks' (`[callbacks]`).
     pub fn new(
         store: S,
         clock: C,
         signer: CallbackSigner,
         policy: CallbackPolicy,
         metrics: crate::SharedMetrics,
+        outbound: crate::Outbound,
     ) -> Self {
-        let client = reqwest::Client::builder()
-            .timeout(policy.timeout)
-            .user_agent(concat!("otpd/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .unwrap_or_default();
         WebhookWorker {
             store,
             clock,
-            client,
+            client: outbound.client(policy.timeout),
+            outbound,
             signer,
             policy,
             metrics,
@@ -109,16 +107,15 @@ impl<S: Store + Clone, C: Clock + Clone> WebhookWorker<S, C> {
             self.signer
                 .signature(job.event.service_id, now.unix_seconds(), body.as_bytes());
         let started = Instant::now();
-        let result = self
+        let request = self
             .client
             .post(&job.url)
             .header("Content-Type", "application/json")
             .header(SIGNATURE_HEADER, signature)
             .header("X-Otpd-Event-Id", format!("EV{}", job.event.id.simple()))
             .header("X-Otpd-Event-Type", &job.event.kind)
-            .body(body)
-            .send()
-            .await;
+            .body(body);
+        let result = self.outbound.send(&job.url, request).await;
         let latency_ms = started.elapsed().as_millis().min(u32::MAX as u128) as u32;
         let (status, error) = match result {
             Ok(response) if response.status().is_success() => {
@@ -128,7 +125,7 @@ impl<S: Store + Clone, C: Clock + Clone> WebhookWorker<S, C> {
                 Some(response.status().as_u16()),
                 Some(format!("HTTP {}", response.status().as_u16())),
             ),
-            Err(error) => (None, Some(format!("request failed: {error}"))),
+            Err(outcome) => (None, Some(outcome)),
         };
         let now = self.clock.now();
         let attempts = job.attempts + 1;

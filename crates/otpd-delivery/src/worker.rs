@@ -53,10 +53,19 @@ type Queued = (DeliveryJob, Option<FirstTryReply>);
 pub const RETRY_LEASE_MARGIN_SECONDS: i64 = 5;
 
 /// Feeds the worker; this is the core's [`Dispatch`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ChannelDispatch {
     sender: mpsc::UnboundedSender<Queued>,
     inline_deadline: Duration,
+    router: Arc<Router>,
+}
+
+impl std::fmt::Debug for ChannelDispatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChannelDispatch")
+            .field("inline_deadline", &self.inline_deadline)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ChannelDispatch {
@@ -87,6 +96,10 @@ impl Dispatch for ChannelDispatch {
                 .and_then(Result::ok)
                 .flatten()
         })
+    }
+
+    fn serves(&self, channel: Channel, country: Option<&str>, route: Option<&[String]>) -> bool {
+        self.router.serves(channel, country, route)
     }
 }
 
@@ -128,7 +141,7 @@ impl<S: Store + Clone, C: Clock + Clone> DeliveryWorker<S, C> {
             DeliveryWorker {
                 store,
                 clock,
-                router,
+                router: router.clone(),
                 policy,
                 receipt_base: receipt_base.map(|b| b.trim_end_matches('/').to_string()),
                 metrics,
@@ -137,6 +150,7 @@ impl<S: Store + Clone, C: Clock + Clone> DeliveryWorker<S, C> {
             ChannelDispatch {
                 sender,
                 inline_deadline: policy.inline_deadline,
+                router: router.clone(),
             },
             receiver,
         )

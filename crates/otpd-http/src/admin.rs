@@ -17,6 +17,7 @@ use serde_json::{Map, Value, json};
 use crate::AppState;
 use crate::native::error::ErrorBody;
 use crate::twilio::error::{self, TwilioError};
+use crate::twilio::form::webhook_url;
 use crate::twilio::{account, callers_service};
 
 // Schemas of the admin API's bodies (documentation: the handlers build them with `json!`).
@@ -467,12 +468,6 @@ fn webhook_json(
     })
 }
 
-/// Checks a webhook URL: absolute http(s).
-pub(crate) fn webhook_url(text: &str, name: &str) -> Result<String, TwilioError> {
-    otpd_core::settings::parse_callback_url(text)
-        .ok_or_else(|| error::invalid_because(name, "an absolute http(s) URL"))
-}
-
 /// `POST /admin/v1/services/{sid}/webhooks` with `{url, eventTypes?, friendlyName?, enabled?}`.
 #[utoipa::path(
     post,
@@ -504,7 +499,7 @@ pub(crate) async fn create_webhook<S: Store + Clone, C: Clock + Clone>(
         return Err(error::invalid_because("body", "expected a JSON object"));
     };
     let url = match fields.get("url") {
-        Some(Value::String(url)) => webhook_url(url, "url")?,
+        Some(Value::String(url)) => webhook_url(&state.outbound, url, "url").await?,
         _ => return Err(error::missing("url")),
     };
     let event_types = strings(&fields, "eventTypes")?.unwrap_or_else(|| vec!["*".into()]);

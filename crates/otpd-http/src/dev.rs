@@ -41,11 +41,37 @@ fn items<S, C>(state: &AppState<S, C>, to: Option<&str>) -> Vec<Item> {
         .collect()
 }
 
+/// Whether the request names otpd by a loopback name or address: the inbox shows codes, so
+/// a page on another site that rebinds its own name to 127.0.0.1 must not read it.
+pub fn loopback_host(headers: &axum::http::HeaderMap) -> bool {
+    let Some(host) = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+    else {
+        return false;
+    };
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or_default(),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    match name.parse::<std::net::IpAddr>() {
+        Ok(ip) => ip.is_loopback(),
+        Err(_) => {
+            let name = name.trim_end_matches('.').to_ascii_lowercase();
+            name == "localhost" || name.ends_with(".localhost")
+        }
+    }
+}
+
 /// `GET /dev/inbox.json?to=+15551234567`: newest first.
 pub async fn inbox_json<S: Store + Clone, C: Clock + Clone>(
     State(state): State<AppState<S, C>>,
+    headers: axum::http::HeaderMap,
     Query(query): Query<InboxQuery>,
 ) -> Response {
+    if !loopback_host(&headers) {
+        return crate::native::error::no_such_path().into_response();
+    }
     // A `+` in a query string may arrive decoded as a space.
     let to = query.to.map(|t| {
         let t = t.trim();
@@ -68,7 +94,11 @@ fn escape(text: &str) -> String {
 /// `GET /dev/inbox`: a small page, newest first, refreshing every two seconds.
 pub async fn inbox_page<S: Store + Clone, C: Clock + Clone>(
     State(state): State<AppState<S, C>>,
-) -> Html<String> {
+    headers: axum::http::HeaderMap,
+) -> Response {
+    if !loopback_host(&headers) {
+        return crate::native::error::no_such_path().into_response();
+    }
     let rows: String = items(&state, None)
         .iter()
         .map(|m| {
@@ -96,4 +126,5 @@ pub async fn inbox_page<S: Store + Clone, C: Clock + Clone>(
          {empty}<table><thead><tr><th>sent at (UTC)</th><th>channel</th><th>to</th><th>from</th><th>message</th></tr></thead>\
          <tbody>{rows}</tbody></table></body></html>"
     ))
+    .into_response()
 }

@@ -2,6 +2,7 @@
 //! wire format in one place (`native::error` for the SMS.CX-shaped API).
 
 pub mod admin;
+pub mod connections;
 pub mod dev;
 pub mod native;
 pub mod openapi;
@@ -47,6 +48,10 @@ pub struct AppState<S, C> {
     pub metrics: otpd_delivery::SharedMetrics,
     /// Signs callbacks and webhooks (the admin API shows a service's key).
     pub signer: Arc<otpd_core::auth::CallbackSigner>,
+    /// Where callbacks and webhooks may go; checked when a tenant sets a URL.
+    pub outbound: otpd_delivery::Outbound,
+    /// Time a request has to send its whole body (408 after).
+    pub body_timeout: std::time::Duration,
 }
 
 /// The client's address as the per-IP limit sees it; set on every request by the router.
@@ -109,6 +114,8 @@ impl<S, C> Clone for AppState<S, C> {
             trusted_proxies: self.trusted_proxies.clone(),
             metrics: self.metrics.clone(),
             signer: self.signer.clone(),
+            outbound: self.outbound.clone(),
+            body_timeout: self.body_timeout,
         }
     }
 }
@@ -208,13 +215,11 @@ async fn readyz<S: Store + Clone, C: Clock + Clone>(
 }
 
 /// Logs one line per request with its path (never the query string, which can hold a phone
-/// number) and what the handler noted ([`LogNote`]), and adds `X-Request-Id` and `X-Response-Time`. Oversized bodies become the
-/// JSON 413 and panics a JSON 500, so no client ever sees a non-JSON error.
-async fn observe(
-    State((trusted, metrics)): State<(Arc<Vec<std::net::IpAddr>>, otpd_delivery::SharedMetrics)>,
-    mut request: Request,
-    next: Next,
-) -> Response {
+/// number) and what the handler noted ([`LogNote`]), and adds `X-Request-Id` and
+/// `X-Response-Time`. The body is read here, bounded in size and time whatever its framing
+/// (chunked included), and every error answer is the dialect's JSON: no client ever sees a
+/// plain-text error, whichever layer produced it.
+async fn observe(State(observed): State<Observed>, mut request: Request, next: Next) -> Response {
     let route = request
         .extensions()
         .get::<axum::extract::MatchedPath>()
@@ -224,24 +229,26 @@ async fn observe(
         .extensions()
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map(|info| info.0.ip());
-    let client = ClientIp(client_ip(peer, request.headers(), &trusted));
+    let client = ClientIp(client_ip(
+        peer,
+        request.headers(),
+        &observed.trusted_proxies,
+    ));
     request.extensions_mut().insert(client);
     let method = request.method().clone();
     // The path only: a query string (the inbox filter) can hold a phone number.
     let path = request.uri().path().to_string();
-    let too_large = request
-        .headers()
-        .get(axum::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok())
-        .is_some_and(|len| len > MAX_BODY_BYTES);
-    let mut response = if too_large && path.starts_with("/v2/") {
-        twilio::error::too_large().into_response()
-    } else if too_large {
-        native_error::body_too_large().into_response()
-    } else {
-        next.run(request).await
+    let dialect = Dialect::of_path(&path);
+    let mut response = match read_body(request, observed.body_timeout).await {
+        Ok(request) => next.run(request).await,
+        Err(status) => dialect.error(status, &path),
     };
+    if (response.status().is_client_error() || response.status().is_server_error())
+        && !is_json(&response)
+    {
+        let status = response.status();
+        response = dialect.error(status, &path);
+    }
     let request_id = uuid::Uuid::now_v7().simple().to_string();
     let elapsed = started.elapsed();
     let headers = response.headers_mut();
@@ -254,9 +261,10 @@ async fn observe(
     let labels = otpd_delivery::metrics::HttpLabels {
         dialect: dialect_of(&route).to_string(),
         route,
-        method: method.to_string(),
+        method: method_label(&method).to_string(),
         status: response.status().as_u16(),
     };
+    let metrics = &observed.metrics;
     metrics.http_requests.get_or_create(&labels).inc();
     metrics
         .http_seconds
@@ -281,6 +289,100 @@ async fn observe(
         "request"
     );
     response
+}
+
+/// What `observe` needs, cheap to clone.
+#[derive(Clone)]
+struct Observed {
+    trusted_proxies: Arc<Vec<std::net::IpAddr>>,
+    metrics: otpd_delivery::SharedMetrics,
+    body_timeout: std::time::Duration,
+}
+
+/// The request with its body read whole: at most [`MAX_BODY_BYTES`] (413 beyond), within
+/// `timeout` (408 after), and well-formed (400 for a broken chunked encoding).
+async fn read_body(request: Request, timeout: std::time::Duration) -> Result<Request, StatusCode> {
+    use http_body_util::BodyExt;
+    let (parts, body) = request.into_parts();
+    let limited = http_body_util::Limited::new(body, MAX_BODY_BYTES);
+    let bytes = match tokio::time::timeout(timeout, limited.collect()).await {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(error)) if error.is::<http_body_util::LengthLimitError>() => {
+            return Err(StatusCode::PAYLOAD_TOO_LARGE);
+        }
+        Ok(Err(_)) => return Err(StatusCode::BAD_REQUEST),
+        Err(_) => return Err(StatusCode::REQUEST_TIMEOUT),
+    };
+    Ok(Request::from_parts(parts, axum::body::Body::from(bytes)))
+}
+
+fn is_json(response: &Response) -> bool {
+    response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"))
+}
+
+/// The method as a metric label: the standard ones by name, anything else `other`, so a
+/// client cannot create label values (and series) at will.
+fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
+/// Which error shape a path answers in.
+#[derive(Clone, Copy)]
+enum Dialect {
+    /// Twilio's body, for `/v2` and `/admin`.
+    Twilio,
+    /// The SMS.CX body, for everything else.
+    Native,
+}
+
+impl Dialect {
+    fn of_path(path: &str) -> Dialect {
+        if path.starts_with("/v2/") || path.starts_with("/admin/") {
+            Dialect::Twilio
+        } else {
+            Dialect::Native
+        }
+    }
+
+    /// The dialect's JSON error for a status a layer below the handlers chose.
+    fn error(self, status: StatusCode, path: &str) -> Response {
+        match self {
+            Dialect::Twilio => match status {
+                StatusCode::PAYLOAD_TOO_LARGE => twilio::error::too_large(),
+                StatusCode::REQUEST_TIMEOUT => twilio::error::timeout(),
+                StatusCode::NOT_FOUND => twilio::error::not_found(path),
+                StatusCode::METHOD_NOT_ALLOWED => twilio::error::method_not_allowed(),
+                status if status.is_server_error() => {
+                    twilio::error::internal("a layer below the handlers failed")
+                }
+                status => twilio::error::bad_request(status),
+            }
+            .into_response(),
+            Dialect::Native => match status {
+                StatusCode::PAYLOAD_TOO_LARGE => native_error::body_too_large(),
+                StatusCode::REQUEST_TIMEOUT => native_error::timeout(),
+                StatusCode::NOT_FOUND => native_error::no_such_path(),
+                StatusCode::METHOD_NOT_ALLOWED => native_error::method_not_allowed(),
+                status if status.is_server_error() => native_error::server_error(),
+                status => native_error::bad_request(status),
+            }
+            .into_response(),
+        }
+    }
 }
 
 /// What a handler adds to its request's `request` log line: a start or a check logs one line,
@@ -413,7 +515,11 @@ pub fn router<S: Store + Clone, C: Clock + Clone>(state: AppState<S, C>) -> Rout
     }
     app.fallback(not_found)
         .layer(middleware::from_fn_with_state(
-            (state.trusted_proxies.clone(), state.metrics.clone()),
+            Observed {
+                trusted_proxies: state.trusted_proxies.clone(),
+                metrics: state.metrics.clone(),
+                body_timeout: state.body_timeout,
+            },
             observe,
         ))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(

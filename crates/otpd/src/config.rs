@@ -37,6 +37,8 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "pumping",
     "shutdown_timeout_seconds",
     "alerts",
+    "outbound",
+    "server",
 ];
 
 /// The whole configuration.
@@ -64,9 +66,10 @@ pub struct Config {
     /// Lifetime of bearer tokens from `POST /oauth/token`.
     pub token_lifetime_seconds: i64,
     /// The provider for every channel without a route: `console` (prints each message and
-    /// keeps it for the dev inbox), `null` (keeps it for the dev inbox only; for load tests),
-    /// or the name of a configured provider.
-    pub provider: String,
+    /// keeps it for the dev inbox; dev mode only), `null` (keeps it for the dev inbox only;
+    /// for load tests), or the name of a configured provider. Unset: `console` in dev mode,
+    /// none otherwise (a channel without a route is then not offered).
+    pub provider: Option<String>,
     /// Real providers: each table has a unique `name`, a `kind` (`twilio`, `vonage`, …) and
     /// that kind's keys (docs/providers.md).
     pub providers: Vec<serde_json::Map<String, serde_json::Value>>,
@@ -93,6 +96,60 @@ pub struct Config {
     pub postgres: PostgresConfig,
     /// OTP settings of the application created on first start.
     pub default_otp: OtpSettings,
+    /// Where status callbacks and service webhooks may go (docs/security.md).
+    pub outbound: OutboundConfig,
+    /// Bounds on client connections (docs/security.md, "Connections and limits").
+    pub server: ServerConfig,
+    /// Whether dev mode is on only because no configuration file was given (nobody chose it).
+    #[serde(skip)]
+    pub implicit_dev_mode: bool,
+}
+
+/// Bounds on client connections, so slow or idle clients cannot exhaust the server.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Connections served at once (kept below the process's open-file limit); more wait.
+    pub max_connections: usize,
+    /// Time a connection has to send a whole request head, from when it opens or finishes
+    /// its previous response: slow headers and idle keep-alive connections close after it.
+    pub header_timeout_ms: u64,
+    /// Time a request has to send its whole body (408 after).
+    pub body_timeout_ms: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        let limits = otpd_http::connections::ConnectionLimits::default();
+        ServerConfig {
+            max_connections: limits.max_connections,
+            header_timeout_ms: limits.header_timeout.as_millis() as u64,
+            body_timeout_ms: limits.body_timeout.as_millis() as u64,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// The limits in force (`max_connections` within the open-file limit).
+    pub fn limits(&self) -> otpd_http::connections::ConnectionLimits {
+        otpd_http::connections::ConnectionLimits {
+            max_connections: self.max_connections.max(1),
+            header_timeout: Duration::from_millis(self.header_timeout_ms.max(100)),
+            body_timeout: Duration::from_millis(self.body_timeout_ms.max(100)),
+        }
+        .within_open_file_limit()
+    }
+}
+
+/// Where requests made on a tenant's behalf (status callbacks, service webhooks) may go.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OutboundConfig {
+    /// Whether `http://` targets are allowed; unset means "only in dev mode".
+    pub allow_http: Option<bool>,
+    /// Private addresses, CIDR ranges or host names that callbacks and webhooks may reach
+    /// (e.g. `["10.1.2.0/24"]`); everything else must be globally routable.
+    pub allowed_private: Vec<String>,
 }
 
 /// Success-rate alerts.
@@ -289,8 +346,8 @@ impl CountryRoutes {
 }
 
 impl RoutesConfig {
-    /// The routing table; channels without a route go to `fallback_provider`.
-    pub fn table(&self, fallback_provider: &str) -> otpd_delivery::RouteTable {
+    /// The routing table; channels without a route go to `fallback_provider`, if any.
+    pub fn table(&self, fallback_provider: Option<&str>) -> otpd_delivery::RouteTable {
         use otpd_core::Channel;
         let general = CountryRoutes {
             sms: self.sms.clone(),
@@ -305,9 +362,11 @@ impl RoutesConfig {
             Channel::Email,
             Channel::Whatsapp,
         ] {
-            default
-                .entry(channel)
-                .or_insert_with(|| vec![fallback_provider.to_string()]);
+            if let Some(fallback) = fallback_provider {
+                default
+                    .entry(channel)
+                    .or_insert_with(|| vec![fallback.to_string()]);
+            }
         }
         otpd_delivery::RouteTable {
             default,
@@ -480,7 +539,7 @@ impl Default for Config {
             log_format: LogFormat::Text,
             log_level: "info".into(),
             token_lifetime_seconds: 86_400,
-            provider: "console".into(),
+            provider: None,
             providers: Vec::new(),
             routes: RoutesConfig::default(),
             delivery: DeliveryConfig::default(),
@@ -492,6 +551,9 @@ impl Default for Config {
             prices: HashMap::new(),
             callbacks: CallbackConfig::default(),
             postgres: PostgresConfig::default(),
+            outbound: OutboundConfig::default(),
+            server: ServerConfig::default(),
+            implicit_dev_mode: false,
             // Native-API applications wait 30 s between sends to one destination (Twilio
             // services default to none; docs/api-native.md explains the difference).
             default_otp: OtpSettings {
@@ -525,6 +587,7 @@ impl Config {
             .context("invalid configuration")?;
         if config.dev_mode.is_none() {
             config.dev_mode = Some(file.is_none());
+            config.implicit_dev_mode = file.is_none();
         }
         config.validate()?;
         Ok(config)
@@ -535,7 +598,15 @@ impl Config {
         self.dev_mode.unwrap_or(true)
     }
 
+    /// The outbound policy: `http://` only in dev mode unless configured.
+    pub fn outbound_policy(&self) -> anyhow::Result<otpd_core::outbound::OutboundPolicy> {
+        let allow_http = self.outbound.allow_http.unwrap_or(self.dev_mode());
+        otpd_core::outbound::OutboundPolicy::new(allow_http, &self.outbound.allowed_private)
+            .map_err(|error| anyhow::anyhow!("outbound.allowed_private: {error}"))
+    }
+
     fn validate(&self) -> anyhow::Result<()> {
+        self.outbound_policy()?;
         let configured = |name: &str| {
             matches!(name, "console" | "null")
                 || self
@@ -543,10 +614,17 @@ impl Config {
                     .iter()
                     .any(|p| p.get("name").and_then(|n| n.as_str()) == Some(name))
         };
-        if !configured(&self.provider) {
+        if let Some(provider) = &self.provider
+            && !configured(provider)
+        {
             bail!(
-                "provider '{}' is neither 'console', 'null' nor the name of a [[providers]] entry",
-                self.provider
+                "provider '{provider}' is neither 'console', 'null' nor the name of a [[providers]] entry"
+            );
+        }
+        if !self.dev_mode() && self.routes_console() {
+            bail!(
+                "the console provider prints every code to stdout: route it only in dev mode \
+                 (set dev_mode = true, or route the channel to a real provider: docs/providers.md)"
             );
         }
         if let Some(base) = &self.public_base_url {
@@ -572,6 +650,50 @@ impl Config {
             self.sqlite_path()?;
         }
         Ok(())
+    }
+
+    /// Refuses dev mode on a non-loopback address unless someone chose it: with no file, an
+    /// `OTPD_LISTEN=0.0.0.0:…` would otherwise serve every tenant's codes at `/dev/inbox`.
+    pub fn check_exposure(&self) -> anyhow::Result<()> {
+        if !self.implicit_dev_mode {
+            return Ok(());
+        }
+        let loopback = match self.listen.parse::<std::net::SocketAddr>() {
+            Ok(address) => address.ip().is_loopback(),
+            Err(_) => self
+                .listen
+                .rsplit_once(':')
+                .is_some_and(|(host, _)| host.eq_ignore_ascii_case("localhost")),
+        };
+        if !loopback {
+            bail!(
+                "refusing to listen on {} in dev mode: dev mode (on because no configuration \
+                 file was given) prints codes and serves them at /dev/inbox. Give a \
+                 configuration file (--config or OTPD_CONFIG) for production, or set \
+                 OTPD_DEV_MODE=true if you really mean dev mode on this address",
+                self.listen
+            );
+        }
+        Ok(())
+    }
+
+    /// The provider for channels without a route: the configured one, else `console` in dev
+    /// mode, else none.
+    pub fn fallback_provider(&self) -> Option<&str> {
+        match &self.provider {
+            Some(provider) => Some(provider),
+            None if self.dev_mode() => Some("console"),
+            None => None,
+        }
+    }
+
+    /// Whether any route (or the fallback) names the console provider.
+    fn routes_console(&self) -> bool {
+        let table = self.routes.table(self.fallback_provider());
+        std::iter::once(&table.default)
+            .chain(table.by_country.values())
+            .flat_map(|routes| routes.values())
+            .any(|names| names.iter().any(|name| name == "console"))
     }
 
     /// Whether `database_url` names a PostgreSQL server.

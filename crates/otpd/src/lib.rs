@@ -115,6 +115,7 @@ pub fn authenticator<C: Clock + Clone>(
 /// Starts everything: store, workers (after resuming deliveries a previous process left
 /// queued), the first application when there is none, and the HTTP server.
 pub async fn start<C: Clock + Clone>(config: &Config, clock: C) -> anyhow::Result<RunningServer> {
+    config.check_exposure()?;
     let store = open_store(config).await?;
     let secret = config.server_secret()?;
     let auth = Arc::new(Authenticator::new(
@@ -177,12 +178,14 @@ pub async fn start<C: Clock + Clone>(config: &Config, clock: C) -> anyhow::Resul
         );
     }
     let secret_for_webhooks = secret.clone();
+    let outbound = otpd_delivery::Outbound::new(config.outbound_policy()?);
     let callbacks = CallbackWorker::new(
         store.clone(),
         clock.clone(),
         CallbackSigner::new(secret),
         Arc::new(otpd_http::native::wire::callback_body),
         config.callbacks.policy(),
+        outbound.clone(),
     )
     .with_metrics(metrics.clone());
     let sweep_every = std::time::Duration::from_millis(config.delivery.sweep_interval_ms.max(50));
@@ -211,6 +214,7 @@ pub async fn start<C: Clock + Clone>(config: &Config, clock: C) -> anyhow::Resul
                 CallbackSigner::new(secret_for_webhooks),
                 config.callbacks.policy(),
                 metrics.clone(),
+                outbound.clone(),
             )
             .run(),
         ),
@@ -236,6 +240,7 @@ pub async fn start<C: Clock + Clone>(config: &Config, clock: C) -> anyhow::Resul
     });
 
     let dev_inbox = config.dev_mode().then_some(inbox);
+    let limits = config.server.limits();
     let state = AppState {
         verifier,
         auth,
@@ -245,23 +250,18 @@ pub async fn start<C: Clock + Clone>(config: &Config, clock: C) -> anyhow::Resul
         trusted_proxies: Arc::new(config.trusted_proxies.clone()),
         metrics,
         signer: Arc::new(CallbackSigner::new(config.server_secret()?)),
+        outbound,
+        body_timeout: limits.body_timeout,
     };
     let listener = TcpListener::bind(&config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
-    let (shutdown, mut stopped) = tokio::sync::watch::channel(false);
+    let (shutdown, stopped) = tokio::sync::watch::channel(false);
     let app = otpd_http::router(state);
-    let server = tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            let _ = stopped.wait_for(|stop| *stop).await;
-        })
-        .await
-    });
+    let server = tokio::spawn(otpd_http::connections::serve(
+        listener, app, limits, stopped,
+    ));
     Ok(RunningServer {
         addr,
         inbox: dev_inbox,
@@ -275,7 +275,8 @@ pub async fn start<C: Clock + Clone>(config: &Config, clock: C) -> anyhow::Resul
     })
 }
 
-/// The built-in providers (`console`, `null`) and every configured one, with the routes.
+/// The built-in providers (`console` in dev mode only, `null`) and every configured one, with
+/// the routes; logs which providers serve each channel.
 fn build_router<C: Clock + Clone>(
     config: &Config,
     inbox: &Inbox,
@@ -287,29 +288,48 @@ fn build_router<C: Clock + Clone>(
         ))
         .build()
         .context("cannot build the HTTP client for providers")?;
-    let mut providers: Vec<Arc<dyn Provider>> = vec![
-        Arc::new(ConsoleProvider::named(
+    let mut providers: Vec<Arc<dyn Provider>> = vec![Arc::new(ConsoleProvider::named(
+        "null",
+        inbox.clone(),
+        clock.clone(),
+        false,
+    ))];
+    // The console provider prints codes: it exists only in dev mode, so no route (not even
+    // an application's own) can reach it in production.
+    if config.dev_mode() {
+        providers.push(Arc::new(ConsoleProvider::named(
             "console",
             inbox.clone(),
             clock.clone(),
             true,
-        )),
-        Arc::new(ConsoleProvider::named(
-            "null",
-            inbox.clone(),
-            clock.clone(),
-            false,
-        )),
-    ];
+        )));
+    }
     for table in &config.providers {
         providers.push(otpd_providers::registry::build(table, http.clone())?);
     }
-    Router::new(
+    let router = Router::new(
         providers,
-        config.routes.table(&config.provider),
+        config.routes.table(config.fallback_provider()),
         config.delivery.breaker(),
     )
-    .context("invalid [routes]")
+    .context("invalid [routes]")?;
+    for channel in [
+        otpd_core::Channel::Sms,
+        otpd_core::Channel::Whatsapp,
+        otpd_core::Channel::Call,
+        otpd_core::Channel::Email,
+    ] {
+        match router.default_routes().get(&channel) {
+            Some(names) if !names.is_empty() => {
+                tracing::info!(channel = channel.as_str(), providers = %names.join(", "), "channel served")
+            }
+            _ => tracing::info!(
+                channel = channel.as_str(),
+                "channel not offered (no route; starts on it are refused)"
+            ),
+        }
+    }
+    Ok(router)
 }
 
 /// The delivery worker as the HTTP layer sees it.

@@ -181,6 +181,29 @@ pub fn body_too_large() -> NativeError {
     )
 }
 
+/// 408: the body did not arrive in time.
+pub fn timeout() -> NativeError {
+    error(
+        StatusCode::REQUEST_TIMEOUT,
+        "request_timeout",
+        1023,
+        "The request body did not arrive in time",
+    )
+}
+
+/// A 4xx chosen below the handlers (a path that is not UTF-8, a broken chunked body, …).
+pub fn bad_request(status: StatusCode) -> NativeError {
+    error(
+        status,
+        "invalid_request",
+        1024,
+        format!(
+            "The request is malformed ({})",
+            status.canonical_reason().unwrap_or("client error")
+        ),
+    )
+}
+
 /// 404 2021.
 pub fn otp_not_found() -> NativeError {
     error(StatusCode::NOT_FOUND, "not_found", 2021, "Otp ID not found")

@@ -365,7 +365,7 @@ fn parse_track_id(text: &str) -> Option<Uuid> {
     request_body(content = NewOtpRequest, content_type = "application/json"),
     responses(
         (status = 201, description = "The verification, with its first send.", body = OtpObject),
-        (status = 400, description = "`invalid_body` 1007 (not a JSON object), or `invalid_param` with the field's code: 2001–2020 (SMS.CX's), 1012 `channel`, 1013 `locale`, 1022 `deviceIp`.", body = ErrorBody),
+        (status = 400, description = "`invalid_body` 1007 (not a JSON object), or `invalid_param` with the field's code: 2001–2020 (SMS.CX's), 1012 `channel`, 1013 `locale`, 1022 `deviceIp`, 1025 `channel` not available on this server, 1024 a malformed request.", body = ErrorBody),
         (status = 401, description = "`invalid_api_key` 1001: missing or invalid credentials.", body = ErrorBody),
         (status = 403, description = "`insufficient_scope` 1002, `access_denied` 1005 (service deleted), or `destination_blocked`: 1018 (geo permissions or block list), 1019 (premium-rate number), 1020 (quarantined prefix).", body = ErrorBody),
         (status = 413, description = "`invalid_body` 1009: the body is too large.", body = ErrorBody),
@@ -389,6 +389,24 @@ pub async fn create<S: Store + Clone, C: Clock + Clone>(
     let caller = state.native_caller(&headers).await?;
     let body = json_object(&body)?;
     let mut request = start_request(&body)?;
+    if let Some(url) = &request.callback_url {
+        use otpd_core::outbound::Refusal;
+        let checked = state.outbound.check_target(url).await.map_err(|refusal| {
+            invalid_param(
+                2019,
+                match refusal {
+                    Refusal::NotHttpUrl => "The parameter 'otpCallbackUrl' is not a valid URL",
+                    Refusal::HttpsRequired => {
+                        "The parameter 'otpCallbackUrl' must be an https URL on this server"
+                    }
+                    Refusal::PrivateAddress => {
+                        "The parameter 'otpCallbackUrl' must point to a public address (private, loopback and link-local addresses are refused)"
+                    }
+                },
+            )
+        })?;
+        request.callback_url = Some(checked);
+    }
     // otpd extension: the end user's address, counted by the per-client limit instead of
     // the caller's (a backend calling otpd is one address for all its users).
     request.client_ip = match field(&body, "deviceIp") {
@@ -642,6 +660,13 @@ fn start_error(error: otpd_core::VerifyError, now_unix: i64) -> NativeError {
         VerifyError::Blocked(_) => {
             error::destination_blocked(1018, "This application does not send to this phone number")
         }
+        VerifyError::ChannelUnavailable(channel) => error::invalid_param(
+            1025,
+            format!(
+                "The parameter 'channel': '{}' is not available on this server",
+                channel.as_str()
+            ),
+        ),
         other => crate::internal(other),
     }
 }

@@ -207,3 +207,24 @@ pub fn too_large() -> TwilioError {
         "Request body too large",
     )
 }
+
+/// 408: the body did not arrive in time.
+pub fn timeout() -> TwilioError {
+    error(
+        StatusCode::REQUEST_TIMEOUT,
+        20408,
+        "Request body did not arrive in time",
+    )
+}
+
+/// A 4xx chosen below the handlers (a path that is not UTF-8, a broken chunked body, …).
+pub fn bad_request(status: StatusCode) -> TwilioError {
+    error(
+        status,
+        20001,
+        format!(
+            "Invalid request ({})",
+            status.canonical_reason().unwrap_or("client error")
+        ),
+    )
+}

@@ -3,6 +3,26 @@
 
 use super::error::{self, TwilioError};
 
+/// Checks a webhook URL a tenant gives: absolute http(s), and a target the server's outbound
+/// rules allow (docs/security.md, "Outbound requests").
+pub(crate) async fn webhook_url(
+    outbound: &otpd_delivery::Outbound,
+    text: &str,
+    name: &str,
+) -> Result<String, TwilioError> {
+    use otpd_core::outbound::Refusal;
+    outbound.check_target(text).await.map_err(|refusal| {
+        let reason = match refusal {
+            Refusal::NotHttpUrl => "an absolute http(s) URL",
+            Refusal::HttpsRequired => "an https URL (this server refuses http targets)",
+            Refusal::PrivateAddress => {
+                "a URL whose host is a public address (private, loopback, link-local and other special addresses are refused)"
+            }
+        };
+        error::invalid_because(name, reason)
+    })
+}
+
 /// The parameters of one request, in order (repeated keys kept).
 #[derive(Debug, Default)]
 pub struct Params(Vec<(String, String)>);

@@ -228,6 +228,7 @@ pub async fn start<S: Store + Clone, C: Clock + Clone>(
                 "required to re-send a custom-code verification",
             ),
             VerifyError::ChannelMismatch | VerifyError::MissingRecipient => error::invalid("To"),
+            VerifyError::ChannelUnavailable(channel) => error::channel_disabled(channel.as_str()),
             VerifyError::Store(e) => error::internal(e),
         })?;
     let verification = started.verification();

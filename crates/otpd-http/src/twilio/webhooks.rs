@@ -104,7 +104,12 @@ pub async fn create<S: Store + Clone, C: Clock + Clone>(
     if types.is_empty() {
         return Err(error::missing("EventTypes"));
     }
-    let url = crate::admin::webhook_url(params.required("WebhookUrl")?, "WebhookUrl")?;
+    let url = super::form::webhook_url(
+        &state.outbound,
+        params.required("WebhookUrl")?,
+        "WebhookUrl",
+    )
+    .await?;
     version(&params)?;
     let now = state.verifier.clock().now();
     let webhook = Webhook {
@@ -193,7 +198,7 @@ pub async fn update<S: Store + Clone, C: Clock + Clone>(
         webhook.event_types = types;
     }
     if let Some(url) = params.get("WebhookUrl") {
-        webhook.url = crate::admin::webhook_url(url, "WebhookUrl")?;
+        webhook.url = super::form::webhook_url(&state.outbound, url, "WebhookUrl").await?;
     }
     if let Some(enabled) = status(&params)? {
         webhook.enabled = enabled;
