@@ -108,6 +108,9 @@ pub enum BoundError {
     /// Above the maximum.
     #[error("value is above the maximum")]
     TooLarge,
+    /// Characters or a shape the value may not have.
+    #[error("value is not in an allowed form")]
+    Invalid,
 }
 
 /// A code in clear. Its `Debug` hides the value so it cannot leak into logs by accident.
@@ -147,14 +150,48 @@ impl OtpCode {
     }
 
     /// Wraps what a user typed, normalised the way codes are generated: surrounding
-    /// whitespace dropped and letters upper-cased, so `abcd` checks against `ABCD`.
+    /// whitespace dropped, decimal digits of any script and full-width forms made ASCII (a
+    /// phone keyboard in Arabic types `١٢٣٤`), and letters upper-cased, so `abcd` checks
+    /// against `ABCD`.
     pub fn from_user_input(input: &str) -> OtpCode {
-        OtpCode(input.trim().to_ascii_uppercase())
+        OtpCode(
+            input
+                .trim()
+                .chars()
+                .map(ascii_form)
+                .collect::<String>()
+                .to_ascii_uppercase(),
+        )
     }
 
     /// The code in clear, for the message body only.
     pub fn expose(&self) -> &str {
         &self.0
+    }
+}
+
+/// The first code point (zero) of each block of ten decimal digits in Unicode's basic plane
+/// (general category Nd), full-width digits last.
+const DIGIT_ZEROS: &[u32] = &[
+    0x0660, 0x06F0, 0x07C0, 0x0966, 0x09E6, 0x0A66, 0x0AE6, 0x0B66, 0x0BE6, 0x0C66, 0x0CE6, 0x0D66,
+    0x0DE6, 0x0E50, 0x0ED0, 0x0F20, 0x1040, 0x1090, 0x17E0, 0x1810, 0x1946, 0x19D0, 0x1A80, 0x1A90,
+    0x1B50, 0x1BB0, 0x1C40, 0x1C50, 0xA620, 0xA8D0, 0xA900, 0xA9D0, 0xA9F0, 0xAA50, 0xABF0, 0xFF10,
+];
+
+/// `c` as the ASCII character it stands for: a decimal digit of another script, or a
+/// full-width Latin letter; anything else unchanged.
+fn ascii_form(c: char) -> char {
+    let point = c as u32;
+    if let Some(zero) = DIGIT_ZEROS
+        .iter()
+        .find(|&&zero| (zero..zero + 10).contains(&point))
+    {
+        return char::from(b'0' + (point - zero) as u8);
+    }
+    match point {
+        0xFF21..=0xFF3A => char::from(b'A' + (point - 0xFF21) as u8),
+        0xFF41..=0xFF5A => char::from(b'a' + (point - 0xFF41) as u8),
+        _ => c,
     }
 }
 
@@ -455,5 +492,25 @@ mod tests {
         assert_eq!(PinLength::new(3), Err(BoundError::TooSmall));
         assert_eq!(PinLength::new(11), Err(BoundError::TooLarge));
         assert_eq!(PinLength::new(4).unwrap().get(), 4);
+    }
+
+    #[test]
+    fn codes_typed_in_other_digit_scripts_and_full_width_forms_are_the_same_code() {
+        let ascii = OtpCode::from_user_input("123456");
+        for typed in [
+            "١٢٣٤٥٦",       // Arabic-Indic
+            "۱۲۳۴۵۶",       // Extended Arabic-Indic (Persian)
+            "१२३४५६",       // Devanagari
+            "১২৩৪৫৬",       // Bengali
+            "１２３４５６", // full-width
+            " 12３４56 ",
+        ] {
+            assert_eq!(OtpCode::from_user_input(typed), ascii, "{typed}");
+        }
+        assert_eq!(
+            OtpCode::from_user_input("ａｂ１２"),
+            OtpCode::from_user_input("AB12")
+        );
+        assert_ne!(OtpCode::from_user_input("١٢٣٤٥٧"), ascii);
     }
 }

@@ -36,7 +36,20 @@ pub enum TemplateError {
     /// No `{{pin}}`, so the user would never see the code.
     #[error("the template does not contain {{{{pin}}}}")]
     MissingPlaceholder,
+    /// Longer than [`TEMPLATE_MAX_CHARS`] or more than [`TEMPLATE_MAX_PARTS`] SMS parts with
+    /// the longest code.
+    #[error(
+        "the template is too long (at most {TEMPLATE_MAX_CHARS} characters and {TEMPLATE_MAX_PARTS} SMS parts)"
+    )]
+    TooLong,
 }
+
+/// The longest template accepted, in characters.
+pub const TEMPLATE_MAX_CHARS: usize = 640;
+
+/// The most SMS parts a message from a template may take (with a 10-character code): each
+/// part is billed, so a template cannot make one start cost like a hundred.
+pub const TEMPLATE_MAX_PARTS: u32 = 4;
 
 impl Template {
     /// A checked template.
@@ -46,6 +59,11 @@ impl Template {
             Err(TemplateError::Empty)
         } else if !text.contains(PIN_PLACEHOLDER) {
             Err(TemplateError::MissingPlaceholder)
+        } else if text.chars().count() > TEMPLATE_MAX_CHARS
+            || crate::sms::segment_count(&text.replace(PIN_PLACEHOLDER, "0000000000"))
+                > TEMPLATE_MAX_PARTS
+        {
+            Err(TemplateError::TooLong)
         } else {
             Ok(Template(text))
         }
@@ -113,9 +131,12 @@ pub struct PrefixTemplate {
     pub template: Template,
 }
 
-/// The sender id (originator) shown on the handset, 3–15 characters.
+/// The sender id (originator) shown on the handset: an alphanumeric name of 3–11 letters,
+/// digits and spaces (with at least one letter), a number in E.164 (`+` and up to 15 digits)
+/// or a short code (3–15 digits). Nothing else reaches a provider: no control characters, no
+/// bidirectional overrides, no blank name.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[serde(from = "String", into = "String")]
 pub struct SenderId(String);
 
 impl SenderId {
@@ -124,12 +145,27 @@ impl SenderId {
         let text = text.into();
         let len = text.chars().count();
         if len < 3 {
-            Err(BoundError::TooSmall)
-        } else if len > 15 {
+            return Err(BoundError::TooSmall);
+        }
+        let digits = text.strip_prefix('+').unwrap_or(&text);
+        let number = !digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit());
+        let name = text.chars().all(|c| c.is_ascii_alphanumeric() || c == ' ')
+            && text.chars().any(|c| c.is_ascii_alphabetic())
+            && !text.starts_with(' ')
+            && !text.ends_with(' ');
+        if number && digits.len() <= 15 || name && len <= 11 {
+            Ok(SenderId(text))
+        } else if (number || name) && len > 11 {
             Err(BoundError::TooLarge)
         } else {
-            Ok(SenderId(text))
+            Err(BoundError::Invalid)
         }
+    }
+
+    /// A sender id read back from storage, kept as written (it was checked when it was set,
+    /// possibly under older rules a reader must not fail on).
+    pub fn from_stored(text: String) -> SenderId {
+        SenderId(text)
     }
 
     /// The text.
@@ -138,10 +174,9 @@ impl SenderId {
     }
 }
 
-impl TryFrom<String> for SenderId {
-    type Error = BoundError;
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        SenderId::new(value)
+impl From<String> for SenderId {
+    fn from(value: String) -> SenderId {
+        SenderId::from_stored(value)
     }
 }
 

@@ -93,7 +93,7 @@ impl Accepted {
 pub enum SendError {
     /// Worth retrying later, here or elsewhere: timeouts, connection errors, 429, 5xx,
     /// throttling codes. Counts against the provider's circuit breaker.
-    #[error("temporary failure ({code}): {message}")]
+    #[error("temporary failure ({}): {}", redact_code(code), redact(message))]
     Transient {
         /// The provider's error code or HTTP status.
         code: String,
@@ -103,7 +103,7 @@ pub enum SendError {
     /// This provider will not take it but another might: bad credentials, unauthorised
     /// sender, no balance, geo permission off. Skip to the next provider; counts against the
     /// circuit breaker.
-    #[error("provider refused ({code}): {message}")]
+    #[error("provider refused ({}): {}", redact_code(code), redact(message))]
     Provider {
         /// The provider's error code or HTTP status.
         code: String,
@@ -113,7 +113,7 @@ pub enum SendError {
     /// The recipient cannot be reached this way (invalid number, opted out, barred): no
     /// provider will do better on this channel, so stop (a fallback channel may still
     /// work).
-    #[error("recipient rejected ({code}): {message}")]
+    #[error("recipient rejected ({}): {}", redact_code(code), redact(message))]
     Rejected {
         /// The provider's error code or HTTP status.
         code: String,
@@ -263,5 +263,112 @@ pub trait Provider: Send + Sync + 'static {
     fn receipt(&self, webhook: &Webhook) -> Result<ReceiptReply, ReceiptError> {
         let _ = webhook;
         Err(ReceiptError::NotSupported)
+    }
+}
+
+/// A provider's error code as shown: short codes as they are, anything else withheld.
+fn redact_code(code: &str) -> String {
+    if code.len() <= 16
+        && code
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
+    {
+        code.to_string()
+    } else {
+        "?".into()
+    }
+}
+
+/// A provider's message as otpd stores, logs and shows it: quoted text (where providers echo
+/// the message body), e-mail addresses and runs of three or more digits (a code or a number,
+/// however spaced) are withheld, and the rest is cut to 160 characters.
+pub fn redact(message: &str) -> String {
+    let mut out = String::new();
+    let chars: Vec<char> = message.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c == '\'' || c == '"' || c == '`' {
+            if let Some(end) = chars[i + 1..].iter().position(|&d| d == c) {
+                out.push_str("[withheld]");
+                i += end + 2;
+                continue;
+            }
+        }
+        if c.is_ascii_digit() || c == '+' {
+            // A run of digits, each separated by at most one space, dash, dot or bracket.
+            let mut j = i;
+            let mut digits = 0;
+            while j < chars.len() {
+                if chars[j].is_ascii_digit() {
+                    digits += 1;
+                    j += 1;
+                } else if matches!(chars[j], ' ' | '-' | '.' | '(' | ')' | '+')
+                    && chars.get(j + 1).is_some_and(|d| d.is_ascii_digit())
+                {
+                    j += 1;
+                } else {
+                    break;
+                }
+            }
+            if digits >= 3 {
+                out.push_str("[withheld]");
+                i = j;
+                continue;
+            }
+        }
+        if c == '@' {
+            // Drop the word the address belongs to.
+            while out.ends_with(|d: char| !d.is_whitespace()) {
+                out.pop();
+            }
+            while i < chars.len() && !chars[i].is_whitespace() {
+                i += 1;
+            }
+            out.push_str("[withheld]");
+            continue;
+        }
+        out.push(c);
+        i += 1;
+    }
+    if out.chars().count() > 160 {
+        out = out.chars().take(160).collect::<String>() + "…";
+    }
+    out
+}
+
+#[cfg(test)]
+mod redaction_tests {
+    use super::*;
+
+    #[test]
+    fn provider_errors_never_carry_the_code_or_the_number() {
+        let error = SendError::Rejected {
+            code: "21211".into(),
+            message: "The 'To' number +1 415-555-2671 is not valid; code 8 0 0 2 6 5, \
+                      body \"Your code is 800265\" for alice@example.com"
+                .into(),
+        };
+        let shown = error.to_string();
+        for secret in [
+            "800265",
+            "8 0 0 2 6 5",
+            "4155552671",
+            "415-555-2671",
+            "alice@example.com",
+            "example.com",
+        ] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(
+            shown.contains("21211"),
+            "the provider's error code stays: {shown}"
+        );
+        assert!(shown.contains("is not valid"), "{shown}");
+        let long = SendError::Provider {
+            code: "x".repeat(40),
+            message: "y".repeat(1000),
+        };
+        assert!(long.to_string().chars().count() < 220);
     }
 }

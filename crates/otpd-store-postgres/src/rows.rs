@@ -102,7 +102,7 @@ pub(crate) fn verification(row: &PgRow) -> Result<Verification, StoreError> {
         pin_length: PinLength::new(get::<i32>(row, 11)?.into())
             .map_err(|_| corrupt("pin_length"))?,
         template: Template::new(get::<String>(row, 12)?).map_err(|_| corrupt("template"))?,
-        from: SenderId::new(get::<String>(row, 13)?).map_err(|_| corrupt("sender"))?,
+        from: SenderId::from_stored(get::<String>(row, 13)?),
         track_id: get::<Option<Uuid>>(row, 14)?,
         callback_url: get(row, 15)?,
         cost: get(row, 16)?,

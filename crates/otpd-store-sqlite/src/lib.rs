@@ -99,11 +99,35 @@ fn configure(connection: &Connection) -> rusqlite::Result<()> {
     )
 }
 
+/// Creates the database file readable by its owner only (SQLite gives its WAL and
+/// shared-memory files the database's mode): it holds phone numbers and credential hashes.
+#[cfg(unix)]
+fn create_private(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(error) => Err(error),
+    }
+}
+
+#[cfg(not(unix))]
+fn create_private(_path: &Path) -> std::io::Result<()> {
+    Ok(())
+}
+
 impl SqliteStore {
     /// Opens (creating if needed) the database file at `path`, switches it to WAL and applies
     /// pending migrations.
     pub fn open(path: impl AsRef<Path>) -> Result<SqliteStore, StoreError> {
         let path = path.as_ref().to_path_buf();
+        create_private(&path)
+            .map_err(|e| StoreError::Database(format!("cannot create {}: {e}", path.display())))?;
         let mut connection = Connection::open(&path).map_err(db_error)?;
         connection
             .query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))
@@ -2087,6 +2111,30 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The database, its WAL and its shared-memory file are readable by their owner only.
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn database_files_are_created_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("private.db");
+        let store = SqliteStore::open(&path).unwrap();
+        store
+            .write(|c| {
+                c.execute_batch("CREATE TABLE t (x INTEGER)")
+                    .map_err(db_error)
+            })
+            .await
+            .unwrap();
+        for name in ["private.db", "private.db-wal", "private.db-shm"] {
+            let mode = std::fs::metadata(dir.path().join(name))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{name}");
+        }
+    }
 
     /// Under writes that never pause, the WAL is still reset: its file stays near the
     /// writer's checkpoint threshold instead of growing with everything written.

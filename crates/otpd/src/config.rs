@@ -607,6 +607,13 @@ impl Config {
 
     fn validate(&self) -> anyhow::Result<()> {
         self.outbound_policy()?;
+        otpd_core::SenderId::new(self.default_otp.from.as_str()).map_err(|_| {
+            anyhow::anyhow!(
+                "default_otp.from must be a name of 3–11 letters, digits and spaces, or a number (+ and up to 15 digits)"
+            )
+        })?;
+        otpd_core::Template::new(self.default_otp.template.as_str())
+            .map_err(|error| anyhow::anyhow!("default_otp.template: {error}"))?;
         let configured = |name: &str| {
             matches!(name, "console" | "null")
                 || self
@@ -749,8 +756,9 @@ impl Config {
     }
 }
 
+/// Writes `text` to a new file readable by its owner only (it holds secrets).
 #[cfg(unix)]
-fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+pub fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut file = std::fs::OpenOptions::new()
@@ -762,7 +770,8 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     file.write_all(b"\n")
 }
 
+/// Writes `text` to a new file (owner-only modes need Unix).
 #[cfg(not(unix))]
-fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+pub fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     std::fs::write(path, format!("{text}\n"))
 }

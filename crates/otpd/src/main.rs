@@ -206,7 +206,7 @@ struct SettingsArgs {
 impl SettingsArgs {
     fn apply(self, mut settings: OtpSettings) -> anyhow::Result<OtpSettings> {
         if let Some(t) = self.template {
-            settings.template = Template::new(t).context("--template must contain {{pin}}")?;
+            settings.template = Template::new(t).context("--template")?;
         }
         for entry in self.template_for {
             let (prefix, template) = entry
@@ -217,14 +217,13 @@ impl SettingsArgs {
             }
             settings.prefix_templates.push(PrefixTemplate {
                 prefix: prefix.to_string(),
-                template: Template::new(template)
-                    .context("--template-for: the template must contain {{pin}}")?,
+                template: Template::new(template).context("--template-for")?,
             });
         }
         if let Some(f) = self.from {
             settings.from = SenderId::new(f)
                 .ok()
-                .context("--from must be 3–15 characters")?;
+                .context("--from must be a name of 3–11 letters, digits and spaces, or a number (+ and up to 15 digits)")?;
         }
         if let Some(p) = self.pin_type {
             settings.pin_type = PinType::parse(&p)
@@ -309,7 +308,7 @@ impl SettingsArgs {
                 .context("--sender-for: the country must be an ISO code such as GB")?;
             let sender = SenderId::new(sender)
                 .ok()
-                .context("--sender-for: the sender must be 3–15 characters")?;
+                .context("--sender-for: the sender must be a name of 3–11 letters, digits and spaces, or a number")?;
             settings
                 .country_senders
                 .insert(country.as_str().to_string(), sender);
@@ -413,6 +412,9 @@ fn print_credentials(credentials: &IssuedCredentials, signer: &CallbackSigner, j
     }
 }
 
+/// Where a production first start writes the default application's credentials.
+const FIRST_START_FILE: &str = "otpd-first-start.json";
+
 async fn serve(common: Common, listen: Option<String>) -> anyhow::Result<()> {
     let config = load(&common, listen)?;
     let _flush_logs_on_exit = init_logging(&config);
@@ -425,9 +427,23 @@ async fn serve(common: Common, listen: Option<String>) -> anyhow::Result<()> {
     let server = otpd::start(&config, SystemClock).await?;
     if let Some(credentials) = &server.first_application {
         let signer = CallbackSigner::new(config.server_secret()?);
-        println!("\nFirst start: created application \"default\".");
-        print_credentials(credentials, &signer, false);
-        println!();
+        if config.dev_mode() {
+            println!("\nFirst start: created application \"default\".");
+            print_credentials(credentials, &signer, false);
+            println!();
+        } else {
+            // In production stdout goes to a journal or a log store: the secrets go to a file
+            // only the owner can read instead.
+            let path = config.secret_file.with_file_name(FIRST_START_FILE);
+            otpd::config::write_private(&path, &credentials_json(credentials, &signer).to_string())
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            println!(
+                "First start: created application \"default\"; its credentials are in {} \
+                 (mode 0600, shown only there): keep them in your secret store, then delete \
+                 the file.",
+                path.display()
+            );
+        }
     }
     let base = format!("http://{}", server.addr);
     tracing::info!(address = %server.addr, database = %config.database_url, "otpd listening");

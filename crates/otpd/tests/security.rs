@@ -195,7 +195,10 @@ async fn targets_stored_before_the_rules_are_refused_at_send_time_and_nothing_co
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!(refused["lastError"], "refused: private address", "{refused}");
+    assert_eq!(
+        refused["lastError"], "refused: private address",
+        "{refused}"
+    );
     assert!(refused["lastStatus"].is_null());
 
     let mut failures = 0.0;
@@ -243,7 +246,10 @@ async fn plain_http_targets_need_dev_mode_or_the_operators_consent() {
     let refused = create("http://8.8.8.8/hook").await.unwrap();
     assert_eq!(refused.status(), 400);
     let body: Value = refused.json().await.unwrap();
-    assert!(body["message"].as_str().unwrap().contains("https"), "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("https"),
+        "{body}"
+    );
     // A public address literal (no name to resolve); disabled, so nothing is ever sent.
     assert_eq!(create("https://8.8.8.8/hook").await.unwrap().status(), 201);
 }
@@ -296,9 +302,8 @@ async fn chunked_bodies_over_the_limit_get_the_dialects_413() {
         "X-API-KEY: {}\r\nContent-Type: application/json\r\n",
         app.credentials.api_key
     );
-    let (status, answer) = tokio::task::block_in_place(|| {
-        raw(&app, &chunked("/otp", &headers, body.as_bytes()))
-    });
+    let (status, answer) =
+        tokio::task::block_in_place(|| raw(&app, &chunked("/otp", &headers, body.as_bytes())));
     assert_eq!(status, 413, "{answer}");
     assert_eq!(json_body(&answer)["error"]["code"], 1009);
 
@@ -502,13 +507,14 @@ async fn in_production_a_channel_without_a_route_is_refused_in_both_dialects() {
     assert_eq!(sms.0, 201, "{}", sms.1);
 
     let (account_sid, auth_token) = account(&app);
-    for (to, channel) in [("alice@example.com", "email"), (FR, "call"), (FR, "whatsapp")] {
+    for (to, channel) in [
+        ("alice@example.com", "email"),
+        (FR, "call"),
+        (FR, "whatsapp"),
+    ] {
         let answer = app
             .client
-            .post(app.url(&format!(
-                "/v2/Services/{}/Verifications",
-                service_sid(&app)
-            )))
+            .post(app.url(&format!("/v2/Services/{}/Verifications", service_sid(&app))))
             .basic_auth(&account_sid, Some(&auth_token))
             .header("Content-Type", "application/x-www-form-urlencoded")
             .body(form(&[("To", to), ("Channel", channel)]))
@@ -621,4 +627,49 @@ async fn made_up_methods_do_not_create_metric_series() {
         .unwrap();
     assert!(!metrics.contains("MADEUP"), "client methods became labels");
     assert!(metrics.contains("method=\"other\""));
+}
+
+#[test]
+fn a_production_first_start_writes_its_secrets_to_an_owner_only_file_not_stdout() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("otpd.toml");
+    std::fs::write(&config, "dev_mode = false\n[routes]\nsms = [\"null\"]\n").unwrap();
+    let server = process::Server::start(dir.path(), &[("OTPD_CONFIG", config.to_str().unwrap())]);
+    let printed = server.printed().join("\n");
+    let log = server.stop();
+    let file = dir.path().join("otpd-first-start.json");
+    let credentials: Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    for secret in ["applicationSecret", "apiKey", "authToken"] {
+        let value = credentials[secret].as_str().unwrap();
+        assert!(!printed.contains(value), "{secret} printed: {printed}");
+        assert!(!log.contains(value), "{secret} logged");
+    }
+    assert!(printed.contains("otpd-first-start.json"), "{printed}");
+    let db = std::fs::metadata(dir.path().join("otpd.db")).unwrap();
+    assert_eq!(
+        db.permissions().mode() & 0o777,
+        0o600,
+        "the database is owner-only"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn codes_typed_in_another_digit_script_are_accepted() {
+    let app = TestApp::spawn().await;
+    let token = app.token().await;
+    let (_, otp) = app.create(&token, json!({"phoneNumber": FR})).await;
+    let code = app.last_code(FR).await;
+    let arabic: String = code
+        .chars()
+        .map(|c| char::from_u32(0x0660 + c.to_digit(10).unwrap()).unwrap())
+        .collect();
+    let answer = app
+        .check(&token, otp["otpId"].as_str().unwrap(), &arabic)
+        .await;
+    assert_eq!(answer.0, 200, "{}", answer.1);
+    assert_eq!(answer.1["status"], "VERIFIED");
 }

@@ -148,7 +148,7 @@ fn bounded<T>(
         .ok_or_else(|| invalid_param(codes.0, format!("The parameter '{name}' is not a number")))?;
     make(number).map(Some).map_err(|e| match e {
         BoundError::TooSmall => invalid_param(codes.1, messages.0),
-        BoundError::TooLarge => invalid_param(codes.2, messages.1),
+        BoundError::TooLarge | BoundError::Invalid => invalid_param(codes.2, messages.1),
     })
 }
 
@@ -197,7 +197,7 @@ fn start_request(body: &Map<String, Value>) -> Result<StartRequest, NativeError>
                 || {
                     invalid_param(
                         2005,
-                        "The parameter 'from' is not valid (min 3, max 15 characters)",
+                        "The parameter 'from' is not valid: a name of 3 to 11 letters, digits and spaces, or a number (+ and up to 15 digits)",
                     )
                 },
             )?),
@@ -205,10 +205,18 @@ fn start_request(body: &Map<String, Value>) -> Result<StartRequest, NativeError>
     let template = match field(body, "template") {
         None => None,
         Some(value) => match text(value) {
-            Some(s) if !s.trim().is_empty() => Some(Template::new(s).map_err(|_| {
+            Some(s) if !s.trim().is_empty() => Some(Template::new(s).map_err(|error| {
                 invalid_param(
                     2006,
-                    "The parameter 'template' does not contain placeholder {{pin}}",
+                    match error {
+                        otpd_core::settings::TemplateError::TooLong => format!(
+                            "The parameter 'template' is too long (at most {} characters and {} SMS parts)",
+                            otpd_core::settings::TEMPLATE_MAX_CHARS,
+                            otpd_core::settings::TEMPLATE_MAX_PARTS
+                        ),
+                        _ => "The parameter 'template' does not contain placeholder {{pin}}"
+                            .to_string(),
+                    },
                 )
             })?),
             _ => {
