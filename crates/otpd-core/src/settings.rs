@@ -427,6 +427,50 @@ impl OtpSettings {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn sender_ids_follow_provider_rules() {
+        for ok in [
+            "Acme",
+            "Acme Shop",
+            "A1B2C3D4E5F",
+            "+15017122661",
+            "12345",
+            "otpd",
+        ] {
+            assert!(SenderId::new(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "Acme\r\nX",
+            "Ac\0me",
+            "\u{202E}emcA",
+            "     ",
+            " Acme",
+            "Acme ",
+            "Acme-Shop",
+            "TwelveChars1",
+            "+",
+            "+12345678901234567",
+            "ab",
+            "Ünïcode",
+        ] {
+            assert!(SenderId::new(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn templates_are_bounded_in_characters_and_parts() {
+        assert!(Template::new(format!("{} {{{{pin}}}}", "x".repeat(500))).is_ok());
+        assert_eq!(
+            Template::new(format!("{} {{{{pin}}}}", "x".repeat(60_000))),
+            Err(TemplateError::TooLong)
+        );
+        // Few characters but many UCS-2 parts.
+        assert_eq!(
+            Template::new(format!("{} {{{{pin}}}}", "é€😀".repeat(100))),
+            Err(TemplateError::TooLong)
+        );
+    }
+
     use super::*;
 
     #[test]

@@ -7,6 +7,7 @@ pub mod dev;
 pub mod native;
 pub mod openapi;
 pub mod receipts;
+pub mod throttle;
 pub mod twilio;
 
 use std::sync::Arc;
@@ -52,6 +53,11 @@ pub struct AppState<S, C> {
     pub outbound: otpd_delivery::Outbound,
     /// Time a request has to send its whole body (408 after).
     pub body_timeout: std::time::Duration,
+    /// `Host` values links may use when `public_base_url` is unset: the listen address
+    /// first (the fallback), then the configured `server.hosts`.
+    pub link_hosts: Arc<Vec<String>>,
+    /// Failed authentications allowed per client address and window (`None`: no limit).
+    pub auth_failures: Option<otpd_core::abuse::Limit>,
 }
 
 /// The client's address as the per-IP limit sees it; set on every request by the router.
@@ -116,6 +122,8 @@ impl<S, C> Clone for AppState<S, C> {
             signer: self.signer.clone(),
             outbound: self.outbound.clone(),
             body_timeout: self.body_timeout,
+            link_hosts: self.link_hosts.clone(),
+            auth_failures: self.auth_failures,
         }
     }
 }
@@ -229,20 +237,26 @@ async fn observe(State(observed): State<Observed>, mut request: Request, next: N
         .extensions()
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map(|info| info.0.ip());
-    let client = ClientIp(client_ip(
-        peer,
-        request.headers(),
-        &observed.trusted_proxies,
-    ));
-    request.extensions_mut().insert(client);
+    let client = client_ip(peer, request.headers(), &observed.trusted_proxies);
+    request.extensions_mut().insert(ClientIp(client));
     let method = request.method().clone();
     // The path only: a query string (the inbox filter) can hold a phone number.
     let path = request.uri().path().to_string();
     let dialect = Dialect::of_path(&path);
-    let mut response = match read_body(request, observed.body_timeout).await {
-        Ok(request) => next.run(request).await,
-        Err(status) => dialect.error(status, &path),
+    let guarded = client.filter(|_| needs_credentials(&path));
+    let held_back = guarded.and_then(|ip| observed.throttle.retry_after(ip));
+    let mut response = match held_back {
+        Some(retry_after) => dialect.throttled(retry_after),
+        None => match read_body(request, observed.body_timeout).await {
+            Ok(request) => next.run(request).await,
+            Err(status) => dialect.error(status, &path),
+        },
     };
+    if let Some(ip) = guarded
+        && response.status() == StatusCode::UNAUTHORIZED
+    {
+        observed.throttle.failed(ip);
+    }
     if (response.status().is_client_error() || response.status().is_server_error())
         && !is_json(&response)
     {
@@ -297,6 +311,15 @@ struct Observed {
     trusted_proxies: Arc<Vec<std::net::IpAddr>>,
     metrics: otpd_delivery::SharedMetrics,
     body_timeout: std::time::Duration,
+    throttle: throttle::AuthThrottle,
+}
+
+/// Whether a path takes credentials (its failures count towards the client's throttle).
+fn needs_credentials(path: &str) -> bool {
+    path.starts_with("/otp")
+        || path.starts_with("/oauth/")
+        || path.starts_with("/v2/")
+        || path.starts_with("/admin/")
 }
 
 /// The request with its body read whole: at most [`MAX_BODY_BYTES`] (413 beyond), within
@@ -355,6 +378,17 @@ impl Dialect {
             Dialect::Twilio
         } else {
             Dialect::Native
+        }
+    }
+
+    /// 429 for a client address that failed to authenticate too often.
+    fn throttled(self, retry_after: u32) -> Response {
+        let message = "Too many failed authentications from this address; retry later";
+        match self {
+            Dialect::Twilio => {
+                twilio::error::rate_limited(20429, message, retry_after).into_response()
+            }
+            Dialect::Native => native_error::auth_throttled(retry_after).into_response(),
         }
     }
 
@@ -519,6 +553,10 @@ pub fn router<S: Store + Clone, C: Clock + Clone>(state: AppState<S, C>) -> Rout
                 trusted_proxies: state.trusted_proxies.clone(),
                 metrics: state.metrics.clone(),
                 body_timeout: state.body_timeout,
+                throttle: throttle::AuthThrottle::new(state.auth_failures, {
+                    let verifier = state.verifier.clone();
+                    Arc::new(move || verifier.clock().now())
+                }),
             },
             observe,
         ))

@@ -116,6 +116,9 @@ pub struct ServerConfig {
     pub header_timeout_ms: u64,
     /// Time a request has to send its whole body (408 after).
     pub body_timeout_ms: u64,
+    /// Host names (with port, as clients send them in `Host`) that the Twilio API's links
+    /// may use when `public_base_url` is unset; any other `Host` gets the listen address.
+    pub hosts: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -125,6 +128,7 @@ impl Default for ServerConfig {
             max_connections: limits.max_connections,
             header_timeout_ms: limits.header_timeout.as_millis() as u64,
             body_timeout_ms: limits.body_timeout.as_millis() as u64,
+            hosts: Vec::new(),
         }
     }
 }
@@ -259,6 +263,8 @@ pub struct LimitsConfig {
     pub countries: HashMap<String, otpd_core::abuse::Limit>,
     /// Wrong codes to one destination across verifications before it is locked out.
     pub failed_checks: otpd_core::abuse::Limit,
+    /// Failed authentications from one client address (per node) before it gets 429.
+    pub auth_failures: otpd_core::abuse::Limit,
 }
 
 impl Default for LimitsConfig {
@@ -274,11 +280,21 @@ impl Default for LimitsConfig {
             per_country: policy.per_country_default.unwrap_or(off),
             countries: HashMap::new(),
             failed_checks: policy.failed_checks.unwrap_or(off),
+            auth_failures: otpd_core::abuse::Limit {
+                max: 20,
+                window_seconds: 60,
+            },
         }
     }
 }
 
 impl LimitsConfig {
+    /// The authentication-failure limit, unless off.
+    pub fn auth_failures(&self) -> Option<otpd_core::abuse::Limit> {
+        let limit = self.auth_failures;
+        (limit.max > 0 && limit.window_seconds > 0).then_some(limit)
+    }
+
     /// The core's policy.
     pub fn policy(&self) -> otpd_core::abuse::AbusePolicy {
         let on = |limit: otpd_core::abuse::Limit| {

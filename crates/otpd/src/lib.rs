@@ -241,6 +241,13 @@ pub async fn start<C: Clock + Clone>(config: &Config, clock: C) -> anyhow::Resul
 
     let dev_inbox = config.dev_mode().then_some(inbox);
     let limits = config.server.limits();
+    let listener = TcpListener::bind(&config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let link_hosts = std::iter::once(addr.to_string())
+        .chain(config.server.hosts.iter().cloned())
+        .collect();
     let state = AppState {
         verifier,
         auth,
@@ -252,11 +259,9 @@ pub async fn start<C: Clock + Clone>(config: &Config, clock: C) -> anyhow::Resul
         signer: Arc::new(CallbackSigner::new(config.server_secret()?)),
         outbound,
         body_timeout: limits.body_timeout,
+        link_hosts: Arc::new(link_hosts),
+        auth_failures: config.limits.auth_failures(),
     };
-    let listener = TcpListener::bind(&config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
-    let addr = listener.local_addr()?;
     let (shutdown, stopped) = tokio::sync::watch::channel(false);
     let app = otpd_http::router(state);
     let server = tokio::spawn(otpd_http::connections::serve(

@@ -673,3 +673,131 @@ async fn codes_typed_in_another_digit_script_are_accepted() {
     assert_eq!(answer.0, 200, "{}", answer.1);
     assert_eq!(answer.1["status"], "VERIFIED");
 }
+
+#[tokio::test]
+async fn a_forged_host_never_reaches_the_twilio_apis_links() {
+    let app = TestApp::spawn().await;
+    let (account_sid, auth_token) = account(&app);
+    let list = |host: &'static str| {
+        app.client
+            .get(app.url("/v2/Services"))
+            .basic_auth(&account_sid, Some(&auth_token))
+            .header("Host", host)
+            .send()
+    };
+    let body: Value = list("evil.example").await.unwrap().json().await.unwrap();
+    let url = body["meta"]["url"].as_str().unwrap();
+    assert!(!url.contains("evil.example"), "{url}");
+    assert!(
+        url.starts_with(&app.base),
+        "the listen address instead: {url}"
+    );
+    let body: Value = list("localhost:8080").await.unwrap().json().await.unwrap();
+    assert!(
+        body["meta"]["url"]
+            .as_str()
+            .unwrap()
+            .starts_with("http://localhost:8080/"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn repeated_failed_authentications_are_held_back_with_retry_after() {
+    let app = TestApp::spawn_configured(|config| {
+        config.limits.auth_failures = otpd_core::abuse::Limit {
+            max: 5,
+            window_seconds: 60,
+        };
+    })
+    .await;
+    for _ in 0..5 {
+        let (status, _) = app.create("not-a-token", json!({"phoneNumber": FR})).await;
+        assert_eq!(status, 401);
+    }
+    // The sixth try is refused before it is checked, even with good credentials.
+    let good = app.credentials.api_key.clone();
+    let refused = app
+        .client
+        .post(app.url("/otp"))
+        .header("X-API-KEY", &good)
+        .json(&json!({"phoneNumber": FR}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 429);
+    assert!(refused.headers().get("retry-after").is_some());
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], 1026);
+
+    let (account_sid, auth_token) = account(&app);
+    let twilio = app
+        .client
+        .get(app.url("/v2/Services"))
+        .basic_auth(&account_sid, Some(&auth_token))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(twilio.status(), 429);
+    let body: Value = twilio.json().await.unwrap();
+    assert_eq!(body["code"], 20429);
+    assert_eq!(
+        app.client
+            .get(app.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200,
+        "unauthenticated routes stay open"
+    );
+
+    app.clock.advance_seconds(61);
+    let allowed = app
+        .client
+        .post(app.url("/otp"))
+        .header("X-API-KEY", &good)
+        .json(&json!({"phoneNumber": FR}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(allowed.status(), 201, "the window ended");
+}
+
+#[tokio::test]
+async fn sender_ids_and_templates_are_held_to_what_providers_accept() {
+    let app = TestApp::spawn().await;
+    let token = app.token().await;
+    for from in [
+        "Acme\r\nX-Evil: 1",
+        "Ac\0me",
+        "\u{202E}emcA",
+        "     ",
+        " Acme",
+        "TwelveChars1",
+        "+1234567890123456",
+        "Acme-Shop",
+    ] {
+        let refused = app
+            .create(&token, json!({"phoneNumber": FR, "from": from}))
+            .await;
+        assert_error(&refused, 400, "invalid_param", 2005);
+    }
+    for from in ["Acme Shop", "+15017122661", "12345"] {
+        let accepted = app
+            .create(&token, json!({"phoneNumber": FR, "from": from}))
+            .await;
+        assert_eq!(accepted.0, 201, "{from}: {}", accepted.1);
+    }
+    let huge = format!("{} {{{{pin}}}}", "x".repeat(60_000));
+    let refused = app
+        .create(&token, json!({"phoneNumber": FR, "template": huge}))
+        .await;
+    assert_error(&refused, 400, "invalid_param", 2006);
+    assert!(
+        refused.1["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("too long")
+    );
+}

@@ -241,6 +241,21 @@ pub fn otp_state(code: u32) -> NativeError {
     }
 }
 
+/// 429 1026 `rate_limit`: this client address failed to authenticate too often.
+pub fn auth_throttled(retry_after_seconds: u32) -> NativeError {
+    NativeError {
+        retry_after: Some(retry_after_seconds),
+        ..error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limit",
+            1026,
+            format!(
+                "Too many failed authentications from this address; retry in {retry_after_seconds} seconds"
+            ),
+        )
+    }
+}
+
 /// 429 1011 `rate_limit`: the service's cooldown between sends to one destination has
 /// not passed.
 pub fn send_cooldown(retry_after_seconds: u32) -> NativeError {

@@ -124,16 +124,31 @@ async fn not_found(uri: axum::http::Uri) -> TwilioError {
     error::not_found(uri.path())
 }
 
-/// The base URL resources link to: the configured public URL, else `http://` + `Host`.
+/// The base URL resources link to: the configured public URL; else `http://` + the
+/// request's `Host` when it names this server (its listen address, a configured host or a
+/// loopback name), so a forged `Host` cannot put another site into paging links; else the
+/// listen address.
 pub(crate) fn base_url<S, C>(state: &AppState<S, C>, headers: &HeaderMap) -> String {
     if let Some(base) = &state.public_base_url {
         return base.trim_end_matches('/').to_string();
     }
     let host = headers
         .get(axum::http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("localhost");
-    format!("http://{host}")
+        .and_then(|h| h.to_str().ok());
+    let known = host.is_some_and(|host| {
+        crate::dev::loopback_host(headers)
+            || state
+                .link_hosts
+                .iter()
+                .any(|known| known.eq_ignore_ascii_case(host))
+    });
+    match host {
+        Some(host) if known => format!("http://{host}"),
+        _ => format!(
+            "http://{}",
+            state.link_hosts.first().map_or("localhost", String::as_str)
+        ),
+    }
 }
 
 /// The account behind the request's HTTP Basic credentials.

@@ -54,6 +54,7 @@ pub fn test_config(dir: &std::path::Path) -> Config {
     config.limits.per_destination = off;
     config.limits.per_client_ip = off;
     config.limits.failed_checks = off;
+    config.limits.auth_failures = off;
     config.pumping.enabled = false;
     // Callback and webhook receivers of the tests listen on this machine; the outbound rules
     // have tests of their own that start from the default (nothing private allowed).
