@@ -801,3 +801,29 @@ async fn sender_ids_and_templates_are_held_to_what_providers_accept() {
             .contains("too long")
     );
 }
+
+#[test]
+fn a_real_provider_can_be_configured_from_the_environment_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = process::Server::start(
+        dir.path(),
+        &[
+            (
+                "OTPD_PROVIDERS",
+                r#"[{name = "sms-gateway", kind = "twilio", account_sid = "ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", auth_token = "secret-token-xyz", from = "+15017122661"}]"#,
+            ),
+            ("OTPD_ROUTES__SMS", r#"["sms-gateway"]"#),
+            ("OTPD_DEV_MODE", "false"),
+        ],
+    );
+    let log = server.stop();
+    assert!(
+        log.contains("channel served channel=\"sms\" providers=sms-gateway"),
+        "{log}"
+    );
+    assert!(log.contains("channel not offered"), "{log}");
+    assert!(
+        !log.contains("secret-token-xyz"),
+        "the provider's token is never logged"
+    );
+}
