@@ -288,12 +288,12 @@ pub fn redact(message: &str) -> String {
     let mut i = 0;
     while i < chars.len() {
         let c = chars[i];
-        if c == '\'' || c == '"' || c == '`' {
-            if let Some(end) = chars[i + 1..].iter().position(|&d| d == c) {
-                out.push_str("[withheld]");
-                i += end + 2;
-                continue;
-            }
+        if matches!(c, '\'' | '"' | '`')
+            && let Some(end) = chars[i + 1..].iter().position(|&d| d == c)
+        {
+            out.push_str("[withheld]");
+            i += end + 2;
+            continue;
         }
         if c.is_ascii_digit() || c == '+' {
             // A run of digits, each separated by at most one space, dash, dot or bracket.
