@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use otpd_core::Timestamp;
@@ -20,6 +21,8 @@ pub struct AuthThrottle {
     limit: Option<Limit>,
     now: Arc<dyn Fn() -> Timestamp + Send + Sync>,
     windows: Arc<Mutex<HashMap<IpAddr, Window>>>,
+    /// Whether any failure was ever counted: until then no request takes the lock.
+    any_failure: Arc<AtomicBool>,
 }
 
 #[derive(Clone, Copy)]
@@ -35,12 +38,16 @@ impl AuthThrottle {
             limit,
             now,
             windows: Arc::default(),
+            any_failure: Arc::default(),
         }
     }
 
     /// Seconds until `ip` may authenticate again, when it has failed too often.
     pub fn retry_after(&self, ip: IpAddr) -> Option<u32> {
         let limit = self.limit?;
+        if !self.any_failure.load(Ordering::Relaxed) {
+            return None;
+        }
         let now = (self.now)();
         let windows = self.windows.lock().ok()?;
         let window = windows.get(&ip)?;
@@ -57,6 +64,7 @@ impl AuthThrottle {
         let Ok(mut windows) = self.windows.lock() else {
             return;
         };
+        self.any_failure.store(true, Ordering::Relaxed);
         if windows.len() >= MAX_TRACKED {
             windows.retain(|_, window| window.ends > now);
             if windows.len() >= MAX_TRACKED {
