@@ -96,7 +96,7 @@ pub(crate) async fn rotate_token<S: Store + Clone, C: Clock + Clone>(
         .rotate_auth_token(account)
         .await
         .map_err(error::internal)?
-        .ok_or_else(|| error::not_found("/admin/v1/account/token"))?;
+        .ok_or_else(|| error::internal("the authenticated account has no row to rotate"))?;
     tracing::warn!(account = %sid, "auth token rotated through the admin API");
     let body = json!({ "accountSid": sid, "authToken": token });
     Ok((StatusCode::CREATED, Json(body)).into_response())
