@@ -16,6 +16,13 @@ fn help_documents_every_command() {
     assert!(top.contains("serve") && top.contains("app"));
     let app = help(&["app", "--help"]);
     assert!(app.contains("create") && app.contains("list") && app.contains("rotate-secret"));
+    let quarantine = help(&["quarantine", "--help"]);
+    assert!(
+        quarantine.contains("list") && quarantine.contains("add") && quarantine.contains("lift")
+    );
+    let apikey = help(&["apikey", "--help"]);
+    assert!(apikey.contains("create") && apikey.contains("list") && apikey.contains("revoke"));
+    assert!(help(&["account", "--help"]).contains("rotate-token"));
     let serve = help(&["serve", "--help"]);
     assert!(
         serve.contains("--config") && serve.contains("--listen") && serve.contains("--database")
