@@ -20,7 +20,11 @@ done
 [ -n "$base" ] || { echo "otpd did not start"; cat serve.log; exit 1; }
 key=$(python3 -c "import json;print(json.load(open('app.json'))['apiKey'])")
 basic=$(python3 -c "import json,base64;a=json.load(open('app.json'));print(base64.b64encode((a['accountSid']+':'+a['authToken']).encode()).decode())")
+# POST /admin/v1/account/token rotates the auth token the fuzzer authenticates with: every
+# later request would be refused. Its answers are checked against the document in
+# crates/otpd/tests/openapi.rs instead.
 "$root/.venv-schemathesis/bin/schemathesis" run "$base/openapi.json" \
   -H "X-API-KEY: $key" -H "Authorization: Basic $basic" \
+  --exclude-path /admin/v1/account/token \
   --checks not_a_server_error,status_code_conformance,response_schema_conformance,content_type_conformance \
   -n 25 --seed 1

@@ -241,6 +241,31 @@ impl<S: Store + Clone, C: Clock + Clone> Authenticator<S, C> {
         Ok(Some(IssuedApiKey { key, secret }))
     }
 
+    /// Replaces an account's auth token, returning the new one in clear this one time; the
+    /// old one stops working at once. `None` when there is no such account.
+    pub async fn rotate_auth_token(
+        &self,
+        account: AccountId,
+    ) -> Result<Option<String>, StoreError> {
+        let auth_token = random_secret();
+        let hash = self.credential_hash("auth-token", &auth_token);
+        Ok(self
+            .store
+            .rotate_auth_token(account, hash)
+            .await?
+            .then_some(auth_token))
+    }
+
+    /// Revokes an API key of `account` (it stops working at once); false when the account
+    /// has no such key.
+    pub async fn revoke_api_key(
+        &self,
+        account: AccountId,
+        key: ApiKeyId,
+    ) -> Result<bool, StoreError> {
+        self.store.revoke_api_key(account, key).await
+    }
+
     /// The account behind HTTP Basic credentials: `AC…` + auth token, or `SK…` + API key
     /// secret (the key acts for its account). Constant-time on the hashes.
     pub async fn authenticate_account(

@@ -261,6 +261,9 @@ pub struct RateCount {
 pub struct Quarantine {
     /// `+` and digits, e.g. `+44740`.
     pub prefix: String,
+    /// The service whose starts it stops; `None`: every service (server-wide, only ever set
+    /// by the operator, so one tenant's traffic never blocks another's).
+    pub service: Option<ServiceId>,
     /// Why (volume and approval rate when it was decided).
     pub reason: String,
     /// When it lifts by itself.
@@ -543,6 +546,28 @@ pub trait Store: Send + Sync + 'static {
         id: ApiKeyId,
     ) -> impl Future<Output = Result<Option<ApiKeyRecord>, StoreError>> + Send;
 
+    /// Replaces an account's auth token hash (the old token stops working); false when there
+    /// is no such account.
+    fn rotate_auth_token(
+        &self,
+        id: AccountId,
+        auth_token_hash: [u8; 32],
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// An account's API keys in creation order (their hashes, never secrets).
+    fn api_keys(
+        &self,
+        account: AccountId,
+    ) -> impl Future<Output = Result<Vec<ApiKeyRecord>, StoreError>> + Send;
+
+    /// Deletes an API key of `account` (it stops working); false when the account has no such
+    /// key.
+    fn revoke_api_key(
+        &self,
+        account: AccountId,
+        id: ApiKeyId,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
     /// Creates a service of an existing account.
     fn create_service(
         &self,
@@ -644,30 +669,34 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
     ) -> impl Future<Output = Result<RateCount, StoreError>> + Send;
 
-    /// Quarantines a prefix unless an active quarantine exists; true when this call created
-    /// it.
+    /// Quarantines a prefix for its service (or server-wide) unless an active quarantine of
+    /// that prefix and scope exists; true when this call created it.
     fn quarantine(
         &self,
         quarantine: &Quarantine,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
-    /// The active quarantine of `prefix` at `now`, if any.
+    /// The active quarantine at `now` that stops a start of `service` to `prefix`: the
+    /// service's own or a server-wide one, if any.
     fn active_quarantine(
         &self,
         prefix: &str,
+        service: ServiceId,
         now: Timestamp,
     ) -> impl Future<Output = Result<Option<Quarantine>, StoreError>> + Send;
 
-    /// Every quarantine active at `now`, newest first.
+    /// Every quarantine active at `now`, of every service and server-wide, newest first.
     fn quarantines(
         &self,
         now: Timestamp,
     ) -> impl Future<Output = Result<Vec<Quarantine>, StoreError>> + Send;
 
-    /// Lifts a quarantine; false when there was none.
+    /// Lifts the quarantine of `prefix` for `service` (`None`: the server-wide one only);
+    /// false when there was none.
     fn lift_quarantine(
         &self,
         prefix: &str,
+        service: Option<ServiceId>,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Adds `amount` to the spend under `key` unless the total would pass `cap`; the new

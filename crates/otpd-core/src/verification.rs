@@ -260,6 +260,7 @@ impl CheckCounting {
                 (Some((window, digits)), Recipient::Phone(phone)) => Some((
                     crate::verifier::pumping_key(
                         "ok",
+                        verification.service_id,
                         &crate::abuse::pumping_prefix(phone, digits),
                     ),
                     window,

@@ -319,9 +319,10 @@ pub(crate) fn failure_key(service: ServiceId, to: &Recipient) -> String {
     format!("fail:{service}:{}", to.as_str())
 }
 
-/// The pumping defence's counter of `kind` ("sent" or "ok") for a destination prefix.
-pub(crate) fn pumping_key(kind: &str, prefix: &str) -> String {
-    format!("pump:{kind}:{prefix}")
+/// The pumping defence's counter of `kind` ("sent" or "ok") for a destination prefix of one
+/// service: one tenant's traffic never counts towards another's quarantine.
+pub(crate) fn pumping_key(kind: &str, service: ServiceId, prefix: &str) -> String {
+    format!("pump:{kind}:{service}:{prefix}")
 }
 
 /// The spend counter of a service's UTC day.
@@ -452,12 +453,14 @@ impl<S: Store + Clone, C: Clock + Clone> Verifier<S, C> {
         Ok(())
     }
 
-    /// The SMS-pumping defence for a start to `to`: refuses it when its prefix is quarantined
-    /// in block mode (true means "shadow-block it": answer, never send), and quarantines the
-    /// prefix when its volume is high and its approval rate low. Otherwise the start is to
+    /// The SMS-pumping defence for a start of `service` to `to`: refuses it when its prefix is
+    /// quarantined for this service or server-wide, in block mode (true means "shadow-block
+    /// it": answer, never send), and quarantines the prefix for this service when the
+    /// service's volume to it is high and its approval rate low. Otherwise the start is to
     /// be counted under the returned key (with the other limits, once it goes through).
     async fn check_pumping(
         &self,
+        service: ServiceId,
         phone: &crate::E164Phone,
         ranges: &crate::phone::NumberRanges,
         now: Timestamp,
@@ -471,25 +474,31 @@ impl<S: Store + Clone, C: Clock + Clone> Verifier<S, C> {
             QuarantineMode::Block => Err(VerifyError::Blocked(Blocked::Pumping)),
             QuarantineMode::Shadow => Ok((true, None)),
         };
-        if self.store.active_quarantine(&prefix, now).await?.is_some() {
+        if self
+            .store
+            .active_quarantine(&prefix, service, now)
+            .await?
+            .is_some()
+        {
             return refuse(policy.mode);
         }
         let window = i64::from(policy.window_seconds) * 1000;
         let sent = self
             .store
-            .rate_count(&pumping_key("sent", &prefix), window, now)
+            .rate_count(&pumping_key("sent", service, &prefix), window, now)
             .await?
             .count;
         if sent >= policy.min_volume {
             let approved = self
                 .store
-                .rate_count(&pumping_key("ok", &prefix), window, now)
+                .rate_count(&pumping_key("ok", service, &prefix), window, now)
                 .await?
                 .count;
             let rate = f64::from(approved) / f64::from(sent);
             if rate < policy.min_approval_rate {
                 let quarantine = crate::store::Quarantine {
                     prefix: prefix.clone(),
+                    service: Some(service),
                     reason: format!(
                         "{sent} starts, {approved} approved ({:.0} %) in {} s",
                         rate * 100.0,
@@ -499,7 +508,7 @@ impl<S: Store + Clone, C: Clock + Clone> Verifier<S, C> {
                     created_at: now,
                 };
                 if self.store.quarantine(&quarantine).await? {
-                    tracing::warn!(prefix = %prefix, reason = %quarantine.reason, until = quarantine.until.unix_seconds(), "prefix quarantined");
+                    tracing::warn!(prefix = %prefix, service = %service, reason = %quarantine.reason, until = quarantine.until.unix_seconds(), "prefix quarantined");
                 }
                 return refuse(policy.mode);
             }
@@ -507,7 +516,7 @@ impl<S: Store + Clone, C: Clock + Clone> Verifier<S, C> {
         Ok((
             false,
             Some(LimitHit {
-                key: pumping_key("sent", &prefix),
+                key: pumping_key("sent", service, &prefix),
                 window_ms: window,
                 max: u32::MAX,
             }),
@@ -799,7 +808,7 @@ impl<S: Store + Clone, C: Clock + Clone> Verifier<S, C> {
             self.count_limits(lockout.as_ref(), &hits, now).await?;
             let shadow = match &unsafe_phone {
                 Some((phone, ranges)) => {
-                    let (shadow, hit) = self.check_pumping(phone, ranges, now).await?;
+                    let (shadow, hit) = self.check_pumping(service.id, phone, ranges, now).await?;
                     if let Some(hit) = hit {
                         self.store
                             .rate_hit(&hit.key, hit.window_ms, hit.max, now)
@@ -839,7 +848,7 @@ impl<S: Store + Clone, C: Clock + Clone> Verifier<S, C> {
         }
         let shadow = match &unsafe_phone {
             Some((phone, ranges)) => {
-                let (shadow, hit) = self.check_pumping(phone, ranges, now).await?;
+                let (shadow, hit) = self.check_pumping(service.id, phone, ranges, now).await?;
                 // The pumping count has no maximum, so its scope is never reported.
                 hits.extend(hit.map(|hit| (LimitScope::Programmable, hit)));
                 shadow

@@ -1,7 +1,8 @@
 //! The admin API (`/admin/v1`): JSON, HTTP Basic with an account's SID and auth token (the
 //! Twilio credentials), errors in the Twilio shape. It lists and lifts SMS-pumping
 //! quarantines and reads and changes a service's protection settings (geo permissions,
-//! block and safe lists, costly numbers, daily budget).
+//! block and safe lists, costly numbers, daily budget). Credential routes (auth token, API
+//! keys) are in `admin_keys`.
 
 use axum::Json;
 use axum::Router;
@@ -11,14 +12,14 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get};
 use otpd_core::store::{Quarantine, ServiceRecord};
-use otpd_core::{Clock, CountryIso, E164Phone, Store};
+use otpd_core::{AccountId, Clock, CountryIso, E164Phone, ServiceId, Store};
 use serde_json::{Map, Value, json};
 
 use crate::AppState;
 use crate::native::error::ErrorBody;
 use crate::twilio::error::{self, TwilioError};
 use crate::twilio::form::webhook_url;
-use crate::twilio::{account, callers_service};
+use crate::twilio::{account, callers_service, owned_service};
 
 // Schemas of the admin API's bodies (documentation: the handlers build them with `json!`).
 
@@ -46,6 +47,13 @@ pub struct QuarantineObject {
     /// `+` and digits.
     #[schema(example = "+44909")]
     prefix: String,
+    /// `service`: it stops starts of `serviceSid` only and the account may lift it;
+    /// `server`: set by the operator for every service, read-only here.
+    #[schema(example = "service")]
+    scope: String,
+    /// The `VA…` it applies to; `null` for a server-wide quarantine.
+    #[schema(required = true)]
+    service_sid: Option<String>,
     /// Why it was quarantined.
     reason: String,
     /// When the quarantine ends (RFC 3339).
@@ -54,7 +62,7 @@ pub struct QuarantineObject {
     created_at: String,
 }
 
-/// The prefixes quarantined now, newest first.
+/// The prefixes quarantined now for the caller's services, and server-wide, newest first.
 #[derive(serde::Serialize, utoipa::ToSchema)]
 #[allow(dead_code)]
 pub struct QuarantineList {
@@ -301,23 +309,67 @@ pub fn router<S: Store + Clone, C: Clock + Clone>() -> Router<AppState<S, C>> {
             "/services/{sid}/protection",
             get(protection::<S, C>).put(update_protection::<S, C>),
         )
+        .merge(crate::admin_keys::router::<S, C>())
 }
 
 fn quarantine_json(q: &Quarantine) -> Value {
     json!({
         "prefix": q.prefix,
+        "scope": if q.service.is_some() { "service" } else { "server" },
+        "serviceSid": q.service.map(|id| format!("VA{}", id.simple())),
         "reason": q.reason,
         "until": crate::twilio::wire::date(q.until),
         "createdAt": crate::twilio::wire::date(q.created_at),
     })
 }
 
-/// `GET /admin/v1/quarantines`: the prefixes quarantined now, newest first.
+/// The quarantines active now that concern `account`: its services' own and the server-wide
+/// ones (with `owned_only`, its services' own only). Quarantines are few, and each service is
+/// read once (from the node cache).
+async fn accounts_quarantines<S: Store + Clone, C: Clock + Clone>(
+    state: &AppState<S, C>,
+    account: AccountId,
+    owned_only: bool,
+) -> Result<Vec<Quarantine>, TwilioError> {
+    let store = state.verifier.store();
+    let now = state.verifier.clock().now();
+    let all = store.quarantines(now).await.map_err(error::internal)?;
+    let mut owners: std::collections::HashMap<ServiceId, bool> = Default::default();
+    let mut mine = Vec::new();
+    for quarantine in all {
+        let Some(service) = quarantine.service else {
+            if !owned_only {
+                mine.push(quarantine);
+            }
+            continue;
+        };
+        let owned = match owners.get(&service) {
+            Some(owned) => *owned,
+            None => {
+                let owned = store
+                    .service(service)
+                    .await
+                    .map_err(error::internal)?
+                    .is_some_and(|record| record.account_id == account);
+                owners.insert(service, owned);
+                owned
+            }
+        };
+        if owned {
+            mine.push(quarantine);
+        }
+    }
+    Ok(mine)
+}
+
+/// `GET /admin/v1/quarantines`: the prefixes quarantined now for the caller's services, and
+/// the server-wide ones (read-only), newest first.
 #[utoipa::path(
     get,
     path = "/admin/v1/quarantines",
     tag = "admin",
-    summary = "List the quarantined number prefixes",
+    summary = "List the quarantined number prefixes of the account's services",
+    description = "Each item has `scope`: `service` (the account's own service, `serviceSid`; it may lift it) or `server` (set by the operator for every service; only the operator lifts it). Other accounts' quarantines are never listed.",
     security(("accountBasic" = [])),
     responses(
         (status = 200, description = "The quarantines, newest first.", body = QuarantineList),
@@ -330,29 +382,29 @@ pub(crate) async fn quarantines<S: Store + Clone, C: Clock + Clone>(
     State(state): State<AppState<S, C>>,
     headers: HeaderMap,
 ) -> Result<Response, TwilioError> {
-    account(&state, &headers).await?;
-    let now = state.verifier.clock().now();
-    let list = state
-        .verifier
-        .store()
-        .quarantines(now)
-        .await
-        .map_err(error::internal)?;
+    let account = account(&state, &headers).await?;
+    let list = accounts_quarantines(&state, account, false).await?;
     let items: Vec<Value> = list.iter().map(quarantine_json).collect();
     Ok(Json(json!({ "quarantines": items })).into_response())
 }
 
-/// `DELETE /admin/v1/quarantines/{prefix}`: lifts one (204), or 404.
+/// `DELETE /admin/v1/quarantines/{prefix}?serviceSid=VA…`: lifts the prefix's quarantine of
+/// one of the caller's services (`serviceSid`), or of all of them (204); 404 when the caller
+/// has none (another account's and server-wide quarantines are never lifted here).
 #[utoipa::path(
     delete,
     path = "/admin/v1/quarantines/{prefix}",
     tag = "admin",
-    summary = "Lift a quarantine",
+    summary = "Lift a quarantine of the account's services",
     security(("accountBasic" = [])),
-    params(("prefix" = String, Path, description = "The prefix, `+` and digits (URL-encode the `+` as `%2B`).")),
+    params(
+        ("prefix" = String, Path, description = "The prefix, `+` and digits (URL-encode the `+` as `%2B`)."),
+        ("serviceSid" = Option<String>, Query, description = "`VA…`: lift the quarantine of this service only; without it, of every service of the account."),
+    ),
     responses(
         (status = 204, description = "Lifted."),
-        (status = 404, description = "20404: no such quarantine.", body = AdminError),
+        (status = 400, description = "60200: `serviceSid` is not a `VA…` SID.", body = AdminError),
+        (status = 404, description = "20404: none of the account's services has this prefix quarantined (another account's or a server-wide quarantine is not the account's to lift).", body = AdminError),
         (status = 401, description = "20003: missing or wrong HTTP Basic credentials.", body = AdminError),
         (status = 500, description = "20500.", body = AdminError),
         (status = 503, description = "20503: the database is unavailable.", body = AdminError),
@@ -362,18 +414,42 @@ pub(crate) async fn lift<S: Store + Clone, C: Clock + Clone>(
     State(state): State<AppState<S, C>>,
     headers: HeaderMap,
     Path(prefix): Path<String>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
 ) -> Result<Response, TwilioError> {
-    account(&state, &headers).await?;
-    let lifted = state
-        .verifier
-        .store()
-        .lift_quarantine(&prefix)
-        .await
-        .map_err(error::internal)?;
-    if !lifted {
-        return Err(error::not_found(&format!("/admin/v1/quarantines/{prefix}")));
+    use crate::twilio::form::{Params, sid_uuid};
+    let account = account(&state, &headers).await?;
+    let path = format!("/admin/v1/quarantines/{prefix}");
+    let params = Params::parse(query.unwrap_or_default().as_bytes());
+    let services: Vec<ServiceId> = match params.get("serviceSid") {
+        Some(sid) => {
+            sid_uuid(sid, "VA").ok_or_else(|| error::invalid("serviceSid"))?;
+            vec![owned_service(&state, account, sid, &path).await?.id]
+        }
+        None => accounts_quarantines(&state, account, true)
+            .await?
+            .into_iter()
+            .filter(|q| q.prefix == prefix)
+            .filter_map(|q| q.service)
+            .collect(),
+    };
+    let mut lifted = Vec::new();
+    for service in services {
+        if state
+            .verifier
+            .store()
+            .lift_quarantine(&prefix, Some(service))
+            .await
+            .map_err(error::internal)?
+        {
+            lifted.push(service);
+        }
     }
-    tracing::warn!(prefix = %prefix, "quarantine lifted through the admin API");
+    if lifted.is_empty() {
+        return Err(error::not_found(&path));
+    }
+    for service in lifted {
+        tracing::warn!(prefix = %prefix, service = %service, "quarantine lifted through the admin API");
+    }
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

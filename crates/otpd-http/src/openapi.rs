@@ -9,7 +9,7 @@ use axum::response::{Html, IntoResponse, Response};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{admin, native};
+use crate::{admin, admin_keys, native};
 
 /// Where Twilio publishes the specification the Twilio dialect follows.
 pub const TWILIO_SPEC: &str =
@@ -39,11 +39,14 @@ pub const TWILIO_SPEC: &str =
         admin::create_webhook,
         admin::delete_webhook,
         admin::webhook_deliveries,
+        admin_keys::rotate_token,
+        admin_keys::list_keys,
+        admin_keys::revoke_key,
     ),
     modifiers(&Security, &Version),
     tags(
         (name = "native", description = "The native API (SMS.CX-compatible), docs/api-native.md."),
-        (name = "admin", description = "The admin API: quarantines, events, webhooks, the lifecycle report and protection settings, docs/operations.md and docs/security.md."),
+        (name = "admin", description = "The admin API: quarantines, credentials (auth token, API keys), events, webhooks, the lifecycle report and protection settings, docs/operations.md and docs/security.md."),
     )
 )]
 pub struct ApiDoc;

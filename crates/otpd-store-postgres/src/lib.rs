@@ -40,6 +40,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0006_events.sql"),
     include_str!("../migrations/0007_webhooks.sql"),
     include_str!("../migrations/0008_alerts.sql"),
+    include_str!("../migrations/0009_quarantines_per_service.sql"),
 ];
 
 /// Opens the transaction of a grouped statement (arrays of a group's values, every row found
@@ -595,9 +596,13 @@ async fn insert_delivery(
     Ok(())
 }
 
-fn quarantine_of((prefix, reason, until, created_at): (String, String, i64, i64)) -> Quarantine {
+/// A quarantine row: prefix, reason, until, created_at, service_id (nil: every service).
+type QuarantineRow = (String, String, i64, i64, uuid::Uuid);
+
+fn quarantine_of((prefix, reason, until, created_at, service): QuarantineRow) -> Quarantine {
     Quarantine {
         prefix,
+        service: (!service.is_nil()).then(|| ServiceId::from_uuid(service)),
         reason,
         until: Timestamp(until),
         created_at: Timestamp(created_at),
@@ -1005,11 +1010,14 @@ impl Store for PgStore {
 
     async fn quarantine(&self, quarantine: &Quarantine) -> Result<bool, StoreError> {
         let result = sqlx::query(
-            "INSERT INTO quarantines (prefix, reason, until, created_at) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (prefix) DO UPDATE SET reason = excluded.reason, until = excluded.until, \
-             created_at = excluded.created_at WHERE quarantines.until <= excluded.created_at",
+            "INSERT INTO quarantines (prefix, service_id, reason, until, created_at) \
+             VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (prefix, service_id) DO UPDATE SET reason = excluded.reason, \
+             until = excluded.until, created_at = excluded.created_at \
+             WHERE quarantines.until <= excluded.created_at",
         )
         .bind(&quarantine.prefix)
+        .bind(quarantine.service.map_or(uuid::Uuid::nil(), |id| id.uuid()))
         .bind(&quarantine.reason)
         .bind(quarantine.until.0)
         .bind(quarantine.created_at.0)
@@ -1022,12 +1030,17 @@ impl Store for PgStore {
     async fn active_quarantine(
         &self,
         prefix: &str,
+        service: ServiceId,
         now: Timestamp,
     ) -> Result<Option<Quarantine>, StoreError> {
-        let row: Option<(String, String, i64, i64)> = sqlx::query_as(
-            "SELECT prefix, reason, until, created_at FROM quarantines WHERE prefix = $1 AND until > $2",
+        let row: Option<QuarantineRow> = sqlx::query_as(
+            "SELECT prefix, reason, until, created_at, service_id FROM quarantines \
+             WHERE prefix = $1 AND service_id IN ($2, $3) AND until > $4 \
+             ORDER BY service_id LIMIT 1",
         )
         .bind(prefix)
+        .bind(uuid::Uuid::nil())
+        .bind(service.uuid())
         .bind(now.0)
         .fetch_optional(&self.pool)
         .await
@@ -1036,9 +1049,9 @@ impl Store for PgStore {
     }
 
     async fn quarantines(&self, now: Timestamp) -> Result<Vec<Quarantine>, StoreError> {
-        let rows: Vec<(String, String, i64, i64)> = sqlx::query_as(
-            "SELECT prefix, reason, until, created_at FROM quarantines WHERE until > $1 \
-             ORDER BY created_at DESC, prefix",
+        let rows: Vec<QuarantineRow> = sqlx::query_as(
+            "SELECT prefix, reason, until, created_at, service_id FROM quarantines \
+             WHERE until > $1 ORDER BY created_at DESC, prefix, service_id",
         )
         .bind(now.0)
         .fetch_all(&self.pool)
@@ -1047,9 +1060,14 @@ impl Store for PgStore {
         Ok(rows.into_iter().map(quarantine_of).collect())
     }
 
-    async fn lift_quarantine(&self, prefix: &str) -> Result<bool, StoreError> {
-        let result = sqlx::query("DELETE FROM quarantines WHERE prefix = $1")
+    async fn lift_quarantine(
+        &self,
+        prefix: &str,
+        service: Option<ServiceId>,
+    ) -> Result<bool, StoreError> {
+        let result = sqlx::query("DELETE FROM quarantines WHERE prefix = $1 AND service_id = $2")
             .bind(prefix)
+            .bind(service.map_or(uuid::Uuid::nil(), |id| id.uuid()))
             .execute(&self.pool)
             .await
             .map_err(db_error)?;
@@ -1644,6 +1662,42 @@ impl Store for PgStore {
         .await
         .map_err(db_error)?;
         row.as_ref().map(rows::api_key).transpose()
+    }
+
+    async fn rotate_auth_token(
+        &self,
+        id: AccountId,
+        auth_token_hash: [u8; 32],
+    ) -> Result<bool, StoreError> {
+        let result = sqlx::query("UPDATE accounts SET auth_token_hash = $2 WHERE id = $1")
+            .bind(id.uuid())
+            .bind(auth_token_hash.as_slice())
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    async fn api_keys(&self, account: AccountId) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, account_id, name, secret_hash, created_at FROM api_keys \
+             WHERE account_id = $1 ORDER BY created_at, id",
+        )
+        .bind(account.uuid())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        rows.iter().map(rows::api_key).collect()
+    }
+
+    async fn revoke_api_key(&self, account: AccountId, id: ApiKeyId) -> Result<bool, StoreError> {
+        let result = sqlx::query("DELETE FROM api_keys WHERE id = $1 AND account_id = $2")
+            .bind(id.uuid())
+            .bind(account.uuid())
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(result.rows_affected() == 1)
     }
 
     async fn create_service(&self, service: &ServiceRecord) -> Result<(), StoreError> {

@@ -453,13 +453,25 @@ fn safe_number_row(row: &Row) -> Result<SafeNumber, StoreError> {
     })
 }
 
+/// The quarantine columns, in `quarantine_row`'s order.
+const QUARANTINE_COLUMNS: &str = "prefix, reason, until, created_at, service_id";
+
 fn quarantine_row(row: &Row) -> Result<Quarantine, StoreError> {
+    let service: Vec<u8> = rows::get(row, 4)?;
+    let service = uuid::Uuid::from_slice(&service)
+        .map_err(|_| StoreError::Corrupt("quarantine service id".into()))?;
     Ok(Quarantine {
         prefix: rows::get(row, 0)?,
+        service: (!service.is_nil()).then(|| ServiceId::from_uuid(service)),
         reason: rows::get(row, 1)?,
         until: Timestamp(rows::get(row, 2)?),
         created_at: Timestamp(rows::get(row, 3)?),
     })
+}
+
+/// A quarantine's scope as stored: its service's id, or the nil id for every service.
+fn quarantine_scope(service: Option<ServiceId>) -> [u8; 16] {
+    service.map_or([0; 16], |id| *id.as_bytes())
 }
 
 /// Adds to a capped spend; the new total, or `None` when it would pass the cap.
@@ -1142,10 +1154,18 @@ impl Store for SqliteStore {
         self.write(move |connection| {
             let changed = execute(
                 connection,
-                "INSERT INTO quarantines (prefix, reason, until, created_at) VALUES (?1, ?2, ?3, ?4) \
-                 ON CONFLICT (prefix) DO UPDATE SET reason = excluded.reason, until = excluded.until, \
-                 created_at = excluded.created_at WHERE quarantines.until <= excluded.created_at",
-                params![q.prefix, q.reason, q.until.0, q.created_at.0],
+                "INSERT INTO quarantines (prefix, service_id, reason, until, created_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5) \
+                 ON CONFLICT (prefix, service_id) DO UPDATE SET reason = excluded.reason, \
+                 until = excluded.until, created_at = excluded.created_at \
+                 WHERE quarantines.until <= excluded.created_at",
+                params![
+                    q.prefix,
+                    quarantine_scope(q.service).as_slice(),
+                    q.reason,
+                    q.until.0,
+                    q.created_at.0
+                ],
             )?;
             Ok(changed == 1)
         })
@@ -1155,14 +1175,24 @@ impl Store for SqliteStore {
     async fn active_quarantine(
         &self,
         prefix: &str,
+        service: ServiceId,
         now: Timestamp,
     ) -> Result<Option<Quarantine>, StoreError> {
         let prefix = prefix.to_string();
         self.read(move |connection| {
             query_one(
                 connection,
-                "SELECT prefix, reason, until, created_at FROM quarantines WHERE prefix = ?1 AND until > ?2",
-                params![prefix, now.0],
+                &format!(
+                    "SELECT {QUARANTINE_COLUMNS} FROM quarantines \
+                     WHERE prefix = ?1 AND service_id IN (?2, ?3) AND until > ?4 \
+                     ORDER BY service_id LIMIT 1"
+                ),
+                params![
+                    prefix,
+                    quarantine_scope(None).as_slice(),
+                    service.as_bytes().as_slice(),
+                    now.0
+                ],
                 quarantine_row,
             )
         })
@@ -1173,8 +1203,10 @@ impl Store for SqliteStore {
         self.read(move |connection| {
             query_all(
                 connection,
-                "SELECT prefix, reason, until, created_at FROM quarantines WHERE until > ?1 \
-                 ORDER BY created_at DESC, prefix",
+                &format!(
+                    "SELECT {QUARANTINE_COLUMNS} FROM quarantines WHERE until > ?1 \
+                     ORDER BY created_at DESC, prefix, service_id"
+                ),
                 params![now.0],
                 quarantine_row,
             )
@@ -1182,13 +1214,17 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn lift_quarantine(&self, prefix: &str) -> Result<bool, StoreError> {
+    async fn lift_quarantine(
+        &self,
+        prefix: &str,
+        service: Option<ServiceId>,
+    ) -> Result<bool, StoreError> {
         let prefix = prefix.to_string();
         self.write(move |connection| {
             Ok(execute(
                 connection,
-                "DELETE FROM quarantines WHERE prefix = ?1",
-                params![prefix],
+                "DELETE FROM quarantines WHERE prefix = ?1 AND service_id = ?2",
+                params![prefix, quarantine_scope(service).as_slice()],
             )? == 1)
         })
         .await
@@ -1835,6 +1871,45 @@ impl Store for SqliteStore {
                 [id.as_bytes().as_slice()],
                 rows::api_key,
             )
+        })
+        .await
+    }
+
+    async fn rotate_auth_token(
+        &self,
+        id: AccountId,
+        auth_token_hash: [u8; 32],
+    ) -> Result<bool, StoreError> {
+        self.write(move |connection| {
+            Ok(execute(
+                connection,
+                "UPDATE accounts SET auth_token_hash = ?2 WHERE id = ?1",
+                params![id.as_bytes().as_slice(), auth_token_hash.as_slice()],
+            )? == 1)
+        })
+        .await
+    }
+
+    async fn api_keys(&self, account: AccountId) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        self.read(move |connection| {
+            query_all(
+                connection,
+                "SELECT id, account_id, name, secret_hash, created_at FROM api_keys \
+                 WHERE account_id = ?1 ORDER BY created_at, id",
+                [account.as_bytes().as_slice()],
+                rows::api_key,
+            )
+        })
+        .await
+    }
+
+    async fn revoke_api_key(&self, account: AccountId, id: ApiKeyId) -> Result<bool, StoreError> {
+        self.write(move |connection| {
+            Ok(execute(
+                connection,
+                "DELETE FROM api_keys WHERE id = ?1 AND account_id = ?2",
+                params![id.as_bytes().as_slice(), account.as_bytes().as_slice()],
+            )? == 1)
         })
         .await
     }

@@ -15,6 +15,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0009_events_without_rowid.sql"),
     include_str!("../migrations/0010_verifications_without_rowid.sql"),
     include_str!("../migrations/0011_provider_ref_index_partial.sql"),
+    include_str!("../migrations/0012_quarantines_per_service.sql"),
 ];
 
 /// Applies every migration newer than the database, each in its own transaction.
@@ -58,6 +59,32 @@ pub(crate) fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A quarantine that existed before quarantines became per service stays in force for
+    /// every service (the nil service id).
+    #[test]
+    fn existing_quarantines_become_server_wide() {
+        let mut connection = Connection::open_in_memory().unwrap();
+        for sql in &MIGRATIONS[..11] {
+            connection.execute_batch(sql).unwrap();
+        }
+        connection
+            .execute_batch(
+                "PRAGMA user_version = 11; \
+                 INSERT INTO quarantines (prefix, reason, until, created_at) \
+                 VALUES ('+44909', 'old', 2000, 1000);",
+            )
+            .unwrap();
+        migrate(&mut connection).unwrap();
+        let row: (String, Vec<u8>, String, i64) = connection
+            .query_row(
+                "SELECT prefix, service_id, reason, until FROM quarantines",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+            )
+            .unwrap();
+        assert_eq!(row, ("+44909".into(), vec![0; 16], "old".into(), 2000));
+    }
 
     /// A delivery receipt finds its attempt through the (partial) provider reference index,
     /// not by scanning every attempt.

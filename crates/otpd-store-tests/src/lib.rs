@@ -829,8 +829,10 @@ pub async fn rate_limits_are_exact_and_slide<S: Store + Clone>(store: S) {
 /// A quarantine is created once while active, expires by itself, can be lifted, and a new
 /// one may replace an expired one.
 pub async fn quarantines_expire_and_lift<S: Store>(store: S) {
+    let any_service = ServiceId::generate();
     let q = |prefix: &str, at: Timestamp| otpd_core::store::Quarantine {
         prefix: prefix.into(),
+        service: None,
         reason: "test".into(),
         until: at.plus_seconds(3600),
         created_at: at,
@@ -854,14 +856,14 @@ pub async fn quarantines_expire_and_lift<S: Store>(store: S) {
     assert_eq!(prefixes, ["+33612", "+44740"], "newest first");
     assert_eq!(
         store
-            .active_quarantine("+44740", T0.plus_seconds(20))
+            .active_quarantine("+44740", any_service, T0.plus_seconds(20))
             .await
             .unwrap(),
         Some(q("+44740", T0))
     );
     assert!(
         store
-            .active_quarantine("+44740", T0.plus_seconds(3600))
+            .active_quarantine("+44740", any_service, T0.plus_seconds(3600))
             .await
             .unwrap()
             .is_none()
@@ -873,15 +875,125 @@ pub async fn quarantines_expire_and_lift<S: Store>(store: S) {
             .unwrap(),
         "replaces an expired one"
     );
-    assert!(store.lift_quarantine("+33612").await.unwrap());
-    assert!(!store.lift_quarantine("+33612").await.unwrap());
+    assert!(store.lift_quarantine("+33612", None).await.unwrap());
+    assert!(!store.lift_quarantine("+33612", None).await.unwrap());
     assert!(
         store
-            .active_quarantine("+33612", T0.plus_seconds(20))
+            .active_quarantine("+33612", any_service, T0.plus_seconds(20))
             .await
             .unwrap()
             .is_none()
     );
+}
+
+/// A service's quarantine stops only that service's starts; a server-wide one stops every
+/// service's; each is created, listed and lifted on its own.
+pub async fn quarantines_are_per_service_or_server_wide<S: Store>(store: S) {
+    let (a, b, c) = (
+        ServiceId::generate(),
+        ServiceId::generate(),
+        ServiceId::generate(),
+    );
+    let q = |service: Option<ServiceId>, at: Timestamp| otpd_core::store::Quarantine {
+        prefix: "+44909".into(),
+        service,
+        reason: "test".into(),
+        until: at.plus_seconds(3600),
+        created_at: at,
+    };
+    let now = T0.plus_seconds(20);
+    assert!(store.quarantine(&q(Some(a), T0)).await.unwrap());
+    assert_eq!(
+        store.active_quarantine("+44909", a, now).await.unwrap(),
+        Some(q(Some(a), T0))
+    );
+    assert_eq!(
+        store.active_quarantine("+44909", b, now).await.unwrap(),
+        None,
+        "another service's starts are not stopped"
+    );
+    assert!(
+        store
+            .quarantine(&q(Some(b), T0.plus_seconds(1)))
+            .await
+            .unwrap(),
+        "each service has its own"
+    );
+    assert!(
+        store
+            .quarantine(&q(None, T0.plus_seconds(2)))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.active_quarantine("+44909", c, now).await.unwrap(),
+        Some(q(None, T0.plus_seconds(2))),
+        "a server-wide quarantine stops every service"
+    );
+    let scopes: Vec<_> = store
+        .quarantines(now)
+        .await
+        .unwrap()
+        .iter()
+        .map(|q| q.service)
+        .collect();
+    assert_eq!(scopes, [None, Some(b), Some(a)], "newest first");
+    assert!(store.lift_quarantine("+44909", Some(a)).await.unwrap());
+    assert!(!store.lift_quarantine("+44909", Some(a)).await.unwrap());
+    assert!(store.lift_quarantine("+44909", None).await.unwrap());
+    assert_eq!(
+        store.active_quarantine("+44909", a, now).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store.active_quarantine("+44909", b, now).await.unwrap(),
+        Some(q(Some(b), T0.plus_seconds(1))),
+        "lifting one scope leaves the others"
+    );
+}
+
+/// An account's auth token hash is replaced; its API keys are listed oldest first and
+/// revoked only by their own account.
+pub async fn auth_tokens_rotate_and_api_keys_revoke<S: Store>(store: S) {
+    let mine = account(&store).await;
+    let theirs = account(&store).await;
+    assert!(store.rotate_auth_token(mine, [4; 32]).await.unwrap());
+    assert_eq!(
+        store.account(mine).await.unwrap().unwrap().auth_token_hash,
+        [4; 32]
+    );
+    assert!(
+        !store
+            .rotate_auth_token(AccountId::generate(), [4; 32])
+            .await
+            .unwrap()
+    );
+    let key = |account: AccountId, name: &str, at: Timestamp| ApiKeyRecord {
+        id: ApiKeyId::generate(),
+        account_id: account,
+        name: name.into(),
+        secret_hash: unique_hash(),
+        created_at: at,
+    };
+    let first = key(mine, "first", T0);
+    let second = key(mine, "second", T0.plus_seconds(1));
+    let other = key(theirs, "other", T0);
+    for k in [&second, &first, &other] {
+        store.create_api_key(k).await.unwrap();
+    }
+    assert_eq!(
+        store.api_keys(mine).await.unwrap(),
+        [first.clone(), second.clone()]
+    );
+    assert!(
+        !store.revoke_api_key(mine, other.id).await.unwrap(),
+        "another account's key"
+    );
+    assert_eq!(store.api_key(other.id).await.unwrap(), Some(other));
+    assert!(store.revoke_api_key(mine, first.id).await.unwrap());
+    assert!(!store.revoke_api_key(mine, first.id).await.unwrap());
+    assert_eq!(store.api_key(first.id).await.unwrap(), None);
+    assert_eq!(store.api_keys(mine).await.unwrap(), [second]);
 }
 
 /// Safe-list entries are per account, added once, found and removed.
@@ -1532,6 +1644,8 @@ macro_rules! store_behaviour_tests {
             fallbacks_are_due_once,
             rate_limits_are_exact_and_slide,
             quarantines_expire_and_lift,
+            quarantines_are_per_service_or_server_wide,
+            auth_tokens_rotate_and_api_keys_revoke,
             spend_never_passes_the_cap,
             concurrent_starts_pass_limits_and_cooldown_exactly,
             refused_starts_write_nothing,

@@ -56,7 +56,7 @@ enum Command {
         #[command(subcommand)]
         command: ApiKeyCommand,
     },
-    /// List and lift prefixes quarantined by the SMS-pumping defence.
+    /// List, add and lift quarantined prefixes (SMS-pumping defence; server-wide by hand).
     Quarantine {
         #[command(subcommand)]
         command: QuarantineCommand,
@@ -65,7 +65,7 @@ enum Command {
 
 #[derive(Subcommand)]
 enum QuarantineCommand {
-    /// The prefixes quarantined now, newest first.
+    /// The prefixes quarantined now, of every service and server-wide, newest first.
     List {
         #[command(flatten)]
         common: Common,
@@ -73,17 +73,48 @@ enum QuarantineCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Lifts the quarantine of one prefix (e.g. +44740).
+    /// Quarantines a prefix (e.g. +44740) for every service, or for the services named.
+    Add {
+        #[command(flatten)]
+        common: Common,
+        /// `+` and digits.
+        prefix: String,
+        /// A service SID (VA…) to quarantine the prefix for (repeatable); without it, the
+        /// quarantine is server-wide.
+        #[arg(long = "service", value_name = "VA…")]
+        services: Vec<String>,
+        /// How long it lasts (default: pumping.quarantine_seconds).
+        #[arg(long)]
+        seconds: Option<u32>,
+        /// Why, as listed.
+        #[arg(long, default_value = "set by the operator")]
+        reason: String,
+    },
+    /// Lifts the quarantines of one prefix: every one (server-wide and each service's), or
+    /// only those of the services named.
     Lift {
         #[command(flatten)]
         common: Common,
         /// The prefix, as listed.
         prefix: String,
+        /// A service SID (VA…) whose quarantine to lift (repeatable).
+        #[arg(long = "service", value_name = "VA…")]
+        services: Vec<String>,
     },
 }
 
 #[derive(Subcommand)]
 enum AccountCommand {
+    /// Replace an account's auth token; prints the new one once (the old one stops working).
+    RotateToken {
+        #[command(flatten)]
+        common: Common,
+        /// The Account SID (AC…).
+        sid: String,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Create an account; prints its Account SID and auth token once.
     Create {
         #[command(flatten)]
@@ -99,6 +130,24 @@ enum AccountCommand {
 
 #[derive(Subcommand)]
 enum ApiKeyCommand {
+    /// List an account's API keys (never their secrets).
+    List {
+        #[command(flatten)]
+        common: Common,
+        /// The Account SID (AC…).
+        #[arg(long)]
+        account: String,
+        /// Print a JSON array instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke an API key; it stops working at once.
+    Revoke {
+        #[command(flatten)]
+        common: Common,
+        /// The API key SID (SK…).
+        sid: String,
+    },
     /// Create an API key for an account; prints its SID and secret once.
     Create {
         #[command(flatten)]
@@ -384,6 +433,31 @@ fn parse_account_sid(text: &str) -> anyhow::Result<AccountId> {
         .context("expected an Account SID: AC followed by 32 hex digits")
 }
 
+/// Parses `SK` + 32 hex digits.
+fn parse_api_key_sid(text: &str) -> anyhow::Result<otpd_core::ApiKeyId> {
+    text.strip_prefix("SK")
+        .filter(|hex| hex.len() == 32)
+        .and_then(|hex| uuid::Uuid::try_parse(hex).ok())
+        .map(otpd_core::ApiKeyId::from_uuid)
+        .context("expected an API key SID: SK followed by 32 hex digits")
+}
+
+/// Parses `VA` + 32 hex digits.
+fn parse_service_sid(text: &str) -> anyhow::Result<otpd_core::ServiceId> {
+    text.strip_prefix("VA")
+        .filter(|hex| hex.len() == 32)
+        .and_then(|hex| uuid::Uuid::try_parse(hex).ok())
+        .map(otpd_core::ServiceId::from_uuid)
+        .with_context(|| format!("--service {text}: expected VA followed by 32 hex digits"))
+}
+
+/// Whom a quarantine stops, for people.
+fn quarantine_scope(service: Option<otpd_core::ServiceId>) -> String {
+    service.map_or("all services".to_string(), |id| {
+        format!("VA{}", id.simple())
+    })
+}
+
 fn print_credentials(credentials: &IssuedCredentials, signer: &CallbackSigner, json: bool) {
     if json {
         println!("{}", credentials_json(credentials, signer));
@@ -541,7 +615,9 @@ async fn quarantine(command: QuarantineCommand) -> anyhow::Result<()> {
                     .iter()
                     .map(|q| {
                         serde_json::json!({
-                            "prefix": q.prefix, "reason": q.reason,
+                            "prefix": q.prefix,
+                            "serviceSid": q.service.map(|id| format!("VA{}", id.simple())),
+                            "reason": q.reason,
                             "until": q.until.unix_seconds(), "createdAt": q.created_at.unix_seconds(),
                         })
                     })
@@ -552,25 +628,128 @@ async fn quarantine(command: QuarantineCommand) -> anyhow::Result<()> {
             } else {
                 for q in list {
                     let left = (q.until.0 - SystemClock.now().0).max(0) / 1000;
-                    println!("{}  lifts in {left} s  ({})", q.prefix, q.reason);
+                    println!(
+                        "{}  {}  lifts in {left} s  ({})",
+                        q.prefix,
+                        quarantine_scope(q.service),
+                        q.reason
+                    );
                 }
             }
             Ok(())
         }
-        QuarantineCommand::Lift { common, prefix } => {
+        QuarantineCommand::Add {
+            common,
+            prefix,
+            services,
+            seconds,
+            reason,
+        } => {
+            let config = load(&common, None)?;
+            let digits = prefix.strip_prefix('+').unwrap_or_default();
+            if digits.is_empty() || digits.len() > 15 || !digits.chars().all(|c| c.is_ascii_digit())
+            {
+                bail!("the prefix '{prefix}' must be + and 1–15 digits, e.g. +44740");
+            }
+            let seconds = seconds.unwrap_or(config.pumping.quarantine_seconds);
+            if seconds == 0 {
+                bail!("--seconds must be at least 1");
+            }
+            let store = otpd::open_store(&config).await?;
+            let mut scopes = Vec::new();
+            for sid in &services {
+                let id = parse_service_sid(sid)?;
+                if store.service(id).await?.is_none() {
+                    bail!("--service {sid}: no such service");
+                }
+                scopes.push(Some(id));
+            }
+            if scopes.is_empty() {
+                scopes.push(None);
+            }
+            let now = SystemClock.now();
+            for service in scopes {
+                let quarantine = otpd_core::store::Quarantine {
+                    prefix: prefix.clone(),
+                    service,
+                    reason: reason.clone(),
+                    until: now.plus_seconds(i64::from(seconds)),
+                    created_at: now,
+                };
+                let scope = quarantine_scope(service);
+                if store.quarantine(&quarantine).await? {
+                    println!("quarantined {prefix} for {scope} for {seconds} s");
+                } else {
+                    bail!(
+                        "{prefix} is already quarantined for {scope} (lift it first to change it)"
+                    );
+                }
+            }
+            Ok(())
+        }
+        QuarantineCommand::Lift {
+            common,
+            prefix,
+            services,
+        } => {
             let config = load(&common, None)?;
             let store = otpd::open_store(&config).await?;
-            if !store.lift_quarantine(&prefix).await? {
+            let scopes: Vec<Option<otpd_core::ServiceId>> = if services.is_empty() {
+                store
+                    .quarantines(SystemClock.now())
+                    .await?
+                    .into_iter()
+                    .filter(|q| q.prefix == prefix)
+                    .map(|q| q.service)
+                    .collect()
+            } else {
+                services
+                    .iter()
+                    .map(|sid| parse_service_sid(sid).map(Some))
+                    .collect::<anyhow::Result<_>>()?
+            };
+            let mut lifted = 0;
+            for service in scopes {
+                if store.lift_quarantine(&prefix, service).await? {
+                    println!(
+                        "lifted the quarantine of {prefix} for {}",
+                        quarantine_scope(service)
+                    );
+                    lifted += 1;
+                }
+            }
+            if lifted == 0 {
                 bail!("{prefix} is not quarantined");
             }
-            println!("lifted the quarantine of {prefix}");
             Ok(())
         }
     }
 }
 
 async fn account(command: AccountCommand) -> anyhow::Result<()> {
-    let AccountCommand::Create { common, name, json } = command;
+    let (common, name, json) = match command {
+        AccountCommand::Create { common, name, json } => (common, name, json),
+        AccountCommand::RotateToken { common, sid, json } => {
+            let config = load(&common, None)?;
+            let account = parse_account_sid(&sid)?;
+            let auth = otpd::authenticator(&config, otpd::open_store(&config).await?, SystemClock)?;
+            let token = auth
+                .rotate_auth_token(account)
+                .await?
+                .context("no such account")?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"accountSid": sid, "authToken": token})
+                );
+            } else {
+                println!("account SID: {sid}");
+                println!("auth token:  {token}");
+                println!("The old auth token no longer works. The new one is shown only now.");
+            }
+            return Ok(());
+        }
+    };
     let config = load(&common, None)?;
     let auth = otpd::authenticator(&config, otpd::open_store(&config).await?, SystemClock)?;
     let issued = auth.create_account(&name).await?;
@@ -588,12 +767,64 @@ async fn account(command: AccountCommand) -> anyhow::Result<()> {
 }
 
 async fn apikey(command: ApiKeyCommand) -> anyhow::Result<()> {
-    let ApiKeyCommand::Create {
-        common,
-        account,
-        name,
-        json,
-    } = command;
+    let (common, account, name, json) = match command {
+        ApiKeyCommand::Create {
+            common,
+            account,
+            name,
+            json,
+        } => (common, account, name, json),
+        ApiKeyCommand::List {
+            common,
+            account,
+            json,
+        } => {
+            let config = load(&common, None)?;
+            let account = parse_account_sid(&account)?;
+            let store = otpd::open_store(&config).await?;
+            if store.account(account).await?.is_none() {
+                bail!("no such account");
+            }
+            let keys = store.api_keys(account).await?;
+            if json {
+                let items: Vec<serde_json::Value> = keys
+                    .iter()
+                    .map(|key| {
+                        serde_json::json!({
+                            "sid": format!("SK{}", key.id.simple()),
+                            "friendlyName": key.name,
+                            "createdAt": otpd_http::rfc3339(key.created_at),
+                        })
+                    })
+                    .collect();
+                println!("{}", serde_json::Value::Array(items));
+            } else if keys.is_empty() {
+                println!("no API key");
+            } else {
+                for key in keys {
+                    println!(
+                        "SK{}  {}  created {}",
+                        key.id.simple(),
+                        key.name,
+                        otpd_http::rfc3339(key.created_at)
+                    );
+                }
+            }
+            return Ok(());
+        }
+        ApiKeyCommand::Revoke { common, sid } => {
+            let config = load(&common, None)?;
+            let id = parse_api_key_sid(&sid)?;
+            let store = otpd::open_store(&config).await?;
+            let auth = otpd::authenticator(&config, store.clone(), SystemClock)?;
+            let key = store.api_key(id).await?.context("no such API key")?;
+            if !auth.revoke_api_key(key.account_id, id).await? {
+                bail!("no such API key");
+            }
+            println!("revoked {sid}; it no longer authenticates");
+            return Ok(());
+        }
+    };
     let config = load(&common, None)?;
     let account = parse_account_sid(&account)?;
     let auth = otpd::authenticator(&config, otpd::open_store(&config).await?, SystemClock)?;

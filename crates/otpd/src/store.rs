@@ -1,7 +1,9 @@
 //! The store chosen at start by `database_url`: SQLite (embedded default) or PostgreSQL
 //! (several nodes). One type so the rest of the binary is not generic over the backend, with
 //! a short per-node cache of the reads every request makes (its service and, for API-key
-//! callers, its application; for Twilio-dialect callers, their account or API key).
+//! callers, its application). Twilio-style credentials (accounts' auth tokens and `SK…` API
+//! keys) are read from the database on every request: they can be rotated or revoked, and
+//! that must hold at once on every node.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -84,10 +86,6 @@ struct ReadCache {
     applications: TtlCache<[u8; 32], Option<Application>>,
     /// Whether an account has any safe-list entry (every start asks for its number).
     safe_lists: TtlCache<AccountId, bool>,
-    /// Accounts and Twilio-style API keys: every Twilio-dialect request authenticates with
-    /// one. Neither changes once created (no rotation or removal yet).
-    accounts: TtlCache<AccountId, Option<AccountRecord>>,
-    api_keys: TtlCache<ApiKeyId, Option<ApiKeyRecord>>,
 }
 
 /// The configured backend with its read cache; cheap to clone.
@@ -106,8 +104,6 @@ impl AnyStore {
                 services: TtlCache::new(),
                 applications: TtlCache::new(),
                 safe_lists: TtlCache::new(),
-                accounts: TtlCache::new(),
-                api_keys: TtlCache::new(),
             }),
         }
     }
@@ -231,17 +227,22 @@ impl Store for AnyStore {
     async fn active_quarantine(
         &self,
         prefix: &str,
+        service: ServiceId,
         now: Timestamp,
     ) -> Result<Option<Quarantine>, StoreError> {
-        delegate!(self, s => s.active_quarantine(prefix, now))
+        delegate!(self, s => s.active_quarantine(prefix, service, now))
     }
 
     async fn quarantines(&self, now: Timestamp) -> Result<Vec<Quarantine>, StoreError> {
         delegate!(self, s => s.quarantines(now))
     }
 
-    async fn lift_quarantine(&self, prefix: &str) -> Result<bool, StoreError> {
-        delegate!(self, s => s.lift_quarantine(prefix))
+    async fn lift_quarantine(
+        &self,
+        prefix: &str,
+        service: Option<ServiceId>,
+    ) -> Result<bool, StoreError> {
+        delegate!(self, s => s.lift_quarantine(prefix, service))
     }
 
     async fn add_spend(&self, key: &str, amount: f64, cap: f64) -> Result<Option<f64>, StoreError> {
@@ -420,30 +421,31 @@ impl Store for AnyStore {
         delegate!(self, s => s.record_first_outcome(id, update, now))
     }
     async fn create_account(&self, account: &AccountRecord) -> Result<(), StoreError> {
-        let created = delegate!(self, s => s.create_account(account));
-        self.cache.accounts.forget(&account.id);
-        created
+        delegate!(self, s => s.create_account(account))
     }
+    // Not cached: a rotated auth token or a revoked key must be refused at once on every node
+    // (a PostgreSQL cluster, or the server while `otpd apikey revoke` runs beside it).
     async fn account(&self, id: AccountId) -> Result<Option<AccountRecord>, StoreError> {
-        if let Some(cached) = self.cache.accounts.get(&id) {
-            return Ok(cached);
-        }
-        let account = delegate!(self, s => s.account(id))?;
-        self.cache.accounts.put(id, account.clone());
-        Ok(account)
+        delegate!(self, s => s.account(id))
     }
     async fn create_api_key(&self, key: &ApiKeyRecord) -> Result<(), StoreError> {
-        let created = delegate!(self, s => s.create_api_key(key));
-        self.cache.api_keys.forget(&key.id);
-        created
+        delegate!(self, s => s.create_api_key(key))
     }
     async fn api_key(&self, id: ApiKeyId) -> Result<Option<ApiKeyRecord>, StoreError> {
-        if let Some(cached) = self.cache.api_keys.get(&id) {
-            return Ok(cached);
-        }
-        let key = delegate!(self, s => s.api_key(id))?;
-        self.cache.api_keys.put(id, key.clone());
-        Ok(key)
+        delegate!(self, s => s.api_key(id))
+    }
+    async fn rotate_auth_token(
+        &self,
+        id: AccountId,
+        auth_token_hash: [u8; 32],
+    ) -> Result<bool, StoreError> {
+        delegate!(self, s => s.rotate_auth_token(id, auth_token_hash))
+    }
+    async fn api_keys(&self, account: AccountId) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        delegate!(self, s => s.api_keys(account))
+    }
+    async fn revoke_api_key(&self, account: AccountId, id: ApiKeyId) -> Result<bool, StoreError> {
+        delegate!(self, s => s.revoke_api_key(account, id))
     }
     async fn create_service(&self, service: &ServiceRecord) -> Result<(), StoreError> {
         delegate!(self, s => s.create_service(service))
@@ -551,39 +553,44 @@ impl Store for AnyStore {
 mod tests {
     use super::*;
 
-    /// An account created on this node authenticates at once, even right after a request
-    /// with its id found nothing (that answer was cached); one created through another node
-    /// is seen once the cache's second has passed.
+    /// A rotated auth token and a revoked API key are seen at once by another node that had
+    /// just read them (credentials are not cached).
     #[tokio::test]
-    async fn accounts_are_cached_and_a_local_create_is_seen_at_once() {
+    async fn a_rotated_token_and_a_revoked_key_are_seen_at_once_by_another_node() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("otpd.db");
         let this_node = AnyStore::new(Backend::Sqlite(SqliteStore::open(&path).unwrap()));
         let other_node = AnyStore::new(Backend::Sqlite(SqliteStore::open(&path).unwrap()));
-        let record = |name: &str| AccountRecord {
+        let account = AccountRecord {
             id: AccountId::generate(),
-            name: name.into(),
+            name: "mine".into(),
             auth_token_hash: [1; 32],
             created_at: Timestamp(1_700_000_000_000),
         };
-
-        let mine = record("mine");
-        assert_eq!(this_node.account(mine.id).await.unwrap(), None);
-        this_node.create_account(&mine).await.unwrap();
+        this_node.create_account(&account).await.unwrap();
+        let key = ApiKeyRecord {
+            id: ApiKeyId::generate(),
+            account_id: account.id,
+            name: "key".into(),
+            secret_hash: [2; 32],
+            created_at: Timestamp(1_700_000_000_000),
+        };
+        this_node.create_api_key(&key).await.unwrap();
         assert_eq!(
-            this_node.account(mine.id).await.unwrap(),
-            Some(mine.clone())
+            other_node.account(account.id).await.unwrap(),
+            Some(account.clone())
         );
+        assert_eq!(other_node.api_key(key.id).await.unwrap(), Some(key.clone()));
 
-        let theirs = record("theirs");
-        assert_eq!(this_node.account(theirs.id).await.unwrap(), None);
-        other_node.create_account(&theirs).await.unwrap();
-        assert_eq!(
-            this_node.account(theirs.id).await.unwrap(),
-            None,
-            "within the second, the cached answer"
+        assert!(
+            this_node
+                .rotate_auth_token(account.id, [3; 32])
+                .await
+                .unwrap()
         );
-        tokio::time::sleep(READ_CACHE_TTL + Duration::from_millis(50)).await;
-        assert_eq!(this_node.account(theirs.id).await.unwrap(), Some(theirs));
+        assert!(this_node.revoke_api_key(account.id, key.id).await.unwrap());
+        let seen = other_node.account(account.id).await.unwrap().unwrap();
+        assert_eq!(seen.auth_token_hash, [3; 32]);
+        assert_eq!(other_node.api_key(key.id).await.unwrap(), None);
     }
 }

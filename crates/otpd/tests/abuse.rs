@@ -579,3 +579,166 @@ async fn the_admin_api_changes_a_services_protection() {
         .unwrap();
     assert_eq!(other.status(), 404);
 }
+
+/// A server whose pumping defence quarantines a prefix after 5 unconverted starts.
+async fn pumping_after_five() -> TestApp {
+    protected(|config| {
+        config.limits.per_client_ip.max = 0;
+        config.pumping = otpd::config::PumpingConfig {
+            min_volume: 5,
+            ..Default::default()
+        };
+    })
+    .await
+}
+
+/// A second application in a new account (another tenant), with a bearer token.
+async fn other_tenant(app: &TestApp) -> (otpd_core::auth::IssuedCredentials, String) {
+    let store = app.server.as_ref().unwrap().store.clone();
+    let auth = otpd::authenticator(&app.config, store, app.clock.clone()).unwrap();
+    let other = auth
+        .create_application(None, "other", app.config.default_otp.clone())
+        .await
+        .unwrap();
+    let response = app.token_for(&other, None).await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    let token = body["access_token"].as_str().unwrap().to_string();
+    (other, token)
+}
+
+/// The n-th number of the +44740 range (one destination each, so only pumping counts).
+fn in_range(n: u32) -> String {
+    format!("+4474001{n:05}")
+}
+
+#[tokio::test]
+async fn one_tenants_pumping_counts_and_quarantines_for_that_tenant_only() {
+    let app = pumping_after_five().await;
+    let a = app.token().await;
+    let (_, b) = other_tenant(&app).await;
+    for n in 0..4 {
+        assert_eq!(
+            app.create(&a, json!({"phoneNumber": in_range(n)})).await.0,
+            201
+        );
+        assert_eq!(
+            app.create(&b, json!({"phoneNumber": in_range(100 + n)}))
+                .await
+                .0,
+            201
+        );
+    }
+    // Eight unconverted starts to the range, but only four of A's: A's fifth is not judged on
+    // B's traffic.
+    assert_eq!(
+        app.create(&a, json!({"phoneNumber": in_range(4)})).await.0,
+        201
+    );
+    let refused = app.create(&a, json!({"phoneNumber": in_range(5)})).await;
+    assert_error(&refused, 403, "destination_blocked", 1020);
+    // A's quarantine does not stop B, whose own record is four unconverted starts.
+    let (status, body) = app.create(&b, json!({"phoneNumber": in_range(104)})).await;
+    assert_eq!(status, 201, "{body}");
+    let refused = app.create(&a, json!({"phoneNumber": in_range(6)})).await;
+    assert_error(&refused, 403, "destination_blocked", 1020);
+}
+
+/// GET and DELETE on /admin/v1/quarantines with an account's credentials.
+async fn admin_quarantines(app: &TestApp, user: &str, password: &str) -> Value {
+    let response = app
+        .client
+        .get(app.url("/admin/v1/quarantines"))
+        .basic_auth(user, Some(password))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+async fn admin_lift(app: &TestApp, user: &str, password: &str, query: &str) -> (u16, Value) {
+    let response = app
+        .client
+        .delete(app.url(&format!("/admin/v1/quarantines/%2B44740{query}")))
+        .basic_auth(user, Some(password))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn an_account_sees_and_lifts_only_its_own_quarantines() {
+    let app = pumping_after_five().await;
+    let a = app.token().await;
+    for n in 0..6 {
+        app.create(&a, json!({"phoneNumber": in_range(n)})).await;
+    }
+    let (user_a, password_a) = account_auth(&app);
+    let service_a = format!("VA{}", app.credentials.application.service_id.simple());
+    let (other, b) = other_tenant(&app).await;
+    let user_b = format!("AC{}", other.application.account_id.simple());
+    let password_b = other.account_token.clone().unwrap();
+
+    let listed = admin_quarantines(&app, &user_b, &password_b).await;
+    assert_eq!(
+        listed,
+        json!({"quarantines": []}),
+        "A's is not B's business"
+    );
+    for query in ["", &format!("?serviceSid={service_a}")] {
+        let (status, body) = admin_lift(&app, &user_b, &password_b, query).await;
+        assert_eq!(
+            (status, &body["code"]),
+            (404, &json!(20404)),
+            "{query}: {body}"
+        );
+    }
+    let (status, body) = admin_lift(&app, &user_b, &password_b, "?serviceSid=VAnope").await;
+    assert_eq!((status, &body["code"]), (400, &json!(60200)), "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("serviceSid"),
+        "{body}"
+    );
+    let still = app.create(&a, json!({"phoneNumber": in_range(50)})).await;
+    assert_error(&still, 403, "destination_blocked", 1020);
+
+    let listed = admin_quarantines(&app, &user_a, &password_a).await;
+    let items = listed["quarantines"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{listed}");
+    assert_eq!(items[0]["prefix"], "+44740");
+    assert_eq!(items[0]["scope"], "service");
+    assert_eq!(items[0]["serviceSid"], service_a);
+    assert_eq!(admin_lift(&app, &user_a, &password_a, "").await.0, 204);
+    assert_eq!(
+        admin_quarantines(&app, &user_a, &password_a).await,
+        json!({"quarantines": []})
+    );
+
+    // A server-wide quarantine (only the operator sets one) stops B too; accounts see it,
+    // read-only.
+    let store = app.server.as_ref().unwrap().store.clone();
+    let now = app.clock.now();
+    otpd_core::Store::quarantine(
+        &store,
+        &otpd_core::store::Quarantine {
+            prefix: "+44740".into(),
+            service: None,
+            reason: "set by the operator".into(),
+            until: now.plus_seconds(3600),
+            created_at: now,
+        },
+    )
+    .await
+    .unwrap();
+    let refused = app.create(&b, json!({"phoneNumber": in_range(200)})).await;
+    assert_error(&refused, 403, "destination_blocked", 1020);
+    let listed = admin_quarantines(&app, &user_b, &password_b).await;
+    assert_eq!(listed["quarantines"][0]["scope"], "server", "{listed}");
+    assert_eq!(listed["quarantines"][0]["serviceSid"], Value::Null);
+    assert_eq!(admin_lift(&app, &user_b, &password_b, "").await.0, 404);
+    let refused = app.create(&b, json!({"phoneNumber": in_range(201)})).await;
+    assert_error(&refused, 403, "destination_blocked", 1020);
+}

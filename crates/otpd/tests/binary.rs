@@ -16,6 +16,13 @@ fn help_documents_every_command() {
     assert!(top.contains("serve") && top.contains("app"));
     let app = help(&["app", "--help"]);
     assert!(app.contains("create") && app.contains("list") && app.contains("rotate-secret"));
+    let quarantine = help(&["quarantine", "--help"]);
+    assert!(
+        quarantine.contains("list") && quarantine.contains("add") && quarantine.contains("lift")
+    );
+    let apikey = help(&["apikey", "--help"]);
+    assert!(apikey.contains("create") && apikey.contains("list") && apikey.contains("revoke"));
+    assert!(help(&["account", "--help"]).contains("rotate-token"));
     let serve = help(&["serve", "--help"]);
     assert!(
         serve.contains("--config") && serve.contains("--listen") && serve.contains("--database")
@@ -467,6 +474,7 @@ async fn quarantines_are_listed_and_lifted_from_the_command_line() {
     store
         .quarantine(&otpd_core::store::Quarantine {
             prefix: "+44909".into(),
+            service: None,
             reason: "20 starts, 0 approved (0 %) in 3600 s".into(),
             until: now.plus_seconds(3600),
             created_at: now,
@@ -487,4 +495,169 @@ async fn quarantines_are_listed_and_lifted_from_the_command_line() {
         .unwrap();
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("not quarantined"));
+}
+
+/// Runs `otpd` in `dir`; its stdout when it succeeds, else its stderr as the error.
+fn run(dir: &std::path::Path, args: &[&str]) -> Result<String, String> {
+    let output = otpd(dir).args(args).output().unwrap();
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    if output.status.success() {
+        Ok(text(&output.stdout))
+    } else {
+        Err(text(&output.stderr))
+    }
+}
+
+#[test]
+fn quarantines_are_added_per_service_or_server_wide_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = create_app(dir.path(), "cli");
+    let service = app["serviceSid"].as_str().unwrap();
+    let dir = dir.path();
+    let list = || {
+        serde_json::from_str::<Value>(&run(dir, &["quarantine", "list", "--json"]).unwrap())
+            .unwrap()
+    };
+    let added = run(
+        dir,
+        &[
+            "quarantine",
+            "add",
+            "+44909",
+            "--service",
+            service,
+            "--seconds",
+            "60",
+        ],
+    )
+    .unwrap();
+    assert_eq!(
+        added.trim(),
+        format!("quarantined +44909 for {service} for 60 s")
+    );
+    let added = run(
+        dir,
+        &["quarantine", "add", "+44909", "--reason", "pumping seen"],
+    )
+    .unwrap();
+    assert!(added.contains("for all services"), "{added}");
+    let err = run(dir, &["quarantine", "add", "+44909"]).unwrap_err();
+    assert!(err.contains("already quarantined"), "{err}");
+    let listed = list();
+    let scopes: Vec<_> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q["serviceSid"].clone())
+        .collect();
+    assert_eq!(
+        scopes,
+        [Value::Null, json!(service)],
+        "newest first: {listed}"
+    );
+    assert_eq!(listed[0]["reason"], "pumping seen");
+    let text = run(dir, &["quarantine", "list"]).unwrap();
+    assert!(text.contains("+44909  all services  lifts in"), "{text}");
+    assert!(
+        text.contains(&format!("+44909  {service}  lifts in")),
+        "{text}"
+    );
+
+    for (args, message) in [
+        (vec!["+44x"], "must be + and 1–15 digits"),
+        (vec!["+44909", "--service", "VAnope"], "expected VA"),
+        (
+            vec!["+44909", "--service", "VA0123456789abcdef0123456789abcdef"],
+            "no such service",
+        ),
+    ] {
+        let err = run(dir, &[&["quarantine", "add"][..], &args].concat()).unwrap_err();
+        assert!(err.contains(message), "{args:?}: {err}");
+    }
+
+    let lifted = run(dir, &["quarantine", "lift", "+44909", "--service", service]).unwrap();
+    assert_eq!(
+        lifted.trim(),
+        format!("lifted the quarantine of +44909 for {service}")
+    );
+    assert_eq!(list()[0]["serviceSid"], Value::Null);
+    run(dir, &["quarantine", "add", "+44909", "--service", service]).unwrap();
+    let lifted = run(dir, &["quarantine", "lift", "+44909"]).unwrap();
+    assert_eq!(lifted.lines().count(), 2, "every scope: {lifted}");
+    assert_eq!(list(), json!([]));
+}
+
+#[tokio::test]
+async fn credentials_are_rotated_and_revoked_from_the_command_line_at_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let app = create_app(dir, "cli");
+    let account = app["accountSid"].as_str().unwrap();
+    let old_token = app["authToken"].as_str().unwrap();
+    let key: Value = serde_json::from_str(
+        &run(
+            dir,
+            &[
+                "apikey",
+                "create",
+                "--account",
+                account,
+                "--name",
+                "ci",
+                "--json",
+            ],
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let (sid, secret) = (
+        key["sid"].as_str().unwrap(),
+        key["secret"].as_str().unwrap(),
+    );
+    let listed = run(dir, &["apikey", "list", "--account", account, "--json"]).unwrap();
+    assert!(!listed.contains(secret), "{listed}");
+    let listed: Value = serde_json::from_str(&listed).unwrap();
+    assert_eq!(listed[0]["sid"], sid);
+    assert_eq!(listed[0]["friendlyName"], "ci");
+    let text = run(dir, &["apikey", "list", "--account", account]).unwrap();
+    assert!(text.starts_with(&format!("{sid}  ci  created ")), "{text}");
+
+    let server = Server::start(dir, &[]);
+    let client = reqwest::Client::new();
+    let status = |user: String, password: String| {
+        let request = client
+            .get(format!("{}/v2/Services", server.base))
+            .basic_auth(user, Some(password));
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(status(sid.into(), secret.into()).await, 200);
+    assert_eq!(status(account.into(), old_token.into()).await, 200);
+
+    let revoked = run(dir, &["apikey", "revoke", sid]).unwrap();
+    assert_eq!(
+        revoked.trim(),
+        format!("revoked {sid}; it no longer authenticates")
+    );
+    assert_eq!(
+        status(sid.into(), secret.into()).await,
+        401,
+        "at once, from another process"
+    );
+    assert_eq!(
+        run(dir, &["apikey", "list", "--account", account, "--json"])
+            .unwrap()
+            .trim(),
+        "[]"
+    );
+    let err = run(dir, &["apikey", "revoke", sid]).unwrap_err();
+    assert!(err.contains("no such API key"), "{err}");
+
+    let rotated: Value =
+        serde_json::from_str(&run(dir, &["account", "rotate-token", account, "--json"]).unwrap())
+            .unwrap();
+    let new_token = rotated["authToken"].as_str().unwrap();
+    assert_ne!(new_token, old_token);
+    assert_eq!(status(account.into(), old_token.into()).await, 401);
+    assert_eq!(status(account.into(), new_token.into()).await, 200);
+    server.stop();
 }

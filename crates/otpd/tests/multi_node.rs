@@ -593,3 +593,76 @@ async fn the_destination_rate_limit_holds_across_nodes() {
     assert_eq!(answers[..5], [(201, None); 5]);
     assert_eq!(answers[5], (429, Some(1014)));
 }
+
+/// GET /v2/Services with HTTP Basic credentials: the status.
+async fn services_status(client: &reqwest::Client, base: &str, user: &str, password: &str) -> u16 {
+    client
+        .get(format!("{base}/v2/Services"))
+        .basic_auth(user, Some(password))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_key_revoked_or_a_token_rotated_on_one_node_is_refused_at_once_on_another() {
+    let Some(cluster) = Cluster::start(2).await else {
+        return;
+    };
+    let client = reqwest::Client::new();
+    let account = cluster.app["accountSid"].as_str().unwrap().to_string();
+    let token = cluster.app["authToken"].as_str().unwrap().to_string();
+    let output = otpd(cluster._dir.path())
+        .args(["apikey", "create", "--account", &account, "--json"])
+        .args(["--database", &cluster._schema.url])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let key: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let (sid, secret) = (
+        key["sid"].as_str().unwrap(),
+        key["secret"].as_str().unwrap(),
+    );
+    // Node 1 has just accepted both credentials (a cache would keep them for a while).
+    assert_eq!(
+        services_status(&client, cluster.base(1), sid, secret).await,
+        200
+    );
+    assert_eq!(
+        services_status(&client, cluster.base(1), &account, &token).await,
+        200
+    );
+
+    let revoked = client
+        .delete(format!("{}/admin/v1/keys/{sid}", cluster.base(0)))
+        .basic_auth(&account, Some(&token))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 204);
+    assert_eq!(
+        services_status(&client, cluster.base(1), sid, secret).await,
+        401
+    );
+
+    let rotated: Value = client
+        .post(format!("{}/admin/v1/account/token", cluster.base(0)))
+        .basic_auth(&account, Some(&token))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let new_token = rotated["authToken"].as_str().unwrap();
+    assert_eq!(
+        services_status(&client, cluster.base(1), &account, &token).await,
+        401
+    );
+    assert_eq!(
+        services_status(&client, cluster.base(1), &account, new_token).await,
+        200
+    );
+}

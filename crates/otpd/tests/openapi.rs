@@ -4,6 +4,7 @@
 mod common;
 
 use common::TestApp;
+use otpd_core::Clock;
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -20,6 +21,9 @@ const OPERATIONS: &[(&str, &str)] = &[
     ("/otp/{otpId}", "delete"),
     ("/admin/v1/quarantines", "get"),
     ("/admin/v1/quarantines/{prefix}", "delete"),
+    ("/admin/v1/account/token", "post"),
+    ("/admin/v1/keys", "get"),
+    ("/admin/v1/keys/{sid}", "delete"),
     ("/admin/v1/events", "get"),
     ("/admin/v1/report", "get"),
     ("/admin/v1/services/{sid}/protection", "get"),
@@ -419,9 +423,36 @@ async fn live_answers_match_the_declared_schemas() {
             )
         }
     };
+    // One quarantine of the caller's service and one server-wide.
+    let store = app.server.as_ref().unwrap().store.clone();
+    let now = app.clock.now();
+    for service in [Some(app.credentials.application.service_id), None] {
+        let quarantine = otpd_core::store::Quarantine {
+            prefix: "+44909".into(),
+            service,
+            reason: "test".into(),
+            until: now.plus_seconds(60),
+            created_at: now,
+        };
+        assert!(
+            otpd_core::Store::quarantine(&store, &quarantine)
+                .await
+                .unwrap()
+        );
+    }
     let (status, body) = admin(Method::GET, "/admin/v1/quarantines".into(), None).await;
     assert_eq!(status, 200);
+    assert_eq!(body["quarantines"].as_array().unwrap().len(), 2, "{body}");
     conforms(&doc, "/admin/v1/quarantines", "get", 200, &body);
+    let lift = "/admin/v1/quarantines/%2B44909";
+    let (status, body) = admin(Method::DELETE, format!("{lift}?serviceSid=x"), None).await;
+    assert_eq!(status, 400);
+    conforms(&doc, "/admin/v1/quarantines/{prefix}", "delete", 400, &body);
+    let (status, _) = admin(Method::DELETE, lift.into(), None).await;
+    assert_eq!(status, 204);
+    let (status, body) = admin(Method::DELETE, lift.into(), None).await;
+    assert_eq!(status, 404, "the server-wide one is not the account's");
+    conforms(&doc, "/admin/v1/quarantines/{prefix}", "delete", 404, &body);
     let (status, body) = admin(Method::GET, "/admin/v1/events".into(), None).await;
     assert_eq!(status, 200);
     assert!(!body["events"].as_array().unwrap().is_empty());
@@ -528,4 +559,26 @@ async fn live_answers_match_the_declared_schemas() {
         401,
         &response.json().await.unwrap(),
     );
+
+    // Credentials: the key list, a revocation of an unknown key, then (last: the password
+    // changes) a rotation of the auth token.
+    let auth = otpd::authenticator(&app.config, store, app.clock.clone()).unwrap();
+    auth.create_api_key(app.credentials.application.account_id, "ci")
+        .await
+        .unwrap()
+        .unwrap();
+    let (status, body) = admin(Method::GET, "/admin/v1/keys".into(), None).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["keys"].as_array().unwrap().len(), 1, "{body}");
+    conforms(&doc, "/admin/v1/keys", "get", 200, &body);
+    let unknown = format!("/admin/v1/keys/SK{}", uuid::Uuid::nil().simple());
+    let (status, body) = admin(Method::DELETE, unknown, None).await;
+    assert_eq!(status, 404);
+    conforms(&doc, "/admin/v1/keys/{sid}", "delete", 404, &body);
+    let (status, body) = admin(Method::POST, "/admin/v1/account/token".into(), None).await;
+    assert_eq!(status, 201);
+    conforms(&doc, "/admin/v1/account/token", "post", 201, &body);
+    let (status, body) = admin(Method::POST, "/admin/v1/account/token".into(), None).await;
+    assert_eq!(status, 401, "the old token is refused");
+    conforms(&doc, "/admin/v1/account/token", "post", 401, &body);
 }

@@ -1309,3 +1309,117 @@ async fn attempts_and_their_summary_count_conversions() {
         60200,
     );
 }
+
+impl Twilio {
+    /// A new API key of this account: its SID and secret.
+    async fn api_key(&self, name: &str) -> (String, String) {
+        let store = self.app.server.as_ref().unwrap().store.clone();
+        let auth = otpd::authenticator(&self.app.config, store, self.app.clock.clone()).unwrap();
+        let account = otpd_core::auth::parse_application_id(&self.user[2..]).unwrap();
+        let key = auth
+            .create_api_key(otpd_core::AccountId::from_uuid(account.uuid()), name)
+            .await
+            .unwrap()
+            .unwrap();
+        (format!("SK{}", key.key.id.simple()), key.secret)
+    }
+
+    /// Another account on the same server: its SID and auth token.
+    async fn other_account(&self) -> (String, String) {
+        let store = self.app.server.as_ref().unwrap().store.clone();
+        let auth = otpd::authenticator(&self.app.config, store, self.app.clock.clone()).unwrap();
+        let account = auth.create_account("other").await.unwrap();
+        (
+            format!("AC{}", account.account.id.simple()),
+            account.auth_token,
+        )
+    }
+}
+
+#[tokio::test]
+async fn a_rotated_auth_token_replaces_the_old_one_at_once() {
+    let t = Twilio::spawn().await;
+    let (key, secret) = t.api_key("ci").await;
+    assert_twilio_error(
+        &t.send_as(&key, &secret, Method::POST, "/admin/v1/account/token", &[])
+            .await,
+        401,
+        20003,
+    );
+    let (status, body) = t.send(Method::POST, "/admin/v1/account/token", &[]).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["accountSid"], t.user);
+    let token = body["authToken"].as_str().unwrap();
+    assert_eq!(token.len(), 64);
+    assert_twilio_error(&t.send(Method::GET, "/v2/Services", &[]).await, 401, 20003);
+    let (status, _) = t
+        .send_as(&t.user, token, Method::GET, "/v2/Services", &[])
+        .await;
+    assert_eq!(status, 200);
+    let (status, _) = t
+        .send_as(&key, &secret, Method::GET, "/v2/Services", &[])
+        .await;
+    assert_eq!(status, 200, "the account's API keys are untouched");
+}
+
+#[tokio::test]
+async fn api_keys_are_listed_without_secrets_and_revoked_by_their_own_account_only() {
+    let t = Twilio::spawn().await;
+    let (first, first_secret) = t.api_key("ci").await;
+    let (second, second_secret) = t.api_key("backup").await;
+    let (status, listed) = t.send(Method::GET, "/admin/v1/keys", &[]).await;
+    assert_eq!(status, 200, "{listed}");
+    let keys = listed["keys"].as_array().unwrap();
+    let sids: Vec<_> = keys.iter().map(|k| k["sid"].as_str().unwrap()).collect();
+    assert_eq!(sids, [first.as_str(), second.as_str()]);
+    assert_eq!(keys[0]["friendlyName"], "ci");
+    assert!(keys[0]["createdAt"].is_string());
+    let text = listed.to_string();
+    assert!(!text.contains(&first_secret) && !text.contains(&second_secret));
+    assert_eq!(
+        keys[0].as_object().unwrap().len(),
+        3,
+        "sid, name and date only: {listed}"
+    );
+    assert_twilio_error(
+        &t.send_as(&first, &first_secret, Method::GET, "/admin/v1/keys", &[])
+            .await,
+        401,
+        20003,
+    );
+
+    let (other, other_token) = t.other_account().await;
+    let (status, theirs) = t
+        .send_as(&other, &other_token, Method::GET, "/admin/v1/keys", &[])
+        .await;
+    assert_eq!((status, theirs), (200, serde_json::json!({"keys": []})));
+    let path = format!("/admin/v1/keys/{first}");
+    assert_twilio_error(
+        &t.send_as(&other, &other_token, Method::DELETE, &path, &[])
+            .await,
+        404,
+        20404,
+    );
+    let (status, _) = t
+        .send_as(&first, &first_secret, Method::GET, "/v2/Services", &[])
+        .await;
+    assert_eq!(status, 200, "another account cannot revoke the key");
+
+    assert_eq!(t.send(Method::DELETE, &path, &[]).await.0, 204);
+    assert_twilio_error(
+        &t.send_as(&first, &first_secret, Method::GET, "/v2/Services", &[])
+            .await,
+        401,
+        20003,
+    );
+    assert_twilio_error(&t.send(Method::DELETE, &path, &[]).await, 404, 20404);
+    assert_twilio_error(
+        &t.send(Method::DELETE, "/admin/v1/keys/SKnope", &[]).await,
+        404,
+        20404,
+    );
+    let (status, _) = t
+        .send_as(&second, &second_secret, Method::GET, "/v2/Services", &[])
+        .await;
+    assert_eq!(status, 200, "the other key still works");
+}

@@ -156,17 +156,7 @@ pub(crate) async fn account<S: Store + Clone, C: Clock + Clone>(
     state: &AppState<S, C>,
     headers: &HeaderMap,
 ) -> Result<AccountId, TwilioError> {
-    let credentials = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("basic"))
-        .and_then(|(_, encoded)| {
-            base64::engine::general_purpose::STANDARD
-                .decode(encoded.trim())
-                .ok()
-        })
-        .and_then(|bytes| String::from_utf8(bytes).ok());
+    let credentials = basic_credentials(headers);
     let Some((user, password)) = credentials.as_deref().and_then(|c| c.split_once(':')) else {
         return Err(error::authenticate());
     };
@@ -176,6 +166,21 @@ pub(crate) async fn account<S: Store + Clone, C: Clock + Clone>(
         .await
         .map_err(error::internal)?
         .ok_or_else(error::authenticate)
+}
+
+/// The decoded `user:password` of an HTTP Basic `Authorization` header, if there is one.
+pub(crate) fn basic_credentials(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("basic"))
+        .and_then(|(_, encoded)| {
+            base64::engine::general_purpose::STANDARD
+                .decode(encoded.trim())
+                .ok()
+        })
+        .and_then(|bytes| String::from_utf8(bytes).ok())
 }
 
 /// The caller's service named by a `VA…` path segment; anything else is a 404.
