@@ -153,6 +153,9 @@ async fn a_crash_loses_no_verification_and_logs_hold_no_codes() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
+    // The request lines are written by a logging thread: a crash before it wrote them would
+    // lose them, so the crash waits for the check's line.
+    server.wait_for_log_line("otp checked");
     let log = server.crash();
     assert!(
         stdout.contains(&code),

@@ -24,6 +24,9 @@ pub struct Server {
     pub base: String,
     stdout: mpsc::Receiver<String>,
     before_listening: Vec<String>,
+    /// Everything written to stderr so far, read by a thread as it comes.
+    log: std::sync::Arc<std::sync::Mutex<String>>,
+    log_reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Server {
@@ -47,11 +50,27 @@ impl Server {
                 }
             }
         });
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let mut stderr = child.stderr.take().unwrap();
+        let sink = log.clone();
+        let log_reader = std::thread::spawn(move || {
+            let mut buffer = [0u8; 8192];
+            while let Ok(read) = stderr.read(&mut buffer) {
+                if read == 0 {
+                    break;
+                }
+                sink.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buffer[..read]));
+            }
+        });
         let mut server = Server {
             child,
             base: String::new(),
             stdout,
             before_listening: Vec::new(),
+            log,
+            log_reader: Some(log_reader),
         };
         loop {
             let line = server
@@ -92,17 +111,28 @@ impl Server {
         self.wait_for_log()
     }
 
+    /// What the process has written to stderr so far.
+    pub fn log_so_far(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Waits until the log holds `text` (lines are written by a logging thread), up to 10 s.
+    pub fn wait_for_log_line(&self, text: &str) {
+        for _ in 0..1000 {
+            if self.log_so_far().contains(text) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// Waits for the process to end and returns everything it wrote to stderr.
     fn wait_for_log(mut self) -> String {
         self.child.wait().unwrap();
-        let mut log = String::new();
-        self.child
-            .stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut log)
-            .unwrap();
-        log
+        if let Some(reader) = self.log_reader.take() {
+            let _ = reader.join();
+        }
+        self.log_so_far()
     }
 }
 
