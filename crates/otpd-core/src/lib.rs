@@ -1,6 +1,6 @@
 //! The otpd core: the verification lifecycle and its rules, with no knowledge of HTTP, SQL or
-//! providers. Dialects call [`Verifier`]; storage and delivery plug in through [`Store`] and
-//! [`Dispatch`].
+//! providers. Dialects call [`Verifier`]; storage plugs in through the narrow ports of
+//! [`store`] (their sum is [`Store`]) and delivery through [`Dispatch`].
 
 pub mod abuse;
 pub mod alerts;
