@@ -5,6 +5,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::clock::Timestamp;
+use crate::ids::ServiceId;
+use crate::recipient::Recipient;
+
 /// At most `max` events per `window_seconds`, over a sliding window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -195,6 +199,78 @@ pub enum Blocked {
     Landline,
     /// The number's prefix is quarantined by the SMS-pumping defence.
     Pumping,
+}
+
+/// What a rate-limited action learned from its counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateCount {
+    /// Whether the event was counted (it was under the limit).
+    pub allowed: bool,
+    /// Events in the window now (including this one when allowed).
+    pub count: u32,
+    /// When the oldest event in the window leaves it (a slot frees up); `None` when the
+    /// window is empty.
+    pub frees_at: Option<Timestamp>,
+}
+
+/// A destination prefix the SMS-pumping defence stopped sending to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Quarantine {
+    /// `+` and digits, e.g. `+44740`.
+    pub prefix: String,
+    /// The service whose starts it stops; `None`: every service (server-wide, only ever set
+    /// by the operator, so one tenant's traffic never blocks another's).
+    pub service: Option<ServiceId>,
+    /// Why (volume and approval rate when it was decided).
+    pub reason: String,
+    /// When it lifts by itself.
+    pub until: Timestamp,
+    /// When it was decided.
+    pub created_at: Timestamp,
+}
+
+/// A counter a start must pass: fewer than `max` events under `key` in the last `window_ms`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimitHit {
+    /// The counter's key (scope and subject, e.g. `dest:{service}:{number}`).
+    pub key: String,
+    /// The sliding window.
+    pub window_ms: i64,
+    /// Events allowed in the window (`u32::MAX`: counted, never refused).
+    pub max: u32,
+}
+
+/// A cost to add to a capped spend (the daily budget).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Spend {
+    /// The spend's key (service and day).
+    pub key: String,
+    /// This start's cost.
+    pub amount: f64,
+    /// The cap the total may not pass.
+    pub cap: f64,
+}
+
+/// A number an account exempts from fraud checks (Twilio's SafeList entry).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SafeNumber {
+    /// Its id (the `GN` SID).
+    pub id: uuid::Uuid,
+    /// The E.164 number.
+    pub phone: String,
+    /// When it was added.
+    pub created_at: Timestamp,
+}
+
+/// The counter of wrong codes for one destination of one service.
+pub fn failure_key(service: ServiceId, to: &Recipient) -> String {
+    format!("fail:{service}:{}", to.as_str())
+}
+
+/// The pumping defence's counter of `kind` ("sent" or "ok") for a destination prefix of one
+/// service: one tenant's traffic never counts towards another's quarantine.
+pub fn pumping_key(kind: &str, service: ServiceId, prefix: &str) -> String {
+    format!("pump:{kind}:{service}:{prefix}")
 }
 
 #[cfg(test)]

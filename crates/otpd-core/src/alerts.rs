@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::clock::Timestamp;
 use crate::events::{AttemptFilter, Event};
-use crate::store::{Store, StoreError};
+use crate::store::{DeliveryStore, EventStore, StoreError};
 
 /// When an alert fires.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -36,7 +36,7 @@ impl Default for AlertPolicy {
 }
 
 /// Judges every service with recent traffic; returns how many alerts opened or closed.
-pub async fn check_alerts<S: Store>(
+pub async fn check_alerts<S: EventStore + DeliveryStore>(
     store: &S,
     policy: &AlertPolicy,
     now: Timestamp,

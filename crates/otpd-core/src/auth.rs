@@ -4,11 +4,12 @@
 
 use rand::Rng;
 
-use crate::clock::{Clock, Timestamp};
+use crate::clock::Clock;
 use crate::code::ServerSecret;
 use crate::ids::{AccountId, ApiKeyId, ApplicationId, ServiceId};
 use crate::settings::OtpSettings;
-use crate::store::{ServiceRecord, Store, StoreError};
+use crate::store::{StoreError, TenantStore};
+pub use crate::tenants::{AccessToken, AccountRecord, ApiKeyRecord, Application, ServiceRecord};
 
 /// Scopes a token may carry (the SMS.CX names). An empty request grants them all.
 pub const KNOWN_SCOPES: &[&str] = &[
@@ -24,35 +25,6 @@ pub const KNOWN_SCOPES: &[&str] = &[
     "whatsapp",
     "otp",
 ];
-
-/// A tenant. Its id is the Twilio Account SID (`AC` + 32 hex); its auth token is stored only
-/// as a keyed hash.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AccountRecord {
-    /// Its id.
-    pub id: AccountId,
-    /// A human name.
-    pub name: String,
-    /// Keyed hash of the auth token.
-    pub auth_token_hash: [u8; 32],
-    /// When it was created.
-    pub created_at: Timestamp,
-}
-
-/// A Twilio-style API key (`SK…`) that acts for one account.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ApiKeyRecord {
-    /// Its id.
-    pub id: ApiKeyId,
-    /// The account it acts for.
-    pub account_id: AccountId,
-    /// A human name.
-    pub name: String,
-    /// Keyed hash of the secret.
-    pub secret_hash: [u8; 32],
-    /// When it was created.
-    pub created_at: Timestamp,
-}
 
 /// An account's credentials, shown once.
 #[derive(Debug, Clone)]
@@ -70,47 +42,6 @@ pub struct IssuedApiKey {
     pub key: ApiKeyRecord,
     /// The secret in clear.
     pub secret: String,
-}
-
-/// API credentials bound to one service.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Application {
-    /// Its id (the OAuth client id).
-    pub id: ApplicationId,
-    /// Owning account.
-    pub account_id: AccountId,
-    /// The service whose settings and verifications it uses.
-    pub service_id: ServiceId,
-    /// A human name.
-    pub name: String,
-    /// Keyed hash of the application secret.
-    pub secret_hash: [u8; 32],
-    /// Keyed hash of the `X-API-KEY` key.
-    pub api_key_hash: [u8; 32],
-    /// When it was created.
-    pub created_at: Timestamp,
-}
-
-/// An issued bearer token, known to the store only by its hash.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AccessToken {
-    /// Keyed hash of the token.
-    pub token_hash: [u8; 32],
-    /// Who it was issued to.
-    pub application_id: ApplicationId,
-    /// Space-separated granted scopes.
-    pub scope: String,
-    /// When it stops working.
-    pub expires_at: Timestamp,
-    /// Whether it was revoked early.
-    pub revoked: bool,
-}
-
-impl AccessToken {
-    /// Whether the token grants `scope`.
-    pub fn grants(&self, scope: &str) -> bool {
-        self.scope.split(' ').any(|s| s == scope)
-    }
 }
 
 /// Credentials shown once, at creation or rotation.
@@ -183,7 +114,7 @@ pub fn random_secret() -> String {
     hex::encode(bytes)
 }
 
-impl<S: Store + Clone, C: Clock + Clone> Authenticator<S, C> {
+impl<S: TenantStore + Clone, C: Clock + Clone> Authenticator<S, C> {
     /// An authenticator issuing tokens that live `token_lifetime_seconds`.
     pub fn new(store: S, clock: C, secret: ServerSecret, token_lifetime_seconds: i64) -> Self {
         Authenticator {

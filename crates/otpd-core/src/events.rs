@@ -9,8 +9,8 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::clock::Timestamp;
+use crate::delivery::DeliveryAttempt;
 use crate::ids::{AccountId, ServiceId, VerificationId};
-use crate::store::DeliveryAttempt;
 use crate::verification::{Verification, VerificationStatus};
 
 /// One stored event.

@@ -1,12 +1,14 @@
 //! The otpd core: the verification lifecycle and its rules, with no knowledge of HTTP, SQL or
-//! providers. Dialects call [`Verifier`]; storage and delivery plug in through [`Store`] and
-//! [`Dispatch`].
+//! providers. Dialects call [`Verifier`]; storage plugs in through the narrow ports of
+//! [`store`] (their sum is [`Store`]) and delivery through [`Dispatch`].
 
 pub mod abuse;
 pub mod alerts;
 pub mod auth;
+pub mod channel;
 pub mod clock;
 pub mod code;
+pub mod delivery;
 pub mod events;
 pub mod ids;
 pub mod messages;
@@ -16,11 +18,16 @@ pub mod recipient;
 pub mod settings;
 pub mod sms;
 pub mod store;
+pub mod tenants;
 pub mod verification;
 pub mod verifier;
 
+pub use channel::Channel;
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use code::{CodeHash, CodeHasher, CodeSeed, OtpCode, PinLength, PinType, ServerSecret};
+pub use delivery::{
+    DeliveryAttempt, DeliveryStatus, DeliveryUpdate, ReceiptUpdate, TransmissionSummary,
+};
 pub use ids::{AccountId, ApiKeyId, ApplicationId, DeliveryId, ServiceId, VerificationId};
 pub use phone::{CountryIso, E164Phone, LineType, PhoneError};
 pub use recipient::{Email, Recipient};
@@ -28,11 +35,12 @@ pub use settings::{
     MaxAttempts, OtpSettings, PrefixTemplate, SenderId, ServiceOptions, Template, Ttl,
 };
 pub use store::{
-    DeliveryAttempt, DeliveryUpdate, ReceiptUpdate, Store, StoreError, TransmissionSummary,
+    CallbackStore, DeliveryStore, EventStore, LimitStore, Store, StoreError, TenantStore,
+    VerificationStore,
 };
 pub use verification::{
-    Candidate, Channel, CheckCounters, CheckCounting, CheckDecision, CheckOutcome, DeliveryStatus,
-    StatusChange, Verification, VerificationStatus, decide_check, decide_status_change,
+    Candidate, CheckCounters, CheckCounting, CheckDecision, CheckOutcome, StatusChange,
+    Verification, VerificationStatus, decide_check, decide_status_change,
 };
 pub use verifier::{
     DeliveryJob, Dispatch, FirstTry, Lookup, Observer, PriceTable, StartRequest, Verifier,

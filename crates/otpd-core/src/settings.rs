@@ -282,7 +282,7 @@ pub struct OtpSettings {
     /// Channels to try in turn when a delivery fails, is reported undelivered, or has no
     /// delivery receipt in time (e.g. `whatsapp → sms → call`). Same code throughout.
     #[serde(default)]
-    pub fallback_channels: Vec<crate::verification::Channel>,
+    pub fallback_channels: Vec<crate::channel::Channel>,
     /// Seconds between two sends to one destination; an earlier resend is refused with
     /// `Retry-After`. 30 for services made through the native API, 0 through Twilio's.
     #[serde(default)]

@@ -56,94 +56,7 @@ impl VerificationStatus {
     }
 }
 
-/// How a code reaches the user.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Channel {
-    /// A text message.
-    Sms,
-    /// A voice call reading the code.
-    Call,
-    /// An email.
-    Email,
-    /// A WhatsApp message.
-    Whatsapp,
-}
-
-impl Channel {
-    /// The wire and storage spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Channel::Sms => "sms",
-            Channel::Call => "call",
-            Channel::Email => "email",
-            Channel::Whatsapp => "whatsapp",
-        }
-    }
-
-    /// Parses [`as_str`](Self::as_str).
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "sms" => Some(Channel::Sms),
-            "call" => Some(Channel::Call),
-            "email" => Some(Channel::Email),
-            "whatsapp" => Some(Channel::Whatsapp),
-            _ => None,
-        }
-    }
-
-    /// Whether this channel can reach `recipient` (email to addresses, the rest to phones).
-    pub fn reaches(self, recipient: &Recipient) -> bool {
-        matches!(
-            (self, recipient),
-            (Channel::Email, Recipient::Email(_))
-                | (
-                    Channel::Sms | Channel::Call | Channel::Whatsapp,
-                    Recipient::Phone(_)
-                )
-        )
-    }
-}
-
-/// The status of one delivery attempt, kept apart from the verification's own status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum DeliveryStatus {
-    /// Written, not yet handed to a provider.
-    Queued,
-    /// Accepted by the provider.
-    Sent,
-    /// The handset received it (provider receipt).
-    Delivered,
-    /// The provider could not deliver it (receipt).
-    Undelivered,
-    /// Sending failed permanently.
-    Failed,
-}
-
-impl DeliveryStatus {
-    /// The storage and wire spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DeliveryStatus::Queued => "queued",
-            DeliveryStatus::Sent => "sent",
-            DeliveryStatus::Delivered => "delivered",
-            DeliveryStatus::Undelivered => "undelivered",
-            DeliveryStatus::Failed => "failed",
-        }
-    }
-
-    /// Parses [`as_str`](Self::as_str).
-    pub fn parse(text: &str) -> Option<Self> {
-        Some(match text {
-            "queued" => DeliveryStatus::Queued,
-            "sent" => DeliveryStatus::Sent,
-            "delivered" => DeliveryStatus::Delivered,
-            "undelivered" => DeliveryStatus::Undelivered,
-            "failed" => DeliveryStatus::Failed,
-            _ => return None,
-        })
-    }
-}
+pub use crate::channel::Channel;
 
 /// One verification as stored. Holds the code only as its keyed hash.
 #[derive(Debug, Clone, PartialEq)]
@@ -252,13 +165,13 @@ impl CheckCounting {
         CheckCounters {
             on_failure: self.failures_window_ms.map(|window| {
                 (
-                    crate::verifier::failure_key(verification.service_id, &verification.to),
+                    crate::abuse::failure_key(verification.service_id, &verification.to),
                     window,
                 )
             }),
             on_approval: match (self.approvals, &verification.to) {
                 (Some((window, digits)), Recipient::Phone(phone)) => Some((
-                    crate::verifier::pumping_key(
+                    crate::abuse::pumping_key(
                         "ok",
                         verification.service_id,
                         &crate::abuse::pumping_prefix(phone, digits),

@@ -8,18 +8,20 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
-use crate::abuse::LimitScope;
+use crate::abuse::{LimitHit, LimitScope, Spend, failure_key, pumping_key};
 use crate::clock::{Clock, Timestamp};
 use crate::code::{CodeHasher, CodeSeed, OtpCode, PinLength, PinType};
+use crate::delivery::{DeliveryAttempt, DeliveryUpdate};
 use crate::ids::{DeliveryId, ServiceId, VerificationId};
 use crate::phone::CountryIso;
 use crate::recipient::Recipient;
 use crate::settings::{DO_NOT_SHARE_WARNING, MaxAttempts, SenderId, Template, Ttl};
 use crate::sms::segment_count;
 use crate::store::{
-    CheckResult, DeliveryAttempt, LimitHit, ResendOutcome, ServiceRecord, Spend, StartDecision,
-    StartPlan, Store, StoreError,
+    CheckResult, DeliveryStore, EventStore, LimitStore, ResendOutcome, StartDecision, StartPlan,
+    StoreError, TenantStore, VerificationStore,
 };
+use crate::tenants::ServiceRecord;
 use crate::verification::{
     Candidate, Channel, CheckCounting, CheckOutcome, StatusChange, Verification, VerificationStatus,
 };
@@ -129,7 +131,7 @@ pub trait Dispatch: Send + Sync + 'static {
 }
 
 /// What a delivery's first try recorded, and when (see [`DeliveryAttempt::updated`]).
-pub type FirstTry = (crate::store::DeliveryUpdate, Timestamp);
+pub type FirstTry = (DeliveryUpdate, Timestamp);
 
 /// Price of one SMS part per destination country; countries not listed cost nothing.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -314,17 +316,6 @@ pub struct Verifier<S, C> {
     observer: Arc<dyn Observer>,
 }
 
-/// The counter of wrong codes for one destination of one service.
-pub(crate) fn failure_key(service: ServiceId, to: &Recipient) -> String {
-    format!("fail:{service}:{}", to.as_str())
-}
-
-/// The pumping defence's counter of `kind` ("sent" or "ok") for a destination prefix of one
-/// service: one tenant's traffic never counts towards another's quarantine.
-pub(crate) fn pumping_key(kind: &str, service: ServiceId, prefix: &str) -> String {
-    format!("pump:{kind}:{service}:{prefix}")
-}
-
 /// The spend counter of a service's UTC day.
 fn budget_key(service: ServiceId, now: Timestamp) -> String {
     format!("budget:{service}:{}", now.0.div_euclid(86_400_000))
@@ -373,7 +364,13 @@ fn new_delivery(id: VerificationId, channel: Channel, now: Timestamp) -> Deliver
     DeliveryAttempt::queued(id, channel, now)
 }
 
-impl<S: Store + Clone, C: Clock + Clone> Verifier<S, C> {
+/// The engine needs every port but the callback outbox (which only the callback worker
+/// drains): an in-memory fake of these five is enough to unit-test it.
+impl<S, C> Verifier<S, C>
+where
+    S: VerificationStore + DeliveryStore + TenantStore + LimitStore + EventStore + Clone,
+    C: Clock + Clone,
+{
     /// Wires the engine.
     pub fn new(
         store: S,

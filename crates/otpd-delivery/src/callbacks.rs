@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use otpd_core::auth::CallbackSigner;
 use otpd_core::store::CallbackJob;
-use otpd_core::{Clock, Store};
+use otpd_core::{CallbackStore, Clock};
 
 /// Renders the JSON body of one callback (the dialect decides the wire shape).
 pub type RenderCallback = Arc<dyn Fn(&CallbackJob) -> String + Send + Sync>;
@@ -63,7 +63,7 @@ pub struct CallbackWorker<S, C> {
 /// The header that carries the signature.
 pub const SIGNATURE_HEADER: &str = "X-Otpd-Signature";
 
-impl<S: Store + Clone, C: Clock + Clone> CallbackWorker<S, C> {
+impl<S: CallbackStore + Clone, C: Clock + Clone> CallbackWorker<S, C> {
     /// A worker posting only where `outbound` allows.
     pub fn new(
         store: S,

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use otpd_core::auth::CallbackSigner;
 use otpd_core::events::{WebhookJob, WebhookOutcome};
-use otpd_core::{Clock, Store};
+use otpd_core::{Clock, EventStore};
 use serde_json::json;
 
 use crate::callbacks::{CallbackPolicy, SIGNATURE_HEADER};
@@ -41,7 +41,7 @@ pub struct WebhookWorker<S, C> {
     metrics: crate::SharedMetrics,
 }
 
-impl<S: Store + Clone, C: Clock + Clone> WebhookWorker<S, C> {
+impl<S: EventStore + Clone, C: Clock + Clone> WebhookWorker<S, C> {
     /// A worker posting only where `outbound` allows; the retry delays and post timeout are
     /// the status callbacks' (`[callbacks]`).
     pub fn new(

@@ -551,9 +551,10 @@ impl<S: Store + Clone, C: Clock + Clone> DeliveryWorker<S, C> {
     /// Records what happened to a job's attempt and, for its first outcome, tells the
     /// waiting start (which answers with it instead of reading it back). Told once a read
     /// right after the answer would show the same attempt: a provider's acceptance through
-    /// [`Store::record_first_outcome`] (on SQLite, before it commits: one commit less on every
-    /// start's answer); any other outcome (a retry, a failure) once committed, since its
-    /// record moves the lease another node must see if this one dies right after answering.
+    /// [`record_first_outcome`](otpd_core::DeliveryStore::record_first_outcome) (on SQLite,
+    /// before it commits: one commit less on every start's answer); any other outcome (a
+    /// retry, a failure) once committed, since its record moves the lease another node must
+    /// see if this one dies right after answering.
     /// Whether a waiting start was told (one that gave up waiting is not).
     async fn record_at(
         &self,

@@ -216,7 +216,8 @@ async fn write_changes(
 mod tests {
     use super::*;
     use crate::testing::TestSchema;
-    use otpd_core::{CheckCounting, Store, VerificationStatus};
+    use otpd_core::{CheckCounting, VerificationStatus, VerificationStore};
+    use otpd_store_tests::Seed;
     use otpd_store_tests::{CODE, T0, sample, service, typed};
 
     /// A group decides its checks in arrival order, each seeing the ones before it: two

@@ -123,7 +123,8 @@ async fn write(pool: &PgPool, records: &[&DeliveryRecord]) -> Result<(), StoreEr
 mod tests {
     use super::*;
     use crate::testing::TestSchema;
-    use otpd_core::{DeliveryStatus, Store};
+    use otpd_core::{DeliveryStatus, DeliveryStore, EventStore, TenantStore};
+    use otpd_store_tests::Seed;
     use otpd_store_tests::{T0, sample, service};
 
     /// A new database's tables are empty when a connection first plans a grouped statement

@@ -259,8 +259,8 @@ fn decide(
 mod tests {
     use super::*;
     use crate::testing::TestSchema;
-    use otpd_core::Store;
     use otpd_core::store::{LimitHit, Spend};
+    use otpd_core::{LimitStore, VerificationStore};
     use otpd_store_tests::{T0, service, start_plan};
 
     /// A group's inserts are split so each stays under one TLS record, in order, each start

@@ -13,7 +13,8 @@ otpd_store_tests::store_behaviour_tests!(fresh_store());
 /// A verification written before the store is closed is still there after it is reopened.
 #[tokio::test]
 async fn data_survives_reopening_the_file() {
-    use otpd_core::Store;
+    use otpd_core::VerificationStore;
+    use otpd_store_tests::Seed;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("otpd.db");
     let store = SqliteStore::open(&path).unwrap();

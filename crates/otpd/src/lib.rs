@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use otpd_core::auth::{Authenticator, CallbackSigner, IssuedCredentials};
-use otpd_core::{Clock, CodeHasher, Store, Verifier};
+use otpd_core::{Clock, CodeHasher, Store, TenantStore, Verifier};
 use otpd_delivery::{
     BoxFuture, CallbackWorker, ChannelDispatch, ConsoleProvider, DeliveryWorker, Inbox, Provider,
     ReceiptHandlingError, ReceiptReply, Router, Webhook,

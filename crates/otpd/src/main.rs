@@ -9,7 +9,8 @@ use otpd::config::LogFormat;
 use otpd_core::auth::{CallbackSigner, IssuedCredentials, parse_application_id};
 use otpd_core::settings::{OtpSettings, PrefixTemplate, parse_callback_url};
 use otpd_core::{
-    AccountId, MaxAttempts, PinLength, PinType, SenderId, Store, SystemClock, Template, Ttl,
+    AccountId, LimitStore, MaxAttempts, PinLength, PinType, SenderId, SystemClock, Template,
+    TenantStore, Ttl,
 };
 
 /// Self-hosted one-time-passcode verification service.

@@ -721,7 +721,7 @@ async fn an_account_sees_and_lifts_only_its_own_quarantines() {
     // read-only.
     let store = app.server.as_ref().unwrap().store.clone();
     let now = app.clock.now();
-    otpd_core::Store::quarantine(
+    otpd_core::LimitStore::quarantine(
         &store,
         &otpd_core::store::Quarantine {
             prefix: "+44740".into(),

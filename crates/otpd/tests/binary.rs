@@ -460,7 +460,7 @@ async fn account_and_apikey_commands_print_working_credentials() {
 
 #[tokio::test]
 async fn quarantines_are_listed_and_lifted_from_the_command_line() {
-    use otpd_core::Store;
+    use otpd_core::LimitStore;
     let dir = tempfile::tempdir().unwrap();
     create_app(dir.path(), "cli");
     let list = |dir: &std::path::Path| {

@@ -415,7 +415,7 @@ async fn metrics_count_requests_verifications_deliveries_and_refusals() {
 
 #[tokio::test]
 async fn a_graceful_stop_hands_unfinished_deliveries_back_at_once() {
-    use otpd_core::{Clock, Store};
+    use otpd_core::{Clock, DeliveryStore};
     let (_twilio, url) = TwilioMock::start(true).await;
     let mut app = TestApp::spawn_configured(|config| {
         config.providers = vec![twilio_provider("twilio", &url)];

@@ -377,8 +377,8 @@ async fn a_database_outage_answers_503_and_recovers_without_loss() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_dead_nodes_delivery_is_sent_once_by_another_node() {
     use otpd_core::{
-        CodeHasher, DeliveryJob, Dispatch, ManualClock, Recipient, ServerSecret, StartRequest,
-        Store, Timestamp, Verifier,
+        CodeHasher, DeliveryJob, DeliveryStore, Dispatch, ManualClock, Recipient, ServerSecret,
+        StartRequest, TenantStore, Timestamp, Verifier,
     };
     struct DiesBeforeSending;
     impl Dispatch for DiesBeforeSending {

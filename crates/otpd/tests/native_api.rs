@@ -1020,7 +1020,7 @@ async fn status_callbacks_are_signed_and_retried_after_a_500() {
 
 #[tokio::test]
 async fn a_delivery_lost_in_a_crash_is_sent_after_the_restart() {
-    use otpd_core::{CodeHasher, DeliveryJob, Dispatch, Store, Verifier};
+    use otpd_core::{CodeHasher, DeliveryJob, DeliveryStore, Dispatch, TenantStore, Verifier};
     struct Crash;
     impl Dispatch for Crash {
         fn dispatch(

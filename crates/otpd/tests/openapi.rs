@@ -435,7 +435,7 @@ async fn live_answers_match_the_declared_schemas() {
             created_at: now,
         };
         assert!(
-            otpd_core::Store::quarantine(&store, &quarantine)
+            otpd_core::LimitStore::quarantine(&store, &quarantine)
                 .await
                 .unwrap()
         );

@@ -159,7 +159,7 @@ async fn targets_stored_before_the_rules_are_refused_at_send_time_and_nothing_co
         created_at: now(),
         updated_at: now(),
     };
-    otpd_core::Store::create_webhook(store, &webhook)
+    otpd_core::EventStore::create_webhook(store, &webhook)
         .await
         .unwrap();
 

@@ -1,0 +1,93 @@
+//! The tenants' records: accounts, their API keys, applications, access tokens and services,
+//! as the store keeps them. [`crate::auth`] issues and checks their credentials.
+
+use crate::clock::Timestamp;
+use crate::ids::{AccountId, ApiKeyId, ApplicationId, ServiceId};
+use crate::settings::OtpSettings;
+
+/// A tenant. Its id is the Twilio Account SID (`AC` + 32 hex); its auth token is stored only
+/// as a keyed hash.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccountRecord {
+    /// Its id.
+    pub id: AccountId,
+    /// A human name.
+    pub name: String,
+    /// Keyed hash of the auth token.
+    pub auth_token_hash: [u8; 32],
+    /// When it was created.
+    pub created_at: Timestamp,
+}
+
+/// A Twilio-style API key (`SK…`) that acts for one account.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiKeyRecord {
+    /// Its id.
+    pub id: ApiKeyId,
+    /// The account it acts for.
+    pub account_id: AccountId,
+    /// A human name.
+    pub name: String,
+    /// Keyed hash of the secret.
+    pub secret_hash: [u8; 32],
+    /// When it was created.
+    pub created_at: Timestamp,
+}
+
+/// API credentials bound to one service.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Application {
+    /// Its id (the OAuth client id).
+    pub id: ApplicationId,
+    /// Owning account.
+    pub account_id: AccountId,
+    /// The service whose settings and verifications it uses.
+    pub service_id: ServiceId,
+    /// A human name.
+    pub name: String,
+    /// Keyed hash of the application secret.
+    pub secret_hash: [u8; 32],
+    /// Keyed hash of the `X-API-KEY` key.
+    pub api_key_hash: [u8; 32],
+    /// When it was created.
+    pub created_at: Timestamp,
+}
+
+/// An issued bearer token, known to the store only by its hash.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccessToken {
+    /// Keyed hash of the token.
+    pub token_hash: [u8; 32],
+    /// Who it was issued to.
+    pub application_id: ApplicationId,
+    /// Space-separated granted scopes.
+    pub scope: String,
+    /// When it stops working.
+    pub expires_at: Timestamp,
+    /// Whether it was revoked early.
+    pub revoked: bool,
+}
+
+impl AccessToken {
+    /// Whether the token grants `scope`.
+    pub fn grants(&self, scope: &str) -> bool {
+        self.scope.split(' ').any(|s| s == scope)
+    }
+}
+
+/// A service's settings with its owner, as the dialects need them to start a verification.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceRecord {
+    /// Its id.
+    pub id: ServiceId,
+    /// The owning account.
+    pub account_id: AccountId,
+    /// A human name.
+    pub name: String,
+    /// OTP defaults.
+    pub settings: OtpSettings,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// When its name or settings last changed.
+    pub updated_at: Timestamp,
+}

@@ -1,0 +1,368 @@
+//! The delivery outbox on SQLite: attempts, their leases and outcomes, receipts, fallbacks
+//! and the attempts report.
+
+use otpd_core::events::{AttemptFilter, AttemptSummary};
+use otpd_core::store::{
+    DeliveryAttempt, DeliveryStore, DeliveryUpdate, OutboxStats, ReceiptUpdate,
+};
+use otpd_core::{DeliveryId, DeliveryStatus, StoreError, Timestamp, Verification, VerificationId};
+use rusqlite::{Connection, params};
+
+use crate::rows;
+use crate::rows::{DELIVERY_COLUMNS, DELIVERY_COLUMNS_AND_SERVICE};
+use crate::{
+    EventRow, SqliteStore, db_error, execute, insert_event, load_verification, query_all, query_one,
+};
+
+impl DeliveryStore for SqliteStore {
+    async fn deliveries(
+        &self,
+        verification: VerificationId,
+    ) -> Result<Vec<DeliveryAttempt>, StoreError> {
+        self.read(move |connection| {
+            query_all(
+                connection,
+                &format!("SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE verification_id = ?1 ORDER BY created_at, id"),
+                [verification.as_bytes().as_slice()],
+                rows::delivery,
+            )
+        })
+        .await
+    }
+
+    async fn claim_stale_deliveries(
+        &self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<(DeliveryAttempt, Verification)>, StoreError> {
+        self.write(move |connection| {
+            let queued = query_all(
+                connection,
+                &format!(
+                    "UPDATE deliveries SET lease_until = ?1 WHERE id IN \
+                     (SELECT id FROM deliveries WHERE status = 'queued' AND lease_until <= ?2 \
+                      ORDER BY lease_until LIMIT ?3) RETURNING {DELIVERY_COLUMNS}"
+                ),
+                params![lease_until.0, now.0, limit],
+                rows::delivery,
+            )?;
+            let mut out = Vec::with_capacity(queued.len());
+            for delivery in queued {
+                if let Some(verification) = load_verification(connection, delivery.verification_id)?
+                {
+                    out.push((delivery, verification));
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn update_delivery(
+        &self,
+        id: DeliveryId,
+        update: &DeliveryUpdate,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.write(delivery_update(id, update.clone(), now)).await
+    }
+
+    /// Queued, not committed, when it returns: one node, one writer, and every read waits for
+    /// it (`Writer::settled`), so the start that answers with it never disagrees with a read.
+    async fn record_first_outcome(
+        &self,
+        id: DeliveryId,
+        update: &DeliveryUpdate,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.inner.writer.write_unconfirmed(
+            "a delivery's first outcome",
+            delivery_update(id, update.clone(), now),
+        )
+    }
+
+    async fn record_receipt(
+        &self,
+        receipt: &ReceiptUpdate,
+        now: Timestamp,
+    ) -> Result<Option<DeliveryAttempt>, StoreError> {
+        let r = receipt.clone();
+        self.write(move |connection| {
+            let Some(current) = query_one(
+                connection,
+                &format!(
+                    "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE provider_ref = ?1 AND provider = ?2"
+                ),
+                params![r.provider_ref, r.provider],
+                rows::delivery,
+            )?
+            else {
+                return Ok(None);
+            };
+            if current.status.rank() >= r.status.rank() {
+                return Ok(Some(current));
+            }
+            let fallback = match r.status {
+                DeliveryStatus::Delivered => "NULL",
+                DeliveryStatus::Undelivered | DeliveryStatus::Failed => {
+                    "CASE WHEN fallback_at IS NULL THEN NULL ELSE ?6 END"
+                }
+                _ => "fallback_at",
+            };
+            query_one(
+                connection,
+                &format!(
+                    "UPDATE deliveries SET status = ?1, error_code = COALESCE(?2, error_code), \
+                     price = COALESCE(?3, price), segments = COALESCE(?4, segments), \
+                     fallback_at = {fallback}, updated_at = ?6 WHERE id = ?5 \
+                     RETURNING {DELIVERY_COLUMNS_AND_SERVICE}"
+                ),
+                params![
+                    r.status.as_str(),
+                    r.error_code,
+                    r.price,
+                    r.segments,
+                    current.id.as_bytes().as_slice(),
+                    now.0
+                ],
+                rows::delivery_and_service,
+            )?
+            .map(|(updated, service)| {
+                insert_event(
+                    connection,
+                    &EventRow::delivery(service, &updated, now),
+                )?;
+                Ok(updated)
+            })
+            .transpose()
+        })
+        .await
+    }
+
+    async fn claim_due_fallbacks(
+        &self,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<(DeliveryAttempt, Verification)>, StoreError> {
+        self.write(move |connection| {
+            let due = query_all(
+                connection,
+                &format!(
+                    "UPDATE deliveries SET fallback_at = NULL WHERE id IN \
+                     (SELECT id FROM deliveries WHERE fallback_at IS NOT NULL AND fallback_at <= ?1 \
+                      ORDER BY fallback_at LIMIT ?2) RETURNING {DELIVERY_COLUMNS}"
+                ),
+                params![now.0, limit],
+                rows::delivery,
+            )?;
+            let mut out = Vec::with_capacity(due.len());
+            for delivery in due {
+                if let Some(verification) = load_verification(connection, delivery.verification_id)?
+                {
+                    out.push((delivery, verification));
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn release_deliveries(
+        &self,
+        ids: &[DeliveryId],
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let ids = ids.to_vec();
+        self.write(move |connection| {
+            let mut released = 0;
+            for id in &ids {
+                released += execute(
+                    connection,
+                    "UPDATE deliveries SET lease_until = ?1 WHERE id = ?2 AND status = 'queued'",
+                    params![now.0, id.as_bytes().as_slice()],
+                )? as u64;
+            }
+            Ok(released)
+        })
+        .await
+    }
+
+    async fn outbox_stats(&self) -> Result<OutboxStats, StoreError> {
+        self.read(move |connection| {
+            let (queued, oldest): (i64, Option<i64>) = connection
+                .query_row(
+                    "SELECT COUNT(*), MIN(created_at) FROM deliveries WHERE status = 'queued'",
+                    [],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
+                .map_err(db_error)?;
+            let pending: i64 = connection
+                .query_row(
+                    "SELECT COUNT(*) FROM callbacks WHERE state = 'pending'",
+                    [],
+                    |row| row.get(0),
+                )
+                .map_err(db_error)?;
+            Ok(OutboxStats {
+                queued_deliveries: queued.max(0) as u64,
+                oldest_queued: oldest.map(Timestamp),
+                pending_callbacks: pending.max(0) as u64,
+            })
+        })
+        .await
+    }
+
+    async fn attempts(
+        &self,
+        filter: &AttemptFilter,
+    ) -> Result<Vec<(DeliveryAttempt, Verification)>, StoreError> {
+        let f = filter.clone();
+        self.read(move |connection| {
+            let (clause, mut values) = attempt_where(&f);
+            let mut sql = format!(
+                "SELECT d.id FROM deliveries d JOIN verifications v ON v.id = d.verification_id \
+                 JOIN services s ON s.id = v.service_id WHERE {clause}"
+            );
+            if let Some(after) = f.after {
+                values.push(after.as_bytes().to_vec().into());
+                sql.push_str(&format!(" AND d.id > ?{}", values.len()));
+            }
+            sql.push_str(&format!(" ORDER BY d.id LIMIT {}", f.limit.max(1)));
+            let ids: Vec<Vec<u8>> = query_all(
+                connection,
+                &sql,
+                rusqlite::params_from_iter(values),
+                |row| rows::get(row, 0),
+            )?;
+            let mut out = Vec::with_capacity(ids.len());
+            for id in ids {
+                let delivery = query_one(
+                    connection,
+                    &format!("SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE id = ?1"),
+                    [id.as_slice()],
+                    rows::delivery,
+                )?;
+                if let Some(delivery) = delivery
+                    && let Some(verification) =
+                        load_verification(connection, delivery.verification_id)?
+                {
+                    out.push((delivery, verification));
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn attempt_summary(&self, filter: &AttemptFilter) -> Result<AttemptSummary, StoreError> {
+        let f = filter.clone();
+        self.read(move |connection| {
+            let (clause, values) = attempt_where(&f);
+            let sql = format!(
+                "SELECT COUNT(*), COALESCE(SUM(CASE WHEN v.status = 'approved' THEN 1 ELSE 0 END), 0) \
+                 FROM deliveries d JOIN verifications v ON v.id = d.verification_id \
+                 JOIN services s ON s.id = v.service_id WHERE {clause}"
+            );
+            let (total, converted): (i64, i64) = connection
+                .prepare(&sql)
+                .and_then(|mut s| {
+                    s.query_row(rusqlite::params_from_iter(values), |row| {
+                        Ok((row.get(0)?, row.get(1)?))
+                    })
+                })
+                .map_err(db_error)?;
+            Ok(AttemptSummary {
+                total: total.max(0) as u64,
+                converted: converted.max(0) as u64,
+            })
+        })
+        .await
+    }
+}
+
+/// The WHERE clause (and its values) shared by attempt lists and summaries.
+fn attempt_where(f: &AttemptFilter) -> (String, Vec<rusqlite::types::Value>) {
+    let mut clause = String::from("1 = 1");
+    let mut values: Vec<rusqlite::types::Value> = Vec::new();
+    let mut push = |sql: &str, value: rusqlite::types::Value| {
+        values.push(value);
+        clause.push_str(&format!(" AND {sql} ?{}", values.len()));
+    };
+    if let Some(account) = f.account {
+        push("s.account_id =", account.as_bytes().to_vec().into());
+    }
+    if let Some(service) = f.service {
+        push("v.service_id =", service.as_bytes().to_vec().into());
+    }
+    if let Some(verification) = f.verification {
+        push("v.id =", verification.as_bytes().to_vec().into());
+    }
+    if let Some(to) = &f.to {
+        push("v.to_number =", to.clone().into());
+    }
+    if let Some(country) = &f.country {
+        push("v.country =", country.clone().into());
+    }
+    if let Some(prefix) = &f.prefix {
+        push("v.to_number LIKE", format!("{prefix}%").into());
+    }
+    if let Some(channel) = &f.channel {
+        push("d.channel =", channel.clone().into());
+    }
+    if let Some(since) = f.since {
+        push("d.created_at >=", since.0.into());
+    }
+    if let Some(until) = f.until {
+        push("d.created_at <", until.0.into());
+    }
+    match f.converted {
+        Some(true) => clause.push_str(" AND v.status = 'approved'"),
+        Some(false) => clause.push_str(" AND v.status <> 'approved'"),
+        None => {}
+    }
+    (clause, values)
+}
+
+/// The writer job recording what happened to a delivery attempt (with its event, for any
+/// status but `queued`).
+fn delivery_update(
+    id: DeliveryId,
+    u: DeliveryUpdate,
+    now: Timestamp,
+) -> impl Fn(&Connection) -> Result<(), StoreError> + Send + 'static {
+    move |connection| {
+        let updated = query_one(
+            connection,
+            &format!(
+                "UPDATE OR FAIL deliveries SET status = ?1, provider = COALESCE(?2, provider), \
+                 provider_ref = COALESCE(?3, provider_ref), error = ?4, error_code = ?5, \
+                 segments = COALESCE(?6, segments), price = COALESCE(?7, price), \
+                 price_unit = COALESCE(?8, price_unit), lease_until = COALESCE(?9, lease_until), \
+                 fallback_at = ?10, updated_at = ?11 WHERE id = ?12 \
+                 RETURNING {DELIVERY_COLUMNS_AND_SERVICE}"
+            ),
+            params![
+                u.status.as_str(),
+                u.provider,
+                u.provider_ref,
+                u.error,
+                u.error_code,
+                u.segments,
+                u.price,
+                u.price_unit,
+                u.lease_until.map(|t| t.0),
+                u.fallback_at.map(|t| t.0),
+                now.0,
+                id.as_bytes().as_slice()
+            ],
+            rows::delivery_and_service,
+        )?;
+        if u.status != DeliveryStatus::Queued
+            && let Some((delivery, service)) = updated
+        {
+            insert_event(connection, &EventRow::delivery(service, &delivery, now))?;
+        }
+        Ok(())
+    }
+}
