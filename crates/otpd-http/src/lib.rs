@@ -327,6 +327,10 @@ fn needs_credentials(path: &str) -> bool {
 /// `timeout` (408 after), and well-formed (400 for a broken chunked encoding).
 async fn read_body(request: Request, timeout: std::time::Duration) -> Result<Request, StatusCode> {
     use http_body_util::BodyExt;
+    use hyper::body::Body as _;
+    if request.body().size_hint().exact() == Some(0) {
+        return Ok(request);
+    }
     let (parts, body) = request.into_parts();
     let limited = http_body_util::Limited::new(body, MAX_BODY_BYTES);
     let bytes = match tokio::time::timeout(timeout, limited.collect()).await {
