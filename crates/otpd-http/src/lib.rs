@@ -2,7 +2,6 @@
 //! wire format in one place (`native::error` for the SMS.CX-shaped API).
 
 pub mod admin;
-pub mod admin_keys;
 pub mod connections;
 pub mod dev;
 pub mod native;

@@ -12,42 +12,10 @@ use axum::routing::{delete, get, post};
 use otpd_core::{AccountId, ApiKeyId, Clock, Store};
 use serde_json::json;
 
+use super::schemas::{AdminError, ApiKeyList, RotatedToken};
 use crate::AppState;
-use crate::admin::AdminError;
 use crate::twilio::error::{self, TwilioError};
 use crate::twilio::{account, basic_credentials, form::sid_uuid};
-
-/// A new auth token, shown once.
-#[derive(serde::Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-#[allow(dead_code)]
-pub struct RotatedToken {
-    /// `AC…`.
-    account_sid: String,
-    /// The new auth token (64 hex digits); the old one no longer authenticates.
-    auth_token: String,
-}
-
-/// A Twilio-style API key, without its secret.
-#[derive(serde::Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-#[allow(dead_code)]
-pub struct ApiKeyObject {
-    /// `SK` + 32 hex digits.
-    sid: String,
-    /// Its name.
-    friendly_name: String,
-    /// RFC 3339.
-    created_at: String,
-}
-
-/// The account's API keys, oldest first.
-#[derive(serde::Serialize, utoipa::ToSchema)]
-#[allow(dead_code)]
-pub struct ApiKeyList {
-    /// The keys.
-    keys: Vec<ApiKeyObject>,
-}
 
 /// The credential routes, merged into the admin router.
 pub fn router<S: Store + Clone, C: Clock + Clone>() -> Router<AppState<S, C>> {
