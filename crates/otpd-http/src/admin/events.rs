@@ -2,14 +2,13 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use otpd_core::{Clock, Store};
 use serde_json::{Value, json};
 
+use super::AdminAccount;
 use super::schemas::{AdminError, EventPage};
 use crate::AppState;
-use crate::twilio::account;
 use crate::twilio::error::{self, TwilioError};
 
 /// `GET /admin/v1/events?serviceSid=&verificationSid=&type=&since=&until=&pageToken=&pageSize=`:
@@ -31,11 +30,10 @@ use crate::twilio::error::{self, TwilioError};
 )]
 pub(crate) async fn events<S: Store + Clone, C: Clock + Clone>(
     State(state): State<AppState<S, C>>,
-    headers: HeaderMap,
     axum::extract::RawQuery(query): axum::extract::RawQuery,
+    AdminAccount(account): AdminAccount,
 ) -> Result<Response, TwilioError> {
     use crate::twilio::form::{Params, sid_uuid};
-    let account = account(&state, &headers).await?;
     let params = Params::parse(query.unwrap_or_default().as_bytes());
     let uuid_param = |name: &str, prefix: &str| -> Result<Option<uuid::Uuid>, TwilioError> {
         match params.get(name) {

@@ -5,8 +5,9 @@
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use otpd_core::{AccountId, ApiKeyId, Clock, Store};
@@ -15,7 +16,7 @@ use serde_json::json;
 use super::schemas::{AdminError, ApiKeyList, RotatedToken};
 use crate::AppState;
 use crate::twilio::error::{self, TwilioError};
-use crate::twilio::{account, basic_credentials, form::sid_uuid};
+use crate::twilio::{TwilioAccount, basic_credentials, form::sid_uuid};
 
 /// The credential routes, merged into the admin router.
 pub fn router<S: Store + Clone, C: Clock + Clone>() -> Router<AppState<S, C>> {
@@ -25,16 +26,24 @@ pub fn router<S: Store + Clone, C: Clock + Clone>() -> Router<AppState<S, C>> {
         .route("/keys/{sid}", delete(revoke_key::<S, C>))
 }
 
-/// The account behind `AC…` + auth token; any other credential (an `SK…` key too) is 401
-/// 20003.
-async fn account_itself<S: Store + Clone, C: Clock + Clone>(
-    state: &AppState<S, C>,
-    headers: &HeaderMap,
-) -> Result<AccountId, TwilioError> {
-    if !basic_credentials(headers).is_some_and(|c| c.starts_with("AC")) {
-        return Err(error::authenticate());
+/// The account calling a credential route with its own SID and auth token (`AC…`); any
+/// other credential, an `SK…` API key acting for the account too, is 401 20003.
+#[derive(Debug, Clone, Copy)]
+pub struct AccountOwner(pub AccountId);
+
+impl<S: Store + Clone, C: Clock + Clone> FromRequestParts<AppState<S, C>> for AccountOwner {
+    type Rejection = TwilioError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState<S, C>,
+    ) -> Result<Self, Self::Rejection> {
+        if !basic_credentials(&parts.headers).is_some_and(|c| c.starts_with("AC")) {
+            return Err(error::authenticate());
+        }
+        let TwilioAccount(account) = TwilioAccount::from_request_parts(parts, state).await?;
+        Ok(AccountOwner(account))
     }
-    account(state, headers).await
 }
 
 /// `POST /admin/v1/account/token`: a new auth token for the caller's account (201), shown
@@ -55,9 +64,8 @@ async fn account_itself<S: Store + Clone, C: Clock + Clone>(
 )]
 pub(crate) async fn rotate_token<S: Store + Clone, C: Clock + Clone>(
     State(state): State<AppState<S, C>>,
-    headers: HeaderMap,
+    AccountOwner(account): AccountOwner,
 ) -> Result<Response, TwilioError> {
-    let account = account_itself(&state, &headers).await?;
     let sid = format!("AC{}", account.simple());
     let token = state
         .auth
@@ -87,9 +95,8 @@ pub(crate) async fn rotate_token<S: Store + Clone, C: Clock + Clone>(
 )]
 pub(crate) async fn list_keys<S: Store + Clone, C: Clock + Clone>(
     State(state): State<AppState<S, C>>,
-    headers: HeaderMap,
+    AccountOwner(account): AccountOwner,
 ) -> Result<Response, TwilioError> {
-    let account = account_itself(&state, &headers).await?;
     let keys = state
         .verifier
         .store()
@@ -129,10 +136,9 @@ pub(crate) async fn list_keys<S: Store + Clone, C: Clock + Clone>(
 )]
 pub(crate) async fn revoke_key<S: Store + Clone, C: Clock + Clone>(
     State(state): State<AppState<S, C>>,
-    headers: HeaderMap,
     Path(sid): Path<String>,
+    AccountOwner(account): AccountOwner,
 ) -> Result<Response, TwilioError> {
-    let account = account_itself(&state, &headers).await?;
     let path = format!("/admin/v1/keys/{sid}");
     let Some(key) = sid_uuid(&sid, "SK").map(ApiKeyId::from_uuid) else {
         return Err(error::not_found(&path));

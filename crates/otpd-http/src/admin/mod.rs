@@ -13,11 +13,14 @@ pub mod schemas;
 pub mod webhooks;
 
 use axum::Router;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
 use axum::routing::{delete, get};
-use otpd_core::{Clock, Store};
+use otpd_core::{AccountId, Clock, Store};
 use serde_json::{Map, Value};
 
 use crate::AppState;
+use crate::twilio::TwilioAccount;
 use crate::twilio::error::{self, TwilioError};
 
 /// The admin routes.
@@ -44,6 +47,24 @@ pub fn router<S: Store + Clone, C: Clock + Clone>() -> Router<AppState<S, C>> {
             get(protection::protection::<S, C>).put(protection::update_protection::<S, C>),
         )
         .merge(keys::router::<S, C>())
+}
+
+/// The account calling an admin route, by the same HTTP Basic credentials as the Twilio
+/// dialect (`AC…` + auth token, or an `SK…` API key acting for it); the rejection is Twilio's
+/// 401 20003. The credential routes take [`keys::AccountOwner`] instead, which refuses keys.
+#[derive(Debug, Clone, Copy)]
+pub struct AdminAccount(pub AccountId);
+
+impl<S: Store + Clone, C: Clock + Clone> FromRequestParts<AppState<S, C>> for AdminAccount {
+    type Rejection = TwilioError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState<S, C>,
+    ) -> Result<Self, Self::Rejection> {
+        let TwilioAccount(account) = TwilioAccount::from_request_parts(parts, state).await?;
+        Ok(AdminAccount(account))
+    }
 }
 
 /// The array of strings `fields[name]`, if present (400 60200 naming `name` otherwise).

@@ -4,18 +4,18 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use otpd_core::store::ServiceRecord;
 use otpd_core::{Clock, CountryIso, E164Phone, Store};
 use serde_json::{Map, Value, json};
 
+use super::AdminAccount;
 use super::schemas::{AdminError, Protection, ProtectionUpdate};
 use super::strings;
 use crate::AppState;
 use crate::native::error::ErrorBody;
-use crate::twilio::callers_service;
 use crate::twilio::error::{self, TwilioError};
+use crate::twilio::owned_service;
 
 fn protection_json(service: &ServiceRecord) -> Value {
     let s = &service.settings;
@@ -47,11 +47,11 @@ fn protection_json(service: &ServiceRecord) -> Value {
 )]
 pub(crate) async fn protection<S: Store + Clone, C: Clock + Clone>(
     State(state): State<AppState<S, C>>,
-    headers: HeaderMap,
     Path(sid): Path<String>,
+    AdminAccount(account): AdminAccount,
 ) -> Result<Response, TwilioError> {
     let path = format!("/admin/v1/services/{sid}/protection");
-    let service = callers_service(&state, &headers, &sid, &path).await?;
+    let service = owned_service(&state, account, &sid, &path).await?;
     Ok(Json(protection_json(&service)).into_response())
 }
 
@@ -76,12 +76,12 @@ pub(crate) async fn protection<S: Store + Clone, C: Clock + Clone>(
 )]
 pub(crate) async fn update_protection<S: Store + Clone, C: Clock + Clone>(
     State(state): State<AppState<S, C>>,
-    headers: HeaderMap,
     Path(sid): Path<String>,
+    AdminAccount(account): AdminAccount,
     body: Bytes,
 ) -> Result<Response, TwilioError> {
     let path = format!("/admin/v1/services/{sid}/protection");
-    let mut service = callers_service(&state, &headers, &sid, &path).await?;
+    let mut service = owned_service(&state, account, &sid, &path).await?;
     let Ok(Value::Object(fields)) = serde_json::from_slice::<Value>(&body) else {
         return Err(error::invalid_because("body", "expected a JSON object"));
     };

@@ -3,16 +3,17 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use otpd_core::store::Quarantine;
 use otpd_core::{AccountId, Clock, ServiceId, Store};
 use serde_json::{Value, json};
 
+use super::AdminAccount;
 use super::schemas::{AdminError, QuarantineList};
 use crate::AppState;
 use crate::twilio::error::{self, TwilioError};
-use crate::twilio::{account, owned_service};
+use crate::twilio::owned_service;
 
 fn quarantine_json(q: &Quarantine) -> Value {
     json!({
@@ -82,9 +83,8 @@ async fn accounts_quarantines<S: Store + Clone, C: Clock + Clone>(
 )]
 pub(crate) async fn quarantines<S: Store + Clone, C: Clock + Clone>(
     State(state): State<AppState<S, C>>,
-    headers: HeaderMap,
+    AdminAccount(account): AdminAccount,
 ) -> Result<Response, TwilioError> {
-    let account = account(&state, &headers).await?;
     let list = accounts_quarantines(&state, account, false).await?;
     let items: Vec<Value> = list.iter().map(quarantine_json).collect();
     Ok(Json(json!({ "quarantines": items })).into_response())
@@ -114,12 +114,11 @@ pub(crate) async fn quarantines<S: Store + Clone, C: Clock + Clone>(
 )]
 pub(crate) async fn lift<S: Store + Clone, C: Clock + Clone>(
     State(state): State<AppState<S, C>>,
-    headers: HeaderMap,
     Path(prefix): Path<String>,
     axum::extract::RawQuery(query): axum::extract::RawQuery,
+    AdminAccount(account): AdminAccount,
 ) -> Result<Response, TwilioError> {
     use crate::twilio::form::{Params, sid_uuid};
-    let account = account(&state, &headers).await?;
     let path = format!("/admin/v1/quarantines/{prefix}");
     let params = Params::parse(query.unwrap_or_default().as_bytes());
     let services: Vec<ServiceId> = match params.get("serviceSid") {

@@ -3,14 +3,13 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use otpd_core::{Clock, Store};
 use serde_json::{Value, json};
 
+use super::AdminAccount;
 use super::schemas::{AdminError, Report};
 use crate::AppState;
-use crate::twilio::account;
 use crate::twilio::error::{self, TwilioError};
 
 /// Most attempts a report reads (a larger range answers 400: narrow it).
@@ -37,12 +36,11 @@ const REPORT_MAX_ATTEMPTS: u32 = 200_000;
 )]
 pub(crate) async fn report<S: Store + Clone, C: Clock + Clone>(
     State(state): State<AppState<S, C>>,
-    headers: HeaderMap,
     axum::extract::RawQuery(query): axum::extract::RawQuery,
+    AdminAccount(account): AdminAccount,
 ) -> Result<Response, TwilioError> {
     use crate::twilio::form::{Params, sid_uuid};
     use std::collections::BTreeMap;
-    let account = account(&state, &headers).await?;
     let params = Params::parse(query.unwrap_or_default().as_bytes());
     let time = |name: &str| -> Result<Option<otpd_core::Timestamp>, TwilioError> {
         Ok(params

@@ -4,20 +4,21 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use otpd_core::{Clock, Store};
 use serde_json::{Value, json};
 
+use super::AdminAccount;
 use super::schemas::{
     AdminError, NewWebhookRequest, WebhookDeliveryList, WebhookList, WebhookObject,
 };
 use super::strings;
 use crate::AppState;
 use crate::native::error::ErrorBody;
-use crate::twilio::callers_service;
 use crate::twilio::error::{self, TwilioError};
 use crate::twilio::form::webhook_url;
+use crate::twilio::owned_service;
 
 fn webhook_json(
     state_signer: &otpd_core::auth::CallbackSigner,
@@ -55,12 +56,12 @@ fn webhook_json(
 )]
 pub(crate) async fn create_webhook<S: Store + Clone, C: Clock + Clone>(
     State(state): State<AppState<S, C>>,
-    headers: HeaderMap,
     Path(sid): Path<String>,
+    AdminAccount(account): AdminAccount,
     body: Bytes,
 ) -> Result<Response, TwilioError> {
     let path = format!("/admin/v1/services/{sid}/webhooks");
-    let service = callers_service(&state, &headers, &sid, &path).await?;
+    let service = owned_service(&state, account, &sid, &path).await?;
     let Ok(Value::Object(fields)) = serde_json::from_slice::<Value>(&body) else {
         return Err(error::invalid_because("body", "expected a JSON object"));
     };
@@ -135,11 +136,11 @@ pub(crate) async fn create_webhook<S: Store + Clone, C: Clock + Clone>(
 )]
 pub(crate) async fn list_webhooks<S: Store + Clone, C: Clock + Clone>(
     State(state): State<AppState<S, C>>,
-    headers: HeaderMap,
     Path(sid): Path<String>,
+    AdminAccount(account): AdminAccount,
 ) -> Result<Response, TwilioError> {
     let path = format!("/admin/v1/services/{sid}/webhooks");
-    let service = callers_service(&state, &headers, &sid, &path).await?;
+    let service = owned_service(&state, account, &sid, &path).await?;
     let list = state
         .verifier
         .store()
@@ -177,11 +178,11 @@ fn webhook_id(text: &str, path: &str) -> Result<uuid::Uuid, TwilioError> {
 )]
 pub(crate) async fn delete_webhook<S: Store + Clone, C: Clock + Clone>(
     State(state): State<AppState<S, C>>,
-    headers: HeaderMap,
     Path((sid, id)): Path<(String, String)>,
+    AdminAccount(account): AdminAccount,
 ) -> Result<Response, TwilioError> {
     let path = format!("/admin/v1/services/{sid}/webhooks/{id}");
-    let service = callers_service(&state, &headers, &sid, &path).await?;
+    let service = owned_service(&state, account, &sid, &path).await?;
     let id = webhook_id(&id, &path)?;
     let deleted = state
         .verifier
@@ -213,11 +214,11 @@ pub(crate) async fn delete_webhook<S: Store + Clone, C: Clock + Clone>(
 )]
 pub(crate) async fn webhook_deliveries<S: Store + Clone, C: Clock + Clone>(
     State(state): State<AppState<S, C>>,
-    headers: HeaderMap,
     Path((sid, id)): Path<(String, String)>,
+    AdminAccount(account): AdminAccount,
 ) -> Result<Response, TwilioError> {
     let path = format!("/admin/v1/services/{sid}/webhooks/{id}/deliveries");
-    let service = callers_service(&state, &headers, &sid, &path).await?;
+    let service = owned_service(&state, account, &sid, &path).await?;
     let id = webhook_id(&id, &path)?;
     let owned = state
         .verifier
