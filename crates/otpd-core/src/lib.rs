@@ -13,6 +13,7 @@ pub mod messages;
 pub mod outbound;
 pub mod phone;
 pub mod recipient;
+pub mod secret;
 pub mod settings;
 pub mod sms;
 pub mod store;
@@ -24,6 +25,7 @@ pub use code::{CodeHash, CodeHasher, CodeSeed, OtpCode, PinLength, PinType, Serv
 pub use ids::{AccountId, ApiKeyId, ApplicationId, DeliveryId, ServiceId, VerificationId};
 pub use phone::{CountryIso, E164Phone, LineType, PhoneError};
 pub use recipient::{Email, Recipient};
+pub use secret::Secret;
 pub use settings::{
     MaxAttempts, OtpSettings, PrefixTemplate, SenderId, ServiceOptions, Template, Ttl,
 };

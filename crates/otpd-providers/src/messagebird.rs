@@ -5,6 +5,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use otpd_core::DeliveryStatus;
+use otpd_core::Secret;
 use otpd_delivery::{
     Accepted, BoxFuture, Message, Provider, Receipt, ReceiptError, ReceiptReply, SendError, Webhook,
 };
@@ -29,7 +30,7 @@ pub struct MessageBirdConfig {
     #[serde(default)]
     pub base_url: Option<String>,
     /// A live (or test) access key: sent as `Authorization: AccessKey …`.
-    pub access_key: String,
+    pub access_key: Secret,
     /// Default originator (number digits or alphanumeric ≤ 11 chars) when the message names
     /// none.
     #[serde(default)]
@@ -37,7 +38,7 @@ pub struct MessageBirdConfig {
     /// The account's signing key (dashboard → Developers → API settings), which signs status
     /// reports. Without it every receipt is refused.
     #[serde(default)]
-    pub signing_key: Option<String>,
+    pub signing_key: Option<Secret>,
 }
 
 /// Sends through MessageBird and verifies its status reports.
@@ -90,7 +91,7 @@ impl MessageBirdProvider {
             .post(join(&self.base_url, "/messages"))
             .header(
                 "authorization",
-                format!("AccessKey {}", self.config.access_key),
+                format!("AccessKey {}", self.config.access_key.expose()),
             )
             .header("content-type", "application/json; charset=UTF-8")
             .header("accept", "application/json")
@@ -200,7 +201,8 @@ impl Provider for MessageBirdProvider {
         let key = self
             .config
             .signing_key
-            .as_deref()
+            .as_ref()
+            .map(Secret::expose)
             .ok_or_else(|| ReceiptError::Forged("no signing_key configured".into()))?;
         let token = webhook
             .header("messagebird-signature-jwt")

@@ -2,6 +2,7 @@
 //! callbacks verified with `X-Plivo-Signature-V3` (falling back to V2), both HMAC-SHA256
 //! keyed with the Auth Token.
 
+use otpd_core::Secret;
 use std::collections::BTreeMap;
 
 use base64::Engine;
@@ -28,7 +29,7 @@ pub struct PlivoConfig {
     /// The Auth ID (`MA…`): the Basic-auth user and part of every request path.
     pub auth_id: String,
     /// The Auth Token: the Basic-auth password and the key callbacks are signed with.
-    pub auth_token: String,
+    pub auth_token: Secret,
     /// Default sender (Plivo number, short code or alphanumeric id) when the message names
     /// none and no Powerpack is set.
     #[serde(default)]
@@ -93,7 +94,7 @@ impl PlivoProvider {
         let request = self
             .http
             .post(url)
-            .basic_auth(&self.config.auth_id, Some(&self.config.auth_token))
+            .basic_auth(&self.config.auth_id, Some(self.config.auth_token.expose()))
             .header("content-type", "application/json")
             .header("accept", "application/json")
             .body(body.to_string());
@@ -166,7 +167,7 @@ impl Provider for PlivoProvider {
         } else {
             Vec::new()
         };
-        let token = self.config.auth_token.as_bytes();
+        let token = self.config.auth_token.expose().as_bytes();
         let verified = match (
             webhook.header("x-plivo-signature-v3"),
             webhook.header("x-plivo-signature-v3-nonce"),

@@ -4,6 +4,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use otpd_core::Secret;
 use otpd_core::{Channel, DeliveryStatus};
 use otpd_delivery::{
     Accepted, BoxFuture, Message, Provider, Receipt, ReceiptError, ReceiptReply, SendError, Webhook,
@@ -27,13 +28,13 @@ pub struct TwilioConfig {
     pub account_sid: String,
     /// The account's Auth Token: authenticates requests (unless an API key is set) and is
     /// always the key Twilio signs status callbacks with.
-    pub auth_token: String,
+    pub auth_token: Secret,
     /// An API key SID (`SK…`) to authenticate with instead of the Auth Token.
     #[serde(default)]
     pub api_key_sid: Option<String>,
     /// The secret of `api_key_sid`.
     #[serde(default)]
-    pub api_key_secret: Option<String>,
+    pub api_key_secret: Option<Secret>,
     /// Default SMS sender (number or alphanumeric id) when the message names none.
     #[serde(default)]
     pub from: Option<String>,
@@ -173,10 +174,10 @@ impl TwilioProvider {
     async fn send_message(&self, message: &Message) -> Result<Accepted, SendError> {
         let (resource, fields) = self.request_fields(message)?;
         let (user, password) = match (&self.config.api_key_sid, &self.config.api_key_secret) {
-            (Some(sid), Some(secret)) => (sid.as_str(), secret.as_str()),
+            (Some(sid), Some(secret)) => (sid.as_str(), secret.expose()),
             _ => (
                 self.config.account_sid.as_str(),
-                self.config.auth_token.as_str(),
+                self.config.auth_token.expose(),
             ),
         };
         let request = self
@@ -304,7 +305,7 @@ impl Provider for TwilioProvider {
             Vec::new()
         };
         if !verify_signature(
-            self.config.auth_token.as_bytes(),
+            self.config.auth_token.expose().as_bytes(),
             &webhook.url,
             &params,
             &webhook.body,

@@ -3,6 +3,7 @@
 //! the account's signature secret (`sig`, methods md5hash / md5 / sha1 / sha256 / sha512).
 
 use otpd_core::DeliveryStatus;
+use otpd_core::Secret;
 use otpd_delivery::{
     Accepted, BoxFuture, Message, Provider, Receipt, ReceiptError, ReceiptReply, SendError, Webhook,
 };
@@ -42,16 +43,16 @@ pub struct VonageConfig {
     #[serde(default)]
     pub base_url: Option<String>,
     /// The account's API key (sent as the `api_key` form field).
-    pub api_key: String,
+    pub api_key: Secret,
     /// The account's API secret (sent as the `api_secret` form field).
-    pub api_secret: String,
+    pub api_secret: Secret,
     /// Default sender (alphanumeric ≤ 11 chars or a number) when the message names none.
     #[serde(default)]
     pub from: Option<String>,
     /// The signature secret of the account: when set, receipts must carry a valid `sig`
     /// (enable "signed webhooks" in the dashboard); when unset receipts are taken unsigned.
     #[serde(default)]
-    pub signature_secret: Option<String>,
+    pub signature_secret: Option<Secret>,
     /// The signature method selected in the dashboard (default `md5hash`).
     #[serde(default)]
     pub signature_method: SignatureMethod,
@@ -87,8 +88,8 @@ impl VonageProvider {
             .or_else(|| self.config.from.clone())
             .ok_or_else(|| SendError::provider("config", "no sender configured"))?;
         let mut fields: Vec<(&str, String)> = vec![
-            ("api_key", self.config.api_key.clone()),
-            ("api_secret", self.config.api_secret.clone()),
+            ("api_key", self.config.api_key.expose().to_string()),
+            ("api_secret", self.config.api_secret.expose().to_string()),
             ("from", from),
             ("to", digits_only(&message.to).to_string()),
             ("text", message.text.clone()),
@@ -269,7 +270,7 @@ impl Provider for VonageProvider {
                 .find(|(key, _)| key == "sig")
                 .map(|(_, value)| value.as_str())
                 .ok_or_else(|| ReceiptError::Forged("no sig on a signed account".into()))?;
-            if !verify_signature(&fields, secret, self.config.signature_method, sig) {
+            if !verify_signature(&fields, secret.expose(), self.config.signature_method, sig) {
                 return Err(ReceiptError::Forged("sig mismatch".into()));
             }
         }

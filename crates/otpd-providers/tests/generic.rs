@@ -53,7 +53,7 @@ fn gateway(request: &Recorded) -> Reply {
 
 fn config(base_url: &str, method: Method, content_type: ContentType) -> GenericConfig {
     let mut headers = BTreeMap::new();
-    headers.insert("X-Api-Key".to_string(), "k3y".to_string());
+    headers.insert("X-Api-Key".to_string(), "k3y".into());
     let mut body = BTreeMap::new();
     body.insert("msisdn".to_string(), "{{to_digits}}".to_string());
     body.insert("phone".to_string(), "{{to}}".to_string());
@@ -228,7 +228,7 @@ async fn bad_credentials_are_the_providers_problem() {
     let mut config = config(&mock.base_url, Method::Post, ContentType::Form);
     config
         .headers
-        .insert("X-Api-Key".to_string(), "wrong".to_string());
+        .insert("X-Api-Key".to_string(), "wrong".into());
     let provider = GenericProvider::new("gw".into(), config, support::client()).unwrap();
     let error = provider
         .send(&support::message("+491701234567"))

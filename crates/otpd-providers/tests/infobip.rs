@@ -93,9 +93,9 @@ fn infobip(request: &Recorded) -> Reply {
 fn config(base_url: &str) -> InfobipConfig {
     InfobipConfig {
         base_url: Some(base_url.to_string()),
-        api_key: API_KEY.to_string(),
+        api_key: API_KEY.into(),
         from: Some("ACME".to_string()),
-        receipt_token: Some(TOKEN.to_string()),
+        receipt_token: Some(TOKEN.into()),
     }
 }
 

@@ -72,9 +72,9 @@ fn messagebird(request: &Recorded) -> Reply {
 fn config(base_url: &str) -> MessageBirdConfig {
     MessageBirdConfig {
         base_url: Some(base_url.to_string()),
-        access_key: ACCESS_KEY.to_string(),
+        access_key: ACCESS_KEY.into(),
         originator: Some("ACME".to_string()),
-        signing_key: Some(SIGNING_KEY.to_string()),
+        signing_key: Some(SIGNING_KEY.into()),
     }
 }
 

@@ -57,7 +57,7 @@ fn config(base_url: &str) -> PlivoConfig {
     PlivoConfig {
         base_url: Some(base_url.to_string()),
         auth_id: AUTH_ID.to_string(),
-        auth_token: AUTH_TOKEN.to_string(),
+        auth_token: AUTH_TOKEN.into(),
         src: Some("+14155550100".to_string()),
         powerpack_uuid: None,
     }

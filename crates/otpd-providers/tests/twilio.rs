@@ -80,7 +80,7 @@ fn config(base_url: &str) -> TwilioConfig {
     TwilioConfig {
         base_url: Some(base_url.to_string()),
         account_sid: ACCOUNT.to_string(),
-        auth_token: TOKEN.to_string(),
+        auth_token: TOKEN.into(),
         api_key_sid: None,
         api_key_secret: None,
         from: Some("+15017122661".to_string()),

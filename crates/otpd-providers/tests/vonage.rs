@@ -77,8 +77,8 @@ fn vonage(request: &Recorded) -> Reply {
 fn config(base_url: &str) -> VonageConfig {
     VonageConfig {
         base_url: Some(base_url.to_string()),
-        api_key: KEY.to_string(),
-        api_secret: SECRET.to_string(),
+        api_key: KEY.into(),
+        api_secret: SECRET.into(),
         from: Some("ACME".to_string()),
         signature_secret: None,
         signature_method: SignatureMethod::default(),

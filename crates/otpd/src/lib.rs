@@ -87,7 +87,7 @@ async fn shutdown_signal() {
 pub async fn open_store(config: &Config) -> anyhow::Result<AnyStore> {
     if config.is_postgres() {
         let settings = config.postgres.settings();
-        let store = otpd_store_postgres::PgStore::connect(&config.database_url, &settings)
+        let store = otpd_store_postgres::PgStore::connect(config.database_url.expose(), &settings)
             .await
             .context("cannot open the PostgreSQL database")?;
         return Ok(AnyStore::new(Backend::Postgres(store)));

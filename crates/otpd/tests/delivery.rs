@@ -165,7 +165,8 @@ async fn undelivered_whatsapp_falls_back_to_sms_with_the_same_code() {
             })
             .as_object()
             .unwrap()
-            .clone(),
+            .clone()
+            .into(),
             twilio_provider("twilio", &twilio_url),
         ];
         config.routes.whatsapp = vec!["meta".into()];

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use serde_json::{Value, json};
+use serde_json::json;
 
 pub const ACCOUNT: &str = "AC0123456789abcdef0123456789abcdef";
 pub const AUTH_TOKEN: &str = "twilio-test-token";
@@ -99,7 +99,7 @@ pub async fn serve(app: axum::Router) -> String {
     format!("http://{addr}")
 }
 
-pub fn twilio_provider(name: &str, base: &str) -> serde_json::Map<String, Value> {
+pub fn twilio_provider(name: &str, base: &str) -> otpd::config::ProviderTable {
     json!({
         "name": name, "kind": "twilio", "base_url": base,
         "account_sid": ACCOUNT, "auth_token": AUTH_TOKEN, "from": "+15005550006",
@@ -107,4 +107,5 @@ pub fn twilio_provider(name: &str, base: &str) -> serde_json::Map<String, Value>
     .as_object()
     .unwrap()
     .clone()
+    .into()
 }
