@@ -11,6 +11,8 @@ pub mod registry;
 pub mod sendgrid;
 pub mod smtp;
 pub mod sns;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod twilio;
 pub mod vonage;
 pub mod whatsapp_cloud;
