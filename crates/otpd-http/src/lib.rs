@@ -102,7 +102,7 @@ pub trait ReceiptSink: Send + Sync + 'static {
     fn handle<'a>(
         &'a self,
         provider: &'a str,
-        webhook: &'a otpd_delivery::Webhook,
+        webhook: &'a otpd_delivery::InboundRequest,
     ) -> otpd_delivery::BoxFuture<
         'a,
         Result<otpd_delivery::ReceiptReply, otpd_delivery::ReceiptHandlingError>,

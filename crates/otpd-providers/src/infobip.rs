@@ -6,7 +6,8 @@
 use otpd_core::DeliveryStatus;
 use otpd_core::Secret;
 use otpd_delivery::{
-    Accepted, BoxFuture, Message, Provider, Receipt, ReceiptError, ReceiptReply, SendError, Webhook,
+    Accepted, BoxFuture, InboundRequest, Message, Provider, Receipt, ReceiptError, ReceiptReply,
+    SendError,
 };
 use serde::Deserialize;
 
@@ -212,7 +213,7 @@ impl Provider for InfobipProvider {
         self.config.receipt_token.is_some()
     }
 
-    fn receipt(&self, webhook: &Webhook) -> Result<ReceiptReply, ReceiptError> {
+    fn receipt(&self, webhook: &InboundRequest) -> Result<ReceiptReply, ReceiptError> {
         let expected = self
             .config
             .receipt_token

@@ -7,7 +7,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use otpd_core::DeliveryStatus;
 use otpd_core::Secret;
 use otpd_delivery::{
-    Accepted, BoxFuture, Message, Provider, Receipt, ReceiptError, ReceiptReply, SendError, Webhook,
+    Accepted, BoxFuture, InboundRequest, Message, Provider, Receipt, ReceiptError, ReceiptReply,
+    SendError,
 };
 use serde::Deserialize;
 
@@ -197,7 +198,7 @@ impl Provider for MessageBirdProvider {
         self.config.signing_key.is_some()
     }
 
-    fn receipt(&self, webhook: &Webhook) -> Result<ReceiptReply, ReceiptError> {
+    fn receipt(&self, webhook: &InboundRequest) -> Result<ReceiptReply, ReceiptError> {
         let key = self
             .config
             .signing_key

@@ -8,7 +8,8 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use otpd_core::DeliveryStatus;
 use otpd_delivery::{
-    Accepted, BoxFuture, Message, Provider, Receipt, ReceiptError, ReceiptReply, SendError, Webhook,
+    Accepted, BoxFuture, InboundRequest, Message, Provider, Receipt, ReceiptError, ReceiptReply,
+    SendError,
 };
 use p256::ecdsa::signature::Verifier;
 use p256::ecdsa::{Signature, VerifyingKey};
@@ -193,7 +194,7 @@ impl Provider for SendgridProvider {
         true
     }
 
-    fn receipt(&self, webhook: &Webhook) -> Result<ReceiptReply, ReceiptError> {
+    fn receipt(&self, webhook: &InboundRequest) -> Result<ReceiptReply, ReceiptError> {
         if let Some(key) = &self.key {
             let signature = webhook
                 .header("x-twilio-email-event-webhook-signature")

@@ -7,7 +7,8 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use otpd_core::Secret;
 use otpd_core::{Channel, DeliveryStatus};
 use otpd_delivery::{
-    Accepted, BoxFuture, Message, Provider, Receipt, ReceiptError, ReceiptReply, SendError, Webhook,
+    Accepted, BoxFuture, InboundRequest, Message, Provider, Receipt, ReceiptError, ReceiptReply,
+    SendError,
 };
 use serde::Deserialize;
 
@@ -291,7 +292,7 @@ impl Provider for TwilioProvider {
         true
     }
 
-    fn receipt(&self, webhook: &Webhook) -> Result<ReceiptReply, ReceiptError> {
+    fn receipt(&self, webhook: &InboundRequest) -> Result<ReceiptReply, ReceiptError> {
         let signature = webhook
             .header("x-twilio-signature")
             .ok_or_else(|| ReceiptError::Forged("no X-Twilio-Signature".into()))?;

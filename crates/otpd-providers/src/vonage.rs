@@ -5,7 +5,8 @@
 use otpd_core::DeliveryStatus;
 use otpd_core::Secret;
 use otpd_delivery::{
-    Accepted, BoxFuture, Message, Provider, Receipt, ReceiptError, ReceiptReply, SendError, Webhook,
+    Accepted, BoxFuture, InboundRequest, Message, Provider, Receipt, ReceiptError, ReceiptReply,
+    SendError,
 };
 use serde::Deserialize;
 
@@ -165,7 +166,7 @@ impl VonageProvider {
     }
 
     /// The receipt's fields as received: query for GET, JSON or form body for POST.
-    fn receipt_fields(webhook: &Webhook) -> Result<Vec<(String, String)>, ReceiptError> {
+    fn receipt_fields(webhook: &InboundRequest) -> Result<Vec<(String, String)>, ReceiptError> {
         if !webhook.method.eq_ignore_ascii_case("POST") {
             return Ok(webhook.query_pairs());
         }
@@ -262,7 +263,7 @@ impl Provider for VonageProvider {
         true
     }
 
-    fn receipt(&self, webhook: &Webhook) -> Result<ReceiptReply, ReceiptError> {
+    fn receipt(&self, webhook: &InboundRequest) -> Result<ReceiptReply, ReceiptError> {
         let fields = Self::receipt_fields(webhook)?;
         if let Some(secret) = &self.config.signature_secret {
             let sig = fields

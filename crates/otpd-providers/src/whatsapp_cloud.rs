@@ -8,7 +8,8 @@ use std::collections::HashMap;
 use hmac::{Hmac, KeyInit, Mac};
 use otpd_core::DeliveryStatus;
 use otpd_delivery::{
-    Accepted, BoxFuture, Message, Provider, Receipt, ReceiptError, ReceiptReply, SendError, Webhook,
+    Accepted, BoxFuture, InboundRequest, Message, Provider, Receipt, ReceiptError, ReceiptReply,
+    SendError,
 };
 use serde_json::{Value, json};
 use sha2::Sha256;
@@ -135,7 +136,7 @@ impl WhatsappCloudProvider {
     }
 
     /// The subscription handshake: echo the challenge when the verify token matches.
-    fn handshake(&self, webhook: &Webhook) -> Result<ReceiptReply, ReceiptError> {
+    fn handshake(&self, webhook: &InboundRequest) -> Result<ReceiptReply, ReceiptError> {
         let query = webhook.query_pairs();
         let value = |name: &str| {
             query
@@ -181,7 +182,7 @@ impl Provider for WhatsappCloudProvider {
         self.config.app_secret.is_some()
     }
 
-    fn receipt(&self, webhook: &Webhook) -> Result<ReceiptReply, ReceiptError> {
+    fn receipt(&self, webhook: &InboundRequest) -> Result<ReceiptReply, ReceiptError> {
         if webhook.method.eq_ignore_ascii_case("GET") {
             return self.handshake(webhook);
         }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use otpd_core::DeliveryStatus;
-use otpd_delivery::{Provider, ReceiptError, Webhook};
+use otpd_delivery::{InboundRequest, Provider, ReceiptError};
 use otpd_providers::generic::{
     ContentType, GenericConfig, GenericConfigError, GenericProvider, Method,
 };
@@ -295,7 +295,7 @@ fn no_receipts() {
     )
     .unwrap();
     assert_eq!(
-        provider.receipt(&Webhook::default()),
+        provider.receipt(&InboundRequest::default()),
         Err(ReceiptError::NotSupported)
     );
 }

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use otpd_core::DeliveryStatus;
-use otpd_delivery::{Provider, Receipt, ReceiptError, ReceiptReply, Webhook};
+use otpd_delivery::{InboundRequest, Provider, Receipt, ReceiptError, ReceiptReply};
 use otpd_providers::infobip::{InfobipConfig, InfobipProvider};
 use otpd_providers::testing::{
     self, Recorded, Reply, assert_provider, assert_rejected, assert_transient,
@@ -238,8 +238,8 @@ fn report_body() -> String {
     .to_string()
 }
 
-fn report(url: &str, body: &str) -> Webhook {
-    Webhook {
+fn report(url: &str, body: &str) -> InboundRequest {
+    InboundRequest {
         method: "POST".into(),
         url: url.into(),
         headers: vec![("content-type".into(), "application/json".into())],

@@ -7,7 +7,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, KeyInit, Mac};
 use otpd_core::DeliveryStatus;
-use otpd_delivery::{Provider, Receipt, ReceiptError, ReceiptReply, Webhook};
+use otpd_delivery::{InboundRequest, Provider, Receipt, ReceiptError, ReceiptReply};
 use otpd_providers::messagebird::{MessageBirdConfig, MessageBirdProvider};
 use otpd_providers::testing::{
     self, Recorded, Reply, assert_provider, assert_rejected, assert_transient,
@@ -197,8 +197,8 @@ fn mint(key: &str, url: &str, body: &[u8], nbf: i64) -> String {
 
 const REPORT_URL: &str = "https://otp.example.com/webhooks/messagebird?id=6fe65f90454aa61536e6a88b88972670&reference=otp-req-123&recipient=31612345678&status=delivered&statusDatetime=2024-01-15T12%3A00%3A03%2B00%3A00&statusReason=successfully+delivered&mccmnc=20408&ported=0&price%5Bamount%5D=0.07&price%5Bcurrency%5D=EUR&messagePartCount=1";
 
-fn report(url: &str, token: Option<String>) -> Webhook {
-    Webhook {
+fn report(url: &str, token: Option<String>) -> InboundRequest {
+    InboundRequest {
         method: "GET".into(),
         url: url.into(),
         headers: token

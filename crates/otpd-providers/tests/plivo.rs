@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use otpd_core::DeliveryStatus;
-use otpd_delivery::{Provider, Receipt, ReceiptError, ReceiptReply, Webhook};
+use otpd_delivery::{InboundRequest, Provider, Receipt, ReceiptError, ReceiptReply};
 use otpd_providers::plivo::{PlivoConfig, PlivoProvider, compute_v2, compute_v3};
 use otpd_providers::testing::{
     self, Recorded, Reply, assert_provider, assert_rejected, assert_transient,
@@ -165,7 +165,7 @@ const CALLBACK_URL: &str = "https://otp.example.com/webhooks/plivo";
 const NONCE: &str = "05429567804466091622";
 const CALLBACK_BODY: &str = "MessageUUID=5b40a428-bfc7-4daf-9d06-726c558bf3b8&Status=delivered&From=14155550100&To=14155550123&Units=1&TotalAmount=0.00500&ErrorCode=";
 
-fn callback(url: &str, body: &str, headers: &[(&str, &str)]) -> Webhook {
+fn callback(url: &str, body: &str, headers: &[(&str, &str)]) -> InboundRequest {
     let mut all = vec![(
         "content-type".to_string(),
         "application/x-www-form-urlencoded".to_string(),
@@ -175,7 +175,7 @@ fn callback(url: &str, body: &str, headers: &[(&str, &str)]) -> Webhook {
             .iter()
             .map(|(name, value)| (name.to_string(), value.to_string())),
     );
-    Webhook {
+    InboundRequest {
         method: "POST".into(),
         url: url.into(),
         headers: all,

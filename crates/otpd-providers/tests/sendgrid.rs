@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use otpd_core::DeliveryStatus;
-use otpd_delivery::{Provider, Receipt, ReceiptError, ReceiptReply, Webhook};
+use otpd_delivery::{InboundRequest, Provider, Receipt, ReceiptError, ReceiptReply};
 use otpd_providers::sendgrid::{SendgridConfig, SendgridConfigError, SendgridProvider};
 use otpd_providers::testing::*;
 use p256::ecdsa::signature::Signer;
@@ -262,11 +262,11 @@ fn test_key() -> (SigningKey, String) {
     (key, STANDARD.encode(spki))
 }
 
-fn signed_events(key: &SigningKey, timestamp: &str, body: &[u8]) -> Webhook {
+fn signed_events(key: &SigningKey, timestamp: &str, body: &[u8]) -> InboundRequest {
     let mut signed = timestamp.as_bytes().to_vec();
     signed.extend_from_slice(body);
     let signature: Signature = key.sign(&signed);
-    Webhook {
+    InboundRequest {
         method: "POST".into(),
         url: "https://otp.example.com/webhooks/sendgrid".into(),
         headers: vec![
@@ -340,7 +340,7 @@ fn the_reference_vector_t17_is_accepted_without_an_age_limit() {
         ..config("http://127.0.0.1:9")
     };
     let provider = SendgridProvider::new("sendgrid".into(), config, client()).unwrap();
-    let webhook = Webhook {
+    let webhook = InboundRequest {
         method: "POST".into(),
         url: "https://otp.example.com/webhooks/sendgrid".into(),
         headers: vec![
@@ -411,7 +411,7 @@ fn a_signed_but_malformed_batch_is_malformed() {
 #[test]
 fn without_a_key_events_are_taken_unsigned() {
     let provider = provider("http://127.0.0.1:9");
-    let webhook = Webhook {
+    let webhook = InboundRequest {
         method: "POST".into(),
         url: "https://otp.example.com/webhooks/sendgrid".into(),
         headers: vec![],

@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use hmac::{Hmac, KeyInit, Mac};
 use otpd_core::{Channel, DeliveryStatus};
-use otpd_delivery::{Provider, ReceiptError, Webhook};
+use otpd_delivery::{InboundRequest, Provider, ReceiptError};
 use otpd_providers::sns::{SnsConfig, SnsProvider};
 use otpd_providers::testing::*;
 use sha2::{Digest, Sha256};
@@ -423,7 +423,7 @@ fn sns_has_no_receipts() {
         reqwest::Client::new(),
     );
     assert_eq!(
-        provider.receipt(&Webhook::default()),
+        provider.receipt(&InboundRequest::default()),
         Err(ReceiptError::NotSupported)
     );
 }

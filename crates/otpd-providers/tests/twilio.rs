@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use otpd_core::{Channel, DeliveryStatus};
-use otpd_delivery::{Provider, Receipt, ReceiptError, ReceiptReply, Webhook};
+use otpd_delivery::{InboundRequest, Provider, Receipt, ReceiptError, ReceiptReply};
 use otpd_providers::testing::{
     self, Recorded, Reply, assert_provider, assert_rejected, assert_transient,
 };
@@ -315,7 +315,7 @@ async fn bad_credentials_are_the_providers_problem() {
 const CALLBACK_URL: &str = "https://otp.example.com/webhooks/twilio/status";
 const CALLBACK_BODY: &str = "AccountSid=ACXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX&ApiVersion=2010-04-01&From=%2B15017122661&MessageSid=SM1f0e8ae6ade43cb3c0ce4525424e404f&MessageStatus=delivered&SmsSid=SM1f0e8ae6ade43cb3c0ce4525424e404f&SmsStatus=delivered&To=%2B15558675310";
 
-fn callback(url: &str, body: &str, signature: Option<&str>) -> Webhook {
+fn callback(url: &str, body: &str, signature: Option<&str>) -> InboundRequest {
     let mut headers = vec![(
         "content-type".to_string(),
         "application/x-www-form-urlencoded".to_string(),
@@ -323,7 +323,7 @@ fn callback(url: &str, body: &str, signature: Option<&str>) -> Webhook {
     if let Some(signature) = signature {
         headers.push(("x-twilio-signature".to_string(), signature.to_string()));
     }
-    Webhook {
+    InboundRequest {
         method: "POST".into(),
         url: url.into(),
         headers,

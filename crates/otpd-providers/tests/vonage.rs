@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use otpd_core::DeliveryStatus;
-use otpd_delivery::{Provider, Receipt, ReceiptError, ReceiptReply, Webhook};
+use otpd_delivery::{InboundRequest, Provider, Receipt, ReceiptError, ReceiptReply};
 use otpd_providers::testing::{
     self, Recorded, Reply, assert_provider, assert_rejected, assert_transient,
 };
@@ -211,8 +211,8 @@ fn signed_provider(method: SignatureMethod) -> VonageProvider {
     VonageProvider::new("v".into(), config, reqwest::Client::new())
 }
 
-fn get(query: &str) -> Webhook {
-    Webhook {
+fn get(query: &str) -> InboundRequest {
+    InboundRequest {
         method: "GET".into(),
         url: format!("https://otp.example.com/webhooks/vonage/dlr?{query}"),
         headers: vec![],
@@ -281,7 +281,7 @@ fn signed_receipts_verify_with_every_method() {
 fn signed_post_form_and_json_receipts_verify() {
     let method = SignatureMethod::Sha256;
     let body = signed_query(DLR_QUERY, SIGNATURE_SECRET, method);
-    let form = Webhook {
+    let form = InboundRequest {
         method: "POST".into(),
         url: "https://otp.example.com/webhooks/vonage/dlr".into(),
         headers: vec![(
@@ -300,7 +300,7 @@ fn signed_post_form_and_json_receipts_verify() {
             .into_iter()
             .map(|(key, value)| (key, serde_json::Value::String(value)))
             .collect();
-    let json = Webhook {
+    let json = InboundRequest {
         method: "POST".into(),
         url: "https://otp.example.com/webhooks/vonage/dlr".into(),
         headers: vec![("content-type".into(), "application/json".into())],
@@ -362,7 +362,7 @@ fn malformed_receipts_are_refused() {
         provider.receipt(&get("messageId=1&status=teleported")),
         Err(ReceiptError::Malformed(_))
     ));
-    let json = Webhook {
+    let json = InboundRequest {
         method: "POST".into(),
         url: "https://otp.example.com/webhooks/vonage/dlr".into(),
         headers: vec![("content-type".into(), "application/json".into())],

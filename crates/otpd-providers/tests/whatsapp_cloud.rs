@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use hmac::{Hmac, KeyInit, Mac};
 use otpd_core::{Channel, DeliveryStatus};
-use otpd_delivery::{Provider, Receipt, ReceiptError, ReceiptReply, Webhook};
+use otpd_delivery::{InboundRequest, Provider, Receipt, ReceiptError, ReceiptReply};
 use otpd_providers::testing::*;
 use otpd_providers::whatsapp_cloud::{WhatsappCloudConfig, WhatsappCloudProvider};
 use serde_json::{Value, json};
@@ -286,12 +286,12 @@ fn sign(secret: &str, body: &[u8]) -> String {
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
-fn status_webhook(body: &[u8], signature: Option<String>) -> Webhook {
+fn status_webhook(body: &[u8], signature: Option<String>) -> InboundRequest {
     let mut headers = vec![("content-type".to_string(), "application/json".to_string())];
     if let Some(signature) = signature {
         headers.push(("x-hub-signature-256".into(), signature));
     }
-    Webhook {
+    InboundRequest {
         method: "POST".into(),
         url: "https://otp.example.com/webhooks/wa".into(),
         headers,
@@ -398,8 +398,8 @@ fn without_an_app_secret_receipts_are_not_supported() {
     );
 }
 
-fn handshake(query: &str) -> Webhook {
-    Webhook {
+fn handshake(query: &str) -> InboundRequest {
+    InboundRequest {
         method: "GET".into(),
         url: format!("https://otp.example.com/webhooks/wa?{query}"),
         headers: vec![],
