@@ -10,8 +10,7 @@ use otpd_delivery::{Accepted, BoxFuture, Message, Provider, SendError};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde::Deserialize;
 
-use crate::common::{classify_status, digits_only};
-use crate::wire::{excerpt, exchange, form_body};
+use crate::http::{classify_status, digits_only, excerpt, exchange, form_body};
 
 /// The placeholders a template may use.
 pub const PLACEHOLDERS: [&str; 7] = [

@@ -11,8 +11,10 @@ use otpd_delivery::{
 };
 use serde::Deserialize;
 
-use crate::common::{classify_status, digits_only, join};
-use crate::wire::{ct_eq, excerpt, exchange, sms_only, with_query_param};
+use crate::http::{
+    classify_status, digits_only, excerpt, exchange, join, sms_only, with_query_param,
+};
+use crate::signing::ct_eq;
 
 /// Infobip's generic API host, used when `base_url` is not set (accounts also have their own
 /// `https://xxxxx.api.infobip.com` host, which is preferable).

@@ -14,8 +14,8 @@ use otpd_delivery::{
 };
 use serde::Deserialize;
 
-use crate::common::{classify_status, digits_only, join};
-use crate::wire::{ct_eq, excerpt, exchange, hmac_sha256, sms_only};
+use crate::http::{classify_status, digits_only, excerpt, exchange, join, sms_only};
+use crate::signing::{ct_eq, hmac_sha256};
 
 /// Plivo's API host, used when `base_url` is not set.
 pub const DEFAULT_BASE_URL: &str = "https://api.plivo.com";

@@ -16,7 +16,7 @@ use p256::ecdsa::{Signature, VerifyingKey};
 use p256::pkcs8::DecodePublicKey;
 use serde_json::{Value, json};
 
-use crate::common::{classify_status, join, transport_error};
+use crate::http::{classify_status, join, transport_error};
 
 /// One SendGrid account (API key and sender), as written in otpd's configuration.
 #[derive(Debug, Clone, serde::Deserialize)]

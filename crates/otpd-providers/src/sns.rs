@@ -13,7 +13,7 @@ use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::identity::Identity;
 use otpd_delivery::{Accepted, BoxFuture, Message, Provider, SendError};
 
-use crate::common::{classify_status, transport_error};
+use crate::http::{classify_status, transport_error};
 
 /// The content type the Query API expects; it is part of the signed headers.
 const CONTENT_TYPE: &str = "application/x-www-form-urlencoded; charset=utf-8";

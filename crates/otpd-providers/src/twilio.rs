@@ -12,8 +12,8 @@ use otpd_delivery::{
 };
 use serde::Deserialize;
 
-use crate::common::{classify_status, join};
-use crate::wire::{ct_eq, excerpt, exchange, form_body, hmac_sha1, sha256_hex};
+use crate::http::{classify_status, excerpt, exchange, form_body, join};
+use crate::signing::{ct_eq, hmac_sha1, sha256_hex};
 
 /// Twilio's API host, used when `base_url` is not set.
 pub const DEFAULT_BASE_URL: &str = "https://api.twilio.com";

@@ -10,11 +10,8 @@ use otpd_delivery::{
 };
 use serde::Deserialize;
 
-use crate::common::{classify_status, digits_only, join};
-use crate::wire::{
-    ct_eq, excerpt, exchange, form_body, hmac_md5, hmac_sha1, hmac_sha256, hmac_sha512, is_gsm7,
-    md5, sms_only,
-};
+use crate::http::{classify_status, digits_only, excerpt, exchange, form_body, join, sms_only};
+use crate::signing::{ct_eq, hmac_md5, hmac_sha1, hmac_sha256, hmac_sha512, md5};
 
 /// Vonage's SMS API host, used when `base_url` is not set.
 pub const DEFAULT_BASE_URL: &str = "https://rest.nexmo.com";
@@ -96,7 +93,7 @@ impl VonageProvider {
             ("text", message.text.clone()),
             (
                 "type",
-                if is_gsm7(&message.text) {
+                if otpd_core::sms::is_gsm7(&message.text) {
                     "text"
                 } else {
                     "unicode"

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
-use crate::common::{classify_status, digits_only, join, transport_error};
+use crate::http::{classify_status, digits_only, join, transport_error};
 
 /// One WhatsApp Business phone number, as written in otpd's configuration.
 #[derive(Debug, Clone, serde::Deserialize)]

@@ -168,7 +168,7 @@ async fn undelivered_whatsapp_falls_back_to_sms_with_the_same_code() {
     .to_string();
     let signature = format!(
         "sha256={}",
-        hex::encode(otpd_providers::wire::hmac_sha256(
+        hex::encode(otpd_providers::signing::hmac_sha256(
             APP_SECRET.as_bytes(),
             receipt.as_bytes()
         ))
