@@ -15,6 +15,7 @@ pub mod messages;
 pub mod outbound;
 pub mod phone;
 pub mod recipient;
+pub mod secret;
 pub mod settings;
 pub mod sms;
 pub mod store;
@@ -31,6 +32,7 @@ pub use delivery::{
 pub use ids::{AccountId, ApiKeyId, ApplicationId, DeliveryId, ServiceId, VerificationId};
 pub use phone::{CountryIso, E164Phone, LineType, PhoneError};
 pub use recipient::{Email, Recipient};
+pub use secret::Secret;
 pub use settings::{
     MaxAttempts, OtpSettings, PrefixTemplate, SenderId, ServiceOptions, Template, Ttl,
 };

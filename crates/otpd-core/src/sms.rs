@@ -46,13 +46,19 @@ fn gsm7_cost(c: char) -> Option<u32> {
     }
 }
 
+/// Whether `text` can go as GSM-7 (every character in the default or extension table);
+/// otherwise it must be sent as Unicode (UCS-2), which some providers must be told.
+pub fn is_gsm7(text: &str) -> bool {
+    text.chars().all(|c| gsm7_cost(c).is_some())
+}
+
 /// The number of SMS segments `text` needs: GSM-7 160 (153 per part when concatenated),
 /// otherwise UCS-2 70 (67 per part), counted in UTF-16 code units. Parts are filled greedily
 /// and never split an escape pair or a surrogate pair (a conforming splitter moves the whole
 /// character to the next part, which can cost one more part than dividing). Never less than
 /// one.
 pub fn segment_count(text: &str) -> u32 {
-    let gsm7 = text.chars().all(|c| gsm7_cost(c).is_some());
+    let gsm7 = is_gsm7(text);
     let cost = |c: char| {
         if gsm7 {
             gsm7_cost(c).unwrap_or(2)
@@ -79,7 +85,15 @@ pub fn segment_count(text: &str) -> u32 {
 
 #[cfg(test)]
 mod tests {
-    use super::{GSM7_BASIC, GSM7_EXTENDED, gsm7_cost, segment_count};
+    use super::{GSM7_BASIC, GSM7_EXTENDED, gsm7_cost, is_gsm7, segment_count};
+
+    #[test]
+    fn gsm7_detection_follows_the_tables() {
+        assert!(is_gsm7("Your ACME code is 482910 {ref} €"));
+        assert!(!is_gsm7("Your ACME code is 482910 — don't share it"));
+        assert!(!is_gsm7("Ваш код 482910"));
+        assert!(!is_gsm7("ç"));
+    }
 
     #[test]
     fn gsm7_limits() {

@@ -15,8 +15,9 @@ pub use console::{ConsoleProvider, Inbox, InboxMessage};
 pub use metrics::{Metrics, SharedMetrics};
 pub use outbound::Outbound;
 pub use provider::{
-    Accepted, BoxFuture, Message, Provider, Receipt, ReceiptError, ReceiptReply, SendError, Webhook,
+    Accepted, BoxFuture, InboundRequest, Message, Provider, Receipt, ReceiptError, ReceiptReply,
+    SendError,
 };
-pub use routing::{BreakerPolicy, RouteTable, Router, RoutingError};
+pub use routing::{BreakerPolicy, ProviderRouter, RouteTable, RoutingError};
 pub use webhooks::{WebhookWorker, webhook_body};
 pub use worker::{ChannelDispatch, DeliveryPolicy, DeliveryWorker, ReceiptHandlingError};

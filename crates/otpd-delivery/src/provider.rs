@@ -160,7 +160,7 @@ impl SendError {
 /// An incoming HTTP request from a provider (a delivery receipt), exactly as received:
 /// authenticity checks sign the raw body and the public URL.
 #[derive(Debug, Clone, Default)]
-pub struct Webhook {
+pub struct InboundRequest {
     /// `GET` or `POST`.
     pub method: String,
     /// The full public URL the provider called, scheme, host, port, path and query
@@ -172,7 +172,7 @@ pub struct Webhook {
     pub body: Vec<u8>,
 }
 
-impl Webhook {
+impl InboundRequest {
     /// The first header named `name` (lower-case).
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
@@ -260,7 +260,7 @@ pub trait Provider: Send + Sync + 'static {
     }
 
     /// Verifies and parses a delivery receipt sent to this provider's receipt URL.
-    fn receipt(&self, webhook: &Webhook) -> Result<ReceiptReply, ReceiptError> {
+    fn receipt(&self, webhook: &InboundRequest) -> Result<ReceiptReply, ReceiptError> {
         let _ = webhook;
         Err(ReceiptError::NotSupported)
     }

@@ -64,20 +64,20 @@ pub enum RoutingError {
 /// The configured providers and routes. Breaker state is per node and in memory: it only
 /// changes the order providers are tried in, so a stale or lost state costs at most one
 /// slow failure.
-pub struct Router {
+pub struct ProviderRouter {
     providers: HashMap<String, Arc<dyn Provider>>,
     routes: RouteTable,
     policy: BreakerPolicy,
     breakers: Mutex<HashMap<String, Breaker>>,
 }
 
-impl Router {
+impl ProviderRouter {
     /// Checks that every route names a configured provider.
     pub fn new(
         providers: Vec<Arc<dyn Provider>>,
         routes: RouteTable,
         policy: BreakerPolicy,
-    ) -> Result<Router, RoutingError> {
+    ) -> Result<ProviderRouter, RoutingError> {
         let mut by_name = HashMap::new();
         for provider in providers {
             let name = provider.name().to_string();
@@ -96,7 +96,7 @@ impl Router {
                 }
             }
         }
-        Ok(Router {
+        Ok(ProviderRouter {
             providers: by_name,
             routes,
             policy,
@@ -230,7 +230,7 @@ mod tests {
         }
     }
 
-    fn router() -> Router {
+    fn router() -> ProviderRouter {
         let mut routes = RouteTable::default();
         routes
             .default
@@ -239,7 +239,7 @@ mod tests {
             "GB".into(),
             HashMap::from([(Channel::Sms, vec!["b".into()])]),
         );
-        Router::new(
+        ProviderRouter::new(
             vec![Arc::new(Named("a")), Arc::new(Named("b"))],
             routes,
             BreakerPolicy {
@@ -301,9 +301,9 @@ mod tests {
     fn unknown_and_duplicate_names_are_refused() {
         let mut routes = RouteTable::default();
         routes.default.insert(Channel::Sms, vec!["nope".into()]);
-        let err = Router::new(vec![Arc::new(Named("a"))], routes, BreakerPolicy::default());
+        let err = ProviderRouter::new(vec![Arc::new(Named("a"))], routes, BreakerPolicy::default());
         assert!(matches!(err, Err(RoutingError::UnknownProvider { .. })));
-        let err = Router::new(
+        let err = ProviderRouter::new(
             vec![Arc::new(Named("a")), Arc::new(Named("a"))],
             RouteTable::default(),
             BreakerPolicy::default(),

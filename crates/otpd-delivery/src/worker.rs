@@ -14,8 +14,8 @@ use otpd_core::{
 };
 use tokio::sync::{mpsc, oneshot};
 
-use crate::provider::{Message, Provider, ReceiptError, ReceiptReply, SendError, Webhook};
-use crate::routing::Router;
+use crate::provider::{InboundRequest, Message, Provider, ReceiptError, ReceiptReply, SendError};
+use crate::routing::ProviderRouter;
 
 /// How hard and how long the worker tries.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -57,7 +57,7 @@ pub const RETRY_LEASE_MARGIN_SECONDS: i64 = 5;
 pub struct ChannelDispatch {
     sender: mpsc::UnboundedSender<Queued>,
     inline_deadline: Duration,
-    router: Arc<Router>,
+    router: Arc<ProviderRouter>,
 }
 
 impl std::fmt::Debug for ChannelDispatch {
@@ -117,7 +117,7 @@ enum ChannelOutcome {
 pub struct DeliveryWorker<S, C> {
     store: S,
     clock: C,
-    router: Arc<Router>,
+    router: Arc<ProviderRouter>,
     policy: DeliveryPolicy,
     receipt_base: Option<String>,
     metrics: crate::SharedMetrics,
@@ -131,7 +131,7 @@ impl<S: Store + Clone, C: Clock + Clone> DeliveryWorker<S, C> {
     pub fn new(
         store: S,
         clock: C,
-        router: Arc<Router>,
+        router: Arc<ProviderRouter>,
         policy: DeliveryPolicy,
         receipt_base: Option<String>,
         metrics: crate::SharedMetrics,
@@ -157,7 +157,7 @@ impl<S: Store + Clone, C: Clock + Clone> DeliveryWorker<S, C> {
     }
 
     /// The routing table (receipts look providers up by name).
-    pub fn router(&self) -> &Arc<Router> {
+    pub fn router(&self) -> &Arc<ProviderRouter> {
         &self.router
     }
 
@@ -257,7 +257,7 @@ impl<S: Store + Clone, C: Clock + Clone> DeliveryWorker<S, C> {
         verifier: &Verifier<S, C>,
         dispatch: &ChannelDispatch,
         provider: &str,
-        webhook: &Webhook,
+        webhook: &InboundRequest,
     ) -> Result<ReceiptReply, ReceiptHandlingError> {
         let adapter = self
             .router

@@ -2,7 +2,6 @@
 //! wire format in one place (`native::error` for the SMS.CX-shaped API).
 
 pub mod admin;
-pub mod admin_keys;
 pub mod connections;
 pub mod dev;
 pub mod native;
@@ -20,7 +19,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use otpd_core::auth::{Authenticator, Caller};
+use otpd_core::auth::Authenticator;
 use otpd_core::{Clock, Store, StoreError, Timestamp, Verifier};
 use otpd_delivery::Inbox;
 
@@ -103,7 +102,7 @@ pub trait ReceiptSink: Send + Sync + 'static {
     fn handle<'a>(
         &'a self,
         provider: &'a str,
-        webhook: &'a otpd_delivery::Webhook,
+        webhook: &'a otpd_delivery::InboundRequest,
     ) -> otpd_delivery::BoxFuture<
         'a,
         Result<otpd_delivery::ReceiptReply, otpd_delivery::ReceiptHandlingError>,
@@ -126,41 +125,6 @@ impl<S, C> Clone for AppState<S, C> {
             link_hosts: self.link_hosts.clone(),
             auth_failures: self.auth_failures,
         }
-    }
-}
-
-impl<S: Store + Clone, C: Clock + Clone> AppState<S, C> {
-    /// The caller of a native request: a valid `X-API-KEY` or bearer token (either is enough
-    /// when a client sends both), holding the `otp` scope.
-    pub async fn native_caller(&self, headers: &HeaderMap) -> Result<Caller, NativeError> {
-        if let Some(key) = headers.get("x-api-key").and_then(|v| v.to_str().ok())
-            && let Some(caller) = self
-                .auth
-                .authenticate_api_key(key.trim())
-                .await
-                .map_err(internal)?
-        {
-            return Ok(caller);
-        }
-        let bearer = headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, token)| token.trim());
-        let Some(token) = bearer else {
-            return Err(native_error::invalid_credentials());
-        };
-        let caller = self
-            .auth
-            .authenticate_bearer(token)
-            .await
-            .map_err(internal)?
-            .ok_or_else(native_error::invalid_credentials)?;
-        if !caller.grants("otp") {
-            return Err(native_error::insufficient_scope());
-        }
-        Ok(caller)
     }
 }
 

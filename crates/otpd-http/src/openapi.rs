@@ -9,7 +9,7 @@ use axum::response::{Html, IntoResponse, Response};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{admin, admin_keys, native};
+use crate::{admin, native};
 
 /// Where Twilio publishes the specification the Twilio dialect follows.
 pub const TWILIO_SPEC: &str =
@@ -29,19 +29,19 @@ pub const TWILIO_SPEC: &str =
         native::otp::read,
         native::otp::verify,
         native::otp::cancel,
-        admin::quarantines,
-        admin::lift,
-        admin::events,
-        admin::report,
-        admin::protection,
-        admin::update_protection,
-        admin::list_webhooks,
-        admin::create_webhook,
-        admin::delete_webhook,
-        admin::webhook_deliveries,
-        admin_keys::rotate_token,
-        admin_keys::list_keys,
-        admin_keys::revoke_key,
+        admin::quarantines::quarantines,
+        admin::quarantines::lift,
+        admin::events::events,
+        admin::report::report,
+        admin::protection::protection,
+        admin::protection::update_protection,
+        admin::webhooks::list_webhooks,
+        admin::webhooks::create_webhook,
+        admin::webhooks::delete_webhook,
+        admin::webhooks::webhook_deliveries,
+        admin::keys::rotate_token,
+        admin::keys::list_keys,
+        admin::keys::revoke_key,
     ),
     modifiers(&Security, &Version),
     tags(

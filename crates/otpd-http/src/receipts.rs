@@ -8,7 +8,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use otpd_core::{Clock, Store};
-use otpd_delivery::{ReceiptError, ReceiptHandlingError, ReceiptReply, Webhook};
+use otpd_delivery::{InboundRequest, ReceiptError, ReceiptHandlingError, ReceiptReply};
 use serde_json::json;
 
 use crate::AppState;
@@ -22,7 +22,7 @@ pub async fn receive<S: Store + Clone, C: Clock + Clone>(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let webhook = Webhook {
+    let webhook = InboundRequest {
         method: method.as_str().to_string(),
         url: public_url(&state, &headers, &uri),
         headers: headers

@@ -2,6 +2,7 @@
 //! with these fields" API. The operator describes the request (method, URL, headers, form or
 //! JSON fields built from templates); any 2xx is success. No receipts.
 
+use otpd_core::Secret;
 use std::collections::BTreeMap;
 
 use otpd_core::DeliveryStatus;
@@ -9,8 +10,7 @@ use otpd_delivery::{Accepted, BoxFuture, Message, Provider, SendError};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde::Deserialize;
 
-use crate::common::{classify_status, digits_only};
-use crate::wire::{excerpt, exchange, form_body};
+use crate::http::{classify_status, digits_only, excerpt, exchange, form_body};
 
 /// The placeholders a template may use.
 pub const PLACEHOLDERS: [&str; 7] = [
@@ -57,7 +57,7 @@ pub struct GenericConfig {
     pub method: Method,
     /// Fixed headers (for example an `Authorization` header with the gateway's key).
     #[serde(default)]
-    pub headers: BTreeMap<String, String>,
+    pub headers: BTreeMap<String, Secret>,
     /// Encoding of a POST body: `form` (default) or `json`.
     #[serde(default)]
     pub content_type: ContentType,
@@ -118,7 +118,7 @@ impl GenericProvider {
         for (key, value) in &config.headers {
             let name = HeaderName::from_bytes(key.as_bytes())
                 .map_err(|_| GenericConfigError::Header(key.clone()))?;
-            let value = HeaderValue::from_str(value)
+            let value = HeaderValue::from_str(value.expose())
                 .map_err(|_| GenericConfigError::Header(key.clone()))?;
             headers.insert(name, value);
         }

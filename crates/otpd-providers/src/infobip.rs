@@ -4,13 +4,17 @@
 //! URL carrying that token.
 
 use otpd_core::DeliveryStatus;
+use otpd_core::Secret;
 use otpd_delivery::{
-    Accepted, BoxFuture, Message, Provider, Receipt, ReceiptError, ReceiptReply, SendError, Webhook,
+    Accepted, BoxFuture, InboundRequest, Message, Provider, Receipt, ReceiptError, ReceiptReply,
+    SendError,
 };
 use serde::Deserialize;
 
-use crate::common::{classify_status, digits_only, join};
-use crate::wire::{ct_eq, excerpt, exchange, sms_only, with_query_param};
+use crate::http::{
+    classify_status, digits_only, excerpt, exchange, join, sms_only, with_query_param,
+};
+use crate::signing::ct_eq;
 
 /// Infobip's generic API host, used when `base_url` is not set (accounts also have their own
 /// `https://xxxxx.api.infobip.com` host, which is preferable).
@@ -28,7 +32,7 @@ pub struct InfobipConfig {
     #[serde(default)]
     pub base_url: Option<String>,
     /// The API key: sent as `Authorization: App {api_key}`.
-    pub api_key: String,
+    pub api_key: Secret,
     /// Default sender when the message names none.
     #[serde(default)]
     pub from: Option<String>,
@@ -36,7 +40,7 @@ pub struct InfobipConfig {
     /// receipt URL sent as `notifyUrl`, and required (compared in constant time) on every
     /// report. Without it no `notifyUrl` is sent and every report is refused.
     #[serde(default)]
-    pub receipt_token: Option<String>,
+    pub receipt_token: Option<Secret>,
 }
 
 /// Sends through Infobip and reads its delivery reports.
@@ -79,7 +83,7 @@ impl InfobipProvider {
             sms["from"] = from.into();
         }
         if let (Some(url), Some(token)) = (&message.receipt_url, &self.config.receipt_token) {
-            sms["notifyUrl"] = with_query_param(url, "token", token).into();
+            sms["notifyUrl"] = with_query_param(url, "token", token.expose()).into();
             sms["notifyContentType"] = "application/json".into();
             if !message.reference.is_empty() {
                 sms["callbackData"] = message.reference.clone().into();
@@ -92,7 +96,10 @@ impl InfobipProvider {
         let request = self
             .http
             .post(join(&self.base_url, "/sms/2/text/advanced"))
-            .header("authorization", format!("App {}", self.config.api_key))
+            .header(
+                "authorization",
+                format!("App {}", self.config.api_key.expose()),
+            )
             .header("content-type", "application/json")
             .header("accept", "application/json")
             .body(body.to_string());
@@ -208,11 +215,12 @@ impl Provider for InfobipProvider {
         self.config.receipt_token.is_some()
     }
 
-    fn receipt(&self, webhook: &Webhook) -> Result<ReceiptReply, ReceiptError> {
+    fn receipt(&self, webhook: &InboundRequest) -> Result<ReceiptReply, ReceiptError> {
         let expected = self
             .config
             .receipt_token
-            .as_deref()
+            .as_ref()
+            .map(Secret::expose)
             .ok_or_else(|| ReceiptError::Forged("no receipt_token configured".into()))?;
         let token = webhook
             .query_pairs()

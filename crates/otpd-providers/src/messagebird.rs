@@ -5,15 +5,15 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use otpd_core::DeliveryStatus;
+use otpd_core::Secret;
 use otpd_delivery::{
-    Accepted, BoxFuture, Message, Provider, Receipt, ReceiptError, ReceiptReply, SendError, Webhook,
+    Accepted, BoxFuture, InboundRequest, Message, Provider, Receipt, ReceiptError, ReceiptReply,
+    SendError,
 };
 use serde::Deserialize;
 
-use crate::common::{classify_status, digits_only, join};
-use crate::wire::{
-    ct_eq, excerpt, exchange, hmac_sha256, hmac_sha384, hmac_sha512, now_unix, sha256_hex, sms_only,
-};
+use crate::http::{classify_status, digits_only, excerpt, exchange, join, sms_only};
+use crate::signing::{ct_eq, hmac_sha256, hmac_sha384, hmac_sha512, now_unix, sha256_hex};
 
 /// MessageBird's API host, used when `base_url` is not set.
 pub const DEFAULT_BASE_URL: &str = "https://rest.messagebird.com";
@@ -29,7 +29,7 @@ pub struct MessageBirdConfig {
     #[serde(default)]
     pub base_url: Option<String>,
     /// A live (or test) access key: sent as `Authorization: AccessKey …`.
-    pub access_key: String,
+    pub access_key: Secret,
     /// Default originator (number digits or alphanumeric ≤ 11 chars) when the message names
     /// none.
     #[serde(default)]
@@ -37,7 +37,7 @@ pub struct MessageBirdConfig {
     /// The account's signing key (dashboard → Developers → API settings), which signs status
     /// reports. Without it every receipt is refused.
     #[serde(default)]
-    pub signing_key: Option<String>,
+    pub signing_key: Option<Secret>,
 }
 
 /// Sends through MessageBird and verifies its status reports.
@@ -90,7 +90,7 @@ impl MessageBirdProvider {
             .post(join(&self.base_url, "/messages"))
             .header(
                 "authorization",
-                format!("AccessKey {}", self.config.access_key),
+                format!("AccessKey {}", self.config.access_key.expose()),
             )
             .header("content-type", "application/json; charset=UTF-8")
             .header("accept", "application/json")
@@ -196,11 +196,12 @@ impl Provider for MessageBirdProvider {
         self.config.signing_key.is_some()
     }
 
-    fn receipt(&self, webhook: &Webhook) -> Result<ReceiptReply, ReceiptError> {
+    fn receipt(&self, webhook: &InboundRequest) -> Result<ReceiptReply, ReceiptError> {
         let key = self
             .config
             .signing_key
-            .as_deref()
+            .as_ref()
+            .map(Secret::expose)
             .ok_or_else(|| ReceiptError::Forged("no signing_key configured".into()))?;
         let token = webhook
             .header("messagebird-signature-jwt")

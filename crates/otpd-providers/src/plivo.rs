@@ -2,18 +2,20 @@
 //! callbacks verified with `X-Plivo-Signature-V3` (falling back to V2), both HMAC-SHA256
 //! keyed with the Auth Token.
 
+use otpd_core::Secret;
 use std::collections::BTreeMap;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use otpd_core::DeliveryStatus;
 use otpd_delivery::{
-    Accepted, BoxFuture, Message, Provider, Receipt, ReceiptError, ReceiptReply, SendError, Webhook,
+    Accepted, BoxFuture, InboundRequest, Message, Provider, Receipt, ReceiptError, ReceiptReply,
+    SendError,
 };
 use serde::Deserialize;
 
-use crate::common::{classify_status, digits_only, join};
-use crate::wire::{ct_eq, excerpt, exchange, hmac_sha256, sms_only};
+use crate::http::{classify_status, digits_only, excerpt, exchange, join, sms_only};
+use crate::signing::{ct_eq, hmac_sha256};
 
 /// Plivo's API host, used when `base_url` is not set.
 pub const DEFAULT_BASE_URL: &str = "https://api.plivo.com";
@@ -28,7 +30,7 @@ pub struct PlivoConfig {
     /// The Auth ID (`MA…`): the Basic-auth user and part of every request path.
     pub auth_id: String,
     /// The Auth Token: the Basic-auth password and the key callbacks are signed with.
-    pub auth_token: String,
+    pub auth_token: Secret,
     /// Default sender (Plivo number, short code or alphanumeric id) when the message names
     /// none and no Powerpack is set.
     #[serde(default)]
@@ -93,7 +95,7 @@ impl PlivoProvider {
         let request = self
             .http
             .post(url)
-            .basic_auth(&self.config.auth_id, Some(&self.config.auth_token))
+            .basic_auth(&self.config.auth_id, Some(self.config.auth_token.expose()))
             .header("content-type", "application/json")
             .header("accept", "application/json")
             .body(body.to_string());
@@ -159,14 +161,14 @@ impl Provider for PlivoProvider {
         true
     }
 
-    fn receipt(&self, webhook: &Webhook) -> Result<ReceiptReply, ReceiptError> {
+    fn receipt(&self, webhook: &InboundRequest) -> Result<ReceiptReply, ReceiptError> {
         let is_post = webhook.method.eq_ignore_ascii_case("POST");
         let params = if is_post {
             webhook.form_pairs()
         } else {
             Vec::new()
         };
-        let token = self.config.auth_token.as_bytes();
+        let token = self.config.auth_token.expose().as_bytes();
         let verified = match (
             webhook.header("x-plivo-signature-v3"),
             webhook.header("x-plivo-signature-v3-nonce"),

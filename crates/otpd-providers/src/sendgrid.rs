@@ -1,23 +1,25 @@
 //! SendGrid (Twilio) v3 `mail/send`, and its Event Webhook as delivery receipts, verified with
 //! the account's ECDSA P-256 key when one is configured.
 
+use otpd_core::Secret;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use otpd_core::DeliveryStatus;
 use otpd_delivery::{
-    Accepted, BoxFuture, Message, Provider, Receipt, ReceiptError, ReceiptReply, SendError, Webhook,
+    Accepted, BoxFuture, InboundRequest, Message, Provider, Receipt, ReceiptError, ReceiptReply,
+    SendError,
 };
 use p256::ecdsa::signature::Verifier;
 use p256::ecdsa::{Signature, VerifyingKey};
 use p256::pkcs8::DecodePublicKey;
 use serde_json::{Value, json};
 
-use crate::common::{classify_status, join, transport_error};
+use crate::http::{classify_status, join, transport_error};
 
 /// One SendGrid account (API key and sender), as written in otpd's configuration.
-#[derive(Clone, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SendgridConfig {
     /// API base URL; defaults to `https://api.sendgrid.com` (EU data residency:
@@ -25,7 +27,7 @@ pub struct SendgridConfig {
     #[serde(default)]
     pub base_url: Option<String>,
     /// The API key (`SG.…`) with `mail.send` permission.
-    pub api_key: String,
+    pub api_key: Secret,
     /// Sender address used when the message names none; must be a verified sender identity.
     pub from_email: String,
     /// Display name of the sender (`ACME`).
@@ -47,21 +49,6 @@ pub struct SendgridConfig {
     /// now are refused as replays.
     #[serde(default)]
     pub webhook_max_age_seconds: Option<u64>,
-}
-
-impl std::fmt::Debug for SendgridConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SendgridConfig")
-            .field("base_url", &self.base_url)
-            .field("api_key", &"***")
-            .field("from_email", &self.from_email)
-            .field("from_name", &self.from_name)
-            .field("reply_to", &self.reply_to)
-            .field("sandbox_mode", &self.sandbox_mode)
-            .field("webhook_verification_key", &self.webhook_verification_key)
-            .field("webhook_max_age_seconds", &self.webhook_max_age_seconds)
-            .finish()
-    }
 }
 
 /// Why a SendGrid configuration cannot be used.
@@ -113,7 +100,7 @@ impl SendgridProvider {
         let response = self
             .http
             .post(&self.url)
-            .bearer_auth(&self.config.api_key)
+            .bearer_auth(self.config.api_key.expose())
             .json(&body)
             .send()
             .await
@@ -207,7 +194,7 @@ impl Provider for SendgridProvider {
         true
     }
 
-    fn receipt(&self, webhook: &Webhook) -> Result<ReceiptReply, ReceiptError> {
+    fn receipt(&self, webhook: &InboundRequest) -> Result<ReceiptReply, ReceiptError> {
         if let Some(key) = &self.key {
             let signature = webhook
                 .header("x-twilio-email-event-webhook-signature")

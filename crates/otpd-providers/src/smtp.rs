@@ -6,6 +6,7 @@
 //! that configuration unless the server is on the loopback interface (a local relay or a test
 //! server).
 
+use otpd_core::Secret;
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -47,7 +48,7 @@ pub struct SmtpConfig {
     pub username: Option<String>,
     /// SMTP AUTH password (or app password / token).
     #[serde(default)]
-    pub password: Option<String>,
+    pub password: Option<Secret>,
     /// Sender address used when the message names none (also the envelope sender).
     pub from_email: String,
     /// Display name of the sender (`ACME`).
@@ -78,7 +79,7 @@ impl std::fmt::Debug for SmtpConfig {
             .field("port", &self.port)
             .field("tls", &self.tls)
             .field("username", &self.username)
-            .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("password", &self.password)
             .field("from_email", &self.from_email)
             .field("from_name", &self.from_name)
             .field("ca_certificate_pem", &self.ca_certificate_pem.is_some())
@@ -120,7 +121,10 @@ impl SmtpProvider {
     /// involved).
     pub fn new(name: String, config: SmtpConfig) -> Result<Self, SmtpConfigError> {
         let credentials = match (&config.username, &config.password) {
-            (Some(user), Some(password)) => Some(Credentials::new(user.clone(), password.clone())),
+            (Some(user), Some(password)) => Some(Credentials::new(
+                user.clone(),
+                password.expose().to_string(),
+            )),
             (None, None) => None,
             _ => return Err(SmtpConfigError::HalfCredentials),
         };

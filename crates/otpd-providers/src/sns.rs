@@ -4,6 +4,7 @@
 //! SNS has no per-message delivery receipts (only CloudWatch delivery-status logs), so
 //! [`Provider::receipt`] keeps its "not supported" default and a send is `Sent` at best.
 
+use otpd_core::Secret;
 use std::time::SystemTime;
 
 use aws_credential_types::Credentials;
@@ -12,13 +13,13 @@ use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::identity::Identity;
 use otpd_delivery::{Accepted, BoxFuture, Message, Provider, SendError};
 
-use crate::common::{classify_status, transport_error};
+use crate::http::{classify_status, transport_error};
 
 /// The content type the Query API expects; it is part of the signed headers.
 const CONTENT_TYPE: &str = "application/x-www-form-urlencoded; charset=utf-8";
 
 /// One SNS account and region, as written in otpd's configuration.
-#[derive(Clone, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SnsConfig {
     /// The AWS region to publish from and sign for (`us-east-1`); it must be a region where
@@ -27,10 +28,10 @@ pub struct SnsConfig {
     /// The IAM access key id (`AKIA…`), with `sns:Publish` permission.
     pub access_key_id: String,
     /// The IAM secret access key.
-    pub secret_access_key: String,
+    pub secret_access_key: Secret,
     /// A session token, when the keys are temporary (STS); it is then signed too.
     #[serde(default)]
-    pub session_token: Option<String>,
+    pub session_token: Option<Secret>,
     /// Endpoint override, for tests or VPC endpoints; defaults to
     /// `https://sns.{region}.amazonaws.com/`.
     #[serde(default)]
@@ -40,19 +41,6 @@ pub struct SnsConfig {
     /// origination number (`+` and 5–14 digits) owned by the account.
     #[serde(default)]
     pub sender_id: Option<String>,
-}
-
-impl std::fmt::Debug for SnsConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SnsConfig")
-            .field("region", &self.region)
-            .field("access_key_id", &self.access_key_id)
-            .field("secret_access_key", &"***")
-            .field("session_token", &self.session_token.as_ref().map(|_| "***"))
-            .field("base_url", &self.base_url)
-            .field("sender_id", &self.sender_id)
-            .finish()
-    }
 }
 
 /// Sends SMS through AWS SNS `Publish`.
@@ -202,8 +190,11 @@ pub(crate) fn sign_publish(
         |error: &dyn std::fmt::Display| SendError::provider("signing", error.to_string());
     let identity: Identity = Credentials::new(
         config.access_key_id.clone(),
-        config.secret_access_key.clone(),
-        config.session_token.clone(),
+        config.secret_access_key.expose().to_string(),
+        config
+            .session_token
+            .as_ref()
+            .map(|t| t.expose().to_string()),
         None,
         "otpd-config",
     )

@@ -4,14 +4,16 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use otpd_core::Secret;
 use otpd_core::{Channel, DeliveryStatus};
 use otpd_delivery::{
-    Accepted, BoxFuture, Message, Provider, Receipt, ReceiptError, ReceiptReply, SendError, Webhook,
+    Accepted, BoxFuture, InboundRequest, Message, Provider, Receipt, ReceiptError, ReceiptReply,
+    SendError,
 };
 use serde::Deserialize;
 
-use crate::common::{classify_status, join};
-use crate::wire::{ct_eq, excerpt, exchange, form_body, hmac_sha1, sha256_hex};
+use crate::http::{classify_status, excerpt, exchange, form_body, join};
+use crate::signing::{ct_eq, hmac_sha1, sha256_hex};
 
 /// Twilio's API host, used when `base_url` is not set.
 pub const DEFAULT_BASE_URL: &str = "https://api.twilio.com";
@@ -27,13 +29,13 @@ pub struct TwilioConfig {
     pub account_sid: String,
     /// The account's Auth Token: authenticates requests (unless an API key is set) and is
     /// always the key Twilio signs status callbacks with.
-    pub auth_token: String,
+    pub auth_token: Secret,
     /// An API key SID (`SK…`) to authenticate with instead of the Auth Token.
     #[serde(default)]
     pub api_key_sid: Option<String>,
     /// The secret of `api_key_sid`.
     #[serde(default)]
-    pub api_key_secret: Option<String>,
+    pub api_key_secret: Option<Secret>,
     /// Default SMS sender (number or alphanumeric id) when the message names none.
     #[serde(default)]
     pub from: Option<String>,
@@ -173,10 +175,10 @@ impl TwilioProvider {
     async fn send_message(&self, message: &Message) -> Result<Accepted, SendError> {
         let (resource, fields) = self.request_fields(message)?;
         let (user, password) = match (&self.config.api_key_sid, &self.config.api_key_secret) {
-            (Some(sid), Some(secret)) => (sid.as_str(), secret.as_str()),
+            (Some(sid), Some(secret)) => (sid.as_str(), secret.expose()),
             _ => (
                 self.config.account_sid.as_str(),
-                self.config.auth_token.as_str(),
+                self.config.auth_token.expose(),
             ),
         };
         let request = self
@@ -290,7 +292,7 @@ impl Provider for TwilioProvider {
         true
     }
 
-    fn receipt(&self, webhook: &Webhook) -> Result<ReceiptReply, ReceiptError> {
+    fn receipt(&self, webhook: &InboundRequest) -> Result<ReceiptReply, ReceiptError> {
         let signature = webhook
             .header("x-twilio-signature")
             .ok_or_else(|| ReceiptError::Forged("no X-Twilio-Signature".into()))?;
@@ -304,7 +306,7 @@ impl Provider for TwilioProvider {
             Vec::new()
         };
         if !verify_signature(
-            self.config.auth_token.as_bytes(),
+            self.config.auth_token.expose().as_bytes(),
             &webhook.url,
             &params,
             &webhook.body,

@@ -3,16 +3,15 @@
 //! the account's signature secret (`sig`, methods md5hash / md5 / sha1 / sha256 / sha512).
 
 use otpd_core::DeliveryStatus;
+use otpd_core::Secret;
 use otpd_delivery::{
-    Accepted, BoxFuture, Message, Provider, Receipt, ReceiptError, ReceiptReply, SendError, Webhook,
+    Accepted, BoxFuture, InboundRequest, Message, Provider, Receipt, ReceiptError, ReceiptReply,
+    SendError,
 };
 use serde::Deserialize;
 
-use crate::common::{classify_status, digits_only, join};
-use crate::wire::{
-    ct_eq, excerpt, exchange, form_body, hmac_md5, hmac_sha1, hmac_sha256, hmac_sha512, is_gsm7,
-    md5, sms_only,
-};
+use crate::http::{classify_status, digits_only, excerpt, exchange, form_body, join, sms_only};
+use crate::signing::{ct_eq, hmac_md5, hmac_sha1, hmac_sha256, hmac_sha512, md5};
 
 /// Vonage's SMS API host, used when `base_url` is not set.
 pub const DEFAULT_BASE_URL: &str = "https://rest.nexmo.com";
@@ -42,16 +41,16 @@ pub struct VonageConfig {
     #[serde(default)]
     pub base_url: Option<String>,
     /// The account's API key (sent as the `api_key` form field).
-    pub api_key: String,
+    pub api_key: Secret,
     /// The account's API secret (sent as the `api_secret` form field).
-    pub api_secret: String,
+    pub api_secret: Secret,
     /// Default sender (alphanumeric ≤ 11 chars or a number) when the message names none.
     #[serde(default)]
     pub from: Option<String>,
     /// The signature secret of the account: when set, receipts must carry a valid `sig`
     /// (enable "signed webhooks" in the dashboard); when unset receipts are taken unsigned.
     #[serde(default)]
-    pub signature_secret: Option<String>,
+    pub signature_secret: Option<Secret>,
     /// The signature method selected in the dashboard (default `md5hash`).
     #[serde(default)]
     pub signature_method: SignatureMethod,
@@ -87,14 +86,14 @@ impl VonageProvider {
             .or_else(|| self.config.from.clone())
             .ok_or_else(|| SendError::provider("config", "no sender configured"))?;
         let mut fields: Vec<(&str, String)> = vec![
-            ("api_key", self.config.api_key.clone()),
-            ("api_secret", self.config.api_secret.clone()),
+            ("api_key", self.config.api_key.expose().to_string()),
+            ("api_secret", self.config.api_secret.expose().to_string()),
             ("from", from),
             ("to", digits_only(&message.to).to_string()),
             ("text", message.text.clone()),
             (
                 "type",
-                if is_gsm7(&message.text) {
+                if otpd_core::sms::is_gsm7(&message.text) {
                     "text"
                 } else {
                     "unicode"
@@ -164,7 +163,7 @@ impl VonageProvider {
     }
 
     /// The receipt's fields as received: query for GET, JSON or form body for POST.
-    fn receipt_fields(webhook: &Webhook) -> Result<Vec<(String, String)>, ReceiptError> {
+    fn receipt_fields(webhook: &InboundRequest) -> Result<Vec<(String, String)>, ReceiptError> {
         if !webhook.method.eq_ignore_ascii_case("POST") {
             return Ok(webhook.query_pairs());
         }
@@ -261,7 +260,7 @@ impl Provider for VonageProvider {
         true
     }
 
-    fn receipt(&self, webhook: &Webhook) -> Result<ReceiptReply, ReceiptError> {
+    fn receipt(&self, webhook: &InboundRequest) -> Result<ReceiptReply, ReceiptError> {
         let fields = Self::receipt_fields(webhook)?;
         if let Some(secret) = &self.config.signature_secret {
             let sig = fields
@@ -269,7 +268,7 @@ impl Provider for VonageProvider {
                 .find(|(key, _)| key == "sig")
                 .map(|(_, value)| value.as_str())
                 .ok_or_else(|| ReceiptError::Forged("no sig on a signed account".into()))?;
-            if !verify_signature(&fields, secret, self.config.signature_method, sig) {
+            if !verify_signature(&fields, secret.expose(), self.config.signature_method, sig) {
                 return Err(ReceiptError::Forged("sig mismatch".into()));
             }
         }

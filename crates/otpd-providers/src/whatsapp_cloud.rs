@@ -2,21 +2,23 @@
 //! (copy-code button), and verifies the app's status webhooks (`X-Hub-Signature-256`) and
 //! its subscription handshake.
 
+use otpd_core::Secret;
 use std::collections::HashMap;
 
 use hmac::{Hmac, KeyInit, Mac};
 use otpd_core::DeliveryStatus;
 use otpd_delivery::{
-    Accepted, BoxFuture, Message, Provider, Receipt, ReceiptError, ReceiptReply, SendError, Webhook,
+    Accepted, BoxFuture, InboundRequest, Message, Provider, Receipt, ReceiptError, ReceiptReply,
+    SendError,
 };
 use serde_json::{Value, json};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
-use crate::common::{classify_status, digits_only, join, transport_error};
+use crate::http::{classify_status, digits_only, join, transport_error};
 
 /// One WhatsApp Business phone number, as written in otpd's configuration.
-#[derive(Clone, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WhatsappCloudConfig {
     /// Graph API base URL; defaults to `https://graph.facebook.com` (tests point it at a
@@ -29,7 +31,7 @@ pub struct WhatsappCloudConfig {
     /// The sending phone number's id (not the number itself) from the WhatsApp Manager.
     pub phone_number_id: String,
     /// A system-user (or app) access token with `whatsapp_business_messaging`.
-    pub access_token: String,
+    pub access_token: Secret,
     /// Name of the approved authentication template with a copy-code button.
     pub template_name: String,
     /// Template language when the message has no locale; defaults to `en_US`.
@@ -42,27 +44,11 @@ pub struct WhatsappCloudConfig {
     /// The Meta app secret: the key of `X-Hub-Signature-256` on status webhooks. Without
     /// it, receipts are not accepted at all.
     #[serde(default)]
-    pub app_secret: Option<String>,
+    pub app_secret: Option<Secret>,
     /// The verify token typed into the app's webhook settings, echoed in the subscription
     /// handshake. Without it, handshakes are refused.
     #[serde(default)]
-    pub verify_token: Option<String>,
-}
-
-impl std::fmt::Debug for WhatsappCloudConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WhatsappCloudConfig")
-            .field("base_url", &self.base_url)
-            .field("api_version", &self.api_version)
-            .field("phone_number_id", &self.phone_number_id)
-            .field("access_token", &"***")
-            .field("template_name", &self.template_name)
-            .field("default_language", &self.default_language)
-            .field("languages", &self.languages)
-            .field("app_secret", &self.app_secret.as_ref().map(|_| "***"))
-            .field("verify_token", &self.verify_token.as_ref().map(|_| "***"))
-            .finish()
-    }
+    pub verify_token: Option<Secret>,
 }
 
 /// Sends codes as WhatsApp authentication templates through Meta's Cloud API.
@@ -118,7 +104,7 @@ impl WhatsappCloudProvider {
         let response = self
             .http
             .post(&self.url)
-            .bearer_auth(&self.config.access_token)
+            .bearer_auth(self.config.access_token.expose())
             .json(&body)
             .send()
             .await
@@ -150,7 +136,7 @@ impl WhatsappCloudProvider {
     }
 
     /// The subscription handshake: echo the challenge when the verify token matches.
-    fn handshake(&self, webhook: &Webhook) -> Result<ReceiptReply, ReceiptError> {
+    fn handshake(&self, webhook: &InboundRequest) -> Result<ReceiptReply, ReceiptError> {
         let query = webhook.query_pairs();
         let value = |name: &str| {
             query
@@ -163,7 +149,7 @@ impl WhatsappCloudProvider {
                 "handshake without hub.mode or hub.verify_token".into(),
             ));
         };
-        let Some(expected) = self.config.verify_token.as_deref() else {
+        let Some(expected) = self.config.verify_token.as_ref().map(Secret::expose) else {
             return Err(ReceiptError::Forged("no verify token is configured".into()));
         };
         if mode != "subscribe" || !bool::from(token.as_bytes().ct_eq(expected.as_bytes())) {
@@ -196,11 +182,11 @@ impl Provider for WhatsappCloudProvider {
         self.config.app_secret.is_some()
     }
 
-    fn receipt(&self, webhook: &Webhook) -> Result<ReceiptReply, ReceiptError> {
+    fn receipt(&self, webhook: &InboundRequest) -> Result<ReceiptReply, ReceiptError> {
         if webhook.method.eq_ignore_ascii_case("GET") {
             return self.handshake(webhook);
         }
-        let Some(secret) = self.config.app_secret.as_deref() else {
+        let Some(secret) = self.config.app_secret.as_ref().map(Secret::expose) else {
             return Err(ReceiptError::NotSupported);
         };
         let signature = webhook

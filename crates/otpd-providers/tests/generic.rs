@@ -1,18 +1,18 @@
 //! The generic HTTP gateway adapter against a mock gateway: templated form, JSON and GET
 //! requests, id extraction and status classification.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use otpd_core::DeliveryStatus;
-use otpd_delivery::{Provider, ReceiptError, Webhook};
+use otpd_delivery::{InboundRequest, Provider, ReceiptError};
 use otpd_providers::generic::{
     ContentType, GenericConfig, GenericConfigError, GenericProvider, Method,
 };
+use otpd_providers::testing::{
+    self, Recorded, Reply, assert_provider, assert_rejected, assert_transient,
+};
 use serde_json::json;
-use support::{Recorded, Reply, assert_provider, assert_rejected, assert_transient};
 
 /// A typical aggregator: key header, 200 with an id, 400 for bad numbers.
 fn gateway(request: &Recorded) -> Reply {
@@ -38,7 +38,7 @@ fn gateway(request: &Recorded) -> Reply {
         .find(|(key, _)| key == "msisdn")
         .map(|(_, value)| value.clone())
         .unwrap_or_default();
-    match support::scenario_of(&to) {
+    match testing::scenario_of(&to) {
         "0001" => {
             let echoed = field_value(&fields, "otp");
             return Reply::json(400, json!({"error": "invalid number", "otp": echoed}));
@@ -53,7 +53,7 @@ fn gateway(request: &Recorded) -> Reply {
 
 fn config(base_url: &str, method: Method, content_type: ContentType) -> GenericConfig {
     let mut headers = BTreeMap::new();
-    headers.insert("X-Api-Key".to_string(), "k3y".to_string());
+    headers.insert("X-Api-Key".to_string(), "k3y".into());
     let mut body = BTreeMap::new();
     body.insert("msisdn".to_string(), "{{to_digits}}".to_string());
     body.insert("phone".to_string(), "{{to}}".to_string());
@@ -73,12 +73,12 @@ fn config(base_url: &str, method: Method, content_type: ContentType) -> GenericC
     }
 }
 
-async fn provider(method: Method, content_type: ContentType) -> (support::Mock, GenericProvider) {
-    let mock = support::start(gateway).await;
+async fn provider(method: Method, content_type: ContentType) -> (testing::Mock, GenericProvider) {
+    let mock = testing::start(gateway).await;
     let provider = GenericProvider::new(
         "gw".into(),
         config(&mock.base_url, method, content_type),
-        support::client(),
+        testing::client(),
     )
     .unwrap();
     (mock, provider)
@@ -94,7 +94,7 @@ fn field_value(fields: &[(String, String)], name: &str) -> String {
 
 /// A text that needs escaping in every encoding.
 fn tricky_message(to: &str) -> otpd_delivery::Message {
-    let mut message = support::message(to);
+    let mut message = testing::message(to);
     message.text = "Code \"482910\" & {{code}} — ok\n".to_string();
     message
 }
@@ -178,12 +178,12 @@ async fn get_puts_fields_in_the_query() {
 
 #[tokio::test]
 async fn without_a_pointer_the_reference_is_the_id() {
-    let mock = support::start(gateway).await;
+    let mock = testing::start(gateway).await;
     let mut config = config(&mock.base_url, Method::Post, ContentType::Form);
     config.message_id_pointer = None;
-    let provider = GenericProvider::new("gw".into(), config, support::client()).unwrap();
+    let provider = GenericProvider::new("gw".into(), config, testing::client()).unwrap();
     let accepted = provider
-        .send(&support::message("+491701234567"))
+        .send(&testing::message("+491701234567"))
         .await
         .unwrap();
     assert_eq!(accepted.message_id, "otp-req-123");
@@ -193,14 +193,14 @@ async fn without_a_pointer_the_reference_is_the_id() {
 async fn failures_are_classified_by_status() {
     let (_mock, provider) = provider(Method::Post, ContentType::Json).await;
     let error = provider
-        .send(&support::message("+491701230001"))
+        .send(&testing::message("+491701230001"))
         .await
         .unwrap_err();
     assert_rejected(&error, "400");
     // The echoed code does not end up in the error text.
     assert!(!error.to_string().contains("482910"));
     for (to, code) in [("+491701230004", "429"), ("+491701230005", "503")] {
-        let error = provider.send(&support::message(to)).await.unwrap_err();
+        let error = provider.send(&testing::message(to)).await.unwrap_err();
         assert_transient(&error);
         assert_eq!(error.code(), code);
     }
@@ -208,15 +208,15 @@ async fn failures_are_classified_by_status() {
 
 #[tokio::test]
 async fn no_answer_times_out_as_transient() {
-    let mock = support::start(gateway).await;
+    let mock = testing::start(gateway).await;
     let provider = GenericProvider::new(
         "gw".into(),
         config(&mock.base_url, Method::Post, ContentType::Form),
-        support::client_with_timeout(Duration::from_millis(300)),
+        testing::client_with_timeout(Duration::from_millis(300)),
     )
     .unwrap();
     let error = provider
-        .send(&support::message("+491701230006"))
+        .send(&testing::message("+491701230006"))
         .await
         .unwrap_err();
     assert_transient(&error);
@@ -224,14 +224,14 @@ async fn no_answer_times_out_as_transient() {
 
 #[tokio::test]
 async fn bad_credentials_are_the_providers_problem() {
-    let mock = support::start(gateway).await;
+    let mock = testing::start(gateway).await;
     let mut config = config(&mock.base_url, Method::Post, ContentType::Form);
     config
         .headers
-        .insert("X-Api-Key".to_string(), "wrong".to_string());
-    let provider = GenericProvider::new("gw".into(), config, support::client()).unwrap();
+        .insert("X-Api-Key".to_string(), "wrong".into());
+    let provider = GenericProvider::new("gw".into(), config, testing::client()).unwrap();
     let error = provider
-        .send(&support::message("+491701234567"))
+        .send(&testing::message("+491701234567"))
         .await
         .unwrap_err();
     assert_provider(&error, "401");
@@ -295,7 +295,7 @@ fn no_receipts() {
     )
     .unwrap();
     assert_eq!(
-        provider.receipt(&Webhook::default()),
+        provider.receipt(&InboundRequest::default()),
         Err(ReceiptError::NotSupported)
     );
 }

@@ -1,15 +1,15 @@
 //! Infobip adapter against a mock of `/sms/2/text/advanced` (§5.3 of the provider reference)
 //! and its token-guarded JSON delivery reports.
 
-mod support;
-
 use std::time::Duration;
 
 use otpd_core::DeliveryStatus;
-use otpd_delivery::{Provider, Receipt, ReceiptError, ReceiptReply, Webhook};
+use otpd_delivery::{InboundRequest, Provider, Receipt, ReceiptError, ReceiptReply};
 use otpd_providers::infobip::{InfobipConfig, InfobipProvider};
+use otpd_providers::testing::{
+    self, Recorded, Reply, assert_provider, assert_rejected, assert_transient,
+};
 use serde_json::json;
-use support::{Recorded, Reply, assert_provider, assert_rejected, assert_transient};
 
 const API_KEY: &str = "003026bbc133714df1834b8638bb496e-8f4b3d9a-e931-478d-a994-28a725159ab9";
 const TOKEN: &str = "s3cr3t-receipt-token";
@@ -44,7 +44,7 @@ fn infobip(request: &Recorded) -> Reply {
     let to = destination["to"].as_str().unwrap_or("").to_string();
     let message_id = destination["messageId"].as_str().unwrap_or("").to_string();
     assert!(to.chars().all(|c| c.is_ascii_digit()));
-    match support::scenario_of(&to) {
+    match testing::scenario_of(&to) {
         "0001" => {
             return sent(
                 &to,
@@ -93,22 +93,22 @@ fn infobip(request: &Recorded) -> Reply {
 fn config(base_url: &str) -> InfobipConfig {
     InfobipConfig {
         base_url: Some(base_url.to_string()),
-        api_key: API_KEY.to_string(),
+        api_key: API_KEY.into(),
         from: Some("ACME".to_string()),
-        receipt_token: Some(TOKEN.to_string()),
+        receipt_token: Some(TOKEN.into()),
     }
 }
 
-async fn provider() -> (support::Mock, InfobipProvider) {
-    let mock = support::start(infobip).await;
-    let provider = InfobipProvider::new("ib".into(), config(&mock.base_url), support::client());
+async fn provider() -> (testing::Mock, InfobipProvider) {
+    let mock = testing::start(infobip).await;
+    let provider = InfobipProvider::new("ib".into(), config(&mock.base_url), testing::client());
     (mock, provider)
 }
 
 #[tokio::test]
 async fn sms_is_sent_with_the_documented_body() {
     let (mock, provider) = provider().await;
-    let mut message = support::message("+41793026727");
+    let mut message = testing::message("+41793026727");
     message.validity_seconds = 599;
     let accepted = provider.send(&message).await.unwrap();
     assert_eq!(accepted.message_id, "otp-req-123");
@@ -134,12 +134,12 @@ async fn sms_is_sent_with_the_documented_body() {
 
 #[tokio::test]
 async fn no_receipt_token_means_no_notify_url() {
-    let mock = support::start(infobip).await;
+    let mock = testing::start(infobip).await;
     let mut config = config(&mock.base_url);
     config.receipt_token = None;
-    let provider = InfobipProvider::new("ib".into(), config, support::client());
+    let provider = InfobipProvider::new("ib".into(), config, testing::client());
     provider
-        .send(&support::message("+41793026727"))
+        .send(&testing::message("+41793026727"))
         .await
         .unwrap();
     let sms = &mock.single().json()["messages"][0];
@@ -150,12 +150,12 @@ async fn no_receipt_token_means_no_notify_url() {
 async fn invalid_numbers_are_rejected() {
     let (_mock, provider) = provider().await;
     let error = provider
-        .send(&support::message("+41793020001"))
+        .send(&testing::message("+41793020001"))
         .await
         .unwrap_err();
     assert_rejected(&error, "REJECTED_DESTINATION");
     let error = provider
-        .send(&support::message("+41793020002"))
+        .send(&testing::message("+41793020002"))
         .await
         .unwrap_err();
     assert_rejected(&error, "BAD_REQUEST");
@@ -165,7 +165,7 @@ async fn invalid_numbers_are_rejected() {
 async fn a_duplicate_message_id_means_the_first_send_was_taken() {
     let (_mock, provider) = provider().await;
     let accepted = provider
-        .send(&support::message("+41793020009"))
+        .send(&testing::message("+41793020009"))
         .await
         .unwrap();
     assert_eq!(accepted.message_id, "otp-req-123");
@@ -178,7 +178,7 @@ async fn throttling_and_outages_are_transient() {
         ("+41793020004", "TOO_MANY_REQUESTS"),
         ("+41793020005", "GENERAL_ERROR"),
     ] {
-        let error = provider.send(&support::message(to)).await.unwrap_err();
+        let error = provider.send(&testing::message(to)).await.unwrap_err();
         assert_transient(&error);
         assert_eq!(error.code(), code);
     }
@@ -186,14 +186,14 @@ async fn throttling_and_outages_are_transient() {
 
 #[tokio::test]
 async fn no_answer_times_out_as_transient() {
-    let mock = support::start(infobip).await;
+    let mock = testing::start(infobip).await;
     let provider = InfobipProvider::new(
         "ib".into(),
         config(&mock.base_url),
-        support::client_with_timeout(Duration::from_millis(300)),
+        testing::client_with_timeout(Duration::from_millis(300)),
     );
     let error = provider
-        .send(&support::message("+41793020006"))
+        .send(&testing::message("+41793020006"))
         .await
         .unwrap_err();
     assert_transient(&error);
@@ -201,19 +201,19 @@ async fn no_answer_times_out_as_transient() {
 
 #[tokio::test]
 async fn bad_credentials_and_no_credit_are_the_providers_problem() {
-    let mock = support::start(infobip).await;
+    let mock = testing::start(infobip).await;
     let mut config = config(&mock.base_url);
     config.api_key = "wrong".into();
-    let provider = InfobipProvider::new("ib".into(), config, support::client());
+    let provider = InfobipProvider::new("ib".into(), config, testing::client());
     let error = provider
-        .send(&support::message("+41793026727"))
+        .send(&testing::message("+41793026727"))
         .await
         .unwrap_err();
     assert_provider(&error, "UNAUTHORIZED");
 
     let (_mock, provider) = self::provider().await;
     let error = provider
-        .send(&support::message("+41793020008"))
+        .send(&testing::message("+41793020008"))
         .await
         .unwrap_err();
     assert_provider(&error, "REJECTED_NOT_ENOUGH_CREDITS");
@@ -238,8 +238,8 @@ fn report_body() -> String {
     .to_string()
 }
 
-fn report(url: &str, body: &str) -> Webhook {
-    Webhook {
+fn report(url: &str, body: &str) -> InboundRequest {
+    InboundRequest {
         method: "POST".into(),
         url: url.into(),
         headers: vec![("content-type".into(), "application/json".into())],

@@ -1,19 +1,19 @@
 //! MessageBird adapter against a mock of `POST /messages` (§3 of the provider reference) and
 //! its JWT-signed status reports.
 
-mod support;
-
 use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, KeyInit, Mac};
 use otpd_core::DeliveryStatus;
-use otpd_delivery::{Provider, Receipt, ReceiptError, ReceiptReply, Webhook};
+use otpd_delivery::{InboundRequest, Provider, Receipt, ReceiptError, ReceiptReply};
 use otpd_providers::messagebird::{MessageBirdConfig, MessageBirdProvider};
+use otpd_providers::testing::{
+    self, Recorded, Reply, assert_provider, assert_rejected, assert_transient,
+};
 use serde_json::json;
 use sha2::Digest;
-use support::{Recorded, Reply, assert_provider, assert_rejected, assert_transient};
 
 const ACCESS_KEY: &str = "live_abcdefghijklmnopqrstuvwxyz";
 const SIGNING_KEY: &str = "36efdd1aace2e26cd490f0d951138253bef2f7c6d34d18981da781555cc4cebb";
@@ -47,7 +47,7 @@ fn messagebird(request: &Recorded) -> Reply {
     let body = request.json();
     let recipient = body["recipients"][0].as_str().unwrap_or("").to_string();
     assert!(recipient.chars().all(|c| c.is_ascii_digit()));
-    match support::scenario_of(&recipient) {
+    match testing::scenario_of(&recipient) {
         "0001" => return errors(422, 9, "no (correct) recipients found", "recipient"),
         "0004" => return Reply::Body(429, "text/plain", "Too Many Requests".into()),
         "0005" => return errors(500, 99, "Internal error", ""),
@@ -72,15 +72,15 @@ fn messagebird(request: &Recorded) -> Reply {
 fn config(base_url: &str) -> MessageBirdConfig {
     MessageBirdConfig {
         base_url: Some(base_url.to_string()),
-        access_key: ACCESS_KEY.to_string(),
+        access_key: ACCESS_KEY.into(),
         originator: Some("ACME".to_string()),
-        signing_key: Some(SIGNING_KEY.to_string()),
+        signing_key: Some(SIGNING_KEY.into()),
     }
 }
 
-async fn provider() -> (support::Mock, MessageBirdProvider) {
-    let mock = support::start(messagebird).await;
-    let provider = MessageBirdProvider::new("mb".into(), config(&mock.base_url), support::client());
+async fn provider() -> (testing::Mock, MessageBirdProvider) {
+    let mock = testing::start(messagebird).await;
+    let provider = MessageBirdProvider::new("mb".into(), config(&mock.base_url), testing::client());
     (mock, provider)
 }
 
@@ -88,7 +88,7 @@ async fn provider() -> (support::Mock, MessageBirdProvider) {
 async fn sms_is_sent_with_the_documented_body() {
     let (mock, provider) = provider().await;
     let accepted = provider
-        .send(&support::message("+31612345678"))
+        .send(&testing::message("+31612345678"))
         .await
         .unwrap();
     assert_eq!(accepted.message_id, ID);
@@ -114,7 +114,7 @@ async fn sms_is_sent_with_the_documented_body() {
 async fn invalid_number_is_rejected_with_messagebirds_code() {
     let (_mock, provider) = provider().await;
     let error = provider
-        .send(&support::message("+31612340001"))
+        .send(&testing::message("+31612340001"))
         .await
         .unwrap_err();
     assert_rejected(&error, "9");
@@ -124,13 +124,13 @@ async fn invalid_number_is_rejected_with_messagebirds_code() {
 async fn throttling_and_outages_are_transient() {
     let (_mock, provider) = provider().await;
     let error = provider
-        .send(&support::message("+31612340004"))
+        .send(&testing::message("+31612340004"))
         .await
         .unwrap_err();
     assert_transient(&error);
     assert_eq!(error.code(), "429");
     let error = provider
-        .send(&support::message("+31612340005"))
+        .send(&testing::message("+31612340005"))
         .await
         .unwrap_err();
     assert_transient(&error);
@@ -139,14 +139,14 @@ async fn throttling_and_outages_are_transient() {
 
 #[tokio::test]
 async fn no_answer_times_out_as_transient() {
-    let mock = support::start(messagebird).await;
+    let mock = testing::start(messagebird).await;
     let provider = MessageBirdProvider::new(
         "mb".into(),
         config(&mock.base_url),
-        support::client_with_timeout(Duration::from_millis(300)),
+        testing::client_with_timeout(Duration::from_millis(300)),
     );
     let error = provider
-        .send(&support::message("+31612340006"))
+        .send(&testing::message("+31612340006"))
         .await
         .unwrap_err();
     assert_transient(&error);
@@ -154,19 +154,19 @@ async fn no_answer_times_out_as_transient() {
 
 #[tokio::test]
 async fn bad_credentials_and_no_balance_are_the_providers_problem() {
-    let mock = support::start(messagebird).await;
+    let mock = testing::start(messagebird).await;
     let mut config = config(&mock.base_url);
     config.access_key = "wrong".into();
-    let provider = MessageBirdProvider::new("mb".into(), config, support::client());
+    let provider = MessageBirdProvider::new("mb".into(), config, testing::client());
     let error = provider
-        .send(&support::message("+31612345678"))
+        .send(&testing::message("+31612345678"))
         .await
         .unwrap_err();
     assert_provider(&error, "2");
 
     let (_mock, provider) = self::provider().await;
     let error = provider
-        .send(&support::message("+31612340008"))
+        .send(&testing::message("+31612340008"))
         .await
         .unwrap_err();
     assert_provider(&error, "25");
@@ -197,8 +197,8 @@ fn mint(key: &str, url: &str, body: &[u8], nbf: i64) -> String {
 
 const REPORT_URL: &str = "https://otp.example.com/webhooks/messagebird?id=6fe65f90454aa61536e6a88b88972670&reference=otp-req-123&recipient=31612345678&status=delivered&statusDatetime=2024-01-15T12%3A00%3A03%2B00%3A00&statusReason=successfully+delivered&mccmnc=20408&ported=0&price%5Bamount%5D=0.07&price%5Bcurrency%5D=EUR&messagePartCount=1";
 
-fn report(url: &str, token: Option<String>) -> Webhook {
-    Webhook {
+fn report(url: &str, token: Option<String>) -> InboundRequest {
+    InboundRequest {
         method: "GET".into(),
         url: url.into(),
         headers: token

@@ -1,15 +1,15 @@
 //! Plivo adapter against a mock of the Message API (§5.1 of the provider reference) and its
 //! V3/V2-signed status callbacks.
 
-mod support;
-
 use std::time::Duration;
 
 use otpd_core::DeliveryStatus;
-use otpd_delivery::{Provider, Receipt, ReceiptError, ReceiptReply, Webhook};
+use otpd_delivery::{InboundRequest, Provider, Receipt, ReceiptError, ReceiptReply};
 use otpd_providers::plivo::{PlivoConfig, PlivoProvider, compute_v2, compute_v3};
+use otpd_providers::testing::{
+    self, Recorded, Reply, assert_provider, assert_rejected, assert_transient,
+};
 use serde_json::json;
-use support::{Recorded, Reply, assert_provider, assert_rejected, assert_transient};
 
 const AUTH_ID: &str = "MAXXXXXXXXXXXXXXXXXX";
 const AUTH_TOKEN: &str = "my_auth_token";
@@ -33,7 +33,7 @@ fn plivo(request: &Recorded) -> Reply {
     let body = request.json();
     let dst = body["dst"].as_str().unwrap_or("").to_string();
     assert!(dst.chars().all(|c| c.is_ascii_digit()));
-    match support::scenario_of(&dst) {
+    match testing::scenario_of(&dst) {
         "0001" => return error(400, "invalid destination number"),
         "0004" => return error(429, "too many requests"),
         "0005" => return error(500, "internal server error"),
@@ -57,22 +57,22 @@ fn config(base_url: &str) -> PlivoConfig {
     PlivoConfig {
         base_url: Some(base_url.to_string()),
         auth_id: AUTH_ID.to_string(),
-        auth_token: AUTH_TOKEN.to_string(),
+        auth_token: AUTH_TOKEN.into(),
         src: Some("+14155550100".to_string()),
         powerpack_uuid: None,
     }
 }
 
-async fn provider() -> (support::Mock, PlivoProvider) {
-    let mock = support::start(plivo).await;
-    let provider = PlivoProvider::new("plivo".into(), config(&mock.base_url), support::client());
+async fn provider() -> (testing::Mock, PlivoProvider) {
+    let mock = testing::start(plivo).await;
+    let provider = PlivoProvider::new("plivo".into(), config(&mock.base_url), testing::client());
     (mock, provider)
 }
 
 #[tokio::test]
 async fn sms_is_sent_with_the_documented_body() {
     let (mock, provider) = provider().await;
-    let mut message = support::message("+14155550123");
+    let mut message = testing::message("+14155550123");
     message.from = String::new();
     let accepted = provider.send(&message).await.unwrap();
     assert_eq!(accepted.message_id, UUID);
@@ -90,12 +90,12 @@ async fn sms_is_sent_with_the_documented_body() {
 
 #[tokio::test]
 async fn powerpack_replaces_the_sender() {
-    let mock = support::start(plivo).await;
+    let mock = testing::start(plivo).await;
     let mut config = config(&mock.base_url);
     config.powerpack_uuid = Some("d2e8b9c1-0000-4000-8000-000000000000".into());
-    let provider = PlivoProvider::new("plivo".into(), config, support::client());
+    let provider = PlivoProvider::new("plivo".into(), config, testing::client());
     provider
-        .send(&support::message("+14155550123"))
+        .send(&testing::message("+14155550123"))
         .await
         .unwrap();
     let body = mock.single().json();
@@ -110,7 +110,7 @@ async fn powerpack_replaces_the_sender() {
 async fn invalid_number_is_rejected() {
     let (_mock, provider) = provider().await;
     let error = provider
-        .send(&support::message("+14155550001"))
+        .send(&testing::message("+14155550001"))
         .await
         .unwrap_err();
     assert_rejected(&error, "400");
@@ -120,7 +120,7 @@ async fn invalid_number_is_rejected() {
 async fn throttling_and_outages_are_transient() {
     let (_mock, provider) = provider().await;
     for (to, code) in [("+14155550004", "429"), ("+14155550005", "500")] {
-        let error = provider.send(&support::message(to)).await.unwrap_err();
+        let error = provider.send(&testing::message(to)).await.unwrap_err();
         assert_transient(&error);
         assert_eq!(error.code(), code);
     }
@@ -128,14 +128,14 @@ async fn throttling_and_outages_are_transient() {
 
 #[tokio::test]
 async fn no_answer_times_out_as_transient() {
-    let mock = support::start(plivo).await;
+    let mock = testing::start(plivo).await;
     let provider = PlivoProvider::new(
         "plivo".into(),
         config(&mock.base_url),
-        support::client_with_timeout(Duration::from_millis(300)),
+        testing::client_with_timeout(Duration::from_millis(300)),
     );
     let error = provider
-        .send(&support::message("+14155550006"))
+        .send(&testing::message("+14155550006"))
         .await
         .unwrap_err();
     assert_transient(&error);
@@ -143,19 +143,19 @@ async fn no_answer_times_out_as_transient() {
 
 #[tokio::test]
 async fn bad_credentials_and_geo_permissions_are_the_providers_problem() {
-    let mock = support::start(plivo).await;
+    let mock = testing::start(plivo).await;
     let mut config = config(&mock.base_url);
     config.auth_token = "wrong".into();
-    let provider = PlivoProvider::new("plivo".into(), config, support::client());
+    let provider = PlivoProvider::new("plivo".into(), config, testing::client());
     let error = provider
-        .send(&support::message("+14155550123"))
+        .send(&testing::message("+14155550123"))
         .await
         .unwrap_err();
     assert_provider(&error, "401");
 
     let (_mock, provider) = self::provider().await;
     let error = provider
-        .send(&support::message("+14155550008"))
+        .send(&testing::message("+14155550008"))
         .await
         .unwrap_err();
     assert_provider(&error, "403");
@@ -165,7 +165,7 @@ const CALLBACK_URL: &str = "https://otp.example.com/webhooks/plivo";
 const NONCE: &str = "05429567804466091622";
 const CALLBACK_BODY: &str = "MessageUUID=5b40a428-bfc7-4daf-9d06-726c558bf3b8&Status=delivered&From=14155550100&To=14155550123&Units=1&TotalAmount=0.00500&ErrorCode=";
 
-fn callback(url: &str, body: &str, headers: &[(&str, &str)]) -> Webhook {
+fn callback(url: &str, body: &str, headers: &[(&str, &str)]) -> InboundRequest {
     let mut all = vec![(
         "content-type".to_string(),
         "application/x-www-form-urlencoded".to_string(),
@@ -175,7 +175,7 @@ fn callback(url: &str, body: &str, headers: &[(&str, &str)]) -> Webhook {
             .iter()
             .map(|(name, value)| (name.to_string(), value.to_string())),
     );
-    Webhook {
+    InboundRequest {
         method: "POST".into(),
         url: url.into(),
         headers: all,

@@ -1,9 +1,6 @@
 //! SendGrid adapter against a local mock of `POST /v3/mail/send`, and its signed Event
 //! Webhook verification.
 
-#[path = "mock/mod.rs"]
-mod support;
-
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -12,12 +9,12 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use otpd_core::DeliveryStatus;
-use otpd_delivery::{Provider, Receipt, ReceiptError, ReceiptReply, Webhook};
+use otpd_delivery::{InboundRequest, Provider, Receipt, ReceiptError, ReceiptReply};
 use otpd_providers::sendgrid::{SendgridConfig, SendgridConfigError, SendgridProvider};
+use otpd_providers::testing::*;
 use p256::ecdsa::signature::Signer;
 use p256::ecdsa::{Signature, SigningKey};
 use serde_json::{Value, json};
-use support::*;
 
 const API_KEY: &str = "SG.test-key.abcdef";
 const FROM: &str = "no-reply@acme.example";
@@ -39,12 +36,7 @@ async fn mail_send(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    log.push(Seen {
-        method,
-        uri,
-        headers: headers.clone(),
-        body: body.to_vec(),
-    });
+    log.push(Recorded::new(method, &uri, &headers, &body));
     if headers.get("authorization").and_then(|v| v.to_str().ok())
         != Some(&format!("Bearer {API_KEY}"))
     {
@@ -139,11 +131,18 @@ async fn sends_text_and_html_with_our_reference_and_no_tracking() {
     assert_eq!(accepted.message_id, "LRzXl_NHStOGhQ4kofSm_A");
     assert_eq!(accepted.status, DeliveryStatus::Sent);
 
-    let seen = log.only();
+    let seen = log.single();
     assert_eq!(seen.method, Method::POST);
-    assert_eq!(seen.uri.path(), "/v3/mail/send");
-    assert_eq!(seen.header("authorization"), format!("Bearer {API_KEY}"));
-    assert!(seen.header("content-type").starts_with("application/json"));
+    assert_eq!(seen.path, "/v3/mail/send");
+    assert_eq!(
+        seen.header("authorization").unwrap_or(""),
+        format!("Bearer {API_KEY}")
+    );
+    assert!(
+        seen.header("content-type")
+            .unwrap_or("")
+            .starts_with("application/json")
+    );
     let body = seen.json();
     assert_eq!(
         body["personalizations"],
@@ -178,7 +177,7 @@ async fn text_only_mail_has_one_part_and_sandbox_is_passed_on() {
         .send(&email_message("user@example.com", false))
         .await
         .unwrap();
-    let body = log.only().json();
+    let body = log.single().json();
     assert_eq!(body["content"].as_array().unwrap().len(), 1);
     assert_eq!(body["content"][0]["type"], "text/plain");
     assert_eq!(body["mail_settings"]["sandbox_mode"]["enable"], true);
@@ -188,7 +187,7 @@ async fn text_only_mail_has_one_part_and_sandbox_is_passed_on() {
 #[tokio::test]
 async fn an_invalid_address_is_rejected() {
     let (base, _log) = mock().await;
-    let error = assert_rejected(
+    let error = expect_rejected(
         provider(&base)
             .send(&email_message("not-an-address", false))
             .await,
@@ -207,7 +206,7 @@ async fn a_bad_key_or_unverified_sender_is_a_provider_error() {
     let mut bad_key = config(&base);
     bad_key.api_key = "SG.revoked".into();
     let provider = SendgridProvider::new("sendgrid".into(), bad_key, client()).unwrap();
-    let error = assert_provider(
+    let error = expect_provider(
         provider
             .send(&email_message("user@example.com", false))
             .await,
@@ -217,7 +216,7 @@ async fn a_bad_key_or_unverified_sender_is_a_provider_error() {
     let mut unverified = config(&base);
     unverified.from_email = "someone@else.example".into();
     let provider = SendgridProvider::new("sendgrid".into(), unverified, client()).unwrap();
-    let error = assert_provider(
+    let error = expect_provider(
         provider
             .send(&email_message("user@example.com", false))
             .await,
@@ -229,13 +228,13 @@ async fn a_bad_key_or_unverified_sender_is_a_provider_error() {
 async fn rate_limits_and_outages_are_transient() {
     let (base, _log) = mock().await;
     let provider = provider(&base);
-    let error = assert_transient(
+    let error = expect_transient(
         provider
             .send(&email_message("throttled@example.com", false))
             .await,
     );
     assert_eq!(error.code(), "429");
-    let error = assert_transient(
+    let error = expect_transient(
         provider
             .send(&email_message("broken@example.com", false))
             .await,
@@ -246,7 +245,7 @@ async fn rate_limits_and_outages_are_transient() {
 #[tokio::test]
 async fn a_silent_api_times_out_as_transient() {
     let (base, _log) = mock().await;
-    let error = assert_transient(
+    let error = expect_transient(
         provider(&base)
             .send(&email_message("silent@example.com", false))
             .await,
@@ -263,11 +262,11 @@ fn test_key() -> (SigningKey, String) {
     (key, STANDARD.encode(spki))
 }
 
-fn signed_events(key: &SigningKey, timestamp: &str, body: &[u8]) -> Webhook {
+fn signed_events(key: &SigningKey, timestamp: &str, body: &[u8]) -> InboundRequest {
     let mut signed = timestamp.as_bytes().to_vec();
     signed.extend_from_slice(body);
     let signature: Signature = key.sign(&signed);
-    Webhook {
+    InboundRequest {
         method: "POST".into(),
         url: "https://otp.example.com/webhooks/sendgrid".into(),
         headers: vec![
@@ -341,7 +340,7 @@ fn the_reference_vector_t17_is_accepted_without_an_age_limit() {
         ..config("http://127.0.0.1:9")
     };
     let provider = SendgridProvider::new("sendgrid".into(), config, client()).unwrap();
-    let webhook = Webhook {
+    let webhook = InboundRequest {
         method: "POST".into(),
         url: "https://otp.example.com/webhooks/sendgrid".into(),
         headers: vec![
@@ -412,7 +411,7 @@ fn a_signed_but_malformed_batch_is_malformed() {
 #[test]
 fn without_a_key_events_are_taken_unsigned() {
     let provider = provider("http://127.0.0.1:9");
-    let webhook = Webhook {
+    let webhook = InboundRequest {
         method: "POST".into(),
         url: "https://otp.example.com/webhooks/sendgrid".into(),
         headers: vec![],

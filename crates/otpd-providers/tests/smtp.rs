@@ -2,9 +2,6 @@
 //! message and answers per recipient: plain text (`tls = "none"` on loopback), STARTTLS and
 //! implicit TLS (with a test CA from `tests/fixtures`).
 
-#[path = "mock/mod.rs"]
-mod support;
-
 use std::sync::{Arc, Mutex};
 
 use base64::Engine;
@@ -12,7 +9,7 @@ use base64::engine::general_purpose::STANDARD;
 use otpd_core::DeliveryStatus;
 use otpd_delivery::Provider;
 use otpd_providers::smtp::{SmtpConfig, SmtpProvider, SmtpTls};
-use support::*;
+use otpd_providers::testing::*;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
@@ -355,7 +352,7 @@ async fn authenticates_when_credentials_are_configured() {
 async fn an_unknown_mailbox_is_rejected() {
     let (port, record) = smtp_server(Mode::Plain).await;
     let provider = SmtpProvider::new("smtp".into(), config(port)).unwrap();
-    let error = assert_rejected(
+    let error = expect_rejected(
         provider
             .send(&email_message("nobody@example.com", false))
             .await,
@@ -368,7 +365,7 @@ async fn an_unknown_mailbox_is_rejected() {
 async fn an_invalid_address_is_rejected_without_connecting() {
     let (port, record) = smtp_server(Mode::Plain).await;
     let provider = SmtpProvider::new("smtp".into(), config(port)).unwrap();
-    let error = assert_rejected(provider.send(&email_message("not an address", false)).await);
+    let error = expect_rejected(provider.send(&email_message("not an address", false)).await);
     assert_eq!(error.code(), "invalid_address");
     assert!(record.commands().is_empty());
 }
@@ -377,7 +374,7 @@ async fn an_invalid_address_is_rejected_without_connecting() {
 async fn a_temporary_refusal_is_transient() {
     let (port, _record) = smtp_server(Mode::Plain).await;
     let provider = SmtpProvider::new("smtp".into(), config(port)).unwrap();
-    let error = assert_transient(
+    let error = expect_transient(
         provider
             .send(&email_message("busy@example.com", false))
             .await,
@@ -389,7 +386,7 @@ async fn a_temporary_refusal_is_transient() {
 async fn failed_authentication_is_a_provider_error() {
     let (port, record) = smtp_server(Mode::Plain).await;
     let provider = SmtpProvider::new("smtp".into(), authenticated(port, "wrong")).unwrap();
-    let error = assert_provider(
+    let error = expect_provider(
         provider
             .send(&email_message("user@example.com", false))
             .await,
@@ -406,7 +403,7 @@ async fn a_refused_connection_is_transient() {
         listener.local_addr().unwrap().port()
     };
     let provider = SmtpProvider::new("smtp".into(), config(port)).unwrap();
-    let error = assert_transient(
+    let error = expect_transient(
         provider
             .send(&email_message("user@example.com", false))
             .await,
@@ -419,7 +416,7 @@ async fn a_silent_server_times_out_as_transient() {
     let (port, _record) = smtp_server(Mode::Silent).await;
     let provider = SmtpProvider::new("smtp".into(), config(port)).unwrap();
     let started = std::time::Instant::now();
-    let error = assert_transient(
+    let error = expect_transient(
         provider
             .send(&email_message("user@example.com", false))
             .await,
@@ -481,7 +478,7 @@ async fn a_server_without_starttls_gets_no_credentials() {
     // A plain server (or a downgrade attack stripping STARTTLS): refuse, credentials unsent.
     let (port, record) = smtp_server(Mode::Plain).await;
     let provider = SmtpProvider::new("smtp".into(), tls_config(port, SmtpTls::Starttls)).unwrap();
-    assert_provider(
+    expect_provider(
         provider
             .send(&email_message("user@example.com", false))
             .await,

@@ -1,19 +1,16 @@
 //! AWS SNS adapter against a local mock of the SNS Query API that recomputes the SigV4
 //! signature from the request it received (Host with the mock's port included).
 
-#[path = "mock/mod.rs"]
-mod support;
-
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use hmac::{Hmac, KeyInit, Mac};
 use otpd_core::{Channel, DeliveryStatus};
-use otpd_delivery::{Provider, ReceiptError, Webhook};
+use otpd_delivery::{InboundRequest, Provider, ReceiptError};
 use otpd_providers::sns::{SnsConfig, SnsProvider};
+use otpd_providers::testing::*;
 use sha2::{Digest, Sha256};
-use support::*;
 
 const AKID: &str = "AKIDEXAMPLE";
 const SECRET: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
@@ -110,12 +107,7 @@ async fn sns(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    log.push(Seen {
-        method: method.clone(),
-        uri: uri.clone(),
-        headers: headers.clone(),
-        body: body.to_vec(),
-    });
+    log.push(Recorded::new(method.clone(), &uri, &headers, &body));
     if method != Method::POST || uri.path() != "/" {
         return error(
             StatusCode::NOT_FOUND,
@@ -252,45 +244,49 @@ async fn publishes_a_signed_transactional_sms() {
     assert_eq!(accepted.message_id, "567910cd-659e-55d4-8ccb-5aaf14679dc0");
     assert_eq!(accepted.status, DeliveryStatus::Sent);
 
-    let seen = log.only();
+    let seen = log.single();
     assert_eq!(seen.method, Method::POST);
-    assert_eq!(seen.uri.path(), "/");
+    assert_eq!(seen.path, "/");
     assert_eq!(
-        seen.header("content-type"),
+        seen.header("content-type").unwrap_or(""),
         "application/x-www-form-urlencoded; charset=utf-8"
     );
     // The Host the signature covers carries the mock's port.
-    assert_eq!(seen.header("host"), base.trim_start_matches("http://"));
+    assert_eq!(
+        seen.header("host").unwrap_or(""),
+        base.trim_start_matches("http://")
+    );
     assert!(
         seen.header("authorization")
+            .unwrap_or("")
             .contains("Credential=AKIDEXAMPLE/")
     );
-    assert!(seen.header("authorization").contains(
+    assert!(seen.header("authorization").unwrap_or("").contains(
         "/us-east-1/sns/aws4_request, SignedHeaders=content-type;host;x-amz-date, Signature="
     ));
     assert_eq!(
-        seen.form_value("PhoneNumber").as_deref(),
+        seen.form_field("PhoneNumber").as_deref(),
         Some("+14155552671")
     );
     assert_eq!(
-        seen.form_value("Message").as_deref(),
+        seen.form_field("Message").as_deref(),
         Some("Your code is 123456")
     );
     assert_eq!(
-        seen.form_value("MessageAttributes.entry.1.Name").as_deref(),
+        seen.form_field("MessageAttributes.entry.1.Name").as_deref(),
         Some("AWS.SNS.SMS.SenderID")
     );
     assert_eq!(
-        seen.form_value("MessageAttributes.entry.1.Value.StringValue")
+        seen.form_field("MessageAttributes.entry.1.Value.StringValue")
             .as_deref(),
         Some("ACME")
     );
     assert_eq!(
-        seen.form_value("MessageAttributes.entry.2.Name").as_deref(),
+        seen.form_field("MessageAttributes.entry.2.Name").as_deref(),
         Some("AWS.SNS.SMS.SMSType")
     );
     assert_eq!(
-        seen.form_value("MessageAttributes.entry.2.Value.StringValue")
+        seen.form_field("MessageAttributes.entry.2.Value.StringValue")
             .as_deref(),
         Some("Transactional")
     );
@@ -304,8 +300,8 @@ async fn the_message_sender_wins_over_the_configured_one() {
     message.from = "OTPD".into();
     provider.send(&message).await.unwrap();
     assert_eq!(
-        log.only()
-            .form_value("MessageAttributes.entry.1.Value.StringValue")
+        log.single()
+            .form_field("MessageAttributes.entry.1.Value.StringValue")
             .as_deref(),
         Some("OTPD")
     );
@@ -321,10 +317,14 @@ async fn temporary_credentials_send_and_sign_the_session_token() {
         .send(&phone_message(Channel::Sms, "+14155552671"))
         .await
         .unwrap();
-    let seen = log.only();
-    assert_eq!(seen.header("x-amz-security-token"), "FwoGZXIvYXdzEXAMPLE");
+    let seen = log.single();
+    assert_eq!(
+        seen.header("x-amz-security-token").unwrap_or(""),
+        "FwoGZXIvYXdzEXAMPLE"
+    );
     assert!(
         seen.header("authorization")
+            .unwrap_or("")
             .contains("SignedHeaders=content-type;host;x-amz-date;x-amz-security-token")
     );
 }
@@ -333,7 +333,7 @@ async fn temporary_credentials_send_and_sign_the_session_token() {
 async fn an_invalid_number_is_rejected() {
     let (base, _log) = mock().await;
     let provider = SnsProvider::new("sns".into(), config(&base), client());
-    let error = assert_rejected(
+    let error = expect_rejected(
         provider
             .send(&phone_message(Channel::Sms, "+15005550001"))
             .await,
@@ -353,7 +353,7 @@ async fn a_wrong_secret_is_a_provider_error() {
     let mut config = config(&base);
     config.secret_access_key = "not-the-secret".into();
     let provider = SnsProvider::new("sns".into(), config, client());
-    let error = assert_provider(
+    let error = expect_provider(
         provider
             .send(&phone_message(Channel::Sms, "+14155552671"))
             .await,
@@ -367,7 +367,7 @@ async fn an_unknown_access_key_is_a_provider_error() {
     let mut config = config(&base);
     config.access_key_id = "AKIDUNKNOWN".into();
     let provider = SnsProvider::new("sns".into(), config, client());
-    let error = assert_provider(
+    let error = expect_provider(
         provider
             .send(&phone_message(Channel::Sms, "+14155552671"))
             .await,
@@ -379,13 +379,13 @@ async fn an_unknown_access_key_is_a_provider_error() {
 async fn throttling_and_server_errors_are_transient() {
     let (base, _log) = mock().await;
     let provider = SnsProvider::new("sns".into(), config(&base), client());
-    let throttled = assert_transient(
+    let throttled = expect_transient(
         provider
             .send(&phone_message(Channel::Sms, "+15005550004"))
             .await,
     );
     assert_eq!(throttled.code(), "Throttled");
-    let internal = assert_transient(
+    let internal = expect_transient(
         provider
             .send(&phone_message(Channel::Sms, "+15005550005"))
             .await,
@@ -397,7 +397,7 @@ async fn throttling_and_server_errors_are_transient() {
 async fn a_silent_endpoint_times_out_as_transient() {
     let (base, _log) = mock().await;
     let provider = SnsProvider::new("sns".into(), config(&base), client());
-    let error = assert_transient(
+    let error = expect_transient(
         provider
             .send(&phone_message(Channel::Sms, "+15005550009"))
             .await,
@@ -408,7 +408,7 @@ async fn a_silent_endpoint_times_out_as_transient() {
 #[tokio::test]
 async fn a_closed_port_is_transient() {
     let provider = SnsProvider::new("sns".into(), config("http://127.0.0.1:9"), client());
-    assert_transient(
+    expect_transient(
         provider
             .send(&phone_message(Channel::Sms, "+14155552671"))
             .await,
@@ -423,7 +423,7 @@ fn sns_has_no_receipts() {
         reqwest::Client::new(),
     );
     assert_eq!(
-        provider.receipt(&Webhook::default()),
+        provider.receipt(&InboundRequest::default()),
         Err(ReceiptError::NotSupported)
     );
 }

@@ -1,15 +1,15 @@
 //! Twilio adapter against a mock of the Messages and Calls resources (§1 of the provider
 //! reference): exact request shape, success and error bodies, and signed status callbacks.
 
-mod support;
-
 use std::time::Duration;
 
 use otpd_core::{Channel, DeliveryStatus};
-use otpd_delivery::{Provider, Receipt, ReceiptError, ReceiptReply, Webhook};
+use otpd_delivery::{InboundRequest, Provider, Receipt, ReceiptError, ReceiptReply};
+use otpd_providers::testing::{
+    self, Recorded, Reply, assert_provider, assert_rejected, assert_transient,
+};
 use otpd_providers::twilio::{TwilioConfig, TwilioProvider, compute_signature};
 use serde_json::json;
-use support::{Recorded, Reply, assert_provider, assert_rejected, assert_transient};
 
 const ACCOUNT: &str = "ACXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX";
 const TOKEN: &str = "12345";
@@ -36,7 +36,7 @@ fn twilio(request: &Recorded) -> Reply {
         Some("application/x-www-form-urlencoded")
     );
     let to = request.form_field("To").unwrap_or_default();
-    match support::scenario_of(&to) {
+    match testing::scenario_of(&to) {
         "0001" => {
             return error(
                 400,
@@ -80,7 +80,7 @@ fn config(base_url: &str) -> TwilioConfig {
     TwilioConfig {
         base_url: Some(base_url.to_string()),
         account_sid: ACCOUNT.to_string(),
-        auth_token: TOKEN.to_string(),
+        auth_token: TOKEN.into(),
         api_key_sid: None,
         api_key_secret: None,
         from: Some("+15017122661".to_string()),
@@ -91,12 +91,12 @@ fn config(base_url: &str) -> TwilioConfig {
     }
 }
 
-async fn provider() -> (support::Mock, TwilioProvider) {
-    let mock = support::start(twilio).await;
+async fn provider() -> (testing::Mock, TwilioProvider) {
+    let mock = testing::start(twilio).await;
     let provider = TwilioProvider::new(
         "twilio-test".into(),
         config(&mock.base_url),
-        support::client(),
+        testing::client(),
     );
     (mock, provider)
 }
@@ -104,7 +104,7 @@ async fn provider() -> (support::Mock, TwilioProvider) {
 #[tokio::test]
 async fn sms_is_sent_with_the_documented_form() {
     let (mock, provider) = provider().await;
-    let mut message = support::message("+14155552671");
+    let mut message = testing::message("+14155552671");
     message.from = String::new();
     let accepted = provider.send(&message).await.unwrap();
     assert_eq!(accepted.message_id, SID);
@@ -135,11 +135,11 @@ async fn sms_is_sent_with_the_documented_form() {
 
 #[tokio::test]
 async fn message_sender_and_messaging_service_are_passed() {
-    let mock = support::start(twilio).await;
+    let mock = testing::start(twilio).await;
     let mut config = config(&mock.base_url);
     config.messaging_service_sid = Some("MG9752274e9e519418a7406176694466fa".into());
-    let provider = TwilioProvider::new("t".into(), config, support::client());
-    let mut message = support::message("+14155552671");
+    let provider = TwilioProvider::new("t".into(), config, testing::client());
+    let mut message = testing::message("+14155552671");
     message.validity_seconds = 100_000;
     message.receipt_url = None;
     provider.send(&message).await.unwrap();
@@ -159,13 +159,13 @@ async fn message_sender_and_messaging_service_are_passed() {
 
 #[tokio::test]
 async fn api_key_authenticates_but_the_path_keeps_the_account() {
-    let mock = support::start(twilio).await;
+    let mock = testing::start(twilio).await;
     let mut config = config(&mock.base_url);
     config.api_key_sid = Some("SKkey".into());
     config.api_key_secret = Some("keysecret".into());
-    let provider = TwilioProvider::new("t".into(), config, support::client());
+    let provider = TwilioProvider::new("t".into(), config, testing::client());
     provider
-        .send(&support::message("+14155552671"))
+        .send(&testing::message("+14155552671"))
         .await
         .unwrap();
     let request = mock.single();
@@ -178,11 +178,11 @@ async fn api_key_authenticates_but_the_path_keeps_the_account() {
 
 #[tokio::test]
 async fn whatsapp_uses_the_content_template_with_the_code() {
-    let mock = support::start(twilio).await;
+    let mock = testing::start(twilio).await;
     let mut config = config(&mock.base_url);
     config.whatsapp_content_sid = Some("HXb5b62575e6e4ff6129ad7c8efe1f983e".into());
-    let provider = TwilioProvider::new("t".into(), config, support::client());
-    let mut message = support::message("+15551234567");
+    let provider = TwilioProvider::new("t".into(), config, testing::client());
+    let mut message = testing::message("+15551234567");
     message.channel = Channel::Whatsapp;
     let accepted = provider.send(&message).await.unwrap();
     assert_eq!(accepted.message_id, SID);
@@ -208,7 +208,7 @@ async fn whatsapp_uses_the_content_template_with_the_code() {
 #[tokio::test]
 async fn whatsapp_without_template_sends_the_text() {
     let (mock, provider) = provider().await;
-    let mut message = support::message("+15551234567");
+    let mut message = testing::message("+15551234567");
     message.channel = Channel::Whatsapp;
     provider.send(&message).await.unwrap();
     let request = mock.single();
@@ -222,7 +222,7 @@ async fn whatsapp_without_template_sends_the_text() {
 #[tokio::test]
 async fn a_call_reads_the_code_in_the_locale() {
     let (mock, provider) = provider().await;
-    let mut message = support::message("+14155552671");
+    let mut message = testing::message("+14155552671");
     message.channel = Channel::Call;
     message.locale = "es".into();
     let accepted = provider.send(&message).await.unwrap();
@@ -250,7 +250,7 @@ async fn a_call_reads_the_code_in_the_locale() {
 async fn invalid_number_is_rejected_with_twilios_code() {
     let (_mock, provider) = provider().await;
     let error = provider
-        .send(&support::message("+15005550001"))
+        .send(&testing::message("+15005550001"))
         .await
         .unwrap_err();
     assert_rejected(&error, "21211");
@@ -260,7 +260,7 @@ async fn invalid_number_is_rejected_with_twilios_code() {
 async fn unsubscribed_recipient_is_rejected() {
     let (_mock, provider) = provider().await;
     let error = provider
-        .send(&support::message("+15005550003"))
+        .send(&testing::message("+15005550003"))
         .await
         .unwrap_err();
     assert_rejected(&error, "21610");
@@ -270,13 +270,13 @@ async fn unsubscribed_recipient_is_rejected() {
 async fn throttling_and_outages_are_transient() {
     let (_mock, provider) = provider().await;
     let error = provider
-        .send(&support::message("+15005550004"))
+        .send(&testing::message("+15005550004"))
         .await
         .unwrap_err();
     assert_transient(&error);
     assert_eq!(error.code(), "20429");
     let error = provider
-        .send(&support::message("+15005550005"))
+        .send(&testing::message("+15005550005"))
         .await
         .unwrap_err();
     assert_transient(&error);
@@ -285,14 +285,14 @@ async fn throttling_and_outages_are_transient() {
 
 #[tokio::test]
 async fn no_answer_times_out_as_transient() {
-    let mock = support::start(twilio).await;
+    let mock = testing::start(twilio).await;
     let provider = TwilioProvider::new(
         "t".into(),
         config(&mock.base_url),
-        support::client_with_timeout(Duration::from_millis(300)),
+        testing::client_with_timeout(Duration::from_millis(300)),
     );
     let error = provider
-        .send(&support::message("+15005550006"))
+        .send(&testing::message("+15005550006"))
         .await
         .unwrap_err();
     assert_transient(&error);
@@ -301,12 +301,12 @@ async fn no_answer_times_out_as_transient() {
 
 #[tokio::test]
 async fn bad_credentials_are_the_providers_problem() {
-    let mock = support::start(twilio).await;
+    let mock = testing::start(twilio).await;
     let mut config = config(&mock.base_url);
     config.auth_token = "wrong".into();
-    let provider = TwilioProvider::new("t".into(), config, support::client());
+    let provider = TwilioProvider::new("t".into(), config, testing::client());
     let error = provider
-        .send(&support::message("+14155552671"))
+        .send(&testing::message("+14155552671"))
         .await
         .unwrap_err();
     assert_provider(&error, "20003");
@@ -315,7 +315,7 @@ async fn bad_credentials_are_the_providers_problem() {
 const CALLBACK_URL: &str = "https://otp.example.com/webhooks/twilio/status";
 const CALLBACK_BODY: &str = "AccountSid=ACXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX&ApiVersion=2010-04-01&From=%2B15017122661&MessageSid=SM1f0e8ae6ade43cb3c0ce4525424e404f&MessageStatus=delivered&SmsSid=SM1f0e8ae6ade43cb3c0ce4525424e404f&SmsStatus=delivered&To=%2B15558675310";
 
-fn callback(url: &str, body: &str, signature: Option<&str>) -> Webhook {
+fn callback(url: &str, body: &str, signature: Option<&str>) -> InboundRequest {
     let mut headers = vec![(
         "content-type".to_string(),
         "application/x-www-form-urlencoded".to_string(),
@@ -323,7 +323,7 @@ fn callback(url: &str, body: &str, signature: Option<&str>) -> Webhook {
     if let Some(signature) = signature {
         headers.push(("x-twilio-signature".to_string(), signature.to_string()));
     }
-    Webhook {
+    InboundRequest {
         method: "POST".into(),
         url: url.into(),
         headers,

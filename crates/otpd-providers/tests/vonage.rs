@@ -1,15 +1,15 @@
 //! Vonage SMS API adapter against a mock of `POST /sms/json` (§2.1 of the provider
 //! reference) and its delivery receipts (§2.1, signatures §2.3a).
 
-mod support;
-
 use std::time::Duration;
 
 use otpd_core::DeliveryStatus;
-use otpd_delivery::{Provider, Receipt, ReceiptError, ReceiptReply, Webhook};
+use otpd_delivery::{InboundRequest, Provider, Receipt, ReceiptError, ReceiptReply};
+use otpd_providers::testing::{
+    self, Recorded, Reply, assert_provider, assert_rejected, assert_transient,
+};
 use otpd_providers::vonage::{SignatureMethod, VonageConfig, VonageProvider, compute_signature};
 use serde_json::json;
-use support::{Recorded, Reply, assert_provider, assert_rejected, assert_transient};
 
 const KEY: &str = "abcd1234";
 const SECRET: &str = "abcdef0123456789";
@@ -37,7 +37,7 @@ fn vonage(request: &Recorded) -> Reply {
     }
     let to = request.form_field("to").unwrap_or_default();
     assert!(to.chars().all(|c| c.is_ascii_digit()), "to must be digits");
-    match support::scenario_of(&to) {
+    match testing::scenario_of(&to) {
         "0001" => return status("6", "Unroutable message - rejected"),
         "0003" => return status("7", "Number barred."),
         "0004" => {
@@ -77,17 +77,17 @@ fn vonage(request: &Recorded) -> Reply {
 fn config(base_url: &str) -> VonageConfig {
     VonageConfig {
         base_url: Some(base_url.to_string()),
-        api_key: KEY.to_string(),
-        api_secret: SECRET.to_string(),
+        api_key: KEY.into(),
+        api_secret: SECRET.into(),
         from: Some("ACME".to_string()),
         signature_secret: None,
         signature_method: SignatureMethod::default(),
     }
 }
 
-async fn provider() -> (support::Mock, VonageProvider) {
-    let mock = support::start(vonage).await;
-    let provider = VonageProvider::new("vonage".into(), config(&mock.base_url), support::client());
+async fn provider() -> (testing::Mock, VonageProvider) {
+    let mock = testing::start(vonage).await;
+    let provider = VonageProvider::new("vonage".into(), config(&mock.base_url), testing::client());
     (mock, provider)
 }
 
@@ -95,7 +95,7 @@ async fn provider() -> (support::Mock, VonageProvider) {
 async fn sms_is_sent_with_the_documented_form() {
     let (mock, provider) = provider().await;
     let accepted = provider
-        .send(&support::message("+447700900000"))
+        .send(&testing::message("+447700900000"))
         .await
         .unwrap();
     assert_eq!(accepted.message_id, "62dfdf68-6c7c-479a-a190-5c52f798a787");
@@ -130,7 +130,7 @@ async fn sms_is_sent_with_the_documented_form() {
 #[tokio::test]
 async fn non_gsm_text_goes_as_unicode_and_sums_parts() {
     let (mock, provider) = provider().await;
-    let mut message = support::message("+447700900000");
+    let mut message = testing::message("+447700900000");
     message.text = "Ваш код подтверждения 482910 — никому его не сообщайте. Сотрудники никогда не спросят его.".into();
     let accepted = provider.send(&message).await.unwrap();
     assert_eq!(mock.single().form_field("type").as_deref(), Some("unicode"));
@@ -142,12 +142,12 @@ async fn non_gsm_text_goes_as_unicode_and_sums_parts() {
 async fn invalid_number_is_rejected_with_vonages_status() {
     let (_mock, provider) = provider().await;
     let error = provider
-        .send(&support::message("+447700900001"))
+        .send(&testing::message("+447700900001"))
         .await
         .unwrap_err();
     assert_rejected(&error, "6");
     let error = provider
-        .send(&support::message("+447700900003"))
+        .send(&testing::message("+447700900003"))
         .await
         .unwrap_err();
     assert_rejected(&error, "7");
@@ -161,7 +161,7 @@ async fn throttling_and_outages_are_transient() {
         ("+447700900005", "503"),
         ("+447700900007", "1"),
     ] {
-        let error = provider.send(&support::message(to)).await.unwrap_err();
+        let error = provider.send(&testing::message(to)).await.unwrap_err();
         assert_transient(&error);
         assert_eq!(error.code(), code);
     }
@@ -169,14 +169,14 @@ async fn throttling_and_outages_are_transient() {
 
 #[tokio::test]
 async fn no_answer_times_out_as_transient() {
-    let mock = support::start(vonage).await;
+    let mock = testing::start(vonage).await;
     let provider = VonageProvider::new(
         "v".into(),
         config(&mock.base_url),
-        support::client_with_timeout(Duration::from_millis(300)),
+        testing::client_with_timeout(Duration::from_millis(300)),
     );
     let error = provider
-        .send(&support::message("+447700900006"))
+        .send(&testing::message("+447700900006"))
         .await
         .unwrap_err();
     assert_transient(&error);
@@ -184,19 +184,19 @@ async fn no_answer_times_out_as_transient() {
 
 #[tokio::test]
 async fn bad_credentials_and_no_credit_are_the_providers_problem() {
-    let mock = support::start(vonage).await;
+    let mock = testing::start(vonage).await;
     let mut config = config(&mock.base_url);
     config.api_secret = "wrong".into();
-    let provider = VonageProvider::new("v".into(), config, support::client());
+    let provider = VonageProvider::new("v".into(), config, testing::client());
     let error = provider
-        .send(&support::message("+447700900000"))
+        .send(&testing::message("+447700900000"))
         .await
         .unwrap_err();
     assert_provider(&error, "4");
 
     let (_mock, provider) = self::provider().await;
     let error = provider
-        .send(&support::message("+447700900009"))
+        .send(&testing::message("+447700900009"))
         .await
         .unwrap_err();
     assert_provider(&error, "9");
@@ -211,8 +211,8 @@ fn signed_provider(method: SignatureMethod) -> VonageProvider {
     VonageProvider::new("v".into(), config, reqwest::Client::new())
 }
 
-fn get(query: &str) -> Webhook {
-    Webhook {
+fn get(query: &str) -> InboundRequest {
+    InboundRequest {
         method: "GET".into(),
         url: format!("https://otp.example.com/webhooks/vonage/dlr?{query}"),
         headers: vec![],
@@ -281,7 +281,7 @@ fn signed_receipts_verify_with_every_method() {
 fn signed_post_form_and_json_receipts_verify() {
     let method = SignatureMethod::Sha256;
     let body = signed_query(DLR_QUERY, SIGNATURE_SECRET, method);
-    let form = Webhook {
+    let form = InboundRequest {
         method: "POST".into(),
         url: "https://otp.example.com/webhooks/vonage/dlr".into(),
         headers: vec![(
@@ -300,7 +300,7 @@ fn signed_post_form_and_json_receipts_verify() {
             .into_iter()
             .map(|(key, value)| (key, serde_json::Value::String(value)))
             .collect();
-    let json = Webhook {
+    let json = InboundRequest {
         method: "POST".into(),
         url: "https://otp.example.com/webhooks/vonage/dlr".into(),
         headers: vec![("content-type".into(), "application/json".into())],
@@ -362,7 +362,7 @@ fn malformed_receipts_are_refused() {
         provider.receipt(&get("messageId=1&status=teleported")),
         Err(ReceiptError::Malformed(_))
     ));
-    let json = Webhook {
+    let json = InboundRequest {
         method: "POST".into(),
         url: "https://otp.example.com/webhooks/vonage/dlr".into(),
         headers: vec![("content-type".into(), "application/json".into())],
@@ -377,7 +377,7 @@ fn malformed_receipts_are_refused() {
 #[tokio::test]
 async fn other_channels_are_refused_without_a_request() {
     let (mock, provider) = provider().await;
-    let mut message = support::message("+447700900000");
+    let mut message = testing::message("+447700900000");
     message.channel = otpd_core::Channel::Call;
     let error = provider.send(&message).await.unwrap_err();
     assert_provider(&error, "channel");

@@ -1,9 +1,6 @@
 //! Meta WhatsApp Cloud API adapter against a local mock of `POST /{version}/{phone id}/messages`,
 //! and its status-webhook verification.
 
-#[path = "mock/mod.rs"]
-mod support;
-
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -11,11 +8,11 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use hmac::{Hmac, KeyInit, Mac};
 use otpd_core::{Channel, DeliveryStatus};
-use otpd_delivery::{Provider, Receipt, ReceiptError, ReceiptReply, Webhook};
+use otpd_delivery::{InboundRequest, Provider, Receipt, ReceiptError, ReceiptReply};
+use otpd_providers::testing::*;
 use otpd_providers::whatsapp_cloud::{WhatsappCloudConfig, WhatsappCloudProvider};
 use serde_json::{Value, json};
 use sha2::Sha256;
-use support::*;
 
 const TOKEN: &str = "EAAGtestaccesstoken";
 const PHONE_ID: &str = "106540352242922";
@@ -45,12 +42,7 @@ async fn messages(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    log.push(Seen {
-        method,
-        uri,
-        headers: headers.clone(),
-        body: body.to_vec(),
-    });
+    log.push(Recorded::new(method, &uri, &headers, &body));
     if version != "v21.0" || phone_id != PHONE_ID {
         return graph_error(
             StatusCode::BAD_REQUEST,
@@ -176,11 +168,18 @@ async fn sends_the_authentication_template_with_the_code_twice() {
     );
     assert_eq!(accepted.status, DeliveryStatus::Sent);
 
-    let seen = log.only();
+    let seen = log.single();
     assert_eq!(seen.method, Method::POST);
-    assert_eq!(seen.uri.path(), format!("/v21.0/{PHONE_ID}/messages"));
-    assert_eq!(seen.header("authorization"), format!("Bearer {TOKEN}"));
-    assert!(seen.header("content-type").starts_with("application/json"));
+    assert_eq!(seen.path, format!("/v21.0/{PHONE_ID}/messages"));
+    assert_eq!(
+        seen.header("authorization").unwrap_or(""),
+        format!("Bearer {TOKEN}")
+    );
+    assert!(
+        seen.header("content-type")
+            .unwrap_or("")
+            .starts_with("application/json")
+    );
     assert_eq!(
         seen.json(),
         json!({
@@ -218,7 +217,7 @@ async fn template_language_follows_the_locale_and_the_configuration() {
         let mut message = phone_message(Channel::Whatsapp, "+12015553931");
         message.locale = locale.into();
         provider.send(&message).await.unwrap();
-        let last = log.all().pop().unwrap();
+        let last = log.requests().pop().unwrap();
         assert_eq!(
             last.json()["template"]["language"]["code"],
             expected,
@@ -230,7 +229,7 @@ async fn template_language_follows_the_locale_and_the_configuration() {
 #[tokio::test]
 async fn not_a_whatsapp_user_is_rejected() {
     let (base, _log) = mock().await;
-    let error = assert_rejected(
+    let error = expect_rejected(
         provider(&base)
             .send(&phone_message(Channel::Whatsapp, "+15005550001"))
             .await,
@@ -244,7 +243,7 @@ async fn an_expired_token_is_a_provider_error() {
     let mut config = config(&base);
     config.access_token = "EAAGwrong".into();
     let provider = WhatsappCloudProvider::new("wa".into(), config, client());
-    let error = assert_provider(
+    let error = expect_provider(
         provider
             .send(&phone_message(Channel::Whatsapp, "+12015553931"))
             .await,
@@ -256,13 +255,13 @@ async fn an_expired_token_is_a_provider_error() {
 async fn rate_limits_and_outages_are_transient() {
     let (base, _log) = mock().await;
     let provider = provider(&base);
-    let limited = assert_transient(
+    let limited = expect_transient(
         provider
             .send(&phone_message(Channel::Whatsapp, "+15005550004"))
             .await,
     );
     assert_eq!(limited.code(), "130429");
-    let broken = assert_transient(
+    let broken = expect_transient(
         provider
             .send(&phone_message(Channel::Whatsapp, "+15005550005"))
             .await,
@@ -273,7 +272,7 @@ async fn rate_limits_and_outages_are_transient() {
 #[tokio::test]
 async fn a_silent_api_times_out_as_transient() {
     let (base, _log) = mock().await;
-    let error = assert_transient(
+    let error = expect_transient(
         provider(&base)
             .send(&phone_message(Channel::Whatsapp, "+15005550009"))
             .await,
@@ -287,12 +286,12 @@ fn sign(secret: &str, body: &[u8]) -> String {
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
-fn status_webhook(body: &[u8], signature: Option<String>) -> Webhook {
+fn status_webhook(body: &[u8], signature: Option<String>) -> InboundRequest {
     let mut headers = vec![("content-type".to_string(), "application/json".to_string())];
     if let Some(signature) = signature {
         headers.push(("x-hub-signature-256".into(), signature));
     }
-    Webhook {
+    InboundRequest {
         method: "POST".into(),
         url: "https://otp.example.com/webhooks/wa".into(),
         headers,
@@ -399,8 +398,8 @@ fn without_an_app_secret_receipts_are_not_supported() {
     );
 }
 
-fn handshake(query: &str) -> Webhook {
-    Webhook {
+fn handshake(query: &str) -> InboundRequest {
+    InboundRequest {
         method: "GET".into(),
         url: format!("https://otp.example.com/webhooks/wa?{query}"),
         headers: vec![],

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
-use otpd_core::{ServerSecret, settings::OtpSettings};
+use otpd_core::{Secret, ServerSecret, settings::OtpSettings};
 use otpd_delivery::CallbackPolicy;
 use serde::{Deserialize, Serialize};
 
@@ -51,12 +51,13 @@ pub struct Config {
     /// `links` and paging URLs of the Twilio API. Unset: `http://` + the request's Host.
     pub public_base_url: Option<String>,
     /// `sqlite://PATH` (or a plain path), or `postgres://user@host:port/db` for several nodes.
-    pub database_url: String,
+    /// Printed with its password replaced by `***`.
+    pub database_url: DatabaseUrl,
     /// Dev mode: console provider output and the `/dev/inbox` pages. Defaults to on when no
     /// configuration file is given, off otherwise.
     pub dev_mode: Option<bool>,
     /// 64 hex digits. When unset, the key file below is used (and created on first start).
-    pub server_secret: Option<String>,
+    pub server_secret: Option<Secret>,
     /// Where the generated server secret is kept when `server_secret` is unset.
     pub secret_file: PathBuf,
     /// `text` (human-readable) or `json` (one object per line).
@@ -72,7 +73,7 @@ pub struct Config {
     pub provider: Option<String>,
     /// Real providers: each table has a unique `name`, a `kind` (`twilio`, `vonage`, …) and
     /// that kind's keys (docs/providers.md).
-    pub providers: Vec<serde_json::Map<String, serde_json::Value>>,
+    pub providers: Vec<ProviderTable>,
     /// Ordered provider names per channel, with per-country overrides.
     pub routes: RoutesConfig,
     /// Retries, the inline first try, fallback timing and circuit breakers.
@@ -103,6 +104,84 @@ pub struct Config {
     /// Whether dev mode is on only because no configuration file was given (nobody chose it).
     #[serde(skip)]
     pub implicit_dev_mode: bool,
+}
+
+/// A database URL as configured. `Debug` and `Display` show it with the password replaced by
+/// `***` (a PostgreSQL URL can hold one), so the start-up log line and `{:?}` of the
+/// configuration never print it; [`DatabaseUrl::expose`] gives the URL to connect with.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    /// The URL itself, password included, for connecting.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for DatabaseUrl {
+    fn from(url: String) -> DatabaseUrl {
+        DatabaseUrl(url)
+    }
+}
+
+impl From<&str> for DatabaseUrl {
+    fn from(url: &str) -> DatabaseUrl {
+        DatabaseUrl(url.to_string())
+    }
+}
+
+impl std::fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&otpd_core::secret::redact_url_password(&self.0))
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", otpd_core::secret::redact_url_password(&self.0))
+    }
+}
+
+/// One `[[providers]]` table, kept as written until the provider registry parses it by kind.
+/// Which keys are credentials depends on the kind, so `Debug` shows `name`, `kind` and the
+/// other keys' names, never their values.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ProviderTable(pub serde_json::Map<String, serde_json::Value>);
+
+impl std::ops::Deref for ProviderTable {
+    type Target = serde_json::Map<String, serde_json::Value>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl From<serde_json::Map<String, serde_json::Value>> for ProviderTable {
+    fn from(table: serde_json::Map<String, serde_json::Value>) -> ProviderTable {
+        ProviderTable(table)
+    }
+}
+
+impl std::fmt::Debug for ProviderTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut table = f.debug_struct("ProviderTable");
+        for key in ["name", "kind"] {
+            if let Some(value) = self.0.get(key) {
+                table.field(key, value);
+            }
+        }
+        for key in self
+            .0
+            .keys()
+            .filter(|k| !matches!(k.as_str(), "name" | "kind"))
+        {
+            table.field(key, &format_args!("***"));
+        }
+        table.finish()
+    }
 }
 
 /// Bounds on client connections, so slow or idle clients cannot exhaust the server.
@@ -721,13 +800,13 @@ impl Config {
 
     /// Whether `database_url` names a PostgreSQL server.
     pub fn is_postgres(&self) -> bool {
-        let url = self.database_url.trim();
+        let url = self.database_url.expose().trim();
         url.starts_with("postgres://") || url.starts_with("postgresql://")
     }
 
     /// The SQLite file named by `database_url`.
     pub fn sqlite_path(&self) -> anyhow::Result<PathBuf> {
-        let url = self.database_url.trim();
+        let url = self.database_url.expose().trim();
         if self.is_postgres() {
             bail!("database_url names PostgreSQL, not a SQLite file");
         }
@@ -754,7 +833,7 @@ impl Config {
     /// The server secret: configured, else read from the key file, else generated into it.
     pub fn server_secret(&self) -> anyhow::Result<ServerSecret> {
         if let Some(hex) = &self.server_secret {
-            return ServerSecret::from_hex(hex)
+            return ServerSecret::from_hex(hex.expose())
                 .context("server_secret must be 64 hex digits (32 bytes); generate one with `openssl rand -hex 32`");
         }
         let path = &self.secret_file;
@@ -790,4 +869,48 @@ pub fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
 #[cfg(not(unix))]
 pub fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     std::fs::write(path, format!("{text}\n"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_of_the_configuration_holds_no_password_token_or_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("otpd.toml");
+        std::fs::write(
+            &file,
+            r#"
+database_url = "postgres://postgres:pw-in-url@127.0.0.1:5432/test"
+server_secret = "5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e"
+
+[[providers]]
+name = "tw"
+kind = "twilio"
+account_sid = "AC0123456789abcdef0123456789abcdef"
+auth_token = "tok-secret-123"
+from = "+15017122661"
+
+[routes]
+sms = ["tw"]
+"#,
+        )
+        .unwrap();
+        let config = Config::load(Some(&file)).unwrap();
+        assert_eq!(
+            config.database_url.expose(),
+            "postgres://postgres:pw-in-url@127.0.0.1:5432/test"
+        );
+        let debug = format!("{config:?}");
+        for secret in ["pw-in-url", "tok-secret-123", "5e5e5e5e"] {
+            assert!(!debug.contains(secret), "{secret} in {debug}");
+        }
+        assert!(debug.contains("postgres://postgres:***@127.0.0.1:5432/test"));
+        assert!(debug.contains(r#"name: String("tw")"#), "{debug}");
+        assert_eq!(
+            config.database_url.to_string(),
+            "postgres://postgres:***@127.0.0.1:5432/test"
+        );
+    }
 }

@@ -11,8 +11,8 @@ use anyhow::Context;
 use otpd_core::auth::{Authenticator, CallbackSigner, IssuedCredentials};
 use otpd_core::{Clock, CodeHasher, Store, TenantStore, Verifier};
 use otpd_delivery::{
-    BoxFuture, CallbackWorker, ChannelDispatch, ConsoleProvider, DeliveryWorker, Inbox, Provider,
-    ReceiptHandlingError, ReceiptReply, Router, Webhook,
+    BoxFuture, CallbackWorker, ChannelDispatch, ConsoleProvider, DeliveryWorker, InboundRequest,
+    Inbox, Provider, ProviderRouter, ReceiptHandlingError, ReceiptReply,
 };
 use otpd_http::AppState;
 use otpd_store_sqlite::SqliteStore;
@@ -87,7 +87,7 @@ async fn shutdown_signal() {
 pub async fn open_store(config: &Config) -> anyhow::Result<AnyStore> {
     if config.is_postgres() {
         let settings = config.postgres.settings();
-        let store = otpd_store_postgres::PgStore::connect(&config.database_url, &settings)
+        let store = otpd_store_postgres::PgStore::connect(config.database_url.expose(), &settings)
             .await
             .context("cannot open the PostgreSQL database")?;
         return Ok(AnyStore::new(Backend::Postgres(store)));
@@ -127,7 +127,7 @@ pub async fn start<C: Clock + Clone>(config: &Config, clock: C) -> anyhow::Resul
 
     let inbox = Inbox::default();
     let metrics = Arc::new(otpd_delivery::Metrics::new());
-    let router = Arc::new(build_router(config, &inbox, &clock)?);
+    let router = Arc::new(build_provider_router(config, &inbox, &clock)?);
     let (delivery, dispatch, jobs) = DeliveryWorker::new(
         store.clone(),
         clock.clone(),
@@ -282,11 +282,11 @@ pub async fn start<C: Clock + Clone>(config: &Config, clock: C) -> anyhow::Resul
 
 /// The built-in providers (`console` in dev mode only, `null`) and every configured one, with
 /// the routes; logs which providers serve each channel.
-fn build_router<C: Clock + Clone>(
+fn build_provider_router<C: Clock + Clone>(
     config: &Config,
     inbox: &Inbox,
     clock: &C,
-) -> anyhow::Result<Router> {
+) -> anyhow::Result<ProviderRouter> {
     let http = reqwest::Client::builder()
         .timeout(std::time::Duration::from_millis(
             config.delivery.provider_timeout_ms.max(100),
@@ -312,7 +312,7 @@ fn build_router<C: Clock + Clone>(
     for table in &config.providers {
         providers.push(otpd_providers::registry::build(table, http.clone())?);
     }
-    let router = Router::new(
+    let router = ProviderRouter::new(
         providers,
         config.routes.table(config.fallback_provider()),
         config.delivery.breaker(),
@@ -348,7 +348,7 @@ impl<S: Store + Clone, C: Clock + Clone> otpd_http::ReceiptSink for Receipts<S, 
     fn handle<'a>(
         &'a self,
         provider: &'a str,
-        webhook: &'a Webhook,
+        webhook: &'a InboundRequest,
     ) -> BoxFuture<'a, Result<ReceiptReply, ReceiptHandlingError>> {
         Box::pin(
             self.worker

@@ -374,7 +374,7 @@ impl SettingsArgs {
 fn load(common: &Common, listen: Option<String>) -> anyhow::Result<Config> {
     let mut config = Config::load(common.config.as_deref())?;
     if let Some(database) = &common.database {
-        config.database_url = database.clone();
+        config.database_url = database.clone().into();
         if !config.is_postgres() {
             config.sqlite_path()?;
         }

@@ -664,3 +664,49 @@ async fn credentials_are_rotated_and_revoked_from_the_command_line_at_once() {
     assert_eq!(status(account.into(), new_token.into()).await, 200);
     server.stop();
 }
+
+/// `url` with `password` added to its user part (`postgres://user@…` → `postgres://user:pw@…`).
+fn with_password(url: &str, password: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap();
+    let (user, host) = rest.split_once('@').expect("a user in the test server URL");
+    let user = user.split(':').next().unwrap();
+    format!("{scheme}://{user}:{password}@{host}")
+}
+
+#[tokio::test]
+async fn passwords_and_provider_tokens_never_reach_stdout_or_the_log() {
+    // The test server trusts every local connection, so the URL's password is accepted and
+    // otpd really connects (to a fresh schema) with it.
+    let Some(schema) = otpd_store_postgres::testing::TestSchema::create().await else {
+        return;
+    };
+    let database_url = with_password(&schema.url, "pw-in-url");
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        dir.path(),
+        &[
+            ("OTPD_DATABASE_URL", &database_url),
+            (
+                "OTPD_PROVIDERS",
+                r#"[{name = "tw", kind = "twilio", account_sid = "AC0123456789abcdef0123456789abcdef", auth_token = "tok-secret-123", from = "+15017122661"}]"#,
+            ),
+            ("OTPD_ROUTES__SMS", r#"["tw"]"#),
+            ("OTPD_DEV_MODE", "false"),
+            ("OTPD_LOG_LEVEL", "debug"),
+        ],
+    );
+    let health = reqwest::get(format!("{}/readyz", server.base))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200, "otpd runs on the URL with a password");
+    let stdout = server.printed().join("\n");
+    let log = server.stop();
+    assert!(
+        log.contains(":***@127.0.0.1"),
+        "the start-up line names the database without its password: {log}"
+    );
+    for secret in ["pw-in-url", "tok-secret-123"] {
+        assert!(!stdout.contains(secret), "{secret} printed: {stdout}");
+        assert!(!log.contains(secret), "{secret} logged: {log}");
+    }
+}

@@ -7,37 +7,13 @@ mod common;
 use std::sync::{Arc, Mutex};
 
 use axum::extract::State;
-use axum::response::IntoResponse;
-use common::providers::{ACCOUNT, AUTH_TOKEN, TwilioMock, serve, twilio_provider};
+use common::providers::{ACCOUNT, AUTH_TOKEN, TwilioMock, WhatsappMock, serve, twilio_provider};
 use common::{TestApp, assert_error};
 use reqwest::Method;
 use serde_json::{Value, json};
 
 const FR: &str = "+33612345678";
 const APP_SECRET: &str = "meta-app-secret";
-
-/// A Meta WhatsApp Cloud API mock that accepts every template message.
-#[derive(Clone, Default)]
-struct WhatsappMock {
-    requests: Arc<Mutex<Vec<Value>>>,
-}
-
-async fn whatsapp_messages(
-    State(mock): State<WhatsappMock>,
-    axum::Json(body): axum::Json<Value>,
-) -> axum::response::Response {
-    let n = {
-        let mut requests = mock.requests.lock().unwrap();
-        requests.push(body);
-        requests.len()
-    };
-    let body = json!({
-        "messaging_product": "whatsapp",
-        "contacts": [{"input": "33612345678", "wa_id": "33612345678"}],
-        "messages": [{"id": format!("wamid.TEST{n}")}],
-    });
-    axum::Json(body).into_response()
-}
 
 async fn deliveries(app: &TestApp, token: &str, id: &str) -> Value {
     let (status, body) = app
@@ -137,16 +113,7 @@ async fn every_provider_down_is_retried_until_one_comes_back() {
 
 #[tokio::test]
 async fn undelivered_whatsapp_falls_back_to_sms_with_the_same_code() {
-    let whatsapp = WhatsappMock::default();
-    let whatsapp_url = serve(
-        axum::Router::new()
-            .route(
-                "/v21.0/{phone_id}/messages",
-                axum::routing::post(whatsapp_messages),
-            )
-            .with_state(whatsapp.clone()),
-    )
-    .await;
+    let (whatsapp, whatsapp_url) = WhatsappMock::start().await;
     let (twilio, twilio_url) = TwilioMock::start(false).await;
     // Receipt URLs are built from the public base URL, so the port is chosen up front.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -165,7 +132,8 @@ async fn undelivered_whatsapp_falls_back_to_sms_with_the_same_code() {
             })
             .as_object()
             .unwrap()
-            .clone(),
+            .clone()
+            .into(),
             twilio_provider("twilio", &twilio_url),
         ];
         config.routes.whatsapp = vec!["meta".into()];
@@ -181,7 +149,7 @@ async fn undelivered_whatsapp_falls_back_to_sms_with_the_same_code() {
     assert_eq!(otp["deliveries"][0]["channel"], "whatsapp");
     assert_eq!(otp["deliveries"][0]["status"], "sent");
     assert_eq!(otp["deliveries"][0]["providerMessageId"], "wamid.TEST1");
-    let template = whatsapp.requests.lock().unwrap()[0].clone();
+    let template = whatsapp.requests()[0].clone();
     let whatsapp_code = template["template"]["components"][0]["parameters"][0]["text"]
         .as_str()
         .unwrap()
@@ -200,7 +168,7 @@ async fn undelivered_whatsapp_falls_back_to_sms_with_the_same_code() {
     .to_string();
     let signature = format!(
         "sha256={}",
-        hex::encode(otpd_providers::wire::hmac_sha256(
+        hex::encode(otpd_providers::signing::hmac_sha256(
             APP_SECRET.as_bytes(),
             receipt.as_bytes()
         ))

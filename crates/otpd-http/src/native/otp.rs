@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use otpd_core::verifier::Lookup;
 use otpd_core::{
@@ -14,6 +14,7 @@ use otpd_core::{
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
+use super::NativeCaller;
 use super::error::{self, ErrorBody, NativeError, invalid_param};
 use super::wire::OtpObject;
 use crate::AppState;
@@ -391,10 +392,9 @@ fn parse_track_id(text: &str) -> Option<Uuid> {
 pub async fn create<S: Store + Clone, C: Clock + Clone>(
     State(state): State<AppState<S, C>>,
     axum::Extension(client): axum::Extension<crate::ClientIp>,
-    headers: HeaderMap,
+    NativeCaller(caller): NativeCaller,
     body: Bytes,
 ) -> Result<Response, NativeError> {
-    let caller = state.native_caller(&headers).await?;
     let body = json_object(&body)?;
     let mut request = start_request(&body)?;
     if let Some(url) = &request.callback_url {
@@ -478,10 +478,9 @@ pub async fn create<S: Store + Clone, C: Clock + Clone>(
 )]
 pub async fn read<S: Store + Clone, C: Clock + Clone>(
     State(state): State<AppState<S, C>>,
-    headers: HeaderMap,
     Path(id): Path<String>,
+    NativeCaller(caller): NativeCaller,
 ) -> Result<Response, NativeError> {
-    let caller = state.native_caller(&headers).await?;
     let id = otp_id(&id)?;
     match state
         .verifier
@@ -526,11 +525,10 @@ pub async fn read<S: Store + Clone, C: Clock + Clone>(
 )]
 pub async fn verify<S: Store + Clone, C: Clock + Clone>(
     State(state): State<AppState<S, C>>,
-    headers: HeaderMap,
     Path(id): Path<String>,
+    NativeCaller(caller): NativeCaller,
     body: Bytes,
 ) -> Result<Response, NativeError> {
-    let caller = state.native_caller(&headers).await?;
     let id = otp_id(&id)?;
     let body = json_object(&body)?;
     let pin = match field(&body, "pin") {
@@ -580,10 +578,9 @@ pub async fn verify<S: Store + Clone, C: Clock + Clone>(
 )]
 pub async fn cancel<S: Store + Clone, C: Clock + Clone>(
     State(state): State<AppState<S, C>>,
-    headers: HeaderMap,
     Path(id): Path<String>,
+    NativeCaller(caller): NativeCaller,
 ) -> Result<Response, NativeError> {
-    let caller = state.native_caller(&headers).await?;
     let id = otp_id(&id)?;
     let change = state
         .verifier

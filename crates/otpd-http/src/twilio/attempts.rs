@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use super::error::{self, TwilioError};
 use super::form::{Params, sid_uuid};
 use super::wire::{account_sid, date};
-use super::{account, base_url};
+use super::{TwilioAccount, base_url};
 use crate::AppState;
 
 fn attempt_json(
@@ -108,8 +108,8 @@ pub async fn list<S: Store + Clone, C: Clock + Clone>(
     State(state): State<AppState<S, C>>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
+    TwilioAccount(account): TwilioAccount,
 ) -> Result<Response, TwilioError> {
-    let account = account(&state, &headers).await?;
     let params = Params::parse(query.unwrap_or_default().as_bytes());
     let filter = filter(&params, account)?;
     let page_size = filter.limit;
@@ -156,8 +156,8 @@ pub async fn fetch<S: Store + Clone, C: Clock + Clone>(
     State(state): State<AppState<S, C>>,
     headers: HeaderMap,
     Path(sid): Path<String>,
+    TwilioAccount(account): TwilioAccount,
 ) -> Result<Response, TwilioError> {
-    let account = account(&state, &headers).await?;
     let path = format!("/Attempts/{sid}");
     let id = sid_uuid(&sid, "VL").ok_or_else(|| error::not_found(&path))?;
     // One attempt: the filter pages from just before its id.
@@ -193,8 +193,8 @@ pub async fn summary<S: Store + Clone, C: Clock + Clone>(
     State(state): State<AppState<S, C>>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
+    TwilioAccount(account): TwilioAccount,
 ) -> Result<Response, TwilioError> {
-    let account = account(&state, &headers).await?;
     let params = Params::parse(query.unwrap_or_default().as_bytes());
     let summary = state
         .verifier

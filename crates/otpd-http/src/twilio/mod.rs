@@ -13,7 +13,9 @@ pub mod webhooks;
 pub mod wire;
 
 use axum::Router;
+use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;
+use axum::http::request::Parts;
 use axum::routing::{get, post};
 use base64::Engine;
 use otpd_core::store::ServiceRecord;
@@ -151,21 +153,31 @@ pub(crate) fn base_url<S, C>(state: &AppState<S, C>, headers: &HeaderMap) -> Str
     }
 }
 
-/// The account behind the request's HTTP Basic credentials.
-pub(crate) async fn account<S: Store + Clone, C: Clock + Clone>(
-    state: &AppState<S, C>,
-    headers: &HeaderMap,
-) -> Result<AccountId, TwilioError> {
-    let credentials = basic_credentials(headers);
-    let Some((user, password)) = credentials.as_deref().and_then(|c| c.split_once(':')) else {
-        return Err(error::authenticate());
-    };
-    state
-        .auth
-        .authenticate_account(user, password)
-        .await
-        .map_err(error::internal)?
-        .ok_or_else(error::authenticate)
+/// The account behind a request's HTTP Basic credentials: `AC…` + auth token, or an API key
+/// `SK…` + secret acting for it. A handler that takes it cannot run unauthenticated; the
+/// rejection is Twilio's 401 20003 (or 500/503 when the store fails).
+#[derive(Debug, Clone, Copy)]
+pub struct TwilioAccount(pub AccountId);
+
+impl<S: Store + Clone, C: Clock + Clone> FromRequestParts<AppState<S, C>> for TwilioAccount {
+    type Rejection = TwilioError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState<S, C>,
+    ) -> Result<Self, Self::Rejection> {
+        let credentials = basic_credentials(&parts.headers);
+        let Some((user, password)) = credentials.as_deref().and_then(|c| c.split_once(':')) else {
+            return Err(error::authenticate());
+        };
+        state
+            .auth
+            .authenticate_account(user, password)
+            .await
+            .map_err(error::internal)?
+            .map(TwilioAccount)
+            .ok_or_else(error::authenticate)
+    }
 }
 
 /// The decoded `user:password` of an HTTP Basic `Authorization` header, if there is one.
@@ -183,19 +195,8 @@ pub(crate) fn basic_credentials(headers: &HeaderMap) -> Option<String> {
         .and_then(|bytes| String::from_utf8(bytes).ok())
 }
 
-/// The caller's service named by a `VA…` path segment; anything else is a 404.
-/// The caller's own service `sid`: the account from HTTP Basic (else 401 20003), then the
-/// service if that account owns it (else 404 20404 for `path`).
-pub(crate) async fn callers_service<S: Store + Clone, C: Clock + Clone>(
-    state: &AppState<S, C>,
-    headers: &HeaderMap,
-    sid: &str,
-    path: &str,
-) -> Result<ServiceRecord, TwilioError> {
-    let account = account(state, headers).await?;
-    owned_service(state, account, sid, path).await
-}
-
+/// The service `sid` (a `VA…` path segment) if `account` owns it; anything else (a malformed
+/// SID, an unknown service, another account's) is 404 20404 for `path`.
 pub(crate) async fn owned_service<S: Store + Clone, C: Clock + Clone>(
     state: &AppState<S, C>,
     account: AccountId,

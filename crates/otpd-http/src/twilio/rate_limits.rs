@@ -16,7 +16,7 @@ use uuid::Uuid;
 use super::error::{self, TwilioError};
 use super::form::{Params, sid_uuid};
 use super::wire::{account_sid, date, service_sid};
-use super::{base_url, callers_service};
+use super::{TwilioAccount, base_url, owned_service};
 use crate::AppState;
 
 fn rate_limit_json(base: &str, service: &ServiceRecord, limit: &ProgrammableRateLimit) -> Value {
@@ -98,10 +98,11 @@ pub async fn create<S: Store + Clone, C: Clock + Clone>(
     State(state): State<AppState<S, C>>,
     headers: HeaderMap,
     Path(service_sid_path): Path<String>,
+    TwilioAccount(account): TwilioAccount,
     body: Bytes,
 ) -> Result<Response, TwilioError> {
     let path = format!("/Services/{service_sid_path}/RateLimits");
-    let mut service = callers_service(&state, &headers, &service_sid_path, &path).await?;
+    let mut service = owned_service(&state, account, &service_sid_path, &path).await?;
     let params = Params::parse(&body);
     let unique_name = params.required("UniqueName")?.to_string();
     if unique_name.chars().count() > 191 {
@@ -141,9 +142,10 @@ pub async fn list<S: Store + Clone, C: Clock + Clone>(
     State(state): State<AppState<S, C>>,
     headers: HeaderMap,
     Path(sid): Path<String>,
+    TwilioAccount(account): TwilioAccount,
 ) -> Result<Response, TwilioError> {
     let path = format!("/Services/{sid}/RateLimits");
-    let service = callers_service(&state, &headers, &sid, &path).await?;
+    let service = owned_service(&state, account, &sid, &path).await?;
     let base = base_url(&state, &headers);
     let items = service
         .settings
@@ -160,9 +162,10 @@ pub async fn fetch<S: Store + Clone, C: Clock + Clone>(
     State(state): State<AppState<S, C>>,
     headers: HeaderMap,
     Path((sid, limit_sid)): Path<(String, String)>,
+    TwilioAccount(account): TwilioAccount,
 ) -> Result<Response, TwilioError> {
     let path = format!("/Services/{sid}/RateLimits/{limit_sid}");
-    let service = callers_service(&state, &headers, &sid, &path).await?;
+    let service = owned_service(&state, account, &sid, &path).await?;
     let index = find_limit(&service, &limit_sid).ok_or_else(|| error::not_found(&path))?;
     let limit = &service.settings.rate_limits[index];
     Ok(Json(rate_limit_json(
@@ -178,10 +181,11 @@ pub async fn update<S: Store + Clone, C: Clock + Clone>(
     State(state): State<AppState<S, C>>,
     headers: HeaderMap,
     Path((sid, limit_sid)): Path<(String, String)>,
+    TwilioAccount(account): TwilioAccount,
     body: Bytes,
 ) -> Result<Response, TwilioError> {
     let path = format!("/Services/{sid}/RateLimits/{limit_sid}");
-    let mut service = callers_service(&state, &headers, &sid, &path).await?;
+    let mut service = owned_service(&state, account, &sid, &path).await?;
     let index = find_limit(&service, &limit_sid).ok_or_else(|| error::not_found(&path))?;
     let params = Params::parse(&body);
     let now = state.verifier.clock().now().0;
@@ -205,11 +209,11 @@ pub async fn update<S: Store + Clone, C: Clock + Clone>(
 /// `DELETE …/RateLimits/{Sid}` (with its buckets).
 pub async fn delete<S: Store + Clone, C: Clock + Clone>(
     State(state): State<AppState<S, C>>,
-    headers: HeaderMap,
     Path((sid, limit_sid)): Path<(String, String)>,
+    TwilioAccount(account): TwilioAccount,
 ) -> Result<Response, TwilioError> {
     let path = format!("/Services/{sid}/RateLimits/{limit_sid}");
-    let mut service = callers_service(&state, &headers, &sid, &path).await?;
+    let mut service = owned_service(&state, account, &sid, &path).await?;
     let index = find_limit(&service, &limit_sid).ok_or_else(|| error::not_found(&path))?;
     service.settings.rate_limits.remove(index);
     save(&state, &mut service).await?;
@@ -234,10 +238,11 @@ pub async fn create_bucket<S: Store + Clone, C: Clock + Clone>(
     State(state): State<AppState<S, C>>,
     headers: HeaderMap,
     Path((sid, limit_sid)): Path<(String, String)>,
+    TwilioAccount(account): TwilioAccount,
     body: Bytes,
 ) -> Result<Response, TwilioError> {
     let path = format!("/Services/{sid}/RateLimits/{limit_sid}/Buckets");
-    let mut service = callers_service(&state, &headers, &sid, &path).await?;
+    let mut service = owned_service(&state, account, &sid, &path).await?;
     let index = find_limit(&service, &limit_sid).ok_or_else(|| error::not_found(&path))?;
     let (Some(max), Some(interval)) = bucket_params(&Params::parse(&body), true)? else {
         return Err(error::missing("Max"));
@@ -267,9 +272,10 @@ pub async fn list_buckets<S: Store + Clone, C: Clock + Clone>(
     State(state): State<AppState<S, C>>,
     headers: HeaderMap,
     Path((sid, limit_sid)): Path<(String, String)>,
+    TwilioAccount(account): TwilioAccount,
 ) -> Result<Response, TwilioError> {
     let path = format!("/Services/{sid}/RateLimits/{limit_sid}/Buckets");
-    let service = callers_service(&state, &headers, &sid, &path).await?;
+    let service = owned_service(&state, account, &sid, &path).await?;
     let index = find_limit(&service, &limit_sid).ok_or_else(|| error::not_found(&path))?;
     let base = base_url(&state, &headers);
     let limit = &service.settings.rate_limits[index];
@@ -305,9 +311,10 @@ pub async fn fetch_bucket<S: Store + Clone, C: Clock + Clone>(
     State(state): State<AppState<S, C>>,
     headers: HeaderMap,
     Path((sid, limit_sid, bucket_sid)): Path<(String, String, String)>,
+    TwilioAccount(account): TwilioAccount,
 ) -> Result<Response, TwilioError> {
     let path = format!("/Services/{sid}/RateLimits/{limit_sid}/Buckets/{bucket_sid}");
-    let service = callers_service(&state, &headers, &sid, &path).await?;
+    let service = owned_service(&state, account, &sid, &path).await?;
     let (l, b) =
         find_bucket(&service, &limit_sid, &bucket_sid).ok_or_else(|| error::not_found(&path))?;
     let limit = &service.settings.rate_limits[l];
@@ -325,10 +332,11 @@ pub async fn update_bucket<S: Store + Clone, C: Clock + Clone>(
     State(state): State<AppState<S, C>>,
     headers: HeaderMap,
     Path((sid, limit_sid, bucket_sid)): Path<(String, String, String)>,
+    TwilioAccount(account): TwilioAccount,
     body: Bytes,
 ) -> Result<Response, TwilioError> {
     let path = format!("/Services/{sid}/RateLimits/{limit_sid}/Buckets/{bucket_sid}");
-    let mut service = callers_service(&state, &headers, &sid, &path).await?;
+    let mut service = owned_service(&state, account, &sid, &path).await?;
     let (l, b) =
         find_bucket(&service, &limit_sid, &bucket_sid).ok_or_else(|| error::not_found(&path))?;
     let (max, interval) = bucket_params(&Params::parse(&body), false)?;
@@ -353,11 +361,11 @@ pub async fn update_bucket<S: Store + Clone, C: Clock + Clone>(
 /// `DELETE …/Buckets/{Sid}`.
 pub async fn delete_bucket<S: Store + Clone, C: Clock + Clone>(
     State(state): State<AppState<S, C>>,
-    headers: HeaderMap,
     Path((sid, limit_sid, bucket_sid)): Path<(String, String, String)>,
+    TwilioAccount(account): TwilioAccount,
 ) -> Result<Response, TwilioError> {
     let path = format!("/Services/{sid}/RateLimits/{limit_sid}/Buckets/{bucket_sid}");
-    let mut service = callers_service(&state, &headers, &sid, &path).await?;
+    let mut service = owned_service(&state, account, &sid, &path).await?;
     let (l, b) =
         find_bucket(&service, &limit_sid, &bucket_sid).ok_or_else(|| error::not_found(&path))?;
     service.settings.rate_limits[l].buckets.remove(b);

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use super::error::{self, TwilioError};
 use super::form::Params;
-use super::{account, base_url};
+use super::{TwilioAccount, base_url};
 use crate::AppState;
 
 fn entry_json(base: &str, entry: &SafeNumber) -> Value {
@@ -38,9 +38,9 @@ fn path_number(raw: &str) -> Result<String, TwilioError> {
 pub async fn add<S: Store + Clone, C: Clock + Clone>(
     State(state): State<AppState<S, C>>,
     headers: HeaderMap,
+    TwilioAccount(account): TwilioAccount,
     body: Bytes,
 ) -> Result<Response, TwilioError> {
-    let account = account(&state, &headers).await?;
     let params = Params::parse(&body);
     let raw = params.required("PhoneNumber")?;
     let Ok((phone, _)) = E164Phone::parse(raw, None) else {
@@ -67,8 +67,8 @@ pub async fn fetch<S: Store + Clone, C: Clock + Clone>(
     State(state): State<AppState<S, C>>,
     headers: HeaderMap,
     Path(raw): Path<String>,
+    TwilioAccount(account): TwilioAccount,
 ) -> Result<Response, TwilioError> {
-    let account = account(&state, &headers).await?;
     let phone = path_number(&raw)?;
     match state
         .verifier
@@ -85,10 +85,9 @@ pub async fn fetch<S: Store + Clone, C: Clock + Clone>(
 /// `DELETE /v2/SafeList/Numbers/{PhoneNumber}`: 204, or 404 20404.
 pub async fn remove<S: Store + Clone, C: Clock + Clone>(
     State(state): State<AppState<S, C>>,
-    headers: HeaderMap,
     Path(raw): Path<String>,
+    TwilioAccount(account): TwilioAccount,
 ) -> Result<Response, TwilioError> {
-    let account = account(&state, &headers).await?;
     let phone = path_number(&raw)?;
     let removed = state
         .verifier

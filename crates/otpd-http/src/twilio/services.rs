@@ -13,7 +13,7 @@ use serde_json::json;
 
 use super::error::{self, TwilioError};
 use super::form::{Params, sid_uuid};
-use super::{account, base_url, owned_service, wire};
+use super::{TwilioAccount, base_url, owned_service, wire};
 use crate::AppState;
 
 /// The message of services created through this API: Twilio's wording.
@@ -147,9 +147,9 @@ fn apply(
 pub async fn create<S: Store + Clone, C: Clock + Clone>(
     State(state): State<AppState<S, C>>,
     headers: HeaderMap,
+    TwilioAccount(account): TwilioAccount,
     body: Bytes,
 ) -> Result<Response, TwilioError> {
-    let account = account(&state, &headers).await?;
     let params = Params::parse(&body);
     params.required("FriendlyName")?;
     let mut name = String::new();
@@ -182,8 +182,8 @@ pub async fn fetch<S: Store + Clone, C: Clock + Clone>(
     State(state): State<AppState<S, C>>,
     headers: HeaderMap,
     Path(sid): Path<String>,
+    TwilioAccount(account): TwilioAccount,
 ) -> Result<Response, TwilioError> {
-    let account = account(&state, &headers).await?;
     let service = owned_service(&state, account, &sid, &format!("/Services/{sid}")).await?;
     Ok(Json(wire::service(&base_url(&state, &headers), &service)).into_response())
 }
@@ -193,9 +193,9 @@ pub async fn update<S: Store + Clone, C: Clock + Clone>(
     State(state): State<AppState<S, C>>,
     headers: HeaderMap,
     Path(sid): Path<String>,
+    TwilioAccount(account): TwilioAccount,
     body: Bytes,
 ) -> Result<Response, TwilioError> {
-    let account = account(&state, &headers).await?;
     let path = format!("/Services/{sid}");
     let mut service = owned_service(&state, account, &sid, &path).await?;
     apply(
@@ -219,10 +219,9 @@ pub async fn update<S: Store + Clone, C: Clock + Clone>(
 /// `DELETE /v2/Services/{Sid}`: 204.
 pub async fn delete<S: Store + Clone, C: Clock + Clone>(
     State(state): State<AppState<S, C>>,
-    headers: HeaderMap,
     Path(sid): Path<String>,
+    TwilioAccount(account): TwilioAccount,
 ) -> Result<Response, TwilioError> {
-    let account = account(&state, &headers).await?;
     let path = format!("/Services/{sid}");
     let service = owned_service(&state, account, &sid, &path).await?;
     if !state
@@ -243,8 +242,8 @@ pub async fn list<S: Store + Clone, C: Clock + Clone>(
     State(state): State<AppState<S, C>>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
+    TwilioAccount(account): TwilioAccount,
 ) -> Result<Response, TwilioError> {
-    let account = account(&state, &headers).await?;
     let params = Params::parse(query.unwrap_or_default().as_bytes());
     let page_size = params.int("PageSize", 1, 1000)?.unwrap_or(50);
     let page = params.int("Page", 0, i64::from(u32::MAX))?.unwrap_or(0);

@@ -16,7 +16,7 @@ use otpd_core::{
 
 use super::error::{self, TwilioError};
 use super::form::{Params, sid_uuid};
-use super::{account, base_url, owned_service, wire};
+use super::{TwilioAccount, base_url, owned_service, wire};
 use crate::AppState;
 
 /// Whether Twilio still serves a verification in this status ("soft delete" of approved,
@@ -122,9 +122,9 @@ pub async fn start<S: Store + Clone, C: Clock + Clone>(
     axum::Extension(client): axum::Extension<crate::ClientIp>,
     headers: HeaderMap,
     Path(service_sid): Path<String>,
+    TwilioAccount(account): TwilioAccount,
     body: Bytes,
 ) -> Result<Response, TwilioError> {
-    let account = account(&state, &headers).await?;
     let path = format!("/Services/{service_sid}/Verifications");
     let service = owned_service(&state, account, &service_sid, &path).await?;
     let params = Params::parse(&body);
@@ -276,8 +276,8 @@ pub async fn fetch<S: Store + Clone, C: Clock + Clone>(
     State(state): State<AppState<S, C>>,
     headers: HeaderMap,
     Path((service_sid, sid)): Path<(String, String)>,
+    TwilioAccount(account): TwilioAccount,
 ) -> Result<Response, TwilioError> {
-    let account = account(&state, &headers).await?;
     let path = format!("/Services/{service_sid}/Verifications/{sid}");
     let service = owned_service(&state, account, &service_sid, &path).await?;
     let verification = find(&state, &service, &sid, &path).await?;
@@ -292,9 +292,9 @@ pub async fn update<S: Store + Clone, C: Clock + Clone>(
     State(state): State<AppState<S, C>>,
     headers: HeaderMap,
     Path((service_sid, sid)): Path<(String, String)>,
+    TwilioAccount(account): TwilioAccount,
     body: Bytes,
 ) -> Result<Response, TwilioError> {
-    let account = account(&state, &headers).await?;
     let path = format!("/Services/{service_sid}/Verifications/{sid}");
     let service = owned_service(&state, account, &service_sid, &path).await?;
     let params = Params::parse(&body);
@@ -328,11 +328,10 @@ pub async fn update<S: Store + Clone, C: Clock + Clone>(
 /// pending to check.
 pub async fn check<S: Store + Clone, C: Clock + Clone>(
     State(state): State<AppState<S, C>>,
-    headers: HeaderMap,
     Path(service_sid): Path<String>,
+    TwilioAccount(account): TwilioAccount,
     body: Bytes,
 ) -> Result<Response, TwilioError> {
-    let account = account(&state, &headers).await?;
     let path = format!("/Services/{service_sid}/VerificationCheck");
     let service = owned_service(&state, account, &service_sid, &path).await?;
     let params = Params::parse(&body);

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use super::error::{self, TwilioError};
 use super::form::{Params, sid_uuid};
 use super::wire::{account_sid, date, service_sid};
-use super::{base_url, callers_service};
+use super::{TwilioAccount, base_url, owned_service};
 use crate::AppState;
 
 fn webhook_json(base: &str, service: &ServiceRecord, webhook: &Webhook) -> Value {
@@ -88,10 +88,11 @@ pub async fn create<S: Store + Clone, C: Clock + Clone>(
     State(state): State<AppState<S, C>>,
     headers: HeaderMap,
     Path(sid): Path<String>,
+    TwilioAccount(account): TwilioAccount,
     body: Bytes,
 ) -> Result<Response, TwilioError> {
     let path = format!("/Services/{sid}/Webhooks");
-    let service = callers_service(&state, &headers, &sid, &path).await?;
+    let service = owned_service(&state, account, &sid, &path).await?;
     let params = Params::parse(&body);
     let friendly_name = params.required("FriendlyName")?;
     if friendly_name.chars().count() > 64 {
@@ -137,9 +138,10 @@ pub async fn list<S: Store + Clone, C: Clock + Clone>(
     State(state): State<AppState<S, C>>,
     headers: HeaderMap,
     Path(sid): Path<String>,
+    TwilioAccount(account): TwilioAccount,
 ) -> Result<Response, TwilioError> {
     let path = format!("/Services/{sid}/Webhooks");
-    let service = callers_service(&state, &headers, &sid, &path).await?;
+    let service = owned_service(&state, account, &sid, &path).await?;
     let base = base_url(&state, &headers);
     let items: Vec<Value> = state
         .verifier
@@ -167,9 +169,10 @@ pub async fn fetch<S: Store + Clone, C: Clock + Clone>(
     State(state): State<AppState<S, C>>,
     headers: HeaderMap,
     Path((sid, webhook_sid)): Path<(String, String)>,
+    TwilioAccount(account): TwilioAccount,
 ) -> Result<Response, TwilioError> {
     let path = format!("/Services/{sid}/Webhooks/{webhook_sid}");
-    let service = callers_service(&state, &headers, &sid, &path).await?;
+    let service = owned_service(&state, account, &sid, &path).await?;
     let webhook = find(&state, &service, &webhook_sid, &path).await?;
     Ok(Json(webhook_json(
         &base_url(&state, &headers),
@@ -184,10 +187,11 @@ pub async fn update<S: Store + Clone, C: Clock + Clone>(
     State(state): State<AppState<S, C>>,
     headers: HeaderMap,
     Path((sid, webhook_sid)): Path<(String, String)>,
+    TwilioAccount(account): TwilioAccount,
     body: Bytes,
 ) -> Result<Response, TwilioError> {
     let path = format!("/Services/{sid}/Webhooks/{webhook_sid}");
-    let service = callers_service(&state, &headers, &sid, &path).await?;
+    let service = owned_service(&state, account, &sid, &path).await?;
     let mut webhook = find(&state, &service, &webhook_sid, &path).await?;
     let params = Params::parse(&body);
     if let Some(name) = params.text("FriendlyName", 64)? {
@@ -222,11 +226,11 @@ pub async fn update<S: Store + Clone, C: Clock + Clone>(
 /// `DELETE …/Webhooks/{Sid}`.
 pub async fn delete<S: Store + Clone, C: Clock + Clone>(
     State(state): State<AppState<S, C>>,
-    headers: HeaderMap,
     Path((sid, webhook_sid)): Path<(String, String)>,
+    TwilioAccount(account): TwilioAccount,
 ) -> Result<Response, TwilioError> {
     let path = format!("/Services/{sid}/Webhooks/{webhook_sid}");
-    let service = callers_service(&state, &headers, &sid, &path).await?;
+    let service = owned_service(&state, account, &sid, &path).await?;
     let webhook = find(&state, &service, &webhook_sid, &path).await?;
     state
         .verifier

@@ -36,7 +36,7 @@ pub fn on_postgres() -> bool {
 pub fn test_config(dir: &std::path::Path) -> Config {
     let mut config = Config {
         listen: "127.0.0.1:0".into(),
-        database_url: format!("sqlite://{}", dir.join("otpd.db").display()),
+        database_url: format!("sqlite://{}", dir.join("otpd.db").display()).into(),
         secret_file: dir.join("otpd.key"),
         dev_mode: Some(true),
         ..Config::default()
@@ -84,7 +84,7 @@ impl TestApp {
             let schema = otpd_store_postgres::testing::TestSchema::create()
                 .await
                 .expect("OTPD_TEST_BACKEND=postgres needs a reachable PostgreSQL");
-            config.database_url = schema.url.clone();
+            config.database_url = schema.url.clone().into();
             Some(schema)
         } else {
             None

@@ -5,49 +5,18 @@
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use otpd_core::{AccountId, ApiKeyId, Clock, Store};
 use serde_json::json;
 
+use super::schemas::{AdminError, ApiKeyList, RotatedToken};
 use crate::AppState;
-use crate::admin::AdminError;
 use crate::twilio::error::{self, TwilioError};
-use crate::twilio::{account, basic_credentials, form::sid_uuid};
-
-/// A new auth token, shown once.
-#[derive(serde::Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-#[allow(dead_code)]
-pub struct RotatedToken {
-    /// `AC…`.
-    account_sid: String,
-    /// The new auth token (64 hex digits); the old one no longer authenticates.
-    auth_token: String,
-}
-
-/// A Twilio-style API key, without its secret.
-#[derive(serde::Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-#[allow(dead_code)]
-pub struct ApiKeyObject {
-    /// `SK` + 32 hex digits.
-    sid: String,
-    /// Its name.
-    friendly_name: String,
-    /// RFC 3339.
-    created_at: String,
-}
-
-/// The account's API keys, oldest first.
-#[derive(serde::Serialize, utoipa::ToSchema)]
-#[allow(dead_code)]
-pub struct ApiKeyList {
-    /// The keys.
-    keys: Vec<ApiKeyObject>,
-}
+use crate::twilio::{TwilioAccount, basic_credentials, form::sid_uuid};
 
 /// The credential routes, merged into the admin router.
 pub fn router<S: Store + Clone, C: Clock + Clone>() -> Router<AppState<S, C>> {
@@ -57,16 +26,24 @@ pub fn router<S: Store + Clone, C: Clock + Clone>() -> Router<AppState<S, C>> {
         .route("/keys/{sid}", delete(revoke_key::<S, C>))
 }
 
-/// The account behind `AC…` + auth token; any other credential (an `SK…` key too) is 401
-/// 20003.
-async fn account_itself<S: Store + Clone, C: Clock + Clone>(
-    state: &AppState<S, C>,
-    headers: &HeaderMap,
-) -> Result<AccountId, TwilioError> {
-    if !basic_credentials(headers).is_some_and(|c| c.starts_with("AC")) {
-        return Err(error::authenticate());
+/// The account calling a credential route with its own SID and auth token (`AC…`); any
+/// other credential, an `SK…` API key acting for the account too, is 401 20003.
+#[derive(Debug, Clone, Copy)]
+pub struct AccountOwner(pub AccountId);
+
+impl<S: Store + Clone, C: Clock + Clone> FromRequestParts<AppState<S, C>> for AccountOwner {
+    type Rejection = TwilioError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState<S, C>,
+    ) -> Result<Self, Self::Rejection> {
+        if !basic_credentials(&parts.headers).is_some_and(|c| c.starts_with("AC")) {
+            return Err(error::authenticate());
+        }
+        let TwilioAccount(account) = TwilioAccount::from_request_parts(parts, state).await?;
+        Ok(AccountOwner(account))
     }
-    account(state, headers).await
 }
 
 /// `POST /admin/v1/account/token`: a new auth token for the caller's account (201), shown
@@ -87,9 +64,8 @@ async fn account_itself<S: Store + Clone, C: Clock + Clone>(
 )]
 pub(crate) async fn rotate_token<S: Store + Clone, C: Clock + Clone>(
     State(state): State<AppState<S, C>>,
-    headers: HeaderMap,
+    AccountOwner(account): AccountOwner,
 ) -> Result<Response, TwilioError> {
-    let account = account_itself(&state, &headers).await?;
     let sid = format!("AC{}", account.simple());
     let token = state
         .auth
@@ -119,9 +95,8 @@ pub(crate) async fn rotate_token<S: Store + Clone, C: Clock + Clone>(
 )]
 pub(crate) async fn list_keys<S: Store + Clone, C: Clock + Clone>(
     State(state): State<AppState<S, C>>,
-    headers: HeaderMap,
+    AccountOwner(account): AccountOwner,
 ) -> Result<Response, TwilioError> {
-    let account = account_itself(&state, &headers).await?;
     let keys = state
         .verifier
         .store()
@@ -161,10 +136,9 @@ pub(crate) async fn list_keys<S: Store + Clone, C: Clock + Clone>(
 )]
 pub(crate) async fn revoke_key<S: Store + Clone, C: Clock + Clone>(
     State(state): State<AppState<S, C>>,
-    headers: HeaderMap,
     Path(sid): Path<String>,
+    AccountOwner(account): AccountOwner,
 ) -> Result<Response, TwilioError> {
-    let account = account_itself(&state, &headers).await?;
     let path = format!("/admin/v1/keys/{sid}");
     let Some(key) = sid_uuid(&sid, "SK").map(ApiKeyId::from_uuid) else {
         return Err(error::not_found(&path));
