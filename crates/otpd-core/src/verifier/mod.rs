@@ -10,6 +10,11 @@ mod protections;
 mod request;
 mod start;
 
+#[cfg(test)]
+mod fake;
+#[cfg(test)]
+mod tests;
+
 pub use request::{
     DeliveryJob, Dispatch, FirstTry, Lookup, MAX_SENDS, Observer, PriceTable, StartRequest,
     Started, VerifyError,
