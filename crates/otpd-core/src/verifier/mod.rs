@@ -16,8 +16,8 @@ mod fake;
 mod tests;
 
 pub use request::{
-    DeliveryJob, Dispatch, FirstTry, Lookup, MAX_SENDS, Observer, PriceTable, StartRequest,
-    Started, VerifyError,
+    DeliveryJob, Dispatch, FirstTry, Lookup, MAX_SENDS, Observer, PriceTable, StartError,
+    StartRequest, Started,
 };
 
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 //! The protections a start passes: destination rules, the SMS-pumping defence, the lockout
 //! and rate limits, the cooldown and the daily budget.
 
-use super::{Verifier, VerifyError};
+use super::{StartError, Verifier};
 use crate::abuse::{LimitHit, LimitScope, failure_key, pumping_key};
 use crate::clock::{Clock, Timestamp};
 use crate::ids::ServiceId;
@@ -12,20 +12,20 @@ use crate::tenants::ServiceRecord;
 use crate::verification::Channel;
 
 /// The metric label of a refusal, `None` when the error is not a protection.
-pub(super) fn refusal_reason(error: &VerifyError) -> Option<&'static str> {
+pub(super) fn refusal_reason(error: &StartError) -> Option<&'static str> {
     use crate::abuse::{Blocked, LimitScope};
     Some(match error {
-        VerifyError::RateLimited { scope, .. } => match scope {
+        StartError::RateLimited { scope, .. } => match scope {
             LimitScope::Destination => "destination",
             LimitScope::ClientIp => "client_ip",
             LimitScope::Country => "country",
             LimitScope::Programmable => "programmable",
         },
-        VerifyError::LockedOut { .. } => "lockout",
-        VerifyError::Cooldown { .. } => "cooldown",
-        VerifyError::TooManySends => "max_sends",
-        VerifyError::BudgetExceeded { .. } => "budget",
-        VerifyError::Blocked(blocked) => match blocked {
+        StartError::LockedOut { .. } => "lockout",
+        StartError::Cooldown { .. } => "cooldown",
+        StartError::TooManySends => "max_sends",
+        StartError::BudgetExceeded { .. } => "budget",
+        StartError::Blocked(blocked) => match blocked {
             Blocked::Country => "blocked_country",
             Blocked::BlockList => "block_list",
             Blocked::CostlyNumber => "costly_number",
@@ -42,17 +42,17 @@ pub(super) fn budget_key(service: ServiceId, now: Timestamp) -> String {
 }
 
 /// The refusal of a start past the service's daily budget.
-pub(super) fn over_budget(service: &ServiceRecord) -> VerifyError {
+pub(super) fn over_budget(service: &ServiceRecord) -> StartError {
     let budget = service.settings.daily_budget.unwrap_or(0.0);
     tracing::warn!(service = %service.id, budget, "daily budget reached");
-    VerifyError::BudgetExceeded { budget }
+    StartError::BudgetExceeded { budget }
 }
 
 /// Refuses a send before `allowed_at` (the resend cooldown).
-pub(super) fn cooldown_passed(allowed_at: Timestamp, now: Timestamp) -> Result<(), VerifyError> {
+pub(super) fn cooldown_passed(allowed_at: Timestamp, now: Timestamp) -> Result<(), StartError> {
     if now < allowed_at {
         let retry_after_seconds = ((allowed_at.0 - now.0) as u64).div_ceil(1000) as u32;
-        return Err(VerifyError::Cooldown {
+        return Err(StartError::Cooldown {
             retry_after_seconds,
         });
     }
@@ -80,7 +80,7 @@ where
         ranges: &crate::phone::NumberRanges,
         country: Option<CountryIso>,
         channel: Channel,
-    ) -> Result<(), VerifyError> {
+    ) -> Result<(), StartError> {
         use crate::abuse::Blocked;
         let number = phone.as_str();
         if let Some(country) = country {
@@ -96,7 +96,7 @@ where
                     .iter()
                     .any(|c| c.eq_ignore_ascii_case(iso))
             {
-                return Err(VerifyError::Blocked(Blocked::Country));
+                return Err(StartError::Blocked(Blocked::Country));
             }
         }
         if settings
@@ -104,17 +104,17 @@ where
             .iter()
             .any(|prefix| number.starts_with(prefix.as_str()))
         {
-            return Err(VerifyError::Blocked(Blocked::BlockList));
+            return Err(StartError::Blocked(Blocked::BlockList));
         }
         let line = ranges.line_type;
         if line.is_costly() && !settings.allow_costly_numbers {
-            return Err(VerifyError::Blocked(Blocked::CostlyNumber));
+            return Err(StartError::Blocked(Blocked::CostlyNumber));
         }
         if channel == Channel::Sms
             && settings.options.skip_sms_to_landlines
             && line == crate::phone::LineType::FixedLine
         {
-            return Err(VerifyError::Blocked(Blocked::Landline));
+            return Err(StartError::Blocked(Blocked::Landline));
         }
         Ok(())
     }
@@ -130,14 +130,14 @@ where
         phone: &crate::E164Phone,
         ranges: &crate::phone::NumberRanges,
         now: Timestamp,
-    ) -> Result<(bool, Option<LimitHit>), VerifyError> {
+    ) -> Result<(bool, Option<LimitHit>), StartError> {
         use crate::abuse::{Blocked, QuarantineMode};
         let Some(policy) = self.abuse.pumping else {
             return Ok((false, None));
         };
         let prefix = crate::abuse::prefix_of(phone, ranges, policy.prefix_digits);
         let refuse = |mode| match mode {
-            QuarantineMode::Block => Err(VerifyError::Blocked(Blocked::Pumping)),
+            QuarantineMode::Block => Err(StartError::Blocked(Blocked::Pumping)),
             QuarantineMode::Shadow => Ok((true, None)),
         };
         if self
@@ -267,14 +267,14 @@ where
         lockout: Option<&LimitHit>,
         hits: &[(LimitScope, LimitHit)],
         now: Timestamp,
-    ) -> Result<(), VerifyError> {
+    ) -> Result<(), StartError> {
         if let Some(lockout) = lockout {
             let failures = self
                 .store
                 .rate_count(&lockout.key, lockout.window_ms, now)
                 .await?;
             if failures.count >= lockout.max {
-                return Err(VerifyError::LockedOut {
+                return Err(StartError::LockedOut {
                     retry_after_seconds: seconds_until(failures.frees_at, now),
                 });
             }
@@ -285,7 +285,7 @@ where
                 .rate_hit(&hit.key, hit.window_ms, hit.max, now)
                 .await?;
             if !counted.allowed {
-                return Err(VerifyError::RateLimited {
+                return Err(StartError::RateLimited {
                     scope: *scope,
                     limit: hit.max,
                     retry_after_seconds: seconds_until(counted.frees_at, now),

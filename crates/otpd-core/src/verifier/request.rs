@@ -156,7 +156,7 @@ pub struct StartRequest {
 
 /// Why a start was refused (client mistakes the dialect maps to its own error).
 #[derive(Debug, thiserror::Error)]
-pub enum VerifyError {
+pub enum StartError {
     /// The request named no recipient.
     #[error("no recipient")]
     MissingRecipient,

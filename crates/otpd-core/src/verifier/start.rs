@@ -4,7 +4,7 @@
 use uuid::Uuid;
 
 use super::protections::{budget_key, cooldown_passed, over_budget, refusal_reason, seconds_until};
-use super::{DeliveryJob, MAX_SENDS, StartRequest, Started, Verifier, VerifyError};
+use super::{DeliveryJob, MAX_SENDS, StartError, StartRequest, Started, Verifier};
 use crate::abuse::{LimitScope, Spend};
 use crate::clock::{Clock, Timestamp};
 use crate::code::{CodeSeed, OtpCode};
@@ -105,7 +105,7 @@ where
         &self,
         service: &ServiceRecord,
         request: StartRequest,
-    ) -> Result<Started, VerifyError> {
+    ) -> Result<Started, StartError> {
         let request_to = request.to.as_ref().map(|(to, _)| to.as_str().to_string());
         let request_channel = request.channel.unwrap_or(Channel::Sms);
         // Boxed: the start's future is many kilobytes (store, limits, the first delivery try),
@@ -143,12 +143,12 @@ where
         &self,
         service: &ServiceRecord,
         request: StartRequest,
-    ) -> Result<Started, VerifyError> {
+    ) -> Result<Started, StartError> {
         let settings = &service.settings;
-        let (to, country) = request.to.clone().ok_or(VerifyError::MissingRecipient)?;
+        let (to, country) = request.to.clone().ok_or(StartError::MissingRecipient)?;
         let channel = request.channel.unwrap_or(Channel::Sms);
         if !channel.reaches(&to) {
-            return Err(VerifyError::ChannelMismatch);
+            return Err(StartError::ChannelMismatch);
         }
         let route = service_route(service, channel, country);
         if !self.dispatch.serves(
@@ -156,13 +156,13 @@ where
             country.as_ref().map(|c| c.as_str()),
             route.as_deref(),
         ) {
-            return Err(VerifyError::ChannelUnavailable(channel));
+            return Err(StartError::ChannelUnavailable(channel));
         }
         if request.custom_code.is_some() && !settings.options.custom_code_enabled {
-            return Err(VerifyError::CustomCodeNotAllowed);
+            return Err(StartError::CustomCodeNotAllowed);
         }
         if (request.amount.is_some() || request.payee.is_some()) && !settings.options.psd2_enabled {
-            return Err(VerifyError::Psd2NotEnabled);
+            return Err(StartError::Psd2NotEnabled);
         }
         // Safe-listed numbers (the service's list or the account's SafeList) skip the fraud
         // checks: geo and number rules, rate limits, lockout and the pumping defence.
@@ -234,7 +234,7 @@ where
             let code = match (&request.custom_code, self.code_of(&pending)) {
                 (Some(custom), _) => custom.clone(),
                 (None, Some(derived)) => derived,
-                (None, None) => return Err(VerifyError::CustomCodeRequired),
+                (None, None) => return Err(StartError::CustomCodeRequired),
             };
             let delivery = new_delivery(pending.id, channel, now);
             self.charge(service, pending.cost, now).await?;
@@ -249,7 +249,7 @@ where
                         .await?;
                     return Ok(Started::Resent(*verification, attempt));
                 }
-                ResendOutcome::TooManySends => return Err(VerifyError::TooManySends),
+                ResendOutcome::TooManySends => return Err(StartError::TooManySends),
                 // Ended between the lookup and the resend: start afresh below (its
                 // counters were counted already).
                 ResendOutcome::NotPending => hits.clear(),
@@ -359,13 +359,13 @@ where
             StartDecision::Created => {}
             StartDecision::Cooldown { allowed_at } => cooldown_passed(allowed_at, now)?,
             StartDecision::LockedOut { frees_at } => {
-                return Err(VerifyError::LockedOut {
+                return Err(StartError::LockedOut {
                     retry_after_seconds: seconds_until(frees_at, now),
                 });
             }
             StartDecision::Limited { index, frees_at } => {
                 let (scope, hit) = &hits[index];
-                return Err(VerifyError::RateLimited {
+                return Err(StartError::RateLimited {
                     scope: *scope,
                     limit: hit.max,
                     retry_after_seconds: seconds_until(frees_at, now),
@@ -394,7 +394,7 @@ where
         code: &OtpCode,
         shadow: bool,
         now: Timestamp,
-    ) -> Result<DeliveryAttempt, VerifyError> {
+    ) -> Result<DeliveryAttempt, StartError> {
         let first_try = if shadow {
             Some((self.shadow_block(&delivery, now).await?, now))
         } else {
@@ -414,7 +414,7 @@ where
         service: &ServiceRecord,
         cost: f64,
         now: Timestamp,
-    ) -> Result<(), VerifyError> {
+    ) -> Result<(), StartError> {
         let Some(budget) = service.settings.daily_budget else {
             return Ok(());
         };

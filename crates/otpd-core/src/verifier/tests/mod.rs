@@ -9,7 +9,7 @@ mod start;
 use std::sync::{Arc, Mutex};
 
 use super::fake::{FakeDispatch, FakeStore, run};
-use super::{StartRequest, Started, Verifier, VerifyError};
+use super::{StartError, StartRequest, Started, Verifier};
 use crate::abuse::{
     AbusePolicy, Blocked, Limit, LimitScope, ProgrammableRateLimit, PumpingPolicy, Quarantine,
     QuarantineMode, RateBucket, SafeNumber, failure_key,
@@ -102,7 +102,7 @@ fn to(number: &str) -> StartRequest {
 }
 
 impl Harness {
-    fn start(&self, request: StartRequest) -> Result<Started, VerifyError> {
+    fn start(&self, request: StartRequest) -> Result<Started, StartError> {
         run(self.verifier.start(&self.service, request))
     }
 

@@ -39,7 +39,7 @@ fn resend_is_refused_during_the_cooldown() {
     assert!(
         matches!(
             refused,
-            Err(VerifyError::Cooldown {
+            Err(StartError::Cooldown {
                 retry_after_seconds: 20
             })
         ),
@@ -63,7 +63,7 @@ fn resend_counts_the_limits() {
     assert!(
         matches!(
             refused,
-            Err(VerifyError::RateLimited {
+            Err(StartError::RateLimited {
                 scope: LimitScope::Destination,
                 ..
             })
@@ -82,7 +82,7 @@ fn sixth_send_of_one_verification_is_too_many() {
     }
     let refused = h.start(resend(MOBILE));
     assert!(
-        matches!(refused, Err(VerifyError::TooManySends)),
+        matches!(refused, Err(StartError::TooManySends)),
         "{refused:?}"
     );
 }

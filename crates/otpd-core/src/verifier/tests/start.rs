@@ -11,7 +11,7 @@ fn channel_no_provider_serves_is_refused_before_anything_is_written() {
     let refused = h.start(to(MOBILE));
     assert!(matches!(
         refused,
-        Err(VerifyError::ChannelUnavailable(Channel::Sms))
+        Err(StartError::ChannelUnavailable(Channel::Sms))
     ));
     let state = h.store.state();
     assert!(state.plans.is_empty() && state.rates.is_empty() && state.events.is_empty());
@@ -27,7 +27,7 @@ fn custom_code_needs_the_option() {
     };
     let h = harness(OtpSettings::default(), no_protections());
     let refused = h.start(custom.clone());
-    assert!(matches!(refused, Err(VerifyError::CustomCodeNotAllowed)));
+    assert!(matches!(refused, Err(StartError::CustomCodeNotAllowed)));
     h.assert_nothing_sent();
 
     let mut settings = OtpSettings::default();
@@ -45,7 +45,7 @@ fn psd2_details_need_the_option() {
         payee: Some("Acme".into()),
         ..to(MOBILE)
     });
-    assert!(matches!(refused, Err(VerifyError::Psd2NotEnabled)));
+    assert!(matches!(refused, Err(StartError::Psd2NotEnabled)));
     h.assert_nothing_sent();
 }
 
@@ -56,14 +56,14 @@ fn email_channel_to_a_phone_is_a_mismatch() {
         channel: Some(Channel::Email),
         ..to(MOBILE)
     });
-    assert!(matches!(refused, Err(VerifyError::ChannelMismatch)));
+    assert!(matches!(refused, Err(StartError::ChannelMismatch)));
     let email = Email::parse("user@example.com").expect("a valid address");
     let refused = h.start(StartRequest {
         to: Some((Recipient::Email(email), None)),
         channel: Some(Channel::Sms),
         ..Default::default()
     });
-    assert!(matches!(refused, Err(VerifyError::ChannelMismatch)));
+    assert!(matches!(refused, Err(StartError::ChannelMismatch)));
     h.assert_nothing_sent();
 }
 
@@ -71,7 +71,7 @@ fn email_channel_to_a_phone_is_a_mismatch() {
 fn start_without_a_recipient_is_refused() {
     let h = harness(OtpSettings::default(), no_protections());
     let refused = h.start(StartRequest::default());
-    assert!(matches!(refused, Err(VerifyError::MissingRecipient)));
+    assert!(matches!(refused, Err(StartError::MissingRecipient)));
 }
 
 // ---- 1. Destination rules (safe-listed numbers skip them) ----
@@ -89,7 +89,7 @@ fn blocked_country_is_refused_before_the_pumping_defence() {
     let refused = h.start(to(MOBILE));
     assert!(matches!(
         refused,
-        Err(VerifyError::Blocked(Blocked::Country))
+        Err(StartError::Blocked(Blocked::Country))
     ));
     assert!(h.store.state().plans.is_empty());
     h.assert_nothing_sent();
@@ -107,7 +107,7 @@ fn country_outside_the_allowed_list_is_refused() {
     let refused = h.start(to(MOBILE));
     assert!(matches!(
         refused,
-        Err(VerifyError::Blocked(Blocked::Country))
+        Err(StartError::Blocked(Blocked::Country))
     ));
     assert!(h.start(to("+33612345678")).is_ok());
 }
@@ -124,7 +124,7 @@ fn blocked_prefix_is_refused() {
     let refused = h.start(to(MOBILE));
     assert!(matches!(
         refused,
-        Err(VerifyError::Blocked(Blocked::BlockList))
+        Err(StartError::Blocked(Blocked::BlockList))
     ));
     h.assert_nothing_sent();
 }
@@ -135,7 +135,7 @@ fn costly_number_is_refused_unless_the_service_allows_them() {
     let refused = h.start(to("+449098765432"));
     assert!(matches!(
         refused,
-        Err(VerifyError::Blocked(Blocked::CostlyNumber))
+        Err(StartError::Blocked(Blocked::CostlyNumber))
     ));
     h.assert_nothing_sent();
     let allowing = harness(
@@ -156,7 +156,7 @@ fn sms_to_a_landline_is_refused_when_the_service_skips_them() {
     let refused = h.start(to("+441212345678"));
     assert!(matches!(
         refused,
-        Err(VerifyError::Blocked(Blocked::Landline))
+        Err(StartError::Blocked(Blocked::Landline))
     ));
     let call = StartRequest {
         channel: Some(Channel::Call),
@@ -225,7 +225,7 @@ fn quarantined_prefix_is_refused_in_block_mode() {
     let refused = h.start(to(MOBILE));
     assert!(matches!(
         refused,
-        Err(VerifyError::Blocked(Blocked::Pumping))
+        Err(StartError::Blocked(Blocked::Pumping))
     ));
     assert!(h.store.state().plans.is_empty());
     h.assert_nothing_sent();
@@ -263,7 +263,7 @@ fn low_approval_rate_quarantines_the_prefix_now() {
     let refused = h.start(to(MOBILE));
     assert!(matches!(
         refused,
-        Err(VerifyError::Blocked(Blocked::Pumping))
+        Err(StartError::Blocked(Blocked::Pumping))
     ));
     let quarantines = &h.store.state().quarantines;
     assert_eq!(quarantines.len(), 1);
@@ -350,7 +350,7 @@ fn cooldown_refuses_a_start_too_soon_after_the_last_send() {
     assert!(
         matches!(
             refused,
-            Err(VerifyError::Cooldown {
+            Err(StartError::Cooldown {
                 retry_after_seconds: 20
             })
         ),
@@ -372,7 +372,7 @@ fn lockout_decision_refuses_with_the_time_it_lifts() {
     assert!(
         matches!(
             refused,
-            Err(VerifyError::LockedOut {
+            Err(StartError::LockedOut {
                 retry_after_seconds: 90
             })
         ),
@@ -395,7 +395,7 @@ fn wrong_codes_lock_the_destination_out() {
     h.check(id, "000001");
     let refused = h.start(to(MOBILE));
     assert!(
-        matches!(refused, Err(VerifyError::LockedOut { .. })),
+        matches!(refused, Err(StartError::LockedOut { .. })),
         "{refused:?}"
     );
 }
@@ -426,7 +426,7 @@ fn limited_decision_names_the_scope_of_the_limit_at_that_index() {
             ..to(MOBILE)
         };
         match h.start(request) {
-            Err(VerifyError::RateLimited {
+            Err(StartError::RateLimited {
                 scope: refused,
                 limit,
                 retry_after_seconds: 1,
@@ -452,7 +452,7 @@ fn destination_limit_refuses_the_start_past_its_maximum_and_records_why() {
     assert!(
         matches!(
             refused,
-            Err(VerifyError::RateLimited {
+            Err(StartError::RateLimited {
                 scope: LimitScope::Destination,
                 limit: 2,
                 retry_after_seconds: 600,
@@ -478,7 +478,7 @@ fn over_budget_decision_is_budget_exceeded() {
     h.store.state().scripted = Some(StartDecision::OverBudget);
     let refused = h.start(to(MOBILE));
     assert!(
-        matches!(refused, Err(VerifyError::BudgetExceeded { budget: 0.5 })),
+        matches!(refused, Err(StartError::BudgetExceeded { budget: 0.5 })),
         "{refused:?}"
     );
     h.assert_nothing_sent();
