@@ -45,6 +45,6 @@ pub use verification::{
     Verification, VerificationStatus, decide_check, decide_status_change,
 };
 pub use verifier::{
-    DeliveryJob, Dispatch, FirstTry, Lookup, Observer, PriceTable, StartRequest, Verifier,
-    VerifyError,
+    DeliveryJob, Dispatch, FirstTry, Lookup, Observer, PriceTable, StartError, StartRequest,
+    Verifier,
 };

@@ -133,8 +133,8 @@ pub fn is_unavailable(error: &dyn std::any::Any) -> bool {
     let store = |e: &StoreError| matches!(e, StoreError::Unavailable(_));
     error.downcast_ref::<StoreError>().is_some_and(store)
         || error
-            .downcast_ref::<otpd_core::VerifyError>()
-            .is_some_and(|e| matches!(e, otpd_core::VerifyError::Store(s) if store(s)))
+            .downcast_ref::<otpd_core::StartError>()
+            .is_some_and(|e| matches!(e, otpd_core::StartError::Store(s) if store(s)))
 }
 
 /// Logs an internal failure with its cause and answers a generic 500, or 503 when the

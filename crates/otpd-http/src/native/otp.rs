@@ -606,14 +606,14 @@ pub async fn cancel<S: Store + Clone, C: Clock + Clone>(
 }
 
 /// The native answer to a refused start.
-fn start_error(error: otpd_core::VerifyError, now_unix: i64) -> NativeError {
-    use otpd_core::VerifyError;
+fn start_error(error: otpd_core::StartError, now_unix: i64) -> NativeError {
+    use otpd_core::StartError;
     use otpd_core::abuse::{Blocked, LimitScope};
     match error {
-        VerifyError::Cooldown {
+        StartError::Cooldown {
             retry_after_seconds,
         } => error::send_cooldown(retry_after_seconds),
-        VerifyError::RateLimited {
+        StartError::RateLimited {
             scope,
             limit,
             retry_after_seconds,
@@ -634,7 +634,7 @@ fn start_error(error: otpd_core::VerifyError, now_unix: i64) -> NativeError {
             };
             error::rate_limited(code, message, limit, retry_after_seconds, now_unix)
         }
-        VerifyError::LockedOut {
+        StartError::LockedOut {
             retry_after_seconds,
         } => error::rate_limited(
             1017,
@@ -643,29 +643,29 @@ fn start_error(error: otpd_core::VerifyError, now_unix: i64) -> NativeError {
             retry_after_seconds,
             now_unix,
         ),
-        VerifyError::Blocked(Blocked::CostlyNumber) => error::destination_blocked(
+        StartError::Blocked(Blocked::CostlyNumber) => error::destination_blocked(
             1019,
             "The phone number is premium-rate or shared-cost; this application does not send to such numbers",
         ),
-        VerifyError::Blocked(Blocked::Pumping) => error::destination_blocked(
+        StartError::Blocked(Blocked::Pumping) => error::destination_blocked(
             1020,
             "The phone number's prefix is quarantined by the SMS-pumping defence",
         ),
-        VerifyError::BudgetExceeded { budget } => error::rate_limited(
+        StartError::BudgetExceeded { budget } => error::rate_limited(
             1021,
             &format!("The application's daily budget of {budget} is reached"),
             0,
             seconds_to_midnight(now_unix),
             now_unix,
         ),
-        VerifyError::Blocked(Blocked::Country) => error::destination_blocked(
+        StartError::Blocked(Blocked::Country) => error::destination_blocked(
             1018,
             "This application does not send to the phone number's country",
         ),
-        VerifyError::Blocked(_) => {
+        StartError::Blocked(_) => {
             error::destination_blocked(1018, "This application does not send to this phone number")
         }
-        VerifyError::ChannelUnavailable(channel) => error::invalid_param(
+        StartError::ChannelUnavailable(channel) => error::invalid_param(
             1025,
             format!(
                 "The parameter 'channel': '{}' is not available on this server",

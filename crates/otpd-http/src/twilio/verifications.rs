@@ -10,8 +10,8 @@ use otpd_core::abuse::{Blocked, LimitScope};
 use otpd_core::store::ServiceRecord;
 use otpd_core::verifier::Lookup;
 use otpd_core::{
-    Channel, CheckOutcome, Clock, OtpCode, Recipient, StartRequest, StatusChange, Store,
-    Verification, VerificationId, VerificationStatus, VerifyError,
+    Channel, CheckOutcome, Clock, OtpCode, Recipient, StartError, StartRequest, StatusChange,
+    Store, Verification, VerificationId, VerificationStatus,
 };
 
 use super::error::{self, TwilioError};
@@ -175,39 +175,39 @@ pub async fn start<S: Store + Clone, C: Clock + Clone>(
         .start(&service, request)
         .await
         .map_err(|e| match e {
-            VerifyError::CustomCodeNotAllowed => error::custom_code_not_allowed(),
-            VerifyError::TooManySends => error::max_send_attempts(),
-            VerifyError::Cooldown {
+            StartError::CustomCodeNotAllowed => error::custom_code_not_allowed(),
+            StartError::TooManySends => error::max_send_attempts(),
+            StartError::Cooldown {
                 retry_after_seconds,
             } => error::send_cooldown(retry_after_seconds),
-            VerifyError::RateLimited {
+            StartError::RateLimited {
                 scope: LimitScope::Destination,
                 retry_after_seconds,
                 ..
             } => error::rate_limited(60203, "Max send attempts reached", retry_after_seconds),
-            VerifyError::RateLimited {
+            StartError::RateLimited {
                 retry_after_seconds,
                 ..
             } => error::rate_limited(20429, "Too Many Requests", retry_after_seconds),
-            VerifyError::LockedOut {
+            StartError::LockedOut {
                 retry_after_seconds,
             } => error::rate_limited(
                 60203,
                 "Max send attempts reached: too many wrong codes for this To",
                 retry_after_seconds,
             ),
-            VerifyError::Blocked(Blocked::Landline) => {
+            StartError::Blocked(Blocked::Landline) => {
                 error::blocked(60205, "SMS is not supported by landline phone number")
             }
-            VerifyError::Blocked(Blocked::CostlyNumber) => error::blocked(
+            StartError::Blocked(Blocked::CostlyNumber) => error::blocked(
                 60410,
                 "Verification delivery attempt blocked: premium-rate or shared-cost number",
             ),
-            VerifyError::Blocked(Blocked::Pumping) => error::blocked(
+            StartError::Blocked(Blocked::Pumping) => error::blocked(
                 60410,
                 "Verification delivery attempt blocked: the destination prefix is quarantined",
             ),
-            VerifyError::BudgetExceeded { budget } => {
+            StartError::BudgetExceeded { budget } => {
                 let now = state.verifier.clock().now().unix_seconds();
                 error::rate_limited(
                     20429,
@@ -217,19 +217,19 @@ pub async fn start<S: Store + Clone, C: Clock + Clone>(
                     (86_400 - now.rem_euclid(86_400)) as u32,
                 )
             }
-            VerifyError::Blocked(_) => {
+            StartError::Blocked(_) => {
                 error::blocked(60605, "Verification delivery attempt blocked")
             }
-            VerifyError::Psd2NotEnabled => {
+            StartError::Psd2NotEnabled => {
                 error::invalid_because("Amount", "PSD2 is not enabled on this service")
             }
-            VerifyError::CustomCodeRequired => error::invalid_because(
+            StartError::CustomCodeRequired => error::invalid_because(
                 "CustomCode",
                 "required to re-send a custom-code verification",
             ),
-            VerifyError::ChannelMismatch | VerifyError::MissingRecipient => error::invalid("To"),
-            VerifyError::ChannelUnavailable(channel) => error::channel_disabled(channel.as_str()),
-            VerifyError::Store(e) => error::internal(e),
+            StartError::ChannelMismatch | StartError::MissingRecipient => error::invalid("To"),
+            StartError::ChannelUnavailable(channel) => error::channel_disabled(channel.as_str()),
+            StartError::Store(e) => error::internal(e),
         })?;
     let verification = started.verification();
     let body = attempts_json(
