@@ -41,16 +41,10 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0009_quarantines_per_service.sql"),
 ];
 
-/// Opens the transaction of a grouped statement (arrays of a group's values, every row found
-/// by an index). Those statements are prepared once per connection, and PostgreSQL caches a
-/// generic plan after five runs: planned while a new database's tables were small, it
-/// scanned them whole as they grew until autovacuum's ANALYZE, a minute or more later (8,222
-/// sequential scans reading 37.7 M rows in a 10 s run on a fresh database). With sequential
-/// scans priced out for these transactions only, the cached plan is the index lookup whatever
-/// the tables' size when it was made (a scan is still used where no index applies). Planning
-/// each group afresh instead (unnamed statements) cost a third of `start`'s throughput in
-/// parsing and planning; `plan_cache_mode = force_custom_plan` on every connection cost
-/// `check` ~20 %. Sent as one simple query: no round trip more than a plain `BEGIN`.
+/// Opens the transaction of a grouped statement with sequential scans priced out, so the
+/// generic plan PostgreSQL caches for these prepared statements is the index lookup even when
+/// it was planned on a new database's small tables (measurements: docs/BENCHMARKS.md). Sent
+/// as one simple query: no round trip more than a plain `BEGIN`.
 async fn begin_keyed(
     pool: &PgPool,
 ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, StoreError> {

@@ -63,12 +63,9 @@ struct Inner {
 /// and how old the last WAL sync can be under load (what a power loss can take).
 const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(25);
 
-/// WAL pages after which the writer checkpoints on its own (SQLite's default is 1,000). Only
-/// the writer, between two transactions, can bring the WAL back to its start; the checkpoint
-/// thread does the copying. At 15k starts/s the WAL grows ~2,600 pages per 100 ms, so at
-/// 1,000 the writer reached its threshold before the thread ran and copied the frames itself
-/// (8 % of the one thread every write waits for); at 10,000 it finds all but the last
-/// [`CHECKPOINT_EVERY`]'s copied. Keeps the WAL file near 40 MB.
+/// WAL pages after which the writer checkpoints on its own: only the writer can bring the WAL
+/// back to its start, and this high a threshold leaves the copying to the checkpoint thread
+/// (measurements: docs/BENCHMARKS.md, "SQLite checkpoints"). Keeps the WAL file near 40 MB.
 const WRITER_CHECKPOINT_PAGES: u32 = 10_000;
 
 /// Copies committed WAL frames into the database file every [`CHECKPOINT_EVERY`], PASSIVE
