@@ -29,8 +29,8 @@ use native::error::{self as native_error, NativeError};
 /// template, is well under 4 KiB).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// Everything a handler needs; cheap to clone.
-pub struct AppState<S, C> {
+/// Everything a handler needs, shared by every request through [`AppState`].
+pub struct AppParts<S, C> {
     /// The verification engine.
     pub verifier: Arc<Verifier<S, C>>,
     /// Credentials.
@@ -109,22 +109,28 @@ pub trait ReceiptSink: Send + Sync + 'static {
     >;
 }
 
+/// The handlers' state: one shared [`AppParts`], so the clone every request makes is one
+/// reference count, whatever the state holds.
+pub struct AppState<S, C>(Arc<AppParts<S, C>>);
+
+impl<S, C> AppState<S, C> {
+    /// The state holding `parts`.
+    pub fn new(parts: AppParts<S, C>) -> Self {
+        AppState(Arc::new(parts))
+    }
+}
+
+impl<S, C> std::ops::Deref for AppState<S, C> {
+    type Target = AppParts<S, C>;
+
+    fn deref(&self) -> &AppParts<S, C> {
+        &self.0
+    }
+}
+
 impl<S, C> Clone for AppState<S, C> {
     fn clone(&self) -> Self {
-        AppState {
-            verifier: self.verifier.clone(),
-            auth: self.auth.clone(),
-            inbox: self.inbox.clone(),
-            public_base_url: self.public_base_url.clone(),
-            receipts: self.receipts.clone(),
-            trusted_proxies: self.trusted_proxies.clone(),
-            metrics: self.metrics.clone(),
-            signer: self.signer.clone(),
-            outbound: self.outbound.clone(),
-            body_timeout: self.body_timeout,
-            link_hosts: self.link_hosts.clone(),
-            auth_failures: self.auth_failures,
-        }
+        AppState(self.0.clone())
     }
 }
 

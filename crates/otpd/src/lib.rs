@@ -248,7 +248,7 @@ pub async fn start<C: Clock + Clone>(config: &Config, clock: C) -> anyhow::Resul
     let link_hosts = std::iter::once(addr.to_string())
         .chain(config.server.hosts.iter().cloned())
         .collect();
-    let state = AppState {
+    let state = AppState::new(otpd_http::AppParts {
         verifier,
         auth,
         inbox: dev_inbox.clone(),
@@ -261,7 +261,7 @@ pub async fn start<C: Clock + Clone>(config: &Config, clock: C) -> anyhow::Resul
         body_timeout: limits.body_timeout,
         link_hosts: Arc::new(link_hosts),
         auth_failures: config.limits.auth_failures(),
-    };
+    });
     let (shutdown, stopped) = tokio::sync::watch::channel(false);
     let app = otpd_http::router(state);
     let server = tokio::spawn(otpd_http::connections::serve(
