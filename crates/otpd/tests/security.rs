@@ -19,6 +19,27 @@ async fn strict_app() -> TestApp {
     TestApp::spawn_configured(|config| config.outbound.allowed_private.clear()).await
 }
 
+/// `POST /otp` to [`FR`] with an API key.
+async fn start_with_key(app: &TestApp, key: &str) -> reqwest::Response {
+    app.client
+        .post(app.url("/otp"))
+        .header("X-API-KEY", key)
+        .json(&json!({"phoneNumber": FR}))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// `GET path` naming the server `host` in the `Host` header.
+async fn get_as(app: &TestApp, path: &str, host: &str) -> reqwest::Response {
+    app.client
+        .get(app.url(path))
+        .header("Host", host)
+        .send()
+        .await
+        .unwrap()
+}
+
 fn form(pairs: &[(&str, &str)]) -> String {
     url::form_urlencoded::Serializer::new(String::new())
         .extend_pairs(pairs)
@@ -580,25 +601,13 @@ async fn the_dev_inbox_answers_only_loopback_host_names() {
     let app = TestApp::spawn().await;
     for path in ["/dev/inbox.json", "/dev/inbox"] {
         for host in ["evil.example", "evil.example:8080", "10.0.0.1"] {
-            let answer = app
-                .client
-                .get(app.url(path))
-                .header("Host", host)
-                .send()
-                .await
-                .unwrap();
+            let answer = get_as(&app, path, host).await;
             assert_eq!(answer.status(), 404, "{path} as {host}");
             let body: Value = answer.json().await.unwrap();
             assert_eq!(body["error"]["code"], 1008);
         }
         for host in ["localhost:8080", "127.0.0.1", "[::1]:8080", "app.localhost"] {
-            let answer = app
-                .client
-                .get(app.url(path))
-                .header("Host", host)
-                .send()
-                .await
-                .unwrap();
+            let answer = get_as(&app, path, host).await;
             assert_eq!(answer.status(), 200, "{path} as {host}");
         }
     }
@@ -717,14 +726,7 @@ async fn repeated_failed_authentications_are_held_back_with_retry_after() {
     }
     // The sixth try is refused before it is checked, even with good credentials.
     let good = app.credentials.api_key.clone();
-    let refused = app
-        .client
-        .post(app.url("/otp"))
-        .header("X-API-KEY", &good)
-        .json(&json!({"phoneNumber": FR}))
-        .send()
-        .await
-        .unwrap();
+    let refused = start_with_key(&app, &good).await;
     assert_eq!(refused.status(), 429);
     assert!(refused.headers().get("retry-after").is_some());
     let body: Value = refused.json().await.unwrap();
@@ -753,14 +755,7 @@ async fn repeated_failed_authentications_are_held_back_with_retry_after() {
     );
 
     app.clock.advance_seconds(61);
-    let allowed = app
-        .client
-        .post(app.url("/otp"))
-        .header("X-API-KEY", &good)
-        .json(&json!({"phoneNumber": FR}))
-        .send()
-        .await
-        .unwrap();
+    let allowed = start_with_key(&app, &good).await;
     assert_eq!(allowed.status(), 201, "the window ended");
 }
 
