@@ -29,7 +29,6 @@ pub const KNOWN_SCOPES: &[&str] = &[
 /// An account's credentials, shown once.
 #[derive(Debug, Clone)]
 pub struct IssuedAccount {
-    /// The account.
     pub account: AccountRecord,
     /// The auth token in clear.
     pub auth_token: String,
@@ -38,7 +37,6 @@ pub struct IssuedAccount {
 /// An API key's credentials, shown once.
 #[derive(Debug, Clone)]
 pub struct IssuedApiKey {
-    /// The key.
     pub key: ApiKeyRecord,
     /// The secret in clear.
     pub secret: String,
@@ -47,7 +45,6 @@ pub struct IssuedApiKey {
 /// Credentials shown once, at creation or rotation.
 #[derive(Debug, Clone)]
 pub struct IssuedCredentials {
-    /// The application.
     pub application: Application,
     /// The application secret in clear.
     pub secret: String,
@@ -85,7 +82,6 @@ pub enum TokenError {
 /// Who a request is made by, once authenticated.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Caller {
-    /// The application.
     pub application: Application,
     /// The scopes granted (all of them for an API key).
     pub scope: String,

@@ -50,7 +50,6 @@ impl DeliveryStatus {
 /// One delivery attempt of a verification's code.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeliveryAttempt {
-    /// Its id.
     pub id: DeliveryId,
     /// The verification it delivers.
     pub verification_id: VerificationId,

@@ -265,7 +265,6 @@ pub struct WebhookOutcome {
 /// account's, optionally narrower.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct AttemptFilter {
-    /// The account.
     pub account: Option<AccountId>,
     /// One service.
     pub service: Option<ServiceId>,
@@ -294,7 +293,6 @@ pub struct AttemptFilter {
 /// Totals over attempts (Twilio's Attempts Summary).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct AttemptSummary {
-    /// Attempts.
     pub total: u64,
     /// Attempts whose verification was approved.
     pub converted: u64,

@@ -11,6 +11,7 @@ pub mod code;
 pub mod delivery;
 pub mod events;
 pub mod ids;
+pub mod manage;
 pub mod messages;
 pub mod outbound;
 pub mod phone;

@@ -168,7 +168,6 @@ impl SenderId {
         SenderId(text)
     }
 
-    /// The text.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -210,7 +209,6 @@ macro_rules! bounded_int {
                 }
             }
 
-            /// The value.
             pub fn get(self) -> u32 {
                 self.0
             }
@@ -256,7 +254,6 @@ pub struct OtpSettings {
     /// Templates chosen by the recipient number's prefix.
     #[serde(default)]
     pub prefix_templates: Vec<PrefixTemplate>,
-    /// Sender id.
     pub from: SenderId,
     /// Code alphabet.
     pub pin_type: PinType,

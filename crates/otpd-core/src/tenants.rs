@@ -9,9 +9,8 @@ use crate::settings::OtpSettings;
 /// as a keyed hash.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AccountRecord {
-    /// Its id.
     pub id: AccountId,
-    /// A human name.
+    /// Shown to people (Twilio `friendly_name`); not unique.
     pub name: String,
     /// Keyed hash of the auth token.
     pub auth_token_hash: [u8; 32],
@@ -22,11 +21,10 @@ pub struct AccountRecord {
 /// A Twilio-style API key (`SK…`) that acts for one account.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiKeyRecord {
-    /// Its id.
     pub id: ApiKeyId,
     /// The account it acts for.
     pub account_id: AccountId,
-    /// A human name.
+    /// Shown to people (Twilio `friendly_name`); not unique.
     pub name: String,
     /// Keyed hash of the secret.
     pub secret_hash: [u8; 32],
@@ -43,7 +41,7 @@ pub struct Application {
     pub account_id: AccountId,
     /// The service whose settings and verifications it uses.
     pub service_id: ServiceId,
-    /// A human name.
+    /// Shown to people (Twilio `friendly_name`); not unique.
     pub name: String,
     /// Keyed hash of the application secret.
     pub secret_hash: [u8; 32],
@@ -78,11 +76,10 @@ impl AccessToken {
 /// A service's settings with its owner, as the dialects need them to start a verification.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServiceRecord {
-    /// Its id.
     pub id: ServiceId,
     /// The owning account.
     pub account_id: AccountId,
-    /// A human name.
+    /// Shown to people (Twilio `friendly_name`); not unique.
     pub name: String,
     /// OTP defaults.
     pub settings: OtpSettings,

@@ -90,7 +90,6 @@ pub struct Verification {
     pub pin_length: PinLength,
     /// The message template (with its placeholder, never the rendered code).
     pub template: Template,
-    /// Sender id.
     pub from: SenderId,
     /// The caller's correlation id.
     pub track_id: Option<Uuid>,

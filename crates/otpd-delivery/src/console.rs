@@ -19,7 +19,6 @@ pub struct InboxMessage {
     pub to: String,
     /// Channel (`sms`, …).
     pub channel: String,
-    /// Sender id.
     pub from: String,
     /// The message as the user would read it, code included.
     pub body: String,

@@ -33,7 +33,6 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 pub struct AppParts<S, C> {
     /// The verification engine.
     pub verifier: Arc<Verifier<S, C>>,
-    /// Credentials.
     pub auth: Arc<Authenticator<S, C>>,
     /// The dev inbox, present only in dev mode (which is what enables `/dev/*`).
     pub inbox: Option<Inbox>,
@@ -180,7 +179,7 @@ async fn healthz() -> impl IntoResponse {
 async fn readyz<S: Store + Clone, C: Clock + Clone>(
     State(state): State<AppState<S, C>>,
 ) -> Response {
-    match state.verifier.store().ping().await {
+    match state.verifier.manage().ping().await {
         Ok(()) => axum::Json(serde_json::json!({"status": "ready"})).into_response(),
         Err(error) => {
             tracing::warn!(%error, "store not ready");
@@ -472,9 +471,9 @@ fn dialect_of(route: &str) -> &'static str {
 async fn metrics_text<S: Store + Clone, C: Clock + Clone>(
     State(state): State<AppState<S, C>>,
 ) -> Response {
-    let store = state.verifier.store();
+    let manage = state.verifier.manage();
     let now = state.verifier.clock().now();
-    if let Ok(stats) = store.outbox_stats().await {
+    if let Ok(stats) = manage.outbox_stats().await {
         let metrics = &state.metrics;
         metrics.outbox_queued.set(stats.queued_deliveries as i64);
         metrics
@@ -485,7 +484,7 @@ async fn metrics_text<S: Store + Clone, C: Clock + Clone>(
             .map_or(0, |t| (now.0 - t.0).max(0) / 1000);
         metrics.outbox_oldest_seconds.set(age);
     }
-    if let Ok(quarantines) = store.quarantines(now).await {
+    if let Ok(quarantines) = manage.quarantines().await {
         state.metrics.quarantines.set(quarantines.len() as i64);
     }
     (

@@ -76,7 +76,6 @@ pub enum StartDecision {
 /// The result of an atomic check: what happened and the verification as it now stands.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CheckResult {
-    /// The outcome.
     pub outcome: CheckOutcome,
     /// The verification after the check, when it exists and is visible.
     pub verification: Option<Verification>,

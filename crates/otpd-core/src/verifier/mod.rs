@@ -89,9 +89,9 @@ where
         self
     }
 
-    /// The store behind the engine.
-    pub fn store(&self) -> &S {
-        &self.store
+    /// The management operations (services, webhooks, safe list, history, quarantines).
+    pub fn manage(&self) -> crate::manage::Management<'_, S, C> {
+        crate::manage::Management::new(&self.store, &self.clock)
     }
 
     /// The clock behind the engine.

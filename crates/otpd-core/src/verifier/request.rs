@@ -25,11 +25,8 @@ pub struct DeliveryJob {
     pub delivery_id: DeliveryId,
     /// The verification it belongs to.
     pub verification_id: VerificationId,
-    /// Channel.
     pub channel: Channel,
-    /// Recipient.
     pub to: Recipient,
-    /// Sender id.
     pub from: SenderId,
     /// The rendered message (contains the code).
     pub body: String,

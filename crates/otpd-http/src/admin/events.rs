@@ -63,7 +63,7 @@ pub(crate) async fn events<S: Store + Clone, C: Clock + Clone>(
     };
     let events = state
         .verifier
-        .store()
+        .manage()
         .events(&filter)
         .await
         .map_err(error::internal)?;

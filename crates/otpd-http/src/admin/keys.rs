@@ -99,7 +99,7 @@ pub(crate) async fn list_keys<S: Store + Clone, C: Clock + Clone>(
 ) -> Result<Response, TwilioError> {
     let keys = state
         .verifier
-        .store()
+        .manage()
         .api_keys(account)
         .await
         .map_err(error::internal)?;

@@ -89,7 +89,7 @@ pub(crate) async fn update_protection<S: Store + Clone, C: Clock + Clone>(
     service.updated_at = state.verifier.clock().now();
     state
         .verifier
-        .store()
+        .manage()
         .update_service(&service)
         .await
         .map_err(error::internal)?;

@@ -6,7 +6,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use otpd_core::store::Quarantine;
-use otpd_core::{AccountId, Clock, ServiceId, Store};
+use otpd_core::{Clock, ServiceId, Store};
 use serde_json::{Value, json};
 
 use super::AdminAccount;
@@ -24,45 +24,6 @@ fn quarantine_json(q: &Quarantine) -> Value {
         "until": crate::twilio::wire::date(q.until),
         "createdAt": crate::twilio::wire::date(q.created_at),
     })
-}
-
-/// The quarantines active now that concern `account`: its services' own and the server-wide
-/// ones (with `owned_only`, its services' own only). Quarantines are few, and each service is
-/// read once (from the node cache).
-async fn accounts_quarantines<S: Store + Clone, C: Clock + Clone>(
-    state: &AppState<S, C>,
-    account: AccountId,
-    owned_only: bool,
-) -> Result<Vec<Quarantine>, TwilioError> {
-    let store = state.verifier.store();
-    let now = state.verifier.clock().now();
-    let all = store.quarantines(now).await.map_err(error::internal)?;
-    let mut owners: std::collections::HashMap<ServiceId, bool> = Default::default();
-    let mut mine = Vec::new();
-    for quarantine in all {
-        let Some(service) = quarantine.service else {
-            if !owned_only {
-                mine.push(quarantine);
-            }
-            continue;
-        };
-        let owned = match owners.get(&service) {
-            Some(owned) => *owned,
-            None => {
-                let owned = store
-                    .service(service)
-                    .await
-                    .map_err(error::internal)?
-                    .is_some_and(|record| record.account_id == account);
-                owners.insert(service, owned);
-                owned
-            }
-        };
-        if owned {
-            mine.push(quarantine);
-        }
-    }
-    Ok(mine)
 }
 
 /// `GET /admin/v1/quarantines`: the prefixes quarantined now for the caller's services, and
@@ -85,7 +46,12 @@ pub(crate) async fn quarantines<S: Store + Clone, C: Clock + Clone>(
     State(state): State<AppState<S, C>>,
     AdminAccount(account): AdminAccount,
 ) -> Result<Response, TwilioError> {
-    let list = accounts_quarantines(&state, account, false).await?;
+    let list = state
+        .verifier
+        .manage()
+        .quarantines_of(account, false)
+        .await
+        .map_err(error::internal)?;
     let items: Vec<Value> = list.iter().map(quarantine_json).collect();
     Ok(Json(json!({ "quarantines": items })).into_response())
 }
@@ -126,8 +92,12 @@ pub(crate) async fn lift<S: Store + Clone, C: Clock + Clone>(
             sid_uuid(sid, "VA").ok_or_else(|| error::invalid("serviceSid"))?;
             vec![owned_service(&state, account, sid, &path).await?.id]
         }
-        None => accounts_quarantines(&state, account, true)
-            .await?
+        None => state
+            .verifier
+            .manage()
+            .quarantines_of(account, true)
+            .await
+            .map_err(error::internal)?
             .into_iter()
             .filter(|q| q.prefix == prefix)
             .filter_map(|q| q.service)
@@ -137,8 +107,8 @@ pub(crate) async fn lift<S: Store + Clone, C: Clock + Clone>(
     for service in services {
         if state
             .verifier
-            .store()
-            .lift_quarantine(&prefix, Some(service))
+            .manage()
+            .lift_quarantine(&prefix, service)
             .await
             .map_err(error::internal)?
         {

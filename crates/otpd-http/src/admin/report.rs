@@ -62,7 +62,7 @@ pub(crate) async fn report<S: Store + Clone, C: Clock + Clone>(
     }
     let attempts = state
         .verifier
-        .store()
+        .manage()
         .attempts(&otpd_core::events::AttemptFilter {
             account: Some(account),
             service,

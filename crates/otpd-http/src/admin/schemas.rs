@@ -207,7 +207,7 @@ pub struct ReportGroup {
     /// A message left; never verified.
     #[serde(rename = "SENT")]
     SENT: u64,
-    /// Verified.
+    /// Approved with a correct code.
     #[serde(rename = "SUCCESS")]
     SUCCESS: u64,
     /// The three counts as shares.

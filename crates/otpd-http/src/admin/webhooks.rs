@@ -107,7 +107,7 @@ pub(crate) async fn create_webhook<S: Store + Clone, C: Clock + Clone>(
     };
     state
         .verifier
-        .store()
+        .manage()
         .create_webhook(&webhook)
         .await
         .map_err(error::internal)?;
@@ -143,7 +143,7 @@ pub(crate) async fn list_webhooks<S: Store + Clone, C: Clock + Clone>(
     let service = owned_service(&state, account, &sid, &path).await?;
     let list = state
         .verifier
-        .store()
+        .manage()
         .webhooks(service.id)
         .await
         .map_err(error::internal)?;
@@ -186,7 +186,7 @@ pub(crate) async fn delete_webhook<S: Store + Clone, C: Clock + Clone>(
     let id = webhook_id(&id, &path)?;
     let deleted = state
         .verifier
-        .store()
+        .manage()
         .delete_webhook(service.id, id)
         .await
         .map_err(error::internal)?;
@@ -222,7 +222,7 @@ pub(crate) async fn webhook_deliveries<S: Store + Clone, C: Clock + Clone>(
     let id = webhook_id(&id, &path)?;
     let owned = state
         .verifier
-        .store()
+        .manage()
         .webhooks(service.id)
         .await
         .map_err(error::internal)?
@@ -233,7 +233,7 @@ pub(crate) async fn webhook_deliveries<S: Store + Clone, C: Clock + Clone>(
     }
     let log = state
         .verifier
-        .store()
+        .manage()
         .webhook_log(id, 200)
         .await
         .map_err(error::internal)?;

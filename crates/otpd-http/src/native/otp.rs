@@ -432,7 +432,7 @@ pub async fn create<S: Store + Clone, C: Clock + Clone>(
     let service_id = caller.application.service_id;
     let service = state
         .verifier
-        .store()
+        .manage()
         .service(service_id)
         .await
         .map_err(crate::internal)?
@@ -447,7 +447,7 @@ pub async fn create<S: Store + Clone, C: Clock + Clone>(
         Some(attempts) => attempts,
         None => state
             .verifier
-            .store()
+            .manage()
             .deliveries(verification.id)
             .await
             .map_err(crate::internal)?,
@@ -491,7 +491,7 @@ pub async fn read<S: Store + Clone, C: Clock + Clone>(
         Lookup::Found(v) => {
             let attempts = state
                 .verifier
-                .store()
+                .manage()
                 .deliveries(v.id)
                 .await
                 .map_err(crate::internal)?;

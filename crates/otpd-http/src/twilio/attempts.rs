@@ -115,7 +115,7 @@ pub async fn list<S: Store + Clone, C: Clock + Clone>(
     let page_size = filter.limit;
     let mut rows = state
         .verifier
-        .store()
+        .manage()
         .attempts(&AttemptFilter {
             limit: page_size + 1,
             ..filter.clone()
@@ -163,7 +163,7 @@ pub async fn fetch<S: Store + Clone, C: Clock + Clone>(
     // One attempt: the filter pages from just before its id.
     let rows = state
         .verifier
-        .store()
+        .manage()
         .attempts(&AttemptFilter {
             account: Some(account),
             after: Some(uuid::Uuid::from_u128(id.as_u128().wrapping_sub(1))),
@@ -198,7 +198,7 @@ pub async fn summary<S: Store + Clone, C: Clock + Clone>(
     let params = Params::parse(query.unwrap_or_default().as_bytes());
     let summary = state
         .verifier
-        .store()
+        .manage()
         .attempt_summary(&filter(&params, account)?)
         .await
         .map_err(error::internal)?;

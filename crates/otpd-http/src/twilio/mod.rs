@@ -206,14 +206,11 @@ pub(crate) async fn owned_service<S: Store + Clone, C: Clock + Clone>(
     let id = form::sid_uuid(sid, "VA")
         .map(ServiceId::from_uuid)
         .ok_or_else(|| error::not_found(path))?;
-    match state
+    state
         .verifier
-        .store()
-        .service(id)
+        .manage()
+        .owned_service(account, id)
         .await
         .map_err(error::internal)?
-    {
-        Some(service) if service.account_id == account => Ok(service),
-        _ => Err(error::not_found(path)),
-    }
+        .ok_or_else(|| error::not_found(path))
 }

@@ -81,7 +81,7 @@ async fn save<S: Store + Clone, C: Clock + Clone>(
     service.updated_at = state.verifier.clock().now();
     state
         .verifier
-        .store()
+        .manage()
         .update_service(service)
         .await
         .map_err(error::internal)?;

@@ -53,7 +53,7 @@ pub async fn add<S: Store + Clone, C: Clock + Clone>(
     };
     let stored = state
         .verifier
-        .store()
+        .manage()
         .add_safe_number(account, &entry)
         .await
         .map_err(error::internal)?;
@@ -72,7 +72,7 @@ pub async fn fetch<S: Store + Clone, C: Clock + Clone>(
     let phone = path_number(&raw)?;
     match state
         .verifier
-        .store()
+        .manage()
         .safe_number(account, &phone)
         .await
         .map_err(error::internal)?
@@ -91,7 +91,7 @@ pub async fn remove<S: Store + Clone, C: Clock + Clone>(
     let phone = path_number(&raw)?;
     let removed = state
         .verifier
-        .store()
+        .manage()
         .remove_safe_number(account, &phone)
         .await
         .map_err(error::internal)?;

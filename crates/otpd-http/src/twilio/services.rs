@@ -169,7 +169,7 @@ pub async fn create<S: Store + Clone, C: Clock + Clone>(
     };
     state
         .verifier
-        .store()
+        .manage()
         .create_service(&service)
         .await
         .map_err(error::internal)?;
@@ -206,7 +206,7 @@ pub async fn update<S: Store + Clone, C: Clock + Clone>(
     service.updated_at = state.verifier.clock().now();
     if !state
         .verifier
-        .store()
+        .manage()
         .update_service(&service)
         .await
         .map_err(error::internal)?
@@ -226,7 +226,7 @@ pub async fn delete<S: Store + Clone, C: Clock + Clone>(
     let service = owned_service(&state, account, &sid, &path).await?;
     if !state
         .verifier
-        .store()
+        .manage()
         .delete_service(service.id)
         .await
         .map_err(error::internal)?
@@ -257,7 +257,7 @@ pub async fn list<S: Store + Clone, C: Clock + Clone>(
     };
     let mut services = state
         .verifier
-        .store()
+        .manage()
         .services(account, after, page_size as u32 + 1)
         .await
         .map_err(error::internal)?;

@@ -100,7 +100,7 @@ async fn attempts_json<S: Store + Clone, C: Clock + Clone>(
         Some(attempts) => attempts,
         None => state
             .verifier
-            .store()
+            .manage()
             .deliveries(verification.id)
             .await
             .map_err(error::internal)?,

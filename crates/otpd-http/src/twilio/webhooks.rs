@@ -74,7 +74,7 @@ async fn find<S: Store + Clone, C: Clock + Clone>(
     let id = sid_uuid(sid, "YW").ok_or_else(|| error::not_found(path))?;
     state
         .verifier
-        .store()
+        .manage()
         .webhooks(service.id)
         .await
         .map_err(error::internal)?
@@ -125,7 +125,7 @@ pub async fn create<S: Store + Clone, C: Clock + Clone>(
     };
     state
         .verifier
-        .store()
+        .manage()
         .create_webhook(&webhook)
         .await
         .map_err(error::internal)?;
@@ -145,7 +145,7 @@ pub async fn list<S: Store + Clone, C: Clock + Clone>(
     let base = base_url(&state, &headers);
     let items: Vec<Value> = state
         .verifier
-        .store()
+        .manage()
         .webhooks(service.id)
         .await
         .map_err(error::internal)?
@@ -211,7 +211,7 @@ pub async fn update<S: Store + Clone, C: Clock + Clone>(
     webhook.updated_at = state.verifier.clock().now();
     state
         .verifier
-        .store()
+        .manage()
         .update_webhook(&webhook)
         .await
         .map_err(error::internal)?;
@@ -234,7 +234,7 @@ pub async fn delete<S: Store + Clone, C: Clock + Clone>(
     let webhook = find(&state, &service, &webhook_sid, &path).await?;
     state
         .verifier
-        .store()
+        .manage()
         .delete_webhook(service.id, webhook.id)
         .await
         .map_err(error::internal)?;

@@ -361,7 +361,7 @@ impl DeliveryConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
-    /// Human-readable.
+    /// One readable line per event, for a terminal.
     Text,
     /// JSON lines.
     Json,

@@ -1,0 +1,224 @@
+//! The management operations the dialects' admin endpoints call (services, webhooks, the
+//! safe list, attempt history, quarantines, keys), so that no handler reaches the store and
+//! the rules of ownership live in one place.
+
+use crate::abuse::{Quarantine, SafeNumber};
+use crate::clock::Clock;
+use crate::delivery::DeliveryAttempt;
+use crate::events::{AttemptFilter, AttemptSummary, Event, EventFilter, Webhook, WebhookLogEntry};
+use crate::ids::{AccountId, ServiceId, VerificationId};
+use crate::store::{
+    DeliveryStore, EventStore, LimitStore, OutboxStats, StoreError, TenantStore, VerificationStore,
+};
+use crate::tenants::{ApiKeyRecord, ServiceRecord};
+use crate::verification::Verification;
+
+/// Management operations over the engine's store, borrowed from [`crate::Verifier::manage`].
+pub struct Management<'a, S, C> {
+    store: &'a S,
+    clock: &'a C,
+}
+
+impl<'a, S, C> Management<'a, S, C>
+where
+    S: VerificationStore + DeliveryStore + TenantStore + LimitStore + EventStore,
+    C: Clock,
+{
+    pub(crate) fn new(store: &'a S, clock: &'a C) -> Self {
+        Management { store, clock }
+    }
+
+    /// Succeeds when the store answers (readiness).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.store.ping().await
+    }
+
+    /// Queue depths and ages of the delivery outbox (metrics).
+    pub async fn outbox_stats(&self) -> Result<OutboxStats, StoreError> {
+        self.store.outbox_stats().await
+    }
+
+    /// The service `id`, whoever owns it.
+    pub async fn service(&self, id: ServiceId) -> Result<Option<ServiceRecord>, StoreError> {
+        self.store.service(id).await
+    }
+
+    /// The service `id` if `account` owns it: another account's service reads as absent, so
+    /// a caller cannot learn that it exists.
+    pub async fn owned_service(
+        &self,
+        account: AccountId,
+        id: ServiceId,
+    ) -> Result<Option<ServiceRecord>, StoreError> {
+        Ok(self
+            .store
+            .service(id)
+            .await?
+            .filter(|service| service.account_id == account))
+    }
+
+    /// Up to `limit` of `account`'s services after `after`, oldest first.
+    pub async fn services(
+        &self,
+        account: AccountId,
+        after: Option<ServiceId>,
+        limit: u32,
+    ) -> Result<Vec<ServiceRecord>, StoreError> {
+        self.store.services(account, after, limit).await
+    }
+
+    /// Stores a new service.
+    pub async fn create_service(&self, service: &ServiceRecord) -> Result<(), StoreError> {
+        self.store.create_service(service).await
+    }
+
+    /// Replaces a service's settings; false when it no longer exists.
+    pub async fn update_service(&self, service: &ServiceRecord) -> Result<bool, StoreError> {
+        self.store.update_service(service).await
+    }
+
+    /// Deletes a service; false when it did not exist.
+    pub async fn delete_service(&self, id: ServiceId) -> Result<bool, StoreError> {
+        self.store.delete_service(id).await
+    }
+
+    /// The webhooks of a service.
+    pub async fn webhooks(&self, service: ServiceId) -> Result<Vec<Webhook>, StoreError> {
+        self.store.webhooks(service).await
+    }
+
+    /// Stores a new webhook.
+    pub async fn create_webhook(&self, webhook: &Webhook) -> Result<(), StoreError> {
+        self.store.create_webhook(webhook).await
+    }
+
+    /// Replaces a webhook; false when it no longer exists.
+    pub async fn update_webhook(&self, webhook: &Webhook) -> Result<bool, StoreError> {
+        self.store.update_webhook(webhook).await
+    }
+
+    /// Deletes a service's webhook; false when it did not exist.
+    pub async fn delete_webhook(
+        &self,
+        service: ServiceId,
+        id: uuid::Uuid,
+    ) -> Result<bool, StoreError> {
+        self.store.delete_webhook(service, id).await
+    }
+
+    /// The newest `limit` deliveries of a webhook.
+    pub async fn webhook_log(
+        &self,
+        webhook: uuid::Uuid,
+        limit: u32,
+    ) -> Result<Vec<WebhookLogEntry>, StoreError> {
+        self.store.webhook_log(webhook, limit).await
+    }
+
+    /// Adds a number to `account`'s safe list (or refreshes it), answering the stored entry.
+    pub async fn add_safe_number(
+        &self,
+        account: AccountId,
+        entry: &SafeNumber,
+    ) -> Result<SafeNumber, StoreError> {
+        self.store.add_safe_number(account, entry).await
+    }
+
+    /// A number on `account`'s safe list.
+    pub async fn safe_number(
+        &self,
+        account: AccountId,
+        phone: &str,
+    ) -> Result<Option<SafeNumber>, StoreError> {
+        self.store.safe_number(account, phone).await
+    }
+
+    /// Removes a number from `account`'s safe list; false when it was not there.
+    pub async fn remove_safe_number(
+        &self,
+        account: AccountId,
+        phone: &str,
+    ) -> Result<bool, StoreError> {
+        self.store.remove_safe_number(account, phone).await
+    }
+
+    /// The delivery attempts of a verification, oldest first.
+    pub async fn deliveries(
+        &self,
+        verification: VerificationId,
+    ) -> Result<Vec<DeliveryAttempt>, StoreError> {
+        self.store.deliveries(verification).await
+    }
+
+    /// Delivery attempts matching `filter`, each with its verification.
+    pub async fn attempts(
+        &self,
+        filter: &AttemptFilter,
+    ) -> Result<Vec<(DeliveryAttempt, Verification)>, StoreError> {
+        self.store.attempts(filter).await
+    }
+
+    /// Counts and conversion of the attempts matching `filter`.
+    pub async fn attempt_summary(
+        &self,
+        filter: &AttemptFilter,
+    ) -> Result<AttemptSummary, StoreError> {
+        self.store.attempt_summary(filter).await
+    }
+
+    /// Events matching `filter`.
+    pub async fn events(&self, filter: &EventFilter) -> Result<Vec<Event>, StoreError> {
+        self.store.events(filter).await
+    }
+
+    /// The API keys of `account` (hashes only).
+    pub async fn api_keys(&self, account: AccountId) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        self.store.api_keys(account).await
+    }
+
+    /// Every quarantine active now, of every account (the operator's metrics).
+    pub async fn quarantines(&self) -> Result<Vec<Quarantine>, StoreError> {
+        self.store.quarantines(self.clock.now()).await
+    }
+
+    /// The quarantines active now that concern `account`: its services' own and, unless
+    /// `owned_only`, the server-wide ones. Other accounts' quarantines are never included.
+    pub async fn quarantines_of(
+        &self,
+        account: AccountId,
+        owned_only: bool,
+    ) -> Result<Vec<Quarantine>, StoreError> {
+        let all = self.store.quarantines(self.clock.now()).await?;
+        let mut owners: std::collections::HashMap<ServiceId, bool> = Default::default();
+        let mut concerned = Vec::new();
+        for quarantine in all {
+            let Some(service) = quarantine.service else {
+                if !owned_only {
+                    concerned.push(quarantine);
+                }
+                continue;
+            };
+            let owned = match owners.get(&service) {
+                Some(owned) => *owned,
+                None => {
+                    let owned = self.owned_service(account, service).await?.is_some();
+                    owners.insert(service, owned);
+                    owned
+                }
+            };
+            if owned {
+                concerned.push(quarantine);
+            }
+        }
+        Ok(concerned)
+    }
+
+    /// Lifts the quarantine of `prefix` for `service`; false when there was none.
+    pub async fn lift_quarantine(
+        &self,
+        prefix: &str,
+        service: ServiceId,
+    ) -> Result<bool, StoreError> {
+        self.store.lift_quarantine(prefix, Some(service)).await
+    }
+}
