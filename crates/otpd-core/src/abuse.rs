@@ -262,9 +262,10 @@ pub struct SafeNumber {
     pub created_at: Timestamp,
 }
 
-/// The counter of wrong codes for one destination of one service.
-pub fn failure_key(service: ServiceId, to: &Recipient) -> String {
-    format!("fail:{service}:{}", to.as_str())
+/// The counter of wrong codes for one destination of one service, keyed by the destination's
+/// blind index so the counter table holds no number.
+pub fn failure_key(service: ServiceId, to: &Recipient, vault: &crate::vault::Vault) -> String {
+    format!("fail:{service}:{}", vault.blind(to.as_str()).to_hex())
 }
 
 /// The pumping defence's counter of `kind` ("sent" or "ok") for a destination prefix of one

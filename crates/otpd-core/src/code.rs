@@ -230,6 +230,11 @@ impl ServerSecret {
         hex::encode(self.0)
     }
 
+    /// The secret's bytes, for deriving the other keys from it (crate::vault).
+    pub(crate) fn bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
     /// HMAC-SHA256 under this secret over the concatenation of `parts`.
     pub fn mac(&self, parts: &[&[u8]]) -> [u8; 32] {
         let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.0)
@@ -288,6 +293,11 @@ impl CodeHasher {
     /// A hasher keyed by the server secret.
     pub fn new(secret: ServerSecret) -> Self {
         CodeHasher { secret }
+    }
+
+    /// The secret it hashes under (the default vault derives from it).
+    pub(crate) fn secret(&self) -> &ServerSecret {
+        &self.secret
     }
 
     /// The code of a verification, derived from its random seed: HMAC-SHA256(secret,

@@ -11,6 +11,7 @@ use uuid::Uuid;
 use crate::clock::Timestamp;
 use crate::delivery::DeliveryAttempt;
 use crate::ids::{AccountId, ServiceId, VerificationId};
+use crate::vault::Vault;
 use crate::verification::{Verification, VerificationStatus};
 
 /// One stored event.
@@ -76,20 +77,22 @@ pub struct VerificationEventData<'a> {
     verification_id: VerificationId,
     status: &'a str,
     channel: &'a str,
-    to: &'a str,
+    /// The destination sealed (base64), never in clear at rest; readers get `to` back
+    /// through [`reveal_destination`].
+    to_sealed: String,
     country: Option<&'a str>,
     attempts: u32,
     max_attempts: u32,
 }
 
 impl<'a> VerificationEventData<'a> {
-    /// The verification's state after the change.
-    pub fn of(verification: &'a Verification) -> VerificationEventData<'a> {
+    /// The verification's state after the change, its destination sealed by `vault`.
+    pub fn of(verification: &'a Verification, vault: &Vault) -> VerificationEventData<'a> {
         VerificationEventData {
             verification_id: verification.id,
             status: verification.status.as_str(),
             channel: verification.channel.as_str(),
-            to: verification.to.as_str(),
+            to_sealed: seal_text(vault, verification.to.as_str()),
             country: verification.country.as_ref().map(|c| c.as_str()),
             attempts: verification.attempts,
             max_attempts: verification.max_attempts.get(),
@@ -133,6 +136,35 @@ impl<'a> DeliveryEventData<'a> {
     }
 }
 
+/// The base64 text of `plain` sealed by `vault`, as event details carry it.
+pub fn seal_text(vault: &Vault, plain: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD_NO_PAD.encode(vault.seal(plain))
+}
+
+/// Event details as stored: a clear `to` (a refused start's event) replaced by `toSealed`.
+pub fn seal_destination(data: &mut Value, vault: &Vault) {
+    if let Some(Value::String(to)) = data.as_object_mut().and_then(|o| o.remove("to")) {
+        data["toSealed"] = Value::String(seal_text(vault, &to));
+    }
+}
+
+/// Event details as readers see them: `toSealed` opened back into `to` (`null` when the key
+/// it was sealed under is gone, e.g. after an erasure or a finished key rotation).
+pub fn reveal_destination(data: &mut Value, vault: &Vault) {
+    use base64::Engine;
+    let Some(sealed) = data.as_object_mut().and_then(|o| o.remove("toSealed")) else {
+        return;
+    };
+    let to = sealed.as_str().and_then(|sealed| {
+        let bytes = base64::engine::general_purpose::STANDARD_NO_PAD
+            .decode(sealed)
+            .ok()?;
+        vault.open(&bytes).ok()
+    });
+    data["to"] = to.map_or(Value::Null, Value::String);
+}
+
 /// JSON text of event details (these types always serialise).
 pub fn to_json_text(data: &impl Serialize) -> String {
     serde_json::to_string(data).unwrap_or_else(|_| "{}".to_string())
@@ -144,13 +176,19 @@ pub fn delivery_kind(delivery: &DeliveryAttempt) -> String {
 }
 
 /// An event about a verification (its state after the change).
-pub fn verification_event(kind: &str, verification: &Verification, now: Timestamp) -> Event {
+pub fn verification_event(
+    kind: &str,
+    verification: &Verification,
+    now: Timestamp,
+    vault: &Vault,
+) -> Event {
     Event {
         id: Uuid::now_v7(),
         service_id: verification.service_id,
         verification_id: Some(verification.id),
         kind: kind.to_string(),
-        data: serde_json::to_value(VerificationEventData::of(verification)).unwrap_or_default(),
+        data: serde_json::to_value(VerificationEventData::of(verification, vault))
+            .unwrap_or_default(),
         created_at: now,
     }
 }
@@ -296,4 +334,32 @@ pub struct AttemptSummary {
     pub total: u64,
     /// Attempts whose verification was approved.
     pub converted: u64,
+}
+
+#[cfg(test)]
+mod destination_tests {
+    use super::*;
+    use crate::code::ServerSecret;
+
+    #[test]
+    fn event_details_hold_the_destination_sealed_and_readers_get_it_back() {
+        let vault = Vault::new(&ServerSecret::from_bytes([3; 32]), &[]);
+        let mut data = serde_json::json!({"reason": "quarantine", "to": "+14155552671"});
+        seal_destination(&mut data, &vault);
+        assert!(!data.to_string().contains("4155552671"));
+        assert!(data.get("to").is_none());
+        reveal_destination(&mut data, &vault);
+        assert_eq!(data["to"], "+14155552671");
+        assert!(data.get("toSealed").is_none());
+    }
+
+    #[test]
+    fn a_destination_sealed_under_a_lost_key_reads_as_null() {
+        let old = Vault::new(&ServerSecret::from_bytes([3; 32]), &[]);
+        let new = Vault::new(&ServerSecret::from_bytes([4; 32]), &[]);
+        let mut data = serde_json::json!({"to": "+14155552671"});
+        seal_destination(&mut data, &old);
+        reveal_destination(&mut data, &new);
+        assert_eq!(data["to"], Value::Null);
+    }
 }

@@ -21,6 +21,7 @@ pub mod settings;
 pub mod sms;
 pub mod store;
 pub mod tenants;
+pub mod vault;
 pub mod verification;
 pub mod verifier;
 

@@ -160,11 +160,15 @@ pub struct CheckCounting {
 
 impl CheckCounting {
     /// The counters a check of `verification` adds to.
-    pub fn counters(&self, verification: &Verification) -> CheckCounters {
+    pub fn counters(
+        &self,
+        verification: &Verification,
+        vault: &crate::vault::Vault,
+    ) -> CheckCounters {
         CheckCounters {
             on_failure: self.failures_window_ms.map(|window| {
                 (
-                    crate::abuse::failure_key(verification.service_id, &verification.to),
+                    crate::abuse::failure_key(verification.service_id, &verification.to, vault),
                     window,
                 )
             }),

@@ -38,8 +38,12 @@ impl Grouped for Checks {
     const MAX: usize = 24;
     const IN_FLIGHT: usize = 2;
 
-    async fn together(pool: &PgPool, calls: &[&CheckCall]) -> Result<Vec<CheckResult>, StoreError> {
-        check_group(pool, calls).await
+    async fn together(
+        pool: &PgPool,
+        vault: &otpd_core::vault::Vault,
+        calls: &[&CheckCall],
+    ) -> Result<Vec<CheckResult>, StoreError> {
+        check_group(pool, vault, calls).await
     }
 }
 
@@ -53,7 +57,11 @@ struct Change {
 }
 
 /// One transaction for several checks; their results in order.
-async fn check_group(pool: &PgPool, calls: &[&CheckCall]) -> Result<Vec<CheckResult>, StoreError> {
+async fn check_group(
+    pool: &PgPool,
+    vault: &otpd_core::vault::Vault,
+    calls: &[&CheckCall],
+) -> Result<Vec<CheckResult>, StoreError> {
     let mut ids: Vec<Uuid> = calls.iter().map(|call| call.id.uuid()).collect();
     ids.sort_unstable();
     ids.dedup();
@@ -109,7 +117,7 @@ async fn check_group(pool: &PgPool, calls: &[&CheckCall]) -> Result<Vec<CheckRes
         let counter = call
             .candidate
             .counting
-            .counters(&after)
+            .counters(&after, vault)
             .for_outcome(decision.outcome)
             .cloned();
         results.push(CheckResult {
@@ -126,7 +134,7 @@ async fn check_group(pool: &PgPool, calls: &[&CheckCall]) -> Result<Vec<CheckRes
         });
     }
     if !changes.is_empty() {
-        write_changes(&mut tx, &current, &changes).await?;
+        write_changes(&mut tx, vault, &current, &changes).await?;
     }
     tx.commit().await.map_err(db_error)?;
     Ok(results)
@@ -141,6 +149,7 @@ fn column<'a, T, U>(items: &'a [T], value: impl Fn(&'a T) -> U) -> Vec<U> {
 /// status callback and counter, in one statement.
 async fn write_changes(
     connection: &mut PgConnection,
+    vault: &otpd_core::vault::Vault,
     current: &HashMap<VerificationId, Verification>,
     changes: &[Change],
 ) -> Result<(), StoreError> {
@@ -153,7 +162,7 @@ async fn write_changes(
         .collect();
     let events: Vec<_> = changes
         .iter()
-        .map(|c| otpd_core::events::verification_event(c.kind, &c.after, c.at))
+        .map(|c| otpd_core::events::verification_event(c.kind, &c.after, c.at, vault))
         .collect();
     let callbacks: Vec<&Change> = changes.iter().filter(|c| c.callback.is_some()).collect();
     let counted: Vec<(&str, i64, i64)> = changes
@@ -260,7 +269,7 @@ mod tests {
             call(mine.id, service, CODE),
             call(mine.id, service, CODE),
         ];
-        let results = check_group(&store.pool, &calls.iter().collect::<Vec<_>>())
+        let results = check_group(&store.pool, &store.vault, &calls.iter().collect::<Vec<_>>())
             .await
             .unwrap();
         let outcomes: Vec<_> = results.iter().map(|r| r.outcome).collect();

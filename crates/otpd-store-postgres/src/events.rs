@@ -9,8 +9,10 @@ use crate::{PgStore, db_error, insert_event};
 
 impl EventStore for PgStore {
     async fn record_event(&self, event: &Event) -> Result<(), StoreError> {
+        let mut event = event.clone();
+        otpd_core::events::seal_destination(&mut event.data, &self.vault);
         let mut connection = self.pool.acquire().await.map_err(db_error)?;
-        insert_event(&mut connection, event).await
+        insert_event(&mut connection, &event).await
     }
 
     async fn events(&self, filter: &EventFilter) -> Result<Vec<Event>, StoreError> {
@@ -43,8 +45,12 @@ impl EventStore for PgStore {
                     service_id: ServiceId::from_uuid(service),
                     verification_id: verification.map(VerificationId::from_uuid),
                     kind,
-                    data: serde_json::from_str(&data)
-                        .map_err(|_| StoreError::Corrupt("event data".into()))?,
+                    data: {
+                        let mut data: serde_json::Value = serde_json::from_str(&data)
+                            .map_err(|_| StoreError::Corrupt("event data".into()))?;
+                        otpd_core::events::reveal_destination(&mut data, &self.vault);
+                        data
+                    },
                     created_at: Timestamp(created_at),
                 })
             })
@@ -188,8 +194,12 @@ impl EventStore for PgStore {
                     service_id: ServiceId::from_uuid(service),
                     verification_id: verification.map(VerificationId::from_uuid),
                     kind,
-                    data: serde_json::from_str(&data)
-                        .map_err(|_| StoreError::Corrupt("event data".into()))?,
+                    data: {
+                        let mut data: serde_json::Value = serde_json::from_str(&data)
+                            .map_err(|_| StoreError::Corrupt("event data".into()))?;
+                        otpd_core::events::reveal_destination(&mut data, &self.vault);
+                        data
+                    },
                     created_at: Timestamp(at),
                 },
                 attempts: attempts.max(0) as u32,

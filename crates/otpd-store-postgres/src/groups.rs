@@ -8,6 +8,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use otpd_core::StoreError;
+use otpd_core::vault::Vault;
 use sqlx::PgPool;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
@@ -26,10 +27,11 @@ pub(crate) trait Grouped: Send + Sync + 'static {
     /// arrives alone or is rerun after its group failed.
     fn alone(
         pool: &PgPool,
+        vault: &Vault,
         call: &Self::Call,
     ) -> impl Future<Output = Result<Self::Answer, StoreError>> + Send {
         async move {
-            Self::together(pool, &[call])
+            Self::together(pool, vault, &[call])
                 .await?
                 .into_iter()
                 .next()
@@ -40,6 +42,7 @@ pub(crate) trait Grouped: Send + Sync + 'static {
     /// Runs several calls together, atomically; their answers in order.
     fn together(
         pool: &PgPool,
+        vault: &Vault,
         calls: &[&Self::Call],
     ) -> impl Future<Output = Result<Vec<Self::Answer>, StoreError>> + Send;
 }
@@ -65,11 +68,11 @@ impl<G: Grouped> Clone for Groups<G> {
 
 impl<G: Grouped> Groups<G> {
     /// Starts the tasks that run groups on `pool` (on the current tokio runtime).
-    pub(crate) fn spawn(pool: PgPool) -> Groups<G> {
+    pub(crate) fn spawn(pool: PgPool, vault: Arc<Vault>) -> Groups<G> {
         let (queue, waiting) = mpsc::unbounded_channel();
         let waiting = Arc::new(Mutex::new(waiting));
         for _ in 0..G::IN_FLIGHT {
-            tokio::spawn(run::<G>(pool.clone(), waiting.clone()));
+            tokio::spawn(run::<G>(pool.clone(), vault.clone(), waiting.clone()));
         }
         Groups { queue }
     }
@@ -85,7 +88,11 @@ impl<G: Grouped> Groups<G> {
     }
 }
 
-async fn run<G: Grouped>(pool: PgPool, waiting: Arc<Mutex<mpsc::UnboundedReceiver<Waiting<G>>>>) {
+async fn run<G: Grouped>(
+    pool: PgPool,
+    vault: Arc<Vault>,
+    waiting: Arc<Mutex<mpsc::UnboundedReceiver<Waiting<G>>>>,
+) {
     loop {
         let group = {
             let mut waiting = waiting.lock().await;
@@ -103,8 +110,8 @@ async fn run<G: Grouped>(pool: PgPool, waiting: Arc<Mutex<mpsc::UnboundedReceive
         };
         let calls: Vec<&G::Call> = group.iter().map(|waiting| &waiting.call).collect();
         let answers = match calls.as_slice() {
-            [call] => vec![G::alone(&pool, call).await],
-            _ => match G::together(&pool, &calls).await {
+            [call] => vec![G::alone(&pool, &vault, call).await],
+            _ => match G::together(&pool, &vault, &calls).await {
                 Ok(answers) => answers.into_iter().map(Ok).collect(),
                 // The database is away: running each alone would only wait again.
                 Err(StoreError::Unavailable(why)) => calls
@@ -114,7 +121,7 @@ async fn run<G: Grouped>(pool: PgPool, waiting: Arc<Mutex<mpsc::UnboundedReceive
                 Err(_) => {
                     let mut answers = Vec::with_capacity(calls.len());
                     for call in &calls {
-                        answers.push(G::alone(&pool, call).await);
+                        answers.push(G::alone(&pool, &vault, call).await);
                     }
                     answers
                 }

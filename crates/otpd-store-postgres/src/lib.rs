@@ -20,10 +20,12 @@ mod starts;
 mod tenants;
 mod verifications;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use otpd_core::events::Event;
 use otpd_core::store::{DELIVERY_LEASE_SECONDS, DeliveryAttempt, Spend};
+use otpd_core::vault::Vault;
 use otpd_core::{StoreError, Verification, VerificationStatus};
 use sqlx::PgConnection;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -104,6 +106,9 @@ impl Default for PgSettings {
 #[derive(Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// Seals event destinations and keys the destination counters (verifications' own
+    /// columns are not sealed on PostgreSQL yet: docs/data-protection.md).
+    vault: Arc<Vault>,
     /// New verifications' atomic steps, grouped per node (see `starts`).
     starts: groups::Groups<starts::Starts>,
     /// Delivery records, grouped per node (see `records`).
@@ -115,7 +120,11 @@ pub struct PgStore {
 impl PgStore {
     /// Connects to `url` (`postgres://…`; an `options=-c search_path=…` parameter selects a
     /// schema) and applies pending migrations.
-    pub async fn connect(url: &str, settings: &PgSettings) -> Result<PgStore, StoreError> {
+    pub async fn connect(
+        url: &str,
+        settings: &PgSettings,
+        vault: Arc<Vault>,
+    ) -> Result<PgStore, StoreError> {
         let options: PgConnectOptions = url.parse().map_err(|e: sqlx::Error| {
             StoreError::Database(format!("invalid PostgreSQL URL: {e}"))
         })?;
@@ -132,11 +141,12 @@ impl PgStore {
             .connect_with(options)
             .await
             .map_err(db_error)?;
-        let starts = groups::Groups::spawn(pool.clone());
-        let records = groups::Groups::spawn(pool.clone());
-        let checks = groups::Groups::spawn(pool.clone());
+        let starts = groups::Groups::spawn(pool.clone(), vault.clone());
+        let records = groups::Groups::spawn(pool.clone(), vault.clone());
+        let checks = groups::Groups::spawn(pool.clone(), vault.clone());
         let store = PgStore {
             pool,
+            vault,
             starts,
             records,
             checks,
@@ -252,6 +262,7 @@ pub(crate) struct NewStart<'a> {
 /// the caller's transaction.
 async fn insert_verifications(
     connection: &mut PgConnection,
+    vault: &Vault,
     starts: &[NewStart<'_>],
 ) -> Result<(), StoreError> {
     let mut vs = VerificationColumns::default();
@@ -267,7 +278,7 @@ async fn insert_verifications(
         vs.push(v);
         ds.push(start.delivery);
         let events = [
-            otpd_core::events::verification_event("verification.started", v, v.created_at),
+            otpd_core::events::verification_event("verification.started", v, v.created_at, vault),
             otpd_core::events::delivery_event(v.service_id, start.delivery, v.created_at),
         ];
         for event in events {
@@ -552,9 +563,17 @@ pub mod testing {
         /// A store on this schema with default settings, migrated (the tests' usual start;
         /// call it again for a second node on the same database).
         pub async fn store(&self) -> crate::PgStore {
-            crate::PgStore::connect(&self.url, &Default::default())
-                .await
-                .expect("connect to the test schema and migrate it")
+            crate::PgStore::connect(
+                &self.url,
+                &Default::default(),
+                // The vault of the shared behaviour suite (otpd_store_tests::vault).
+                std::sync::Arc::new(otpd_core::vault::Vault::new(
+                    &otpd_core::ServerSecret::from_bytes([9; 32]),
+                    &[],
+                )),
+            )
+            .await
+            .expect("connect to the test schema and migrate it")
         }
     }
 

@@ -31,7 +31,11 @@ impl Grouped for Records {
     const MAX: usize = 32;
     const IN_FLIGHT: usize = 2;
 
-    async fn together(pool: &PgPool, records: &[&DeliveryRecord]) -> Result<Vec<()>, StoreError> {
+    async fn together(
+        pool: &PgPool,
+        _: &otpd_core::vault::Vault,
+        records: &[&DeliveryRecord],
+    ) -> Result<Vec<()>, StoreError> {
         let mut seen = HashSet::with_capacity(records.len());
         if !records.iter().all(|record| seen.insert(record.id)) {
             // One UPDATE changes a row once: each record runs alone, in order.
@@ -205,7 +209,9 @@ mod tests {
             sent(first_delivery.id, "SM-a"),
             sent(second_delivery.id, "SM-b"),
         );
-        Records::together(store.pool(), &[&a, &b]).await.unwrap();
+        Records::together(store.pool(), &store.vault, &[&a, &b])
+            .await
+            .unwrap();
         for (verification, reference) in [(&first, "SM-a"), (&second, "SM-b")] {
             let attempt = store.deliveries(verification.id).await.unwrap().remove(0);
             assert_eq!(attempt.status, DeliveryStatus::Sent);
@@ -223,7 +229,7 @@ mod tests {
             assert_eq!(events[0].data["providerMessageId"], reference);
         }
         assert!(matches!(
-            Records::together(store.pool(), &[&a, &a]).await,
+            Records::together(store.pool(), &store.vault, &[&a, &a]).await,
             Err(StoreError::Conflict(_))
         ));
     }

@@ -31,9 +31,10 @@ impl Grouped for Starts {
 
     async fn together(
         pool: &PgPool,
+        vault: &otpd_core::vault::Vault,
         plans: &[&StartPlan],
     ) -> Result<Vec<StartDecision>, StoreError> {
-        start_group(pool, plans).await
+        start_group(pool, vault, plans).await
     }
 }
 
@@ -47,6 +48,7 @@ struct Added {
 /// One transaction for several starts; their decisions in order.
 async fn start_group(
     pool: &PgPool,
+    vault: &otpd_core::vault::Vault,
     plans: &[&StartPlan],
 ) -> Result<Vec<StartDecision>, StoreError> {
     let recipients: Vec<String> = plans
@@ -180,7 +182,7 @@ async fn start_group(
         decisions.push(decision);
     }
     for chunk in under_one_record(&created) {
-        insert_verifications(&mut tx, chunk).await?;
+        insert_verifications(&mut tx, vault, chunk).await?;
     }
     tx.commit().await.map_err(db_error)?;
     Ok(decisions)
@@ -342,7 +344,9 @@ mod tests {
             spend(spending),
         ];
         let group: Vec<&StartPlan> = plans.iter().collect();
-        let decisions = start_group(store.pool(), &group).await.unwrap();
+        let decisions = start_group(store.pool(), &store.vault, &group)
+            .await
+            .unwrap();
         assert_eq!(
             decisions,
             [

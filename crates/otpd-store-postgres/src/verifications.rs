@@ -76,7 +76,15 @@ impl VerificationStore for PgStore {
         let plan = decide_status_change(&verification, target, now);
         if let Some(status) = plan.record {
             let attempts = verification.attempts;
-            record_transition(&mut tx, &mut verification, status, attempts, now).await?;
+            record_transition(
+                &mut tx,
+                &self.vault,
+                &mut verification,
+                status,
+                attempts,
+                now,
+            )
+            .await?;
         }
         tx.commit().await.map_err(db_error)?;
         Ok(match plan.changed {
@@ -176,6 +184,7 @@ impl VerificationStore for PgStore {
             let attempts = verification.attempts;
             record_transition(
                 &mut tx,
+                &self.vault,
                 &mut verification,
                 VerificationStatus::Expired,
                 attempts,
@@ -207,6 +216,7 @@ async fn load_for_update(
 
 async fn record_transition(
     connection: &mut PgConnection,
+    vault: &otpd_core::vault::Vault,
     verification: &mut Verification,
     status: VerificationStatus,
     attempts: u32,
@@ -233,7 +243,7 @@ async fn record_transition(
     if let Some(kind) = kind {
         insert_event(
             connection,
-            &otpd_core::events::verification_event(kind, verification, now),
+            &otpd_core::events::verification_event(kind, verification, now, vault),
         )
         .await?;
     }

@@ -19,7 +19,9 @@ async fn concurrent_starts_migrate_once() {
     let starts: Vec<_> = (0..4)
         .map(|_| {
             let url = schema.url.clone();
-            tokio::spawn(async move { PgStore::connect(&url, &PgSettings::default()).await })
+            tokio::spawn(async move {
+                PgStore::connect(&url, &PgSettings::default(), otpd_store_tests::vault()).await
+            })
         })
         .collect();
     let mut stores = Vec::new();

@@ -14,6 +14,7 @@ impl CallbackStore for SqliteStore {
         lease_until: Timestamp,
         limit: u32,
     ) -> Result<Vec<CallbackJob>, StoreError> {
+        let vault = self.vault();
         self.write(move |connection| {
             let claimed = query_all(
                 connection,
@@ -41,7 +42,8 @@ impl CallbackStore for SqliteStore {
             let mut jobs = Vec::with_capacity(claimed.len());
             for (id, verification_id, url, status, attempts) in claimed {
                 let verification_id = VerificationId::from_uuid(verification_id);
-                if let Some(verification) = load_verification(connection, verification_id)? {
+                if let Some(verification) = load_verification(connection, &vault, verification_id)?
+                {
                     jobs.push(CallbackJob {
                         id,
                         url,

@@ -8,6 +8,10 @@ use otpd_core::store::{
 use otpd_core::{DeliveryId, DeliveryStatus, StoreError, Timestamp, Verification, VerificationId};
 use rusqlite::{Connection, params};
 
+use otpd_core::vault::Vault;
+
+use crate::protect::PREFIX_CHARS;
+
 use crate::rows;
 use crate::rows::{DELIVERY_COLUMNS, DELIVERY_COLUMNS_AND_SERVICE};
 use crate::{
@@ -36,6 +40,7 @@ impl DeliveryStore for SqliteStore {
         lease_until: Timestamp,
         limit: u32,
     ) -> Result<Vec<(DeliveryAttempt, Verification)>, StoreError> {
+        let vault = self.vault();
         self.write(move |connection| {
             let queued = query_all(
                 connection,
@@ -49,7 +54,8 @@ impl DeliveryStore for SqliteStore {
             )?;
             let mut out = Vec::with_capacity(queued.len());
             for delivery in queued {
-                if let Some(verification) = load_verification(connection, delivery.verification_id)?
+                if let Some(verification) =
+                    load_verification(connection, &vault, delivery.verification_id)?
                 {
                     out.push((delivery, verification));
                 }
@@ -145,6 +151,7 @@ impl DeliveryStore for SqliteStore {
         now: Timestamp,
         limit: u32,
     ) -> Result<Vec<(DeliveryAttempt, Verification)>, StoreError> {
+        let vault = self.vault();
         self.write(move |connection| {
             let due = query_all(
                 connection,
@@ -158,7 +165,7 @@ impl DeliveryStore for SqliteStore {
             )?;
             let mut out = Vec::with_capacity(due.len());
             for delivery in due {
-                if let Some(verification) = load_verification(connection, delivery.verification_id)?
+                if let Some(verification) = load_verification(connection, &vault, delivery.verification_id)?
                 {
                     out.push((delivery, verification));
                 }
@@ -218,8 +225,9 @@ impl DeliveryStore for SqliteStore {
         filter: &AttemptFilter,
     ) -> Result<Vec<(DeliveryAttempt, Verification)>, StoreError> {
         let f = filter.clone();
+        let vault = self.vault();
         self.read(move |connection| {
-            let (clause, mut values) = attempt_where(&f);
+            let (clause, mut values) = attempt_where(&f, &vault);
             let mut sql = format!(
                 "SELECT d.id FROM deliveries d JOIN verifications v ON v.id = d.verification_id \
                  JOIN services s ON s.id = v.service_id WHERE {clause}"
@@ -245,7 +253,7 @@ impl DeliveryStore for SqliteStore {
                 )?;
                 if let Some(delivery) = delivery
                     && let Some(verification) =
-                        load_verification(connection, delivery.verification_id)?
+                        load_verification(connection, &vault, delivery.verification_id)?
                 {
                     out.push((delivery, verification));
                 }
@@ -257,8 +265,31 @@ impl DeliveryStore for SqliteStore {
 
     async fn attempt_summary(&self, filter: &AttemptFilter) -> Result<AttemptSummary, StoreError> {
         let f = filter.clone();
+        let vault = self.vault();
         self.read(move |connection| {
-            let (clause, values) = attempt_where(&f);
+            let (clause, values) = attempt_where(&f, &vault);
+            if let Some(prefix) = f.prefix.as_ref().filter(|p| p.len() > PREFIX_CHARS) {
+                // Longer than the clear prefix: the candidates' destinations are opened.
+                let sql = format!(
+                    "SELECT v.to_sealed, v.status = 'approved' \
+                     FROM deliveries d JOIN verifications v ON v.id = d.verification_id \
+                     JOIN services s ON s.id = v.service_id WHERE {clause}"
+                );
+                let rows: Vec<(Vec<u8>, bool)> = query_all(
+                    connection,
+                    &sql,
+                    rusqlite::params_from_iter(values),
+                    |row| Ok((rows::get(row, 0)?, rows::get(row, 1)?)),
+                )?;
+                let mut summary = AttemptSummary::default();
+                for (sealed, approved) in rows {
+                    if vault.open(&sealed).is_ok_and(|to| to.starts_with(prefix.as_str())) {
+                        summary.total += 1;
+                        summary.converted += u64::from(approved);
+                    }
+                }
+                return Ok(summary);
+            }
             let sql = format!(
                 "SELECT COUNT(*), COALESCE(SUM(CASE WHEN v.status = 'approved' THEN 1 ELSE 0 END), 0) \
                  FROM deliveries d JOIN verifications v ON v.id = d.verification_id \
@@ -282,7 +313,7 @@ impl DeliveryStore for SqliteStore {
 }
 
 /// The WHERE clause (and its values) shared by attempt lists and summaries.
-fn attempt_where(f: &AttemptFilter) -> (String, Vec<rusqlite::types::Value>) {
+fn attempt_where(f: &AttemptFilter, vault: &Vault) -> (String, Vec<rusqlite::types::Value>) {
     let mut clause = String::from("1 = 1");
     let mut values: Vec<rusqlite::types::Value> = Vec::new();
     let mut push = |sql: &str, value: rusqlite::types::Value| {
@@ -299,13 +330,16 @@ fn attempt_where(f: &AttemptFilter) -> (String, Vec<rusqlite::types::Value>) {
         push("v.id =", verification.as_bytes().to_vec().into());
     }
     if let Some(to) = &f.to {
-        push("v.to_number =", to.clone().into());
+        push("v.to_index =", vault.blind(to).to_hex().into());
     }
     if let Some(country) = &f.country {
         push("v.country =", country.clone().into());
     }
     if let Some(prefix) = &f.prefix {
-        push("v.to_number LIKE", format!("{prefix}%").into());
+        // Only the first PREFIX_CHARS characters are kept in clear: a longer prefix narrows
+        // by those here, and the summary opens the candidates for the rest.
+        let clear: String = prefix.chars().take(PREFIX_CHARS).collect();
+        push("v.to_prefix LIKE", format!("{clear}%").into());
     }
     if let Some(channel) = &f.channel {
         push("d.channel =", channel.clone().into());

@@ -7,19 +7,22 @@ use rusqlite::{Row, params};
 use uuid::Uuid;
 
 use crate::rows;
+use otpd_core::vault::Vault;
+
 use crate::{
     ANY_ENABLED_WEBHOOK, EventRow, SqliteStore, execute, insert_event, query_all, query_one,
 };
 
 impl EventStore for SqliteStore {
     async fn record_event(&self, event: &Event) -> Result<(), StoreError> {
-        let event = EventRow::from(event.clone());
+        let event = EventRow::sealed(event.clone(), &self.vault());
         self.write(move |connection| insert_event(connection, &event))
             .await
     }
 
     async fn events(&self, filter: &EventFilter) -> Result<Vec<Event>, StoreError> {
         let f = filter.clone();
+        let vault = self.vault();
         self.read(move |connection| {
             let mut sql = String::from(
                 "SELECT e.id, e.service_id, e.verification_id, e.kind, e.data, e.created_at \
@@ -57,7 +60,7 @@ impl EventStore for SqliteStore {
                 connection,
                 &sql,
                 rusqlite::params_from_iter(values),
-                event_row,
+                |row| event_row(row, &vault),
             )
         })
         .await
@@ -148,6 +151,7 @@ impl EventStore for SqliteStore {
         lease_until: Timestamp,
         limit: u32,
     ) -> Result<Vec<WebhookJob>, StoreError> {
+        let vault = self.vault();
         self.write(move |connection| {
             let claimed: Vec<ClaimedWebhookRow> = query_all(
                 connection,
@@ -182,7 +186,7 @@ impl EventStore for SqliteStore {
                     connection,
                     "SELECT id, service_id, verification_id, kind, data, created_at FROM events WHERE id = ?1",
                     [event.as_slice()],
-                    event_row,
+                    |row| event_row(row, &vault),
                 )?;
                 let (Some(url), Some(event)) = (url, event) else {
                     continue;
@@ -333,7 +337,7 @@ fn webhook_row(row: &Row) -> Result<Webhook, StoreError> {
     })
 }
 
-fn event_row(row: &Row) -> Result<Event, StoreError> {
+fn event_row(row: &Row, vault: &Vault) -> Result<Event, StoreError> {
     let uuid = |index| -> Result<Uuid, StoreError> {
         let bytes: Vec<u8> = rows::get(row, index)?;
         Uuid::from_slice(&bytes).map_err(|_| StoreError::Corrupt("event id".into()))
@@ -347,7 +351,12 @@ fn event_row(row: &Row) -> Result<Event, StoreError> {
             .and_then(|b| Uuid::from_slice(&b).ok())
             .map(VerificationId::from_uuid),
         kind: rows::get(row, 3)?,
-        data: serde_json::from_str(&data).map_err(|_| StoreError::Corrupt("event data".into()))?,
+        data: {
+            let mut data: serde_json::Value = serde_json::from_str(&data)
+                .map_err(|_| StoreError::Corrupt("event data".into()))?;
+            otpd_core::events::reveal_destination(&mut data, vault);
+            data
+        },
         created_at: Timestamp(rows::get(row, 5)?),
     })
 }

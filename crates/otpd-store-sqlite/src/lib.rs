@@ -9,6 +9,7 @@ mod callbacks;
 mod deliveries;
 mod events;
 mod limits;
+mod protect;
 mod rows;
 mod schema;
 mod tenants;
@@ -23,6 +24,7 @@ use otpd_core::events::{
     DeliveryEventData, Event, VerificationEventData, delivery_kind, to_json_text,
 };
 use otpd_core::store::{DELIVERY_LEASE_SECONDS, DeliveryAttempt, Spend};
+use otpd_core::vault::Vault;
 use otpd_core::{ServiceId, StoreError, Timestamp, Verification, VerificationId};
 use rusqlite::{Connection, OpenFlags, Params, Row, params};
 use uuid::Uuid;
@@ -52,6 +54,8 @@ pub struct SqliteStore {
 
 struct Inner {
     path: PathBuf,
+    /// Seals and opens destinations; the blind index finds them.
+    vault: Arc<Vault>,
     writer: Writer,
     readers: Mutex<Vec<Connection>>,
     /// Dropped with the store, which ends the checkpoint thread.
@@ -116,7 +120,9 @@ fn create_private(_path: &Path) -> std::io::Result<()> {
 impl SqliteStore {
     /// Opens (creating if needed) the database file at `path`, switches it to WAL and applies
     /// pending migrations.
-    pub fn open(path: impl AsRef<Path>) -> Result<SqliteStore, StoreError> {
+    /// Destinations are sealed and indexed under `vault`; a database written under keys the
+    /// vault does not hold is refused ([`StoreError::WrongKey`]).
+    pub fn open(path: impl AsRef<Path>, vault: Arc<Vault>) -> Result<SqliteStore, StoreError> {
         let path = path.as_ref().to_path_buf();
         create_private(&path)
             .map_err(|e| StoreError::Database(format!("cannot create {}: {e}", path.display())))?;
@@ -126,6 +132,11 @@ impl SqliteStore {
             .map_err(db_error)?;
         configure(&connection).map_err(db_error)?;
         schema::migrate(&mut connection).map_err(db_error)?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        protect::check_keys(&connection, &vault, now)?;
+        protect::seal_listed_rows(&mut connection, &vault)?;
         connection
             .pragma_update(None, "wal_autocheckpoint", WRITER_CHECKPOINT_PAGES)
             .map_err(db_error)?;
@@ -139,6 +150,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             inner: Arc::new(Inner {
                 path,
+                vault,
                 writer: Writer::start(connection),
                 readers: Mutex::new(Vec::new()),
                 _stop_checkpoints: stop_checkpoints,
@@ -149,6 +161,11 @@ impl SqliteStore {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// The vault destinations are sealed with (a handle for the closures the writer runs).
+    fn vault(&self) -> Arc<Vault> {
+        self.inner.vault.clone()
     }
 
     async fn write<T, F>(&self, work: F) -> Result<T, StoreError>
@@ -251,13 +268,14 @@ fn execute(connection: &Connection, sql: &str, params: impl Params) -> Result<us
 
 fn load_verification(
     connection: &Connection,
+    vault: &Vault,
     id: VerificationId,
 ) -> Result<Option<Verification>, StoreError> {
     query_one(
         connection,
         &format!("SELECT {VERIFICATION_COLUMNS} FROM verifications WHERE id = ?1"),
         [id.as_bytes().as_slice()],
-        rows::verification,
+        |row| rows::verification(row, vault),
     )
 }
 
@@ -266,15 +284,20 @@ fn load_verification(
 #[derive(Clone)]
 struct NewVerification {
     verification: Verification,
+    /// The destination's blind index and sealed form (computed before the writer job).
+    to_index: String,
+    to_sealed: Vec<u8>,
     delivery: DeliveryAttempt,
     events: [EventRow; 2],
 }
 
 impl NewVerification {
-    fn new(v: &Verification, d: &DeliveryAttempt) -> NewVerification {
+    fn new(v: &Verification, d: &DeliveryAttempt, vault: &Vault) -> NewVerification {
         NewVerification {
+            to_index: vault.blind(v.to.as_str()).to_hex(),
+            to_sealed: vault.seal(v.to.as_str()),
             events: [
-                EventRow::verification("verification.started", v, v.created_at),
+                EventRow::verification("verification.started", v, v.created_at, vault),
                 EventRow::delivery(v.service_id, d, v.created_at),
             ],
             verification: v.clone(),
@@ -394,13 +417,13 @@ struct EventRow {
 
 impl EventRow {
     /// An event about a verification (its state after the change), id stamped at insert.
-    fn verification(kind: &str, v: &Verification, now: Timestamp) -> EventRow {
+    fn verification(kind: &str, v: &Verification, now: Timestamp, vault: &Vault) -> EventRow {
         EventRow {
             id: None,
             service_id: v.service_id,
             verification_id: Some(v.id),
             kind: kind.to_string(),
-            data: to_json_text(&VerificationEventData::of(v)),
+            data: to_json_text(&VerificationEventData::of(v, vault)),
             created_at: now,
         }
     }
@@ -418,8 +441,10 @@ impl EventRow {
     }
 }
 
-impl From<Event> for EventRow {
-    fn from(event: Event) -> EventRow {
+impl EventRow {
+    /// A finished event, a clear destination in its details sealed.
+    fn sealed(mut event: Event, vault: &Vault) -> EventRow {
+        otpd_core::events::seal_destination(&mut event.data, vault);
         EventRow {
             id: Some(event.id),
             service_id: event.service_id,
@@ -475,6 +500,13 @@ fn insert_event(connection: &Connection, event: &EventRow) -> Result<(), StoreEr
 mod tests {
     use super::*;
 
+    fn test_vault() -> Arc<Vault> {
+        Arc::new(Vault::new(
+            &otpd_core::ServerSecret::from_bytes([9; 32]),
+            &[],
+        ))
+    }
+
     /// The database, its WAL and its shared-memory file are readable by their owner only.
     #[cfg(unix)]
     #[tokio::test]
@@ -482,7 +514,7 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("private.db");
-        let store = SqliteStore::open(&path).unwrap();
+        let store = SqliteStore::open(&path, test_vault()).unwrap();
         store
             .write(|c| {
                 c.execute_batch("CREATE TABLE t (x INTEGER)")
@@ -504,7 +536,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_wal_stays_bounded_under_sustained_writes() {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(dir.path().join("wal.db")).unwrap();
+        let store = SqliteStore::open(dir.path().join("wal.db"), test_vault()).unwrap();
         store
             .write(|c| {
                 c.execute_batch("CREATE TABLE filler (page BLOB NOT NULL)")

@@ -156,23 +156,24 @@ impl LimitStore for SqliteStore {
         entry: &SafeNumber,
     ) -> Result<SafeNumber, StoreError> {
         let entry = entry.clone();
+        let index = self.vault().blind(&entry.phone).to_hex();
         self.write(move |connection| {
             execute(
                 connection,
-                "INSERT INTO safe_numbers (account_id, phone, id, created_at) VALUES (?1, ?2, ?3, ?4) \
-                 ON CONFLICT (account_id, phone) DO NOTHING",
+                "INSERT INTO safe_numbers (account_id, phone_index, id, created_at) VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT (account_id, phone_index) DO NOTHING",
                 params![
                     account.as_bytes().as_slice(),
-                    entry.phone,
+                    index,
                     entry.id.as_bytes().as_slice(),
                     entry.created_at.0
                 ],
             )?;
             query_one(
                 connection,
-                "SELECT id, phone, created_at FROM safe_numbers WHERE account_id = ?1 AND phone = ?2",
-                params![account.as_bytes().as_slice(), entry.phone],
-                safe_number_row,
+                "SELECT id, created_at FROM safe_numbers WHERE account_id = ?1 AND phone_index = ?2",
+                params![account.as_bytes().as_slice(), index],
+                |row| safe_number_row(row, &entry.phone),
             )?
             .ok_or_else(|| StoreError::Database("safe number vanished".into()))
         })
@@ -184,13 +185,14 @@ impl LimitStore for SqliteStore {
         account: AccountId,
         phone: &str,
     ) -> Result<Option<SafeNumber>, StoreError> {
+        let index = self.vault().blind(phone).to_hex();
         let phone = phone.to_string();
         self.read(move |connection| {
             query_one(
                 connection,
-                "SELECT id, phone, created_at FROM safe_numbers WHERE account_id = ?1 AND phone = ?2",
-                params![account.as_bytes().as_slice(), phone],
-                safe_number_row,
+                "SELECT id, created_at FROM safe_numbers WHERE account_id = ?1 AND phone_index = ?2",
+                params![account.as_bytes().as_slice(), index],
+                |row| safe_number_row(row, &phone),
             )
         })
         .await
@@ -213,24 +215,26 @@ impl LimitStore for SqliteStore {
         account: AccountId,
         phone: &str,
     ) -> Result<bool, StoreError> {
-        let phone = phone.to_string();
+        let index = self.vault().blind(phone).to_hex();
         self.write(move |connection| {
             Ok(execute(
                 connection,
-                "DELETE FROM safe_numbers WHERE account_id = ?1 AND phone = ?2",
-                params![account.as_bytes().as_slice(), phone],
+                "DELETE FROM safe_numbers WHERE account_id = ?1 AND phone_index = ?2",
+                params![account.as_bytes().as_slice(), index],
             )? == 1)
         })
         .await
     }
 }
 
-fn safe_number_row(row: &Row) -> Result<SafeNumber, StoreError> {
+/// A safe-list row; the table keeps the number's blind index only, so the number is the one
+/// looked up.
+fn safe_number_row(row: &Row, phone: &str) -> Result<SafeNumber, StoreError> {
     let id: Vec<u8> = rows::get(row, 0)?;
     Ok(SafeNumber {
         id: Uuid::from_slice(&id).map_err(|_| StoreError::Corrupt("safe number id".into()))?,
-        phone: rows::get(row, 1)?,
-        created_at: Timestamp(rows::get(row, 2)?),
+        phone: phone.to_string(),
+        created_at: Timestamp(rows::get(row, 1)?),
     })
 }
 

@@ -3,6 +3,7 @@
 
 use otpd_core::auth::{AccessToken, AccountRecord, ApiKeyRecord, Application};
 use otpd_core::store::{DeliveryAttempt, ServiceRecord};
+use otpd_core::vault::Vault;
 use otpd_core::{
     AccountId, ApiKeyId, ApplicationId, Channel, CodeHash, CodeSeed, CountryIso, DeliveryId,
     DeliveryStatus, MaxAttempts, OtpSettings, PinLength, PinType, Recipient, SenderId, ServiceId,
@@ -11,7 +12,8 @@ use otpd_core::{
 use rusqlite::Row;
 use uuid::Uuid;
 
-pub(crate) const VERIFICATION_COLUMNS: &str = "id, service_id, to_number, country, channel, \
+/// The third column is the sealed destination; inserts add `to_index` and `to_prefix`.
+pub(crate) const VERIFICATION_COLUMNS: &str = "id, service_id, to_sealed, country, channel, \
     status, attempts, max_attempts, ttl, code_hash, pin_type, pin_length, template, sender, \
     track_id, callback_url, cost, parts, created_at, expires_at, updated_at, code_seed, amount, payee, locale";
 
@@ -28,6 +30,18 @@ pub(crate) const DELIVERY_COLUMNS_AND_SERVICE: &str = "id, verification_id, chan
 
 pub(crate) const APPLICATION_COLUMNS: &str =
     "id, account_id, service_id, name, secret_hash, api_key_hash, created_at";
+
+/// The destination sealed in column `index`; an error names the column, never the value.
+pub(crate) fn open_destination(
+    row: &Row,
+    index: usize,
+    vault: &Vault,
+) -> Result<String, StoreError> {
+    let sealed: Vec<u8> = get(row, index)?;
+    vault
+        .open(&sealed)
+        .map_err(|e| StoreError::Corrupt(format!("destination: {e}")))
+}
 
 fn corrupt(what: &str) -> StoreError {
     StoreError::Corrupt(what.to_string())
@@ -47,14 +61,14 @@ pub(crate) fn get<T: rusqlite::types::FromSql>(row: &Row, index: usize) -> Resul
     row.get(index).map_err(crate::db_error)
 }
 
-pub(crate) fn verification(row: &Row) -> Result<Verification, StoreError> {
+pub(crate) fn verification(row: &Row, vault: &Vault) -> Result<Verification, StoreError> {
     let track: Option<Vec<u8>> = get(row, 14)?;
     let country: Option<String> = get(row, 3)?;
     let seed: Option<Vec<u8>> = get(row, 21)?;
     Ok(Verification {
         id: VerificationId::from_uuid(uuid(row, 0)?),
         service_id: ServiceId::from_uuid(uuid(row, 1)?),
-        to: Recipient::from_trusted(get(row, 2)?),
+        to: Recipient::from_trusted(open_destination(row, 2, vault)?),
         country: country
             .map(|c| CountryIso::parse(&c).map_err(|_| corrupt("country")))
             .transpose()?,

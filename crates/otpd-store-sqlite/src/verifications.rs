@@ -5,6 +5,7 @@ use otpd_core::events::status_kind;
 use otpd_core::store::{
     CheckResult, DeliveryAttempt, ResendOutcome, StartDecision, StartPlan, VerificationStore,
 };
+use otpd_core::vault::Vault;
 use otpd_core::{
     Candidate, CheckOutcome, CodeHash, ServiceId, StatusChange, StoreError, Timestamp,
     Verification, VerificationId, VerificationStatus, decide_check, decide_status_change,
@@ -31,7 +32,7 @@ impl VerificationStore for SqliteStore {
     }
 
     async fn start_verification(&self, plan: &StartPlan) -> Result<StartDecision, StoreError> {
-        let new = NewVerification::new(&plan.verification, &plan.delivery);
+        let new = NewVerification::new(&plan.verification, &plan.delivery, &self.vault());
         let plan = plan.clone();
         // The writer runs one job at a time, so reading the counters and then writing is
         // atomic; every refusal returns before the first write.
@@ -43,9 +44,9 @@ impl VerificationStore for SqliteStore {
                     connection,
                     "SELECT COALESCE((SELECT MAX(created_at) FROM deliveries \
                      WHERE verification_id = v.id), v.created_at) FROM verifications v \
-                     WHERE service_id = ?1 AND to_number = ?2 AND expires_at > ?3 \
+                     WHERE service_id = ?1 AND to_index = ?2 AND expires_at > ?3 \
                      ORDER BY id DESC LIMIT 1",
-                    params![v.service_id.as_bytes().as_slice(), v.to.as_str(), now],
+                    params![v.service_id.as_bytes().as_slice(), new.to_index, now],
                     |row| rows::get::<i64>(row, 0),
                 )?;
                 if let Some(last_send) = last_send {
@@ -90,8 +91,11 @@ impl VerificationStore for SqliteStore {
     }
 
     async fn verification(&self, id: VerificationId) -> Result<Option<Verification>, StoreError> {
-        self.read_untouched_by_unconfirmed(move |connection| load_verification(connection, id))
-            .await
+        let vault = self.vault();
+        self.read_untouched_by_unconfirmed(move |connection| {
+            load_verification(connection, &vault, id)
+        })
+        .await
     }
 
     async fn check_code(
@@ -101,8 +105,9 @@ impl VerificationStore for SqliteStore {
         candidate: Candidate,
         now: Timestamp,
     ) -> Result<CheckResult, StoreError> {
+        let vault = self.vault();
         self.write(move |connection| {
-            let Some(mut verification) = load_verification(connection, id)? else {
+            let Some(mut verification) = load_verification(connection, &vault, id)? else {
                 return Ok(CheckResult {
                     outcome: CheckOutcome::NotFound,
                     verification: None,
@@ -117,12 +122,13 @@ impl VerificationStore for SqliteStore {
             let decision = decide_check(&verification, verification.accepts(&candidate), now);
             record_transition(
                 connection,
+                &vault,
                 &mut verification,
                 decision.status,
                 decision.attempts,
                 now,
             )?;
-            let counters = candidate.counting.counters(&verification);
+            let counters = candidate.counting.counters(&verification, &vault);
             if let Some((key, window_ms)) = counters.for_outcome(decision.outcome) {
                 forget_rate_events(connection, key, now.0 - window_ms)?;
                 add_rate_event(connection, key, now.0)?;
@@ -142,8 +148,9 @@ impl VerificationStore for SqliteStore {
         target: VerificationStatus,
         now: Timestamp,
     ) -> Result<StatusChange, StoreError> {
+        let vault = self.vault();
         self.write(move |connection| {
-            let Some(mut verification) = load_verification(connection, id)? else {
+            let Some(mut verification) = load_verification(connection, &vault, id)? else {
                 return Ok(StatusChange::NotFound);
             };
             if verification.service_id != service {
@@ -152,7 +159,7 @@ impl VerificationStore for SqliteStore {
             let plan = decide_status_change(&verification, target, now);
             if let Some(status) = plan.record {
                 let attempts = verification.attempts;
-                record_transition(connection, &mut verification, status, attempts, now)?;
+                record_transition(connection, &vault, &mut verification, status, attempts, now)?;
             }
             Ok(match plan.changed {
                 true => StatusChange::Changed(Box::new(verification)),
@@ -168,17 +175,18 @@ impl VerificationStore for SqliteStore {
         to: &str,
         now: Timestamp,
     ) -> Result<Option<Verification>, StoreError> {
-        let to = to.to_string();
+        let vault = self.vault();
+        let index = vault.blind(to).to_hex();
         self.read_untouched_by_unconfirmed(move |connection| {
             query_one(
                 connection,
                 &format!(
                     "SELECT {VERIFICATION_COLUMNS} FROM verifications \
-                     WHERE service_id = ?1 AND to_number = ?2 AND expires_at > ?3 \
+                     WHERE service_id = ?1 AND to_index = ?2 AND expires_at > ?3 \
                      ORDER BY id DESC LIMIT 1"
                 ),
-                params![service.as_bytes().as_slice(), to, now.0],
-                rows::verification,
+                params![service.as_bytes().as_slice(), index, now.0],
+                |row| rows::verification(row, &vault),
             )
         })
         .await
@@ -193,8 +201,9 @@ impl VerificationStore for SqliteStore {
         now: Timestamp,
     ) -> Result<ResendOutcome, StoreError> {
         let d = delivery.clone();
+        let vault = self.vault();
         self.write(move |connection| {
-            let Some(mut verification) = load_verification(connection, id)? else {
+            let Some(mut verification) = load_verification(connection, &vault, id)? else {
                 return Ok(ResendOutcome::NotPending);
             };
             if verification.status_at(now) != VerificationStatus::Pending {
@@ -239,6 +248,7 @@ impl VerificationStore for SqliteStore {
         now: Timestamp,
         limit: u32,
     ) -> Result<Vec<Verification>, StoreError> {
+        let vault = self.vault();
         self.write(move |connection| {
             let due = query_all(
                 connection,
@@ -247,13 +257,14 @@ impl VerificationStore for SqliteStore {
                      WHERE status = 'pending' AND expires_at <= ?1 ORDER BY expires_at LIMIT ?2"
                 ),
                 params![now.0, limit],
-                rows::verification,
+                |row| rows::verification(row, &vault),
             )?;
             let mut expired = Vec::with_capacity(due.len());
             for mut verification in due {
                 let attempts = verification.attempts;
                 record_transition(
                     connection,
+                    &vault,
                     &mut verification,
                     VerificationStatus::Expired,
                     attempts,
@@ -272,13 +283,13 @@ fn insert_verification(connection: &Connection, new: &NewVerification) -> Result
     execute(
         connection,
         &format!(
-            "INSERT OR FAIL INTO verifications ({VERIFICATION_COLUMNS}) VALUES \
-             (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)"
+            "INSERT OR FAIL INTO verifications ({VERIFICATION_COLUMNS}, to_index, to_prefix) VALUES \
+             (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27)"
         ),
         params![
             v.id.as_bytes().as_slice(),
             v.service_id.as_bytes().as_slice(),
-            v.to.as_str(),
+            new.to_sealed,
             v.country.map(|c| c.as_str().to_string()),
             v.channel.as_str(),
             v.status.as_str(),
@@ -301,6 +312,8 @@ fn insert_verification(connection: &Connection, new: &NewVerification) -> Result
             v.amount,
             v.payee,
             v.locale,
+            new.to_index,
+            crate::protect::prefix_of(v.to.as_str()),
         ],
     )?;
     insert_delivery(connection, d)?;
@@ -312,6 +325,7 @@ fn insert_verification(connection: &Connection, new: &NewVerification) -> Result
 
 fn record_transition(
     connection: &Connection,
+    vault: &Vault,
     verification: &mut Verification,
     status: VerificationStatus,
     attempts: u32,
@@ -343,7 +357,10 @@ fn record_transition(
         ""
     };
     if !kind.is_empty() {
-        insert_event(connection, &EventRow::verification(kind, verification, now))?;
+        insert_event(
+            connection,
+            &EventRow::verification(kind, verification, now, vault),
+        )?;
     }
     if let (true, Some(url)) = (changed, &verification.callback_url) {
         execute(

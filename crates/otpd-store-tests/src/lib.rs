@@ -14,7 +14,7 @@ mod support;
 mod tenants;
 mod verifications;
 
-pub use support::{CODE, Seed, T0, account, events_of, sample, service, typed};
+pub use support::{CODE, Seed, T0, account, events_of, sample, service, typed, vault};
 pub use verifications::start_plan;
 
 /// Defines, from one list, the public entry of each behaviour (in [`run`]) and the

@@ -30,6 +30,14 @@ pub(crate) fn unique_hash() -> [u8; 32] {
     hash
 }
 
+/// The vault every store under test seals with (the backends' test harnesses open with it).
+pub fn vault() -> std::sync::Arc<otpd_core::vault::Vault> {
+    std::sync::Arc::new(otpd_core::vault::Vault::new(
+        &otpd_core::ServerSecret::from_bytes([9; 32]),
+        &[],
+    ))
+}
+
 /// Creates an account.
 pub async fn account<S: Store>(store: &S) -> AccountId {
     let account = AccountRecord {

@@ -85,15 +85,19 @@ async fn shutdown_signal() {
 
 /// Opens the configured store (and applies its migrations).
 pub async fn open_store(config: &Config) -> anyhow::Result<AnyStore> {
+    // Destinations are sealed under a key derived from the server secret
+    // (docs/data-protection.md); the store refuses a secret that does not open its data.
+    let vault = Arc::new(otpd_core::vault::Vault::new(&config.server_secret()?, &[]));
     if config.is_postgres() {
         let settings = config.postgres.settings();
-        let store = otpd_store_postgres::PgStore::connect(config.database_url.expose(), &settings)
-            .await
-            .context("cannot open the PostgreSQL database")?;
+        let store =
+            otpd_store_postgres::PgStore::connect(config.database_url.expose(), &settings, vault)
+                .await
+                .context("cannot open the PostgreSQL database")?;
         return Ok(AnyStore::new(Backend::Postgres(store)));
     }
     let path = config.sqlite_path()?;
-    let store = SqliteStore::open(&path)
+    let store = SqliteStore::open(&path, vault)
         .with_context(|| format!("cannot open the SQLite database {}", path.display()))?;
     Ok(AnyStore::new(Backend::Sqlite(store)))
 }

@@ -472,7 +472,10 @@ async fn quarantines_are_listed_and_lifted_from_the_command_line() {
         serde_json::from_slice::<Value>(&output.stdout).unwrap()
     };
     assert_eq!(list(dir.path()), json!([]));
-    let store = otpd_store_sqlite::SqliteStore::open(dir.path().join("otpd.db")).unwrap();
+    let secret = std::fs::read_to_string(dir.path().join("otpd.key")).unwrap();
+    let secret = otpd_core::ServerSecret::from_hex(&secret).unwrap();
+    let vault = std::sync::Arc::new(otpd_core::vault::Vault::new(&secret, &[]));
+    let store = otpd_store_sqlite::SqliteStore::open(dir.path().join("otpd.db"), vault).unwrap();
     let now = common::now();
     store
         .quarantine(&otpd_core::store::Quarantine {

@@ -38,6 +38,9 @@ pub enum StoreError {
     /// A uniqueness rule was broken (duplicate id or name).
     #[error("conflict: {0}")]
     Conflict(String),
+    /// The configured server secret does not open what the database holds (at open only).
+    #[error("{0}")]
+    WrongKey(String),
 }
 
 /// Every storage port at once, for code that really needs them all (the HTTP state, the

@@ -194,7 +194,7 @@ impl VerificationStore for FakeStore {
         verification.attempts = decision.attempts;
         verification.updated_at = now;
         let verification = verification.clone();
-        let counters = candidate.counting.counters(&verification);
+        let counters = candidate.counting.counters(&verification, &test_vault());
         if let Some((key, _)) = counters.for_outcome(decision.outcome) {
             state.hit(key, now);
         }
@@ -656,4 +656,9 @@ impl<C: Clock> Dispatch for FakeDispatch<C> {
     fn serves(&self, _: Channel, _: Option<&str>, _: Option<&[String]>) -> bool {
         self.serves
     }
+}
+
+/// The vault the harness's verifier derives from its secret (`[7; 32]`).
+pub(super) fn test_vault() -> crate::vault::Vault {
+    crate::vault::Vault::new(&crate::code::ServerSecret::from_bytes([7; 32]), &[])
 }

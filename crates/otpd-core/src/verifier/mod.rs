@@ -45,6 +45,7 @@ pub struct Verifier<S, C> {
     store: S,
     clock: C,
     hasher: CodeHasher,
+    vault: Arc<crate::vault::Vault>,
     dispatch: Arc<dyn Dispatch>,
     prices: PriceTable,
     abuse: crate::abuse::AbusePolicy,
@@ -66,10 +67,12 @@ where
         dispatch: Arc<dyn Dispatch>,
         prices: PriceTable,
     ) -> Self {
+        let vault = Arc::new(crate::vault::Vault::new(hasher.secret(), &[]));
         Verifier {
             store,
             clock,
             hasher,
+            vault,
             dispatch,
             prices,
             abuse: crate::abuse::AbusePolicy::default(),
@@ -80,6 +83,13 @@ where
     /// The engine reporting to `observer` (metrics).
     pub fn with_observer(mut self, observer: Arc<dyn Observer>) -> Self {
         self.observer = observer;
+        self
+    }
+
+    /// The engine keying its destination counters with `vault` (by default the server
+    /// secret's current key alone; the binary passes the vault with the rotation's keys).
+    pub fn with_vault(mut self, vault: Arc<crate::vault::Vault>) -> Self {
+        self.vault = vault;
         self
     }
 

@@ -212,7 +212,11 @@ where
                 hits.push((LimitScope::ClientIp, hit(format!("ip:{ip}"), limit)));
             }
             if let Some(limit) = self.abuse.per_destination {
-                let key = format!("dest:{}:{}", service.id, to.as_str());
+                let key = format!(
+                    "dest:{}:{}",
+                    service.id,
+                    self.vault.blind(to.as_str()).to_hex()
+                );
                 hits.push((LimitScope::Destination, hit(key, limit)));
             }
             let country_limit = country.and_then(|c| {
@@ -241,7 +245,13 @@ where
                 hits.push((
                     LimitScope::Programmable,
                     LimitHit {
-                        key: format!("rl:{}:{}:{}:{value}", service.id, limit.id, bucket.id),
+                        key: format!(
+                            "rl:{}:{}:{}:{}",
+                            service.id,
+                            limit.id,
+                            bucket.id,
+                            self.vault.blind(value).to_hex()
+                        ),
                         window_ms: i64::from(bucket.interval) * 1000,
                         max: bucket.max,
                     },
@@ -254,7 +264,7 @@ where
     /// The wrong-code lockout's counter for `to` (read before a start, never counted by it).
     pub(super) fn lockout_hit(&self, service: ServiceId, to: &Recipient) -> Option<LimitHit> {
         self.abuse.failed_checks.map(|limit| LimitHit {
-            key: failure_key(service, to),
+            key: failure_key(service, to, &self.vault),
             window_ms: limit.window_ms(),
             max: limit.max,
         })

@@ -125,7 +125,9 @@ where
                         kind: "verification.blocked".into(),
                         data: serde_json::json!({
                             "reason": reason,
-                            "to": request_to.as_deref(),
+                            "toSealed": request_to
+                                .as_deref()
+                                .map(|to| crate::events::seal_text(&self.vault, to)),
                             "channel": request_channel.as_str(),
                         }),
                         created_at: self.clock.now(),

@@ -138,8 +138,14 @@ mod tests {
     async fn a_rotated_token_and_a_revoked_key_are_seen_at_once_by_another_node() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("otpd.db");
-        let this_node = AnyStore::new(Backend::Sqlite(SqliteStore::open(&path).unwrap()));
-        let other_node = AnyStore::new(Backend::Sqlite(SqliteStore::open(&path).unwrap()));
+        let vault = std::sync::Arc::new(otpd_core::vault::Vault::new(
+            &otpd_core::ServerSecret::from_bytes([9; 32]),
+            &[],
+        ));
+        let this_node = AnyStore::new(Backend::Sqlite(
+            SqliteStore::open(&path, vault.clone()).unwrap(),
+        ));
+        let other_node = AnyStore::new(Backend::Sqlite(SqliteStore::open(&path, vault).unwrap()));
         let account = AccountRecord {
             id: AccountId::generate(),
             name: "mine".into(),

@@ -36,7 +36,11 @@ fn wrong_code_counts_an_attempt_and_a_failure() {
         (stored.status, stored.attempts),
         (VerificationStatus::Pending, 1)
     );
-    assert_eq!(state.rates[&failure_key(h.service.id, &stored.to)].len(), 1);
+    assert_eq!(
+        state.rates[&failure_key(h.service.id, &stored.to, &super::super::fake::test_vault())]
+            .len(),
+        1
+    );
 }
 
 #[test]

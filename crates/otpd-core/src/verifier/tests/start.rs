@@ -317,7 +317,11 @@ fn plan_carries_cooldown_lockout_limits_in_order_then_the_spend() {
     let lockout = plan.lockout.as_ref().expect("the lockout is on");
     assert_eq!(
         lockout.key,
-        failure_key(h.service.id, &plan.verification.to)
+        failure_key(
+            h.service.id,
+            &plan.verification.to,
+            &super::super::fake::test_vault()
+        )
     );
     assert_eq!(lockout.max, 20);
     let kinds: Vec<&str> = plan
