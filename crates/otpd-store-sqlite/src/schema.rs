@@ -16,6 +16,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0010_verifications_without_rowid.sql"),
     include_str!("../migrations/0011_provider_ref_index_partial.sql"),
     include_str!("../migrations/0012_quarantines_per_service.sql"),
+    // 0013 (encryption of phone numbers) goes here, before the audit log.
+    include_str!("../migrations/0014_audit.sql"),
 ];
 
 /// Applies every migration newer than the database, each in its own transaction.
