@@ -4,6 +4,7 @@
 
 pub mod abuse;
 pub mod alerts;
+pub mod audit;
 pub mod auth;
 pub mod channel;
 pub mod clock;
@@ -39,8 +40,8 @@ pub use settings::{
     MaxAttempts, OtpSettings, PrefixTemplate, SenderId, ServiceOptions, Template, Ttl,
 };
 pub use store::{
-    CallbackStore, DeliveryStore, EventStore, LimitStore, Store, StoreError, TenantStore,
-    VerificationStore,
+    AuditStore, CallbackStore, DeliveryStore, EventStore, LimitStore, Store, StoreError,
+    TenantStore, VerificationStore,
 };
 pub use verification::{
     Candidate, CheckCounters, CheckCounting, CheckDecision, CheckOutcome, StatusChange,

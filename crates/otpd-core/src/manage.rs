@@ -1,14 +1,16 @@
 //! The management operations the dialects' admin endpoints call (services, webhooks, the
-//! safe list, attempt history, quarantines, keys), so that no handler reaches the store and
-//! the rules of ownership live in one place.
+//! safe list, attempt history, quarantines, keys, the audit log), so that no handler reaches
+//! the store and the rules of ownership live in one place.
 
 use crate::abuse::{Quarantine, SafeNumber};
+use crate::audit::{ActedBy, AuditDraft, AuditEntry, AuditFilter};
 use crate::clock::Clock;
 use crate::delivery::DeliveryAttempt;
 use crate::events::{AttemptFilter, AttemptSummary, Event, EventFilter, Webhook, WebhookLogEntry};
 use crate::ids::{AccountId, ServiceId, VerificationId};
 use crate::store::{
-    DeliveryStore, EventStore, LimitStore, OutboxStats, StoreError, TenantStore, VerificationStore,
+    AuditStore, DeliveryStore, EventStore, LimitStore, OutboxStats, StoreError, TenantStore,
+    VerificationStore,
 };
 use crate::tenants::{ApiKeyRecord, ServiceRecord};
 use crate::verification::Verification;
@@ -220,5 +222,39 @@ where
         service: ServiceId,
     ) -> Result<bool, StoreError> {
         self.store.lift_quarantine(prefix, Some(service)).await
+    }
+}
+
+impl<S, C> Management<'_, S, C>
+where
+    S: VerificationStore + DeliveryStore + TenantStore + LimitStore + EventStore + AuditStore,
+    C: Clock,
+{
+    /// Appends one audit entry for a change that succeeded, stamped now: `action` (such as
+    /// `service.update`) on `target`, concerning `account`, with a `summary` that holds no
+    /// secret ([`crate::audit::before_after`]).
+    pub async fn record(
+        &self,
+        by: &ActedBy,
+        account: Option<AccountId>,
+        action: &str,
+        target: impl Into<String>,
+        summary: serde_json::Value,
+    ) -> Result<AuditEntry, StoreError> {
+        let draft = AuditDraft {
+            at: self.clock.now(),
+            actor: by.actor.clone(),
+            account,
+            source: by.source.clone(),
+            action: action.to_string(),
+            target: target.into(),
+            summary,
+        };
+        self.store.append_audit(&draft).await
+    }
+
+    /// Audit entries matching `filter`, newest first.
+    pub async fn audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError> {
+        self.store.audit(filter).await
     }
 }

@@ -32,6 +32,7 @@ pub const TWILIO_SPEC: &str =
         admin::quarantines::quarantines,
         admin::quarantines::lift,
         admin::events::events,
+        admin::audit::audit,
         admin::report::report,
         admin::protection::protection,
         admin::protection::update_protection,
@@ -46,7 +47,7 @@ pub const TWILIO_SPEC: &str =
     modifiers(&Security, &Version),
     tags(
         (name = "native", description = "The native API (SMS.CX-compatible), docs/api-native.md."),
-        (name = "admin", description = "The admin API: quarantines, credentials (auth token, API keys), events, webhooks, the lifecycle report and protection settings, docs/operations.md and docs/security.md."),
+        (name = "admin", description = "The admin API: quarantines, credentials (auth token, API keys), events, the audit log, webhooks, the lifecycle report and protection settings, docs/operations.md and docs/security.md."),
     )
 )]
 pub struct ApiDoc;

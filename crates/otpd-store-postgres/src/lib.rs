@@ -4,10 +4,11 @@
 //! on that row; the callback outbox is claimed with `FOR UPDATE SKIP LOCKED`. Migrations run
 //! at start under an advisory lock, so nodes starting together apply them once. Each store
 //! port is implemented in the module of its concern (`verifications`, `deliveries`,
-//! `tenants`, `limits`, `events`, `callbacks`; starts and checks are grouped per node in
+//! `tenants`, `limits`, `events`, `callbacks`, `audit`; starts and checks are grouped per node in
 //! `starts`, `checks`, `records` and `groups`); this file keeps connecting, migrations and the
 //! row writes they share.
 
+mod audit;
 mod callbacks;
 mod checks;
 mod deliveries;
@@ -41,6 +42,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0007_webhooks.sql"),
     include_str!("../migrations/0008_alerts.sql"),
     include_str!("../migrations/0009_quarantines_per_service.sql"),
+    // 0010 (encryption of phone numbers) goes here, before the audit log.
+    include_str!("../migrations/0010_audit.sql"),
 ];
 
 /// Opens the transaction of a grouped statement with sequential scans priced out, so the

@@ -17,6 +17,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0011_provider_ref_index_partial.sql"),
     include_str!("../migrations/0012_quarantines_per_service.sql"),
     include_str!("../migrations/0013_sealed_destinations.sql"),
+    include_str!("../migrations/0014_audit.sql"),
 ];
 
 /// Applies every migration newer than the database, each in its own transaction.

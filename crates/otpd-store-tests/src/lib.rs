@@ -6,6 +6,7 @@
 //! list at the bottom of this file is the only way out. A behaviour written but not listed is
 //! dead code, which `cargo clippy -- -D warnings` refuses, so none can be silently never run.
 
+mod audit;
 mod callbacks;
 mod deliveries;
 mod events;
@@ -84,4 +85,7 @@ behaviours!($
     events::webhooks_get_the_events_written_while_enabled,
     tenants::services_are_managed_per_account,
     tenants::credentials_round_trip,
+    audit::appends_link_into_one_chain,
+    audit::audit_filters_and_pages_newest_first,
+    audit::concurrent_appends_form_one_chain,
 );

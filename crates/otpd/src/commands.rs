@@ -1,9 +1,12 @@
 //! The management commands (`app`, `account`, `apikey`, `quarantine`): each opens the
-//! configured store, acts, and prints what it did.
+//! configured store, acts, records the change in the audit log (actor `cli`) and prints what
+//! it did.
 
 use anyhow::{Context, bail};
+use otpd_core::audit::{Actor, AuditDraft};
 use otpd_core::auth::{CallbackSigner, IssuedCredentials, parse_application_id};
-use otpd_core::{AccountId, LimitStore, SystemClock, TenantStore};
+use otpd_core::{AccountId, AuditStore, Clock, LimitStore, SystemClock, TenantStore};
+use serde_json::json;
 
 use crate::{AccountCommand, ApiKeyCommand, AppCommand, QuarantineCommand, load};
 
@@ -22,6 +25,30 @@ pub(crate) fn credentials_json(
         "authToken": credentials.account_token,
         "callbackSigningKey": signer.key_for(credentials.application.service_id),
     })
+}
+
+/// Appends the audit entry of a change the command made, by the OS user running it.
+pub(crate) async fn record<S: AuditStore>(
+    store: &S,
+    account: Option<AccountId>,
+    action: &str,
+    target: String,
+    summary: serde_json::Value,
+) -> anyhow::Result<()> {
+    let draft = AuditDraft {
+        at: SystemClock.now(),
+        actor: Actor::cli_user(),
+        account,
+        source: None,
+        action: action.to_string(),
+        target,
+        summary,
+    };
+    store
+        .append_audit(&draft)
+        .await
+        .context("the change was made but its audit entry could not be written")?;
+    Ok(())
 }
 
 /// Parses `AC` + 32 hex digits.
@@ -108,8 +135,27 @@ pub(crate) async fn app(command: AppCommand) -> anyhow::Result<()> {
             {
                 bail!("no such account");
             }
-            let auth = otpd::authenticator(&config, store, SystemClock)?;
+            let auth = otpd::authenticator(&config, store.clone(), SystemClock)?;
             let credentials = auth.create_application(account, &name, settings).await?;
+            let app = &credentials.application;
+            if credentials.account_token.is_some() {
+                let sid = format!("AC{}", app.account_id.simple());
+                let summary = json!({"after": {"name": name}});
+                record(&store, Some(app.account_id), "account.create", sid, summary).await?;
+            }
+            let summary = json!({"after": {
+                "name": app.name,
+                "serviceSid": format!("VA{}", app.service_id.simple()),
+            }});
+            let target = app.id.simple();
+            record(
+                &store,
+                Some(app.account_id),
+                "application.create",
+                target,
+                summary,
+            )
+            .await?;
             print_credentials(
                 &credentials,
                 &CallbackSigner::new(config.server_secret()?),
@@ -149,12 +195,22 @@ pub(crate) async fn app(command: AppCommand) -> anyhow::Result<()> {
         AppCommand::RotateSecret { common, id, json } => {
             let config = load(&common, None)?;
             let store = otpd::open_store(&config).await?;
-            let auth = otpd::authenticator(&config, store, SystemClock)?;
+            let auth = otpd::authenticator(&config, store.clone(), SystemClock)?;
             let id = parse_application_id(&id).context("not an application id")?;
             let credentials = auth
                 .rotate_secret(id)
                 .await?
                 .context("no such application")?;
+            let account = credentials.application.account_id;
+            let summary = json!({"changed": "the application secret and API key"});
+            record(
+                &store,
+                Some(account),
+                "application.rotate_secret",
+                id.simple(),
+                summary,
+            )
+            .await?;
             print_credentials(
                 &credentials,
                 &CallbackSigner::new(config.server_secret()?),
@@ -166,7 +222,6 @@ pub(crate) async fn app(command: AppCommand) -> anyhow::Result<()> {
 }
 
 pub(crate) async fn quarantine(command: QuarantineCommand) -> anyhow::Result<()> {
-    use otpd_core::Clock;
     match command {
         QuarantineCommand::List { common, json } => {
             let config = load(&common, None)?;
@@ -221,16 +276,16 @@ pub(crate) async fn quarantine(command: QuarantineCommand) -> anyhow::Result<()>
             let mut scopes = Vec::new();
             for sid in &services {
                 let id = parse_service_sid(sid)?;
-                if store.service(id).await?.is_none() {
+                let Some(service) = store.service(id).await? else {
                     bail!("--service {sid}: no such service");
-                }
-                scopes.push(Some(id));
+                };
+                scopes.push((Some(id), Some(service.account_id)));
             }
             if scopes.is_empty() {
-                scopes.push(None);
+                scopes.push((None, None));
             }
             let now = SystemClock.now();
-            for service in scopes {
+            for (service, owner) in scopes {
                 let quarantine = otpd_core::store::Quarantine {
                     prefix: prefix.clone(),
                     service,
@@ -240,6 +295,13 @@ pub(crate) async fn quarantine(command: QuarantineCommand) -> anyhow::Result<()>
                 };
                 let scope = quarantine_scope(service);
                 if store.quarantine(&quarantine).await? {
+                    let summary = json!({"after": {
+                        "prefix": prefix,
+                        "serviceSid": service.map(|id| format!("VA{}", id.simple())),
+                        "seconds": seconds,
+                        "reason": reason,
+                    }});
+                    record(&store, owner, "quarantine.add", prefix.clone(), summary).await?;
                     println!("quarantined {prefix} for {scope} for {seconds} s");
                 } else {
                     bail!(
@@ -273,6 +335,15 @@ pub(crate) async fn quarantine(command: QuarantineCommand) -> anyhow::Result<()>
             let mut lifted = 0;
             for service in scopes {
                 if store.lift_quarantine(&prefix, service).await? {
+                    let owner = match service {
+                        Some(id) => store.service(id).await?.map(|s| s.account_id),
+                        None => None,
+                    };
+                    let summary = json!({"before": {
+                        "prefix": prefix,
+                        "serviceSid": service.map(|id| format!("VA{}", id.simple())),
+                    }});
+                    record(&store, owner, "quarantine.lift", prefix.clone(), summary).await?;
                     println!(
                         "lifted the quarantine of {prefix} for {}",
                         quarantine_scope(service)
@@ -294,11 +365,22 @@ pub(crate) async fn account(command: AccountCommand) -> anyhow::Result<()> {
         AccountCommand::RotateToken { common, sid, json } => {
             let config = load(&common, None)?;
             let account = parse_account_sid(&sid)?;
-            let auth = otpd::authenticator(&config, otpd::open_store(&config).await?, SystemClock)?;
+            let store = otpd::open_store(&config).await?;
+            let auth = otpd::authenticator(&config, store.clone(), SystemClock)?;
             let token = auth
                 .rotate_auth_token(account)
                 .await?
                 .context("no such account")?;
+            let summary = json!({"changed": "the auth token"});
+            let target = format!("AC{}", account.simple());
+            record(
+                &store,
+                Some(account),
+                "account.rotate_token",
+                target,
+                summary,
+            )
+            .await?;
             if json {
                 println!(
                     "{}",
@@ -313,9 +395,19 @@ pub(crate) async fn account(command: AccountCommand) -> anyhow::Result<()> {
         }
     };
     let config = load(&common, None)?;
-    let auth = otpd::authenticator(&config, otpd::open_store(&config).await?, SystemClock)?;
+    let store = otpd::open_store(&config).await?;
+    let auth = otpd::authenticator(&config, store.clone(), SystemClock)?;
     let issued = auth.create_account(&name).await?;
     let sid = format!("AC{}", issued.account.id.simple());
+    let summary = json!({"after": {"name": name}});
+    record(
+        &store,
+        Some(issued.account.id),
+        "account.create",
+        sid.clone(),
+        summary,
+    )
+    .await?;
     if json {
         let out =
             serde_json::json!({"accountSid": sid, "authToken": issued.auth_token, "name": name});
@@ -383,18 +475,38 @@ pub(crate) async fn apikey(command: ApiKeyCommand) -> anyhow::Result<()> {
             if !auth.revoke_api_key(key.account_id, id).await? {
                 bail!("no such API key");
             }
+            let summary = json!({"before": {"status": "active"}, "after": {"status": "revoked"}});
+            let target = format!("SK{}", id.simple());
+            record(
+                &store,
+                Some(key.account_id),
+                "api_key.revoke",
+                target,
+                summary,
+            )
+            .await?;
             println!("revoked {sid}; it no longer authenticates");
             return Ok(());
         }
     };
     let config = load(&common, None)?;
     let account = parse_account_sid(&account)?;
-    let auth = otpd::authenticator(&config, otpd::open_store(&config).await?, SystemClock)?;
+    let store = otpd::open_store(&config).await?;
+    let auth = otpd::authenticator(&config, store.clone(), SystemClock)?;
     let issued = auth
         .create_api_key(account, &name)
         .await?
         .context("no such account")?;
     let sid = format!("SK{}", issued.key.id.simple());
+    let summary = json!({"after": {"friendlyName": name}});
+    record(
+        &store,
+        Some(account),
+        "api_key.create",
+        sid.clone(),
+        summary,
+    )
+    .await?;
     if json {
         let out = serde_json::json!({
             "sid": sid,

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 
+mod audit_commands;
 mod commands;
 
 use commands::{account, apikey, app, credentials_json, print_credentials, quarantine};
@@ -62,6 +63,38 @@ enum Command {
     Quarantine {
         #[command(subcommand)]
         command: QuarantineCommand,
+    },
+    /// Read the audit log of management changes and check its hash chain.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// The newest entries first (every account's, unless --account).
+    List {
+        #[command(flatten)]
+        common: Common,
+        /// Only the entries of this account (AC…).
+        #[arg(long, value_name = "AC…")]
+        account: Option<String>,
+        /// Only this action, e.g. service.update.
+        #[arg(long)]
+        action: Option<String>,
+        /// At most this many entries.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// Print a JSON array instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Checks every entry's hash and link, oldest first; fails naming the first entry that
+    /// does not verify.
+    Verify {
+        #[command(flatten)]
+        common: Common,
     },
 }
 
@@ -468,6 +501,7 @@ async fn main() -> std::process::ExitCode {
         Command::Account { command } => account(command).await,
         Command::Apikey { command } => apikey(command).await,
         Command::Quarantine { command } => quarantine(command).await,
+        Command::Audit { command } => audit_commands::audit(command).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -2,6 +2,7 @@
 //! every one, one file per trait, and must pass the shared behaviour suite in
 //! `otpd-store-tests`; each user of the store asks only for the traits it uses.
 
+mod audit;
 mod callbacks;
 mod deliveries;
 mod events;
@@ -9,6 +10,7 @@ mod limits;
 mod tenants;
 mod verifications;
 
+pub use audit::AuditStore;
 pub use callbacks::{CallbackJob, CallbackStore};
 pub use deliveries::{DeliveryStore, OutboxStats};
 pub use events::EventStore;
@@ -17,6 +19,7 @@ pub use tenants::TenantStore;
 pub use verifications::{CheckResult, ResendOutcome, StartDecision, StartPlan, VerificationStore};
 
 pub use crate::abuse::{LimitHit, Quarantine, RateCount, SafeNumber, Spend};
+pub use crate::audit::{AuditDraft, AuditEntry, AuditFilter};
 pub use crate::delivery::{
     DELIVERY_LEASE_SECONDS, DeliveryAttempt, DeliveryUpdate, ReceiptUpdate, TransmissionSummary,
 };
@@ -46,11 +49,23 @@ pub enum StoreError {
 /// Every storage port at once, for code that really needs them all (the HTTP state, the
 /// binary's wiring). Implemented for every type that implements each port.
 pub trait Store:
-    VerificationStore + DeliveryStore + TenantStore + LimitStore + EventStore + CallbackStore
+    VerificationStore
+    + DeliveryStore
+    + TenantStore
+    + LimitStore
+    + EventStore
+    + CallbackStore
+    + AuditStore
 {
 }
 
 impl<T> Store for T where
-    T: VerificationStore + DeliveryStore + TenantStore + LimitStore + EventStore + CallbackStore
+    T: VerificationStore
+        + DeliveryStore
+        + TenantStore
+        + LimitStore
+        + EventStore
+        + CallbackStore
+        + AuditStore
 {
 }

@@ -16,7 +16,7 @@ use serde_json::json;
 use super::schemas::{AdminError, ApiKeyList, RotatedToken};
 use crate::AppState;
 use crate::twilio::error::{self, TwilioError};
-use crate::twilio::{TwilioAccount, basic_credentials, form::sid_uuid};
+use crate::twilio::{Acting, TwilioAccount, basic_credentials, form::sid_uuid};
 
 /// The credential routes, merged into the admin router.
 pub fn router<S: Store + Clone, C: Clock + Clone>() -> Router<AppState<S, C>> {
@@ -65,6 +65,7 @@ impl<S: Store + Clone, C: Clock + Clone> FromRequestParts<AppState<S, C>> for Ac
 pub(crate) async fn rotate_token<S: Store + Clone, C: Clock + Clone>(
     State(state): State<AppState<S, C>>,
     AccountOwner(account): AccountOwner,
+    Acting(by): Acting,
 ) -> Result<Response, TwilioError> {
     let sid = format!("AC{}", account.simple());
     let token = state
@@ -74,6 +75,8 @@ pub(crate) async fn rotate_token<S: Store + Clone, C: Clock + Clone>(
         .map_err(error::internal)?
         .ok_or_else(|| error::internal("the authenticated account has no row to rotate"))?;
     tracing::warn!(account = %sid, "auth token rotated through the admin API");
+    let summary = json!({"changed": "the auth token"});
+    super::audit::record(&state, &by, account, "account.rotate_token", &sid, summary).await?;
     let body = json!({ "accountSid": sid, "authToken": token });
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
@@ -138,6 +141,7 @@ pub(crate) async fn revoke_key<S: Store + Clone, C: Clock + Clone>(
     State(state): State<AppState<S, C>>,
     Path(sid): Path<String>,
     AccountOwner(account): AccountOwner,
+    Acting(by): Acting,
 ) -> Result<Response, TwilioError> {
     let path = format!("/admin/v1/keys/{sid}");
     let Some(key) = sid_uuid(&sid, "SK").map(ApiKeyId::from_uuid) else {
@@ -152,5 +156,7 @@ pub(crate) async fn revoke_key<S: Store + Clone, C: Clock + Clone>(
         return Err(error::not_found(&path));
     }
     tracing::warn!(key = %sid, "API key revoked through the admin API");
+    let summary = json!({"before": {"status": "active"}, "after": {"status": "revoked"}});
+    super::audit::record(&state, &by, account, "api_key.revoke", &sid, summary).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -2,8 +2,9 @@
 //! Twilio credentials), errors in the Twilio shape. It lists and lifts SMS-pumping
 //! quarantines and reads and changes a service's protection settings (geo permissions,
 //! block and safe lists, costly numbers, daily budget). Credential routes (auth token, API
-//! keys) are in `keys`.
+//! keys) are in `keys`; the audit log of every change is in `audit`.
 
+pub mod audit;
 pub mod events;
 pub mod keys;
 pub mod protection;
@@ -29,6 +30,7 @@ pub fn router<S: Store + Clone, C: Clock + Clone>() -> Router<AppState<S, C>> {
         .route("/quarantines", get(quarantines::quarantines::<S, C>))
         .route("/quarantines/{prefix}", delete(quarantines::lift::<S, C>))
         .route("/events", get(events::events::<S, C>))
+        .route("/audit", get(audit::audit::<S, C>))
         .route("/report", get(report::report::<S, C>))
         .route(
             "/services/{sid}/webhooks",

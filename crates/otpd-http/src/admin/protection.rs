@@ -78,10 +78,12 @@ pub(crate) async fn update_protection<S: Store + Clone, C: Clock + Clone>(
     State(state): State<AppState<S, C>>,
     Path(sid): Path<String>,
     AdminAccount(account): AdminAccount,
+    crate::twilio::Acting(by): crate::twilio::Acting,
     body: Bytes,
 ) -> Result<Response, TwilioError> {
     let path = format!("/admin/v1/services/{sid}/protection");
     let mut service = owned_service(&state, account, &sid, &path).await?;
+    let before = protection_json(&service);
     let Ok(Value::Object(fields)) = serde_json::from_slice::<Value>(&body) else {
         return Err(error::invalid_because("body", "expected a JSON object"));
     };
@@ -93,7 +95,11 @@ pub(crate) async fn update_protection<S: Store + Clone, C: Clock + Clone>(
         .update_service(&service)
         .await
         .map_err(error::internal)?;
-    Ok(Json(protection_json(&service)).into_response())
+    let after = protection_json(&service);
+    let summary = otpd_core::audit::before_after(Some(&before), Some(&after));
+    let target = format!("VA{}", service.id.simple());
+    super::audit::record(&state, &by, account, "protection.update", target, summary).await?;
+    Ok(Json(after).into_response())
 }
 
 fn countries(fields: &Map<String, Value>, name: &str) -> Result<Option<Vec<String>>, TwilioError> {

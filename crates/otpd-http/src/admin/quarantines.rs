@@ -83,6 +83,7 @@ pub(crate) async fn lift<S: Store + Clone, C: Clock + Clone>(
     Path(prefix): Path<String>,
     axum::extract::RawQuery(query): axum::extract::RawQuery,
     AdminAccount(account): AdminAccount,
+    crate::twilio::Acting(by): crate::twilio::Acting,
 ) -> Result<Response, TwilioError> {
     use crate::twilio::form::{Params, sid_uuid};
     let path = format!("/admin/v1/quarantines/{prefix}");
@@ -120,6 +121,10 @@ pub(crate) async fn lift<S: Store + Clone, C: Clock + Clone>(
     }
     for service in lifted {
         tracing::warn!(prefix = %prefix, service = %service, "quarantine lifted through the admin API");
+        let summary = serde_json::json!({
+            "before": {"prefix": prefix, "serviceSid": format!("VA{}", service.simple())}
+        });
+        super::audit::record(&state, &by, account, "quarantine.lift", &prefix, summary).await?;
     }
     Ok(StatusCode::NO_CONTENT.into_response())
 }

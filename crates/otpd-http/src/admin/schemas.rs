@@ -297,3 +297,56 @@ pub struct ApiKeyList {
     /// The keys.
     keys: Vec<ApiKeyObject>,
 }
+
+/// Who made an audited change.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct AuditActor {
+    /// `account` (its SID and auth token), `api_key` (an `SK…` key acting for it), `cli`
+    /// (the `otpd` command line), `application`, `operator`.
+    #[schema(example = "account")]
+    kind: String,
+    /// `AC…`, `SK…`, the OS user of the command line, …
+    id: String,
+}
+
+/// One audit log entry.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+pub struct AuditEntryObject {
+    /// The entry's id (a UUID), the paging cursor.
+    id: String,
+    /// Its position in the chain, from 1.
+    position: i64,
+    /// When (RFC 3339).
+    at: String,
+    /// Who.
+    actor: AuditActor,
+    /// The client address; `null` for the command line.
+    #[schema(required = true)]
+    source: Option<String>,
+    /// `service.update`, `api_key.revoke`, … (docs/data-protection.md lists them).
+    #[schema(example = "service.update")]
+    action: String,
+    /// The resource changed (`VA…`, `RK…`, `SK…`, a prefix, …).
+    target: String,
+    /// `before` and `after` of the fields that changed; never a secret.
+    summary: Value,
+    /// SHA-256 of the entry (hex).
+    hash: String,
+    /// The previous entry's hash (hex).
+    prev_hash: String,
+}
+
+/// A page of the account's audit log, newest first.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+pub struct AuditPage {
+    /// The entries.
+    entries: Vec<AuditEntryObject>,
+    /// Pass as `pageToken` for the next (older) page; `null` on the last page.
+    #[schema(required = true)]
+    next_page_token: Option<String>,
+}

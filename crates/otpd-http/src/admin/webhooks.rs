@@ -58,6 +58,7 @@ pub(crate) async fn create_webhook<S: Store + Clone, C: Clock + Clone>(
     State(state): State<AppState<S, C>>,
     Path(sid): Path<String>,
     AdminAccount(account): AdminAccount,
+    crate::twilio::Acting(by): crate::twilio::Acting,
     body: Bytes,
 ) -> Result<Response, TwilioError> {
     let path = format!("/admin/v1/services/{sid}/webhooks");
@@ -111,6 +112,10 @@ pub(crate) async fn create_webhook<S: Store + Clone, C: Clock + Clone>(
         .create_webhook(&webhook)
         .await
         .map_err(error::internal)?;
+    let shown = webhook_json(&state.signer, &webhook);
+    let summary = otpd_core::audit::before_after(None, Some(&shown));
+    let target = format!("WH{}", webhook.id.simple());
+    super::audit::record(&state, &by, account, "webhook.create", target, summary).await?;
     Ok((
         StatusCode::CREATED,
         Json(webhook_json(&state.signer, &webhook)),
@@ -180,6 +185,7 @@ pub(crate) async fn delete_webhook<S: Store + Clone, C: Clock + Clone>(
     State(state): State<AppState<S, C>>,
     Path((sid, id)): Path<(String, String)>,
     AdminAccount(account): AdminAccount,
+    crate::twilio::Acting(by): crate::twilio::Acting,
 ) -> Result<Response, TwilioError> {
     let path = format!("/admin/v1/services/{sid}/webhooks/{id}");
     let service = owned_service(&state, account, &sid, &path).await?;
@@ -193,6 +199,9 @@ pub(crate) async fn delete_webhook<S: Store + Clone, C: Clock + Clone>(
     if !deleted {
         return Err(error::not_found(&path));
     }
+    let summary = json!({"before": {"serviceSid": format!("VA{}", service.id.simple())}});
+    let target = format!("WH{}", id.simple());
+    super::audit::record(&state, &by, account, "webhook.delete", target, summary).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

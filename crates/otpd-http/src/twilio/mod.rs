@@ -18,8 +18,9 @@ use axum::http::HeaderMap;
 use axum::http::request::Parts;
 use axum::routing::{get, post};
 use base64::Engine;
+use otpd_core::audit::{ActedBy, Actor};
 use otpd_core::store::ServiceRecord;
-use otpd_core::{AccountId, Clock, ServiceId, Store};
+use otpd_core::{AccountId, ApiKeyId, Clock, ServiceId, Store};
 
 use crate::AppState;
 use error::TwilioError;
@@ -166,17 +167,63 @@ impl<S: Store + Clone, C: Clock + Clone> FromRequestParts<AppState<S, C>> for Tw
         parts: &mut Parts,
         state: &AppState<S, C>,
     ) -> Result<Self, Self::Rejection> {
+        if let Some(known) = parts.extensions.get::<Authenticated>() {
+            return Ok(TwilioAccount(known.account));
+        }
         let credentials = basic_credentials(&parts.headers);
         let Some((user, password)) = credentials.as_deref().and_then(|c| c.split_once(':')) else {
             return Err(error::authenticate());
         };
-        state
+        let account = state
             .auth
             .authenticate_account(user, password)
             .await
             .map_err(error::internal)?
-            .map(TwilioAccount)
-            .ok_or_else(error::authenticate)
+            .ok_or_else(error::authenticate)?;
+        let actor = match user
+            .strip_prefix("SK")
+            .and_then(|hex| uuid::Uuid::try_parse(hex).ok())
+        {
+            Some(key) => Actor::ApiKey(ApiKeyId::from_uuid(key)),
+            None => Actor::Account(account),
+        };
+        parts.extensions.insert(Authenticated { account, actor });
+        Ok(TwilioAccount(account))
+    }
+}
+
+/// Who a request authenticated as, kept in its extensions by [`TwilioAccount`] so that the
+/// other extractors of the same request ([`Acting`]) do not authenticate it again.
+#[derive(Debug, Clone)]
+struct Authenticated {
+    account: AccountId,
+    actor: Actor,
+}
+
+/// Who is making an audited change and from where: the account itself (`AC…` + auth token)
+/// or one of its API keys (`SK…`), and the client address. Authenticates like
+/// [`TwilioAccount`] (once per request, whichever runs first).
+#[derive(Debug, Clone)]
+pub struct Acting(pub ActedBy);
+
+impl<S: Store + Clone, C: Clock + Clone> FromRequestParts<AppState<S, C>> for Acting {
+    type Rejection = TwilioError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState<S, C>,
+    ) -> Result<Self, Self::Rejection> {
+        TwilioAccount::from_request_parts(parts, state).await?;
+        let actor = parts
+            .extensions
+            .get::<Authenticated>()
+            .map(|known| known.actor.clone())
+            .ok_or_else(error::authenticate)?;
+        let source = parts
+            .extensions
+            .get::<crate::ClientIp>()
+            .and_then(crate::ClientIp::text);
+        Ok(Acting(ActedBy { actor, source }))
     }
 }
 

@@ -16,8 +16,10 @@ use uuid::Uuid;
 use super::error::{self, TwilioError};
 use super::form::{Params, sid_uuid};
 use super::wire::{account_sid, date, service_sid};
-use super::{TwilioAccount, base_url, owned_service};
+use super::{Acting, TwilioAccount, base_url, owned_service};
 use crate::AppState;
+use crate::admin::audit::record;
+use otpd_core::audit::before_after;
 
 fn rate_limit_json(base: &str, service: &ServiceRecord, limit: &ProgrammableRateLimit) -> Value {
     let url = format!(
@@ -99,6 +101,7 @@ pub async fn create<S: Store + Clone, C: Clock + Clone>(
     headers: HeaderMap,
     Path(service_sid_path): Path<String>,
     TwilioAccount(account): TwilioAccount,
+    Acting(by): Acting,
     body: Bytes,
 ) -> Result<Response, TwilioError> {
     let path = format!("/Services/{service_sid_path}/RateLimits");
@@ -133,6 +136,9 @@ pub async fn create<S: Store + Clone, C: Clock + Clone>(
     };
     service.settings.rate_limits.push(limit.clone());
     save(&state, &mut service).await?;
+    let summary = before_after(None, Some(&rate_limit_json("", &service, &limit)));
+    let target = format!("RK{}", limit.id.simple());
+    record(&state, &by, account, "rate_limit.create", target, summary).await?;
     let body = rate_limit_json(&base_url(&state, &headers), &service, &limit);
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
@@ -182,12 +188,14 @@ pub async fn update<S: Store + Clone, C: Clock + Clone>(
     headers: HeaderMap,
     Path((sid, limit_sid)): Path<(String, String)>,
     TwilioAccount(account): TwilioAccount,
+    Acting(by): Acting,
     body: Bytes,
 ) -> Result<Response, TwilioError> {
     let path = format!("/Services/{sid}/RateLimits/{limit_sid}");
     let mut service = owned_service(&state, account, &sid, &path).await?;
     let index = find_limit(&service, &limit_sid).ok_or_else(|| error::not_found(&path))?;
     let params = Params::parse(&body);
+    let before = rate_limit_json("", &service, &service.settings.rate_limits[index]);
     let now = state.verifier.clock().now().0;
     {
         let limit = &mut service.settings.rate_limits[index];
@@ -198,6 +206,9 @@ pub async fn update<S: Store + Clone, C: Clock + Clone>(
     }
     save(&state, &mut service).await?;
     let limit = &service.settings.rate_limits[index];
+    let summary = before_after(Some(&before), Some(&rate_limit_json("", &service, limit)));
+    let target = format!("RK{}", limit.id.simple());
+    record(&state, &by, account, "rate_limit.update", target, summary).await?;
     Ok(Json(rate_limit_json(
         &base_url(&state, &headers),
         &service,
@@ -211,12 +222,16 @@ pub async fn delete<S: Store + Clone, C: Clock + Clone>(
     State(state): State<AppState<S, C>>,
     Path((sid, limit_sid)): Path<(String, String)>,
     TwilioAccount(account): TwilioAccount,
+    Acting(by): Acting,
 ) -> Result<Response, TwilioError> {
     let path = format!("/Services/{sid}/RateLimits/{limit_sid}");
     let mut service = owned_service(&state, account, &sid, &path).await?;
     let index = find_limit(&service, &limit_sid).ok_or_else(|| error::not_found(&path))?;
-    service.settings.rate_limits.remove(index);
+    let removed = service.settings.rate_limits.remove(index);
     save(&state, &mut service).await?;
+    let summary = before_after(Some(&rate_limit_json("", &service, &removed)), None);
+    let target = format!("RK{}", removed.id.simple());
+    record(&state, &by, account, "rate_limit.delete", target, summary).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -239,6 +254,7 @@ pub async fn create_bucket<S: Store + Clone, C: Clock + Clone>(
     headers: HeaderMap,
     Path((sid, limit_sid)): Path<(String, String)>,
     TwilioAccount(account): TwilioAccount,
+    Acting(by): Acting,
     body: Bytes,
 ) -> Result<Response, TwilioError> {
     let path = format!("/Services/{sid}/RateLimits/{limit_sid}/Buckets");
@@ -263,6 +279,9 @@ pub async fn create_bucket<S: Store + Clone, C: Clock + Clone>(
         .push(bucket.clone());
     save(&state, &mut service).await?;
     let limit = &service.settings.rate_limits[index];
+    let summary = before_after(None, Some(&bucket_json("", &service, limit, &bucket)));
+    let target = format!("BL{}", bucket.id.simple());
+    record(&state, &by, account, "bucket.create", target, summary).await?;
     let body = bucket_json(&base_url(&state, &headers), &service, limit, &bucket);
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
@@ -333,6 +352,7 @@ pub async fn update_bucket<S: Store + Clone, C: Clock + Clone>(
     headers: HeaderMap,
     Path((sid, limit_sid, bucket_sid)): Path<(String, String, String)>,
     TwilioAccount(account): TwilioAccount,
+    Acting(by): Acting,
     body: Bytes,
 ) -> Result<Response, TwilioError> {
     let path = format!("/Services/{sid}/RateLimits/{limit_sid}/Buckets/{bucket_sid}");
@@ -340,6 +360,8 @@ pub async fn update_bucket<S: Store + Clone, C: Clock + Clone>(
     let (l, b) =
         find_bucket(&service, &limit_sid, &bucket_sid).ok_or_else(|| error::not_found(&path))?;
     let (max, interval) = bucket_params(&Params::parse(&body), false)?;
+    let limit = &service.settings.rate_limits[l];
+    let before = bucket_json("", &service, limit, &limit.buckets[b]);
     let now = state.verifier.clock().now().0;
     {
         let bucket = &mut service.settings.rate_limits[l].buckets[b];
@@ -349,6 +371,10 @@ pub async fn update_bucket<S: Store + Clone, C: Clock + Clone>(
     }
     save(&state, &mut service).await?;
     let limit = &service.settings.rate_limits[l];
+    let after = bucket_json("", &service, limit, &limit.buckets[b]);
+    let target = format!("BL{}", limit.buckets[b].id.simple());
+    let summary = before_after(Some(&before), Some(&after));
+    record(&state, &by, account, "bucket.update", target, summary).await?;
     let body = bucket_json(
         &base_url(&state, &headers),
         &service,
@@ -363,12 +389,17 @@ pub async fn delete_bucket<S: Store + Clone, C: Clock + Clone>(
     State(state): State<AppState<S, C>>,
     Path((sid, limit_sid, bucket_sid)): Path<(String, String, String)>,
     TwilioAccount(account): TwilioAccount,
+    Acting(by): Acting,
 ) -> Result<Response, TwilioError> {
     let path = format!("/Services/{sid}/RateLimits/{limit_sid}/Buckets/{bucket_sid}");
     let mut service = owned_service(&state, account, &sid, &path).await?;
     let (l, b) =
         find_bucket(&service, &limit_sid, &bucket_sid).ok_or_else(|| error::not_found(&path))?;
-    service.settings.rate_limits[l].buckets.remove(b);
+    let removed = service.settings.rate_limits[l].buckets.remove(b);
     save(&state, &mut service).await?;
+    let limit = &service.settings.rate_limits[l];
+    let summary = before_after(Some(&bucket_json("", &service, limit, &removed)), None);
+    let target = format!("BL{}", removed.id.simple());
+    record(&state, &by, account, "bucket.delete", target, summary).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -13,8 +13,9 @@ use serde_json::{Value, json};
 
 use super::error::{self, TwilioError};
 use super::form::Params;
-use super::{TwilioAccount, base_url};
+use super::{Acting, TwilioAccount, base_url};
 use crate::AppState;
+use crate::admin::audit::record;
 
 fn entry_json(base: &str, entry: &SafeNumber) -> Value {
     json!({
@@ -39,6 +40,7 @@ pub async fn add<S: Store + Clone, C: Clock + Clone>(
     State(state): State<AppState<S, C>>,
     headers: HeaderMap,
     TwilioAccount(account): TwilioAccount,
+    Acting(by): Acting,
     body: Bytes,
 ) -> Result<Response, TwilioError> {
     let params = Params::parse(&body);
@@ -58,6 +60,9 @@ pub async fn add<S: Store + Clone, C: Clock + Clone>(
         .await
         .map_err(error::internal)?;
     tracing::info!(phone = %phone.masked(), "number added to the safe list");
+    let summary = json!({"after": {"phone_number": phone.masked()}});
+    let target = format!("GN{}", stored.id.simple());
+    record(&state, &by, account, "safe_number.add", target, summary).await?;
     let body = entry_json(&base_url(&state, &headers), &stored);
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
@@ -87,8 +92,14 @@ pub async fn remove<S: Store + Clone, C: Clock + Clone>(
     State(state): State<AppState<S, C>>,
     Path(raw): Path<String>,
     TwilioAccount(account): TwilioAccount,
+    Acting(by): Acting,
 ) -> Result<Response, TwilioError> {
     let phone = path_number(&raw)?;
+    let manage = state.verifier.manage();
+    let entry = manage
+        .safe_number(account, &phone)
+        .await
+        .map_err(error::internal)?;
     let removed = state
         .verifier
         .manage()
@@ -98,5 +109,11 @@ pub async fn remove<S: Store + Clone, C: Clock + Clone>(
     if !removed {
         return Err(error::not_found(&format!("/SafeList/Numbers/{raw}")));
     }
+    let summary = json!({"before": {"phone_number": otpd_core::phone::mask_phone(&phone)}});
+    let target = entry.map_or_else(
+        || otpd_core::phone::mask_phone(&phone),
+        |entry| format!("GN{}", entry.id.simple()),
+    );
+    record(&state, &by, account, "safe_number.remove", target, summary).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -13,8 +13,10 @@ use serde_json::json;
 
 use super::error::{self, TwilioError};
 use super::form::{Params, sid_uuid};
-use super::{TwilioAccount, base_url, owned_service, wire};
+use super::{Acting, TwilioAccount, base_url, owned_service, wire};
 use crate::AppState;
+use crate::admin::audit::record;
+use otpd_core::audit::before_after;
 
 /// The message of services created through this API: Twilio's wording.
 pub const TWILIO_TEMPLATE: &str = "Your {{name}} verification code is: {{pin}}";
@@ -148,6 +150,7 @@ pub async fn create<S: Store + Clone, C: Clock + Clone>(
     State(state): State<AppState<S, C>>,
     headers: HeaderMap,
     TwilioAccount(account): TwilioAccount,
+    Acting(by): Acting,
     body: Bytes,
 ) -> Result<Response, TwilioError> {
     let params = Params::parse(&body);
@@ -173,6 +176,9 @@ pub async fn create<S: Store + Clone, C: Clock + Clone>(
         .create_service(&service)
         .await
         .map_err(error::internal)?;
+    let summary = before_after(None, Some(&wire::service("", &service)));
+    let sid = format!("VA{}", service.id.simple());
+    record(&state, &by, account, "service.create", sid, summary).await?;
     let body = wire::service(&base_url(&state, &headers), &service);
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
@@ -194,10 +200,12 @@ pub async fn update<S: Store + Clone, C: Clock + Clone>(
     headers: HeaderMap,
     Path(sid): Path<String>,
     TwilioAccount(account): TwilioAccount,
+    Acting(by): Acting,
     body: Bytes,
 ) -> Result<Response, TwilioError> {
     let path = format!("/Services/{sid}");
     let mut service = owned_service(&state, account, &sid, &path).await?;
+    let before = wire::service("", &service);
     apply(
         &Params::parse(&body),
         &mut service.name,
@@ -213,6 +221,9 @@ pub async fn update<S: Store + Clone, C: Clock + Clone>(
     {
         return Err(error::not_found(&path));
     }
+    let summary = before_after(Some(&before), Some(&wire::service("", &service)));
+    let target = format!("VA{}", service.id.simple());
+    record(&state, &by, account, "service.update", target, summary).await?;
     Ok(Json(wire::service(&base_url(&state, &headers), &service)).into_response())
 }
 
@@ -221,6 +232,7 @@ pub async fn delete<S: Store + Clone, C: Clock + Clone>(
     State(state): State<AppState<S, C>>,
     Path(sid): Path<String>,
     TwilioAccount(account): TwilioAccount,
+    Acting(by): Acting,
 ) -> Result<Response, TwilioError> {
     let path = format!("/Services/{sid}");
     let service = owned_service(&state, account, &sid, &path).await?;
@@ -233,6 +245,9 @@ pub async fn delete<S: Store + Clone, C: Clock + Clone>(
     {
         return Err(error::not_found(&path));
     }
+    let summary = before_after(Some(&wire::service("", &service)), None);
+    let target = format!("VA{}", service.id.simple());
+    record(&state, &by, account, "service.delete", target, summary).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

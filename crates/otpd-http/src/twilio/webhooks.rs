@@ -16,8 +16,10 @@ use serde_json::{Value, json};
 use super::error::{self, TwilioError};
 use super::form::{Params, sid_uuid};
 use super::wire::{account_sid, date, service_sid};
-use super::{TwilioAccount, base_url, owned_service};
+use super::{Acting, TwilioAccount, base_url, owned_service};
 use crate::AppState;
+use crate::admin::audit::record;
+use otpd_core::audit::before_after;
 
 fn webhook_json(base: &str, service: &ServiceRecord, webhook: &Webhook) -> Value {
     json!({
@@ -89,6 +91,7 @@ pub async fn create<S: Store + Clone, C: Clock + Clone>(
     headers: HeaderMap,
     Path(sid): Path<String>,
     TwilioAccount(account): TwilioAccount,
+    Acting(by): Acting,
     body: Bytes,
 ) -> Result<Response, TwilioError> {
     let path = format!("/Services/{sid}/Webhooks");
@@ -129,6 +132,9 @@ pub async fn create<S: Store + Clone, C: Clock + Clone>(
         .create_webhook(&webhook)
         .await
         .map_err(error::internal)?;
+    let summary = before_after(None, Some(&webhook_json("", &service, &webhook)));
+    let target = format!("YW{}", webhook.id.simple());
+    record(&state, &by, account, "webhook.create", target, summary).await?;
     let body = webhook_json(&base_url(&state, &headers), &service, &webhook);
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
@@ -188,11 +194,13 @@ pub async fn update<S: Store + Clone, C: Clock + Clone>(
     headers: HeaderMap,
     Path((sid, webhook_sid)): Path<(String, String)>,
     TwilioAccount(account): TwilioAccount,
+    Acting(by): Acting,
     body: Bytes,
 ) -> Result<Response, TwilioError> {
     let path = format!("/Services/{sid}/Webhooks/{webhook_sid}");
     let service = owned_service(&state, account, &sid, &path).await?;
     let mut webhook = find(&state, &service, &webhook_sid, &path).await?;
+    let before = webhook_json("", &service, &webhook);
     let params = Params::parse(&body);
     if let Some(name) = params.text("FriendlyName", 64)? {
         webhook.friendly_name = name;
@@ -209,12 +217,17 @@ pub async fn update<S: Store + Clone, C: Clock + Clone>(
     }
     version(&params)?;
     webhook.updated_at = state.verifier.clock().now();
-    state
+    if state
         .verifier
         .manage()
         .update_webhook(&webhook)
         .await
-        .map_err(error::internal)?;
+        .map_err(error::internal)?
+    {
+        let summary = before_after(Some(&before), Some(&webhook_json("", &service, &webhook)));
+        let target = format!("YW{}", webhook.id.simple());
+        record(&state, &by, account, "webhook.update", target, summary).await?;
+    }
     Ok(Json(webhook_json(
         &base_url(&state, &headers),
         &service,
@@ -228,15 +241,21 @@ pub async fn delete<S: Store + Clone, C: Clock + Clone>(
     State(state): State<AppState<S, C>>,
     Path((sid, webhook_sid)): Path<(String, String)>,
     TwilioAccount(account): TwilioAccount,
+    Acting(by): Acting,
 ) -> Result<Response, TwilioError> {
     let path = format!("/Services/{sid}/Webhooks/{webhook_sid}");
     let service = owned_service(&state, account, &sid, &path).await?;
     let webhook = find(&state, &service, &webhook_sid, &path).await?;
-    state
+    if state
         .verifier
         .manage()
         .delete_webhook(service.id, webhook.id)
         .await
-        .map_err(error::internal)?;
+        .map_err(error::internal)?
+    {
+        let summary = before_after(Some(&webhook_json("", &service, &webhook)), None);
+        let target = format!("YW{}", webhook.id.simple());
+        record(&state, &by, account, "webhook.delete", target, summary).await?;
+    }
     Ok(StatusCode::NO_CONTENT.into_response())
 }

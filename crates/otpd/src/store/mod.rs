@@ -119,6 +119,7 @@ macro_rules! delegate {
     };
 }
 
+mod audit;
 mod callbacks;
 mod deliveries;
 mod events;
