@@ -77,7 +77,7 @@ async fn check_group(
     .map_err(db_error)?;
     let mut current: HashMap<VerificationId, Verification> = HashMap::with_capacity(rows.len());
     for row in &rows {
-        let verification = rows::verification(row)?;
+        let verification = rows::verification(row, vault)?;
         current.insert(verification.id, verification);
     }
     let mut results = Vec::with_capacity(calls.len());

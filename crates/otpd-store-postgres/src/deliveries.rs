@@ -11,6 +11,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::delivery_columns;
+use crate::protect::PREFIX_CHARS;
 use crate::{PgStore, db_error, insert_event};
 use crate::{records, rows};
 
@@ -20,9 +21,9 @@ macro_rules! attempt_where {
         "($1::uuid IS NULL OR s.account_id = $1) \
          AND ($2::uuid IS NULL OR v.service_id = $2) \
          AND ($3::uuid IS NULL OR v.id = $3) \
-         AND ($4::text IS NULL OR v.to_number = $4) \
+         AND ($4::text IS NULL OR v.to_index = $4) \
          AND ($5::text IS NULL OR v.country = $5) \
-         AND ($6::text IS NULL OR v.to_number LIKE $6) \
+         AND ($6::text IS NULL OR v.to_prefix LIKE $6) \
          AND ($7::text IS NULL OR d.channel = $7) \
          AND ($8::bigint IS NULL OR d.created_at >= $8) \
          AND ($9::bigint IS NULL OR d.created_at < $9) \
@@ -215,9 +216,9 @@ impl DeliveryStore for PgStore {
         .bind(filter.account.map(|a| a.uuid()))
         .bind(filter.service.map(|s| s.uuid()))
         .bind(filter.verification.map(|v| v.uuid()))
-        .bind(&filter.to)
+        .bind(filter.to.as_ref().map(|to| self.vault.blind(to).to_hex()))
         .bind(&filter.country)
-        .bind(filter.prefix.as_ref().map(|p| format!("{p}%")))
+        .bind(clear_prefix(filter))
         .bind(&filter.channel)
         .bind(filter.since.map(|t| t.0))
         .bind(filter.until.map(|t| t.0))
@@ -248,6 +249,40 @@ impl DeliveryStore for PgStore {
     }
 
     async fn attempt_summary(&self, filter: &AttemptFilter) -> Result<AttemptSummary, StoreError> {
+        if let Some(prefix) = filter.prefix.as_ref().filter(|p| p.len() > PREFIX_CHARS) {
+            // Longer than the clear prefix: the candidates' destinations are opened.
+            let rows: Vec<(Vec<u8>, bool)> = sqlx::query_as(concat!(
+                "SELECT v.to_sealed, v.status = 'approved' \
+                 FROM deliveries d JOIN verifications v ON v.id = d.verification_id \
+                 JOIN services s ON s.id = v.service_id WHERE ",
+                attempt_where!(),
+            ))
+            .bind(filter.account.map(|a| a.uuid()))
+            .bind(filter.service.map(|s| s.uuid()))
+            .bind(filter.verification.map(|v| v.uuid()))
+            .bind(filter.to.as_ref().map(|to| self.vault.blind(to).to_hex()))
+            .bind(&filter.country)
+            .bind(clear_prefix(filter))
+            .bind(&filter.channel)
+            .bind(filter.since.map(|t| t.0))
+            .bind(filter.until.map(|t| t.0))
+            .bind(filter.converted)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?;
+            let mut summary = AttemptSummary::default();
+            for (sealed, approved) in rows {
+                if self
+                    .vault
+                    .open(&sealed)
+                    .is_ok_and(|to| to.starts_with(prefix.as_str()))
+                {
+                    summary.total += 1;
+                    summary.converted += u64::from(approved);
+                }
+            }
+            return Ok(summary);
+        }
         let (total, converted): (i64, i64) = sqlx::query_as(concat!(
             "SELECT COUNT(*), COALESCE(SUM(CASE WHEN v.status = 'approved' THEN 1 ELSE 0 END), 0)::bigint \
              FROM deliveries d JOIN verifications v ON v.id = d.verification_id \
@@ -257,9 +292,9 @@ impl DeliveryStore for PgStore {
         .bind(filter.account.map(|a| a.uuid()))
         .bind(filter.service.map(|s| s.uuid()))
         .bind(filter.verification.map(|v| v.uuid()))
-        .bind(&filter.to)
+        .bind(filter.to.as_ref().map(|to| self.vault.blind(to).to_hex()))
         .bind(&filter.country)
-        .bind(filter.prefix.as_ref().map(|p| format!("{p}%")))
+        .bind(clear_prefix(filter))
         .bind(&filter.channel)
         .bind(filter.since.map(|t| t.0))
         .bind(filter.until.map(|t| t.0))
@@ -272,6 +307,15 @@ impl DeliveryStore for PgStore {
             converted: converted.max(0) as u64,
         })
     }
+}
+
+/// The `LIKE` pattern of the filter's prefix over the clear part kept (`to_prefix`): a longer
+/// prefix narrows by that part, and the summary opens the candidates for the rest.
+fn clear_prefix(filter: &AttemptFilter) -> Option<String> {
+    filter.prefix.as_ref().map(|p| {
+        let clear: String = p.chars().take(PREFIX_CHARS).collect();
+        format!("{clear}%")
+    })
 }
 
 /// The event of a delivery's new state, with its verification's service.

@@ -15,6 +15,7 @@ mod deliveries;
 mod events;
 mod groups;
 mod limits;
+mod protect;
 mod records;
 mod rows;
 mod starts;
@@ -42,8 +43,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0007_webhooks.sql"),
     include_str!("../migrations/0008_alerts.sql"),
     include_str!("../migrations/0009_quarantines_per_service.sql"),
-    // 0010 (encryption of phone numbers) goes here, before the audit log.
     include_str!("../migrations/0010_audit.sql"),
+    include_str!("../migrations/0011_sealed_destinations.sql"),
 ];
 
 /// Opens the transaction of a grouped statement with sequential scans priced out, so the
@@ -165,7 +166,16 @@ impl PgStore {
             .execute(&mut *connection)
             .await
             .map_err(db_error)?;
-        let result = apply_migrations(&mut connection).await;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let mut result = apply_migrations(&mut connection).await;
+        if result.is_ok() {
+            result = protect::check_keys(&mut connection, &self.vault, now).await;
+        }
+        if result.is_ok() {
+            result = protect::seal_listed_rows(&mut connection, &self.vault).await;
+        }
         sqlx::query("SELECT pg_advisory_unlock($1)")
             .bind(MIGRATION_LOCK)
             .execute(&mut *connection)
@@ -278,7 +288,7 @@ async fn insert_verifications(
     let forget_before = starts.iter().map(|s| s.forget_before).min().unwrap_or(0);
     for start in starts {
         let v = start.verification;
-        vs.push(v);
+        vs.push(v, vault);
         ds.push(start.delivery);
         let events = [
             otpd_core::events::verification_event("verification.started", v, v.created_at, vault),
@@ -300,11 +310,11 @@ async fn insert_verifications(
     sqlx::query(concat!(
         "WITH v AS (INSERT INTO verifications (",
         verification_columns!(),
-        ") SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], \
+        ", to_index, to_prefix) SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::bytea[], $4::text[], $5::text[], \
          $6::text[], $7::int[], $8::int[], $9::int[], $10::bytea[], $11::text[], $12::int[], \
          $13::text[], $14::text[], $15::uuid[], $16::text[], $17::float8[], $18::int[], \
          $19::int8[], $20::int8[], $21::int8[], $22::bytea[], $23::text[], $24::text[], \
-         $25::text[])), \
+         $25::text[], $49::text[], $50::text[])), \
          d AS (INSERT INTO deliveries (",
         delivery_columns!(),
         ", lease_until) SELECT * FROM unnest($26::uuid[], $27::uuid[], $28::text[], $29::text[], \
@@ -324,7 +334,7 @@ async fn insert_verifications(
     ))
     .bind(vs.id)
     .bind(vs.service_id)
-    .bind(vs.to_number)
+    .bind(vs.to_sealed)
     .bind(vs.country)
     .bind(vs.channel)
     .bind(vs.status)
@@ -370,6 +380,8 @@ async fn insert_verifications(
     .bind(counted_keys)
     .bind(counted_at)
     .bind(forget_before)
+    .bind(vs.to_index)
+    .bind(vs.to_prefix)
     .execute(&mut *connection)
     .await
     .map_err(db_error)?;
@@ -382,7 +394,7 @@ async fn insert_verifications(
 struct VerificationColumns {
     id: Vec<Uuid>,
     service_id: Vec<Uuid>,
-    to_number: Vec<String>,
+    to_sealed: Vec<Vec<u8>>,
     country: Vec<Option<String>>,
     channel: Vec<&'static str>,
     status: Vec<&'static str>,
@@ -405,13 +417,17 @@ struct VerificationColumns {
     amount: Vec<Option<String>>,
     payee: Vec<Option<String>>,
     locale: Vec<Option<String>>,
+    to_index: Vec<String>,
+    to_prefix: Vec<Option<String>>,
 }
 
 impl VerificationColumns {
-    fn push(&mut self, v: &Verification) {
+    fn push(&mut self, v: &Verification, vault: &Vault) {
         self.id.push(v.id.uuid());
         self.service_id.push(v.service_id.uuid());
-        self.to_number.push(v.to.as_str().to_string());
+        self.to_sealed.push(vault.seal(v.to.as_str()));
+        self.to_index.push(vault.blind(v.to.as_str()).to_hex());
+        self.to_prefix.push(protect::prefix_of(v.to.as_str()));
         self.country.push(v.country.map(|c| c.as_str().to_string()));
         self.channel.push(v.channel.as_str());
         self.status.push(v.status.as_str());

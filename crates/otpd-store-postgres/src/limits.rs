@@ -149,11 +149,11 @@ impl LimitStore for PgStore {
         entry: &SafeNumber,
     ) -> Result<SafeNumber, StoreError> {
         sqlx::query(
-            "INSERT INTO safe_numbers (account_id, phone, id, created_at) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (account_id, phone) DO NOTHING",
+            "INSERT INTO safe_numbers (account_id, phone_index, id, created_at) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (account_id, phone_index) DO NOTHING",
         )
         .bind(account.uuid())
-        .bind(&entry.phone)
+        .bind(self.vault.blind(&entry.phone).to_hex())
         .bind(entry.id)
         .bind(entry.created_at.0)
         .execute(&self.pool)
@@ -164,22 +164,23 @@ impl LimitStore for PgStore {
             .ok_or_else(|| StoreError::Database("safe number vanished".into()))
     }
 
+    /// The table keeps the number's blind index only, so the number is the one looked up.
     async fn safe_number(
         &self,
         account: AccountId,
         phone: &str,
     ) -> Result<Option<SafeNumber>, StoreError> {
-        let row: Option<(Uuid, String, i64)> = sqlx::query_as(
-            "SELECT id, phone, created_at FROM safe_numbers WHERE account_id = $1 AND phone = $2",
+        let row: Option<(Uuid, i64)> = sqlx::query_as(
+            "SELECT id, created_at FROM safe_numbers WHERE account_id = $1 AND phone_index = $2",
         )
         .bind(account.uuid())
-        .bind(phone)
+        .bind(self.vault.blind(phone).to_hex())
         .fetch_optional(&self.pool)
         .await
         .map_err(db_error)?;
-        Ok(row.map(|(id, phone, created_at)| SafeNumber {
+        Ok(row.map(|(id, created_at)| SafeNumber {
             id,
-            phone,
+            phone: phone.to_string(),
             created_at: Timestamp(created_at),
         }))
     }
@@ -197,12 +198,13 @@ impl LimitStore for PgStore {
         account: AccountId,
         phone: &str,
     ) -> Result<bool, StoreError> {
-        let result = sqlx::query("DELETE FROM safe_numbers WHERE account_id = $1 AND phone = $2")
-            .bind(account.uuid())
-            .bind(phone)
-            .execute(&self.pool)
-            .await
-            .map_err(db_error)?;
+        let result =
+            sqlx::query("DELETE FROM safe_numbers WHERE account_id = $1 AND phone_index = $2")
+                .bind(account.uuid())
+                .bind(self.vault.blind(phone).to_hex())
+                .execute(&self.pool)
+                .await
+                .map_err(db_error)?;
         Ok(result.rows_affected() == 1)
     }
 }

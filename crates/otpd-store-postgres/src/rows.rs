@@ -3,6 +3,7 @@
 
 use otpd_core::auth::{AccessToken, AccountRecord, ApiKeyRecord, Application};
 use otpd_core::store::{DeliveryAttempt, ServiceRecord};
+use otpd_core::vault::Vault;
 use otpd_core::{
     AccountId, ApiKeyId, ApplicationId, Channel, CodeHash, CodeSeed, CountryIso, DeliveryId,
     DeliveryStatus, MaxAttempts, OtpSettings, PinLength, PinType, Recipient, SenderId, ServiceId,
@@ -12,12 +13,13 @@ use sqlx::Row;
 use sqlx::postgres::PgRow;
 use uuid::Uuid;
 
-/// The verification columns, in the order [`verification`] reads them.
+/// The verification columns, in the order [`verification`] reads them; the third is the
+/// sealed destination (inserts add `to_index` and `to_prefix`).
 #[macro_export]
 #[doc(hidden)]
 macro_rules! verification_columns {
     () => {
-        "id, service_id, to_number, country, channel, status, attempts, max_attempts, ttl, \
+        "id, service_id, to_sealed, country, channel, status, attempts, max_attempts, ttl, \
          code_hash, pin_type, pin_length, template, sender, track_id, callback_url, cost, parts, \
          created_at, expires_at, updated_at, code_seed, amount, payee, locale"
     };
@@ -72,13 +74,17 @@ fn count(row: &PgRow, index: usize) -> Result<u32, StoreError> {
     u32::try_from(value).map_err(|_| corrupt("negative count"))
 }
 
-pub(crate) fn verification(row: &PgRow) -> Result<Verification, StoreError> {
+pub(crate) fn verification(row: &PgRow, vault: &Vault) -> Result<Verification, StoreError> {
+    let sealed: Vec<u8> = get(row, 2)?;
+    let to = vault
+        .open(&sealed)
+        .map_err(|e| StoreError::Corrupt(format!("destination: {e}")))?;
     let country: Option<String> = get(row, 3)?;
     let seed: Option<Vec<u8>> = get(row, 21)?;
     Ok(Verification {
         id: VerificationId::from_uuid(get(row, 0)?),
         service_id: ServiceId::from_uuid(get(row, 1)?),
-        to: Recipient::from_trusted(get(row, 2)?),
+        to: Recipient::from_trusted(to),
         country: country
             .map(|c| CountryIso::parse(&c).map_err(|_| corrupt("country")))
             .transpose()?,

@@ -55,7 +55,11 @@ async fn start_group(
         .iter()
         .map(|plan| {
             let v = &plan.verification;
-            format!("cool:{}:{}", v.service_id, v.to.as_str())
+            format!(
+                "cool:{}:{}",
+                v.service_id,
+                vault.blind(v.to.as_str()).to_hex()
+            )
         })
         .collect();
     let mut locks: Vec<&str> = Vec::new();
@@ -84,7 +88,7 @@ async fn start_group(
     let mut counter_keys: Vec<&str> = Vec::new();
     let mut counter_since: Vec<i64> = Vec::new();
     let mut cooled_services = Vec::new();
-    let mut cooled_recipients: Vec<&str> = Vec::new();
+    let mut cooled_recipients: Vec<String> = Vec::new();
     let mut cooled_now: Vec<i64> = Vec::new();
     for plan in plans {
         let now = plan.verification.created_at.0;
@@ -94,7 +98,7 @@ async fn start_group(
         }
         if plan.cooldown_seconds > 0 {
             cooled_services.push(plan.verification.service_id.uuid());
-            cooled_recipients.push(plan.verification.to.as_str());
+            cooled_recipients.push(vault.blind(plan.verification.to.as_str()).to_hex());
             cooled_now.push(now);
         }
     }
@@ -108,9 +112,9 @@ async fn start_group(
          UNION ALL \
          SELECT 1, s.i, 0, (SELECT COALESCE((SELECT MAX(created_at) FROM deliveries \
          WHERE verification_id = v.id), v.created_at) FROM verifications v \
-         WHERE v.service_id = s.service AND v.to_number = s.to_number AND v.expires_at > s.now \
+         WHERE v.service_id = s.service AND v.to_index = s.to_index AND v.expires_at > s.now \
          ORDER BY v.id DESC LIMIT 1) \
-         FROM unnest($3::uuid[], $4::text[], $5::bigint[]) WITH ORDINALITY AS s(service, to_number, now, i)",
+         FROM unnest($3::uuid[], $4::text[], $5::bigint[]) WITH ORDINALITY AS s(service, to_index, now, i)",
     )
     .bind(&counter_keys)
     .bind(&counter_since)

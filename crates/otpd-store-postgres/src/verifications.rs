@@ -39,7 +39,9 @@ impl VerificationStore for PgStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(db_error)?;
-        row.as_ref().map(rows::verification).transpose()
+        row.as_ref()
+            .map(|row| rows::verification(row, &self.vault))
+            .transpose()
     }
 
     async fn check_code(
@@ -67,7 +69,7 @@ impl VerificationStore for PgStore {
         now: Timestamp,
     ) -> Result<StatusChange, StoreError> {
         let mut tx = self.pool.begin().await.map_err(db_error)?;
-        let Some(mut verification) = load_for_update(&mut tx, id).await? else {
+        let Some(mut verification) = load_for_update(&mut tx, &self.vault, id).await? else {
             return Ok(StatusChange::NotFound);
         };
         if verification.service_id != service {
@@ -102,16 +104,18 @@ impl VerificationStore for PgStore {
         let row = sqlx::query(concat!(
             "SELECT ",
             verification_columns!(),
-            " FROM verifications WHERE service_id = $1 AND to_number = $2 AND expires_at > $3 \
+            " FROM verifications WHERE service_id = $1 AND to_index = $2 AND expires_at > $3 \
              ORDER BY id DESC LIMIT 1"
         ))
         .bind(service.uuid())
-        .bind(to)
+        .bind(self.vault.blind(to).to_hex())
         .bind(now.0)
         .fetch_optional(&self.pool)
         .await
         .map_err(db_error)?;
-        row.as_ref().map(rows::verification).transpose()
+        row.as_ref()
+            .map(|row| rows::verification(row, &self.vault))
+            .transpose()
     }
 
     async fn resend(
@@ -123,7 +127,7 @@ impl VerificationStore for PgStore {
         now: Timestamp,
     ) -> Result<ResendOutcome, StoreError> {
         let mut tx = self.pool.begin().await.map_err(db_error)?;
-        let Some(mut verification) = load_for_update(&mut tx, id).await? else {
+        let Some(mut verification) = load_for_update(&mut tx, &self.vault, id).await? else {
             return Ok(ResendOutcome::NotPending);
         };
         if verification.status_at(now) != VerificationStatus::Pending {
@@ -180,7 +184,7 @@ impl VerificationStore for PgStore {
         .map_err(db_error)?;
         let mut expired = Vec::with_capacity(rows.len());
         for row in &rows {
-            let mut verification = rows::verification(row)?;
+            let mut verification = rows::verification(row, &self.vault)?;
             let attempts = verification.attempts;
             record_transition(
                 &mut tx,
@@ -200,6 +204,7 @@ impl VerificationStore for PgStore {
 
 async fn load_for_update(
     connection: &mut PgConnection,
+    vault: &otpd_core::vault::Vault,
     id: VerificationId,
 ) -> Result<Option<Verification>, StoreError> {
     let row = sqlx::query(concat!(
@@ -211,7 +216,9 @@ async fn load_for_update(
     .fetch_optional(&mut *connection)
     .await
     .map_err(db_error)?;
-    row.as_ref().map(rows::verification).transpose()
+    row.as_ref()
+        .map(|row| rows::verification(row, vault))
+        .transpose()
 }
 
 async fn record_transition(
