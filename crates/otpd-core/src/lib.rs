@@ -17,6 +17,7 @@ pub mod messages;
 pub mod outbound;
 pub mod phone;
 pub mod recipient;
+pub mod retention;
 pub mod secret;
 pub mod settings;
 pub mod sms;

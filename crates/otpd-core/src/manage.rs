@@ -8,9 +8,10 @@ use crate::clock::Clock;
 use crate::delivery::DeliveryAttempt;
 use crate::events::{AttemptFilter, AttemptSummary, Event, EventFilter, Webhook, WebhookLogEntry};
 use crate::ids::{AccountId, ServiceId, VerificationId};
+use crate::retention::ReportRollup;
 use crate::store::{
-    AuditStore, DeliveryStore, EventStore, LimitStore, OutboxStats, StoreError, TenantStore,
-    VerificationStore,
+    AuditStore, DeliveryStore, EventStore, LimitStore, OutboxStats, RetentionStore, StoreError,
+    TenantStore, VerificationStore,
 };
 use crate::tenants::{ApiKeyRecord, ServiceRecord};
 use crate::verification::Verification;
@@ -160,14 +161,6 @@ where
         self.store.attempts(filter).await
     }
 
-    /// Counts and conversion of the attempts matching `filter`.
-    pub async fn attempt_summary(
-        &self,
-        filter: &AttemptFilter,
-    ) -> Result<AttemptSummary, StoreError> {
-        self.store.attempt_summary(filter).await
-    }
-
     /// Events matching `filter`.
     pub async fn events(&self, filter: &EventFilter) -> Result<Vec<Event>, StoreError> {
         self.store.events(filter).await
@@ -256,5 +249,75 @@ where
     /// Audit entries matching `filter`, newest first.
     pub async fn audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError> {
         self.store.audit(filter).await
+    }
+}
+
+impl<S, C> Management<'_, S, C>
+where
+    S: VerificationStore + DeliveryStore + TenantStore + LimitStore + EventStore + RetentionStore,
+    C: Clock,
+{
+    /// Counts and conversion of the attempts matching `filter`: rollups for the days rolled
+    /// up (at day granularity), live rows for the rest, so a purge changes no figure.
+    pub async fn attempt_summary(
+        &self,
+        filter: &AttemptFilter,
+    ) -> Result<AttemptSummary, StoreError> {
+        let mark = self.store.rolled_up_before().await?;
+        if mark.0 <= 0 {
+            return self.store.attempt_summary(filter).await;
+        }
+        let mut summary = AttemptSummary::default();
+        if filter.since.is_none_or(|since| since < mark) {
+            let rolled = self.store.attempt_rollups(filter, mark).await?;
+            match filter.converted {
+                None => summary = rolled,
+                Some(true) => {
+                    summary.total = rolled.converted;
+                    summary.converted = rolled.converted;
+                }
+                Some(false) => summary.total = rolled.total - rolled.converted,
+            }
+        }
+        if filter.until.is_none_or(|until| until > mark) {
+            let live = AttemptFilter {
+                since: Some(filter.since.map_or(mark, |since| since.max(mark))),
+                ..filter.clone()
+            };
+            let live = self.store.attempt_summary(&live).await?;
+            summary.total += live.total;
+            summary.converted += live.converted;
+        }
+        Ok(summary)
+    }
+
+    /// What the lifecycle report is computed from: the live attempts matching `filter`
+    /// (after the rolled-up days; at most `filter.limit`) and the rollup groups of the
+    /// rolled-up days it touches.
+    pub async fn report_sources(
+        &self,
+        filter: &AttemptFilter,
+    ) -> Result<(Vec<(DeliveryAttempt, Verification)>, Vec<ReportRollup>), StoreError> {
+        let mark = self.store.rolled_up_before().await?;
+        let mut rollups = Vec::new();
+        if mark.0 > 0 && filter.since.is_none_or(|since| since < mark) {
+            rollups = self.store.report_rollups(filter, mark).await?;
+        }
+        let mut live = Vec::new();
+        if filter.until.is_none_or(|until| until > mark) {
+            let since = match filter.since {
+                Some(since) if mark.0 > 0 => Some(since.max(mark)),
+                Some(since) => Some(since),
+                None => (mark.0 > 0).then_some(mark),
+            };
+            live = self
+                .store
+                .attempts(&AttemptFilter {
+                    since,
+                    ..filter.clone()
+                })
+                .await?;
+        }
+        Ok((live, rollups))
     }
 }

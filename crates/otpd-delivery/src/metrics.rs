@@ -59,6 +59,13 @@ pub struct RefusalLabels {
     pub reason: String,
 }
 
+/// Rows a retention purge deleted, by kind.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PurgeLabels {
+    /// `verifications`, `events`, `delivery_logs`, `counters`.
+    pub kind: String,
+}
+
 /// Every metric otpd exports.
 pub struct Metrics {
     registry: Registry,
@@ -86,6 +93,8 @@ pub struct Metrics {
     pub callbacks_pending: Gauge,
     /// Prefixes quarantined by the SMS-pumping defence now (set when scraped).
     pub quarantines: Gauge,
+    /// Rows the retention purge deleted, by kind.
+    pub purged_rows: Family<PurgeLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -114,6 +123,7 @@ impl Metrics {
         let outbox_oldest_seconds = Gauge::default();
         let callbacks_pending = Gauge::default();
         let quarantines = Gauge::default();
+        let purged_rows = Family::<PurgeLabels, Counter>::default();
         registry.register(
             "http_requests",
             "HTTP requests by dialect, route, method and status",
@@ -174,6 +184,11 @@ impl Metrics {
             "Prefixes quarantined by the SMS-pumping defence",
             quarantines.clone(),
         );
+        registry.register(
+            "purged_rows",
+            "Rows the retention purge deleted, by kind",
+            purged_rows.clone(),
+        );
         Metrics {
             registry,
             http_requests,
@@ -188,7 +203,17 @@ impl Metrics {
             outbox_oldest_seconds,
             callbacks_pending,
             quarantines,
+            purged_rows,
         }
+    }
+
+    /// Counts rows a purge deleted.
+    pub fn purged(&self, kind: &str, rows: u64) {
+        self.purged_rows
+            .get_or_create(&PurgeLabels {
+                kind: kind.to_string(),
+            })
+            .inc_by(rows);
     }
 
     /// Counts a verification event.

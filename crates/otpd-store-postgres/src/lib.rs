@@ -17,6 +17,7 @@ mod groups;
 mod limits;
 mod protect;
 mod records;
+mod retention;
 mod rows;
 mod starts;
 mod tenants;
@@ -45,6 +46,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0009_quarantines_per_service.sql"),
     include_str!("../migrations/0010_audit.sql"),
     include_str!("../migrations/0011_sealed_destinations.sql"),
+    include_str!("../migrations/0012_retention.sql"),
 ];
 
 /// Opens the transaction of a grouped statement with sequential scans priced out, so the

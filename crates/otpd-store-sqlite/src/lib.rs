@@ -11,6 +11,7 @@ mod deliveries;
 mod events;
 mod limits;
 mod protect;
+mod retention;
 mod rows;
 mod schema;
 mod tenants;

@@ -47,7 +47,7 @@ fn corrupt(what: &str) -> StoreError {
     StoreError::Corrupt(what.to_string())
 }
 
-fn uuid(row: &Row, index: usize) -> Result<Uuid, StoreError> {
+pub(crate) fn uuid(row: &Row, index: usize) -> Result<Uuid, StoreError> {
     let bytes: Vec<u8> = row.get(index).map_err(crate::db_error)?;
     Uuid::from_slice(&bytes).map_err(|_| corrupt("id"))
 }

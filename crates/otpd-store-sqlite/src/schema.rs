@@ -18,6 +18,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0012_quarantines_per_service.sql"),
     include_str!("../migrations/0013_sealed_destinations.sql"),
     include_str!("../migrations/0014_audit.sql"),
+    include_str!("../migrations/0015_retention.sql"),
 ];
 
 /// Applies every migration newer than the database, each in its own transaction.

@@ -11,6 +11,7 @@ mod callbacks;
 mod deliveries;
 mod events;
 mod limits;
+mod retention;
 mod support;
 mod tenants;
 mod verifications;
@@ -75,6 +76,8 @@ behaviours!($
     limits::rate_limits_are_exact_and_slide,
     limits::quarantines_expire_and_lift,
     limits::quarantines_are_per_service_or_server_wide,
+    retention::purging_respects_windows_and_never_touches_pending_verifications,
+    retention::a_rolled_up_day_answers_as_its_rows_did,
     tenants::auth_tokens_rotate_and_api_keys_revoke,
     limits::spend_never_passes_the_cap,
     verifications::concurrent_starts_pass_limits_and_cooldown_exactly,

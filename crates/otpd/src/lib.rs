@@ -211,6 +211,12 @@ pub async fn start<C: Clock + Clone>(config: &Config, clock: C) -> anyhow::Resul
             clock.clone(),
             config.alerts.clone(),
         )),
+        tokio::spawn(purge_sweep(
+            store.clone(),
+            clock.clone(),
+            config.retention.clone(),
+            metrics.clone(),
+        )),
         tokio::spawn(
             otpd_delivery::WebhookWorker::new(
                 store.clone(),
@@ -395,4 +401,42 @@ async fn alert_sweep<S: Store + Clone, C: Clock + Clone>(
             tracing::warn!(%error, "could not check approval-rate alerts");
         }
     }
+}
+
+/// Deletes rows past their retention window every `purge_every_seconds`, on every node
+/// (docs/data-protection.md, "Retention").
+async fn purge_sweep<S: Store + Clone, C: Clock + Clone>(
+    store: S,
+    clock: C,
+    config: config::RetentionConfig,
+    metrics: Arc<otpd_delivery::Metrics>,
+) {
+    let policy = config.policy();
+    let every = std::time::Duration::from_secs(config.purge_every_seconds.clamp(1, 86_400));
+    loop {
+        tokio::time::sleep(every).await;
+        if let Err(error) = purge_once(&store, &policy, clock.now(), &metrics).await {
+            tracing::warn!(%error, "could not purge rows past their retention window");
+        }
+    }
+}
+
+/// One retention pass (rollups, then each kind's batches), logged at debug and counted in
+/// `otpd_purged_rows_total{kind}`. Public so tests can run a pass at a time they choose.
+pub async fn purge_once<S: Store>(
+    store: &S,
+    policy: &otpd_core::retention::RetentionPolicy,
+    now: otpd_core::Timestamp,
+    metrics: &otpd_delivery::Metrics,
+) -> Result<otpd_core::retention::PurgeCounts, otpd_core::StoreError> {
+    let counts = otpd_core::retention::purge_pass(store, policy, now).await?;
+    for (kind, rows) in &counts.deleted {
+        metrics.purged(kind.as_str(), *rows);
+    }
+    tracing::debug!(
+        rolled_up_days = counts.rolled_up_days,
+        deleted = ?counts.deleted,
+        "retention pass"
+    );
+    Ok(counts)
 }

@@ -7,6 +7,7 @@ mod callbacks;
 mod deliveries;
 mod events;
 mod limits;
+mod retention;
 mod tenants;
 mod verifications;
 
@@ -15,6 +16,7 @@ pub use callbacks::{CallbackJob, CallbackStore};
 pub use deliveries::{DeliveryStore, OutboxStats};
 pub use events::EventStore;
 pub use limits::LimitStore;
+pub use retention::RetentionStore;
 pub use tenants::TenantStore;
 pub use verifications::{CheckResult, ResendOutcome, StartDecision, StartPlan, VerificationStore};
 
@@ -56,6 +58,7 @@ pub trait Store:
     + EventStore
     + CallbackStore
     + AuditStore
+    + RetentionStore
 {
 }
 
@@ -67,5 +70,6 @@ impl<T> Store for T where
         + EventStore
         + CallbackStore
         + AuditStore
+        + RetentionStore
 {
 }

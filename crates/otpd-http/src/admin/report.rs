@@ -60,10 +60,10 @@ pub(crate) async fn report<S: Store + Clone, C: Clock + Clone>(
             "channel, country, provider or service",
         ));
     }
-    let attempts = state
+    let (attempts, rollups) = state
         .verifier
         .manage()
-        .attempts(&otpd_core::events::AttemptFilter {
+        .report_sources(&otpd_core::events::AttemptFilter {
             account: Some(account),
             service,
             since: time("since")?,
@@ -96,9 +96,28 @@ pub(crate) async fn report<S: Store + Clone, C: Clock + Clone>(
         failed: u64,
         sent: u64,
         success: u64,
-        seconds_to_approve: Vec<f64>,
+        /// Seconds to approval, each with how many verifications took it.
+        seconds_to_approve: Vec<(f64, u64)>,
     }
     let mut groups: BTreeMap<String, Group> = BTreeMap::new();
+    // Days whose rows are purged answer from their rollups (whole seconds to approval).
+    for rollup in rollups {
+        let key = match group_by {
+            "country" => rollup.country.unwrap_or_else(|| "none".to_string()),
+            "provider" => rollup.provider.unwrap_or_else(|| "none".to_string()),
+            "service" => format!("VA{}", rollup.service_id.simple()),
+            _ => rollup.channel,
+        };
+        let group = groups.entry(key).or_default();
+        group.failed += rollup.failed;
+        group.sent += rollup.sent;
+        group.success += rollup.success;
+        if let Some(seconds) = rollup.approve_seconds {
+            group
+                .seconds_to_approve
+                .push((seconds as f64, rollup.success));
+        }
+    }
     for (verification, sends) in verifications.values() {
         let key = match group_by {
             "country" => verification
@@ -118,25 +137,19 @@ pub(crate) async fn report<S: Store + Clone, C: Clock + Clone>(
             otpd_core::TransmissionSummary::Sent => group.sent += 1,
             otpd_core::TransmissionSummary::Success => {
                 group.success += 1;
-                group
-                    .seconds_to_approve
-                    .push((verification.updated_at.0 - verification.created_at.0) as f64 / 1000.0);
+                group.seconds_to_approve.push((
+                    (verification.updated_at.0 - verification.created_at.0) as f64 / 1000.0,
+                    1,
+                ));
             }
         }
     }
-    let percentile = |sorted: &[f64], p: f64| -> Option<f64> {
-        if sorted.is_empty() {
-            return None;
-        }
-        let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-        Some(sorted[rank - 1])
-    };
+    let percentile = otpd_core::retention::weighted_percentile;
     let rows: Vec<Value> = groups
         .into_iter()
         .map(|(key, mut group)| {
             let total = group.failed + group.sent + group.success;
             let share = |n: u64| if total == 0 { 0.0 } else { n as f64 / total as f64 };
-            group.seconds_to_approve.sort_by(f64::total_cmp);
             json!({
                 "group": key,
                 "verifications": total,
@@ -145,8 +158,8 @@ pub(crate) async fn report<S: Store + Clone, C: Clock + Clone>(
                 "SUCCESS": group.success,
                 "shares": {"FAILED": share(group.failed), "SENT": share(group.sent), "SUCCESS": share(group.success)},
                 "secondsToApprove": {
-                    "median": percentile(&group.seconds_to_approve, 0.5),
-                    "p95": percentile(&group.seconds_to_approve, 0.95),
+                    "median": percentile(&mut group.seconds_to_approve, 0.5),
+                    "p95": percentile(&mut group.seconds_to_approve, 0.95),
                 },
             })
         })

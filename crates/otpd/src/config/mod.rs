@@ -43,6 +43,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "alerts",
     "outbound",
     "server",
+    "retention",
 ];
 
 /// The whole configuration.
@@ -105,6 +106,8 @@ pub struct Config {
     pub outbound: OutboundConfig,
     /// Bounds on client connections (docs/security.md, "Connections and limits").
     pub server: ServerConfig,
+    /// How long rows are kept and how the purge runs (docs/data-protection.md, "Retention").
+    pub retention: RetentionConfig,
     /// Whether dev mode is on only because no configuration file was given (nobody chose it).
     #[serde(skip)]
     pub implicit_dev_mode: bool,
@@ -136,6 +139,7 @@ impl Default for Config {
             postgres: PostgresConfig::default(),
             outbound: OutboundConfig::default(),
             server: ServerConfig::default(),
+            retention: RetentionConfig::default(),
             implicit_dev_mode: false,
             // Native-API applications wait 30 s between sends to one destination (Twilio
             // services default to none; docs/api-native.md explains the difference).
@@ -239,6 +243,38 @@ impl Config {
         if !self.is_postgres() {
             self.sqlite_path()?;
         }
+        let limits = &self.limits;
+        let mut windows: Vec<(String, u64)> = vec![
+            (
+                "limits.per_destination".into(),
+                limits.per_destination.window_seconds.into(),
+            ),
+            (
+                "limits.per_client_ip".into(),
+                limits.per_client_ip.window_seconds.into(),
+            ),
+            (
+                "limits.per_country".into(),
+                limits.per_country.window_seconds.into(),
+            ),
+            (
+                "limits.failed_checks".into(),
+                limits.failed_checks.window_seconds.into(),
+            ),
+            (
+                "pumping.window_seconds".into(),
+                self.pumping.window_seconds.into(),
+            ),
+            // A rate-limit bucket's interval is at most a day (`Interval`, 1–86,400).
+            ("a rate-limit bucket's interval".into(), 86_400),
+        ];
+        for (country, limit) in &limits.countries {
+            windows.push((
+                format!("limits.countries.{country}"),
+                limit.window_seconds.into(),
+            ));
+        }
+        self.retention.check(windows)?;
         Ok(())
     }
 

@@ -443,3 +443,72 @@ impl CallbackConfig {
         }
     }
 }
+
+/// How long rows are kept (docs/data-protection.md, "Retention"); a window of 0 keeps them
+/// forever. Every node runs the purge; several at once are harmless.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Finished verifications with their deliveries and status callbacks, once their day is
+    /// rolled up for the Attempts Summary and the report.
+    pub verifications_days: u32,
+    /// Events (`GET /admin/v1/events`).
+    pub events_days: u32,
+    /// Delivered or failed status-callback and webhook-delivery logs.
+    pub delivery_logs_days: u32,
+    /// Rate-limit and pumping counters, lapsed quarantines, past days' budget spends. Must
+    /// be longer than every limit's window.
+    pub counters_days: u32,
+    /// How often each node purges.
+    pub purge_every_seconds: u64,
+    /// Rows per delete (each its own short transaction or SQLite writer job).
+    pub batch: u32,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig {
+            verifications_days: 30,
+            events_days: 30,
+            delivery_logs_days: 30,
+            // Longer than the longest window a limit can have: a rate-limit bucket's interval
+            // is at most 86,400 s, the pumping and lockout windows are an hour by default.
+            counters_days: 7,
+            purge_every_seconds: 60,
+            batch: 500,
+        }
+    }
+}
+
+impl RetentionConfig {
+    /// The core's policy.
+    pub fn policy(&self) -> otpd_core::retention::RetentionPolicy {
+        otpd_core::retention::RetentionPolicy {
+            verifications_days: self.verifications_days,
+            events_days: self.events_days,
+            delivery_logs_days: self.delivery_logs_days,
+            counters_days: self.counters_days,
+            batch: self.batch.clamp(1, 10_000),
+        }
+    }
+
+    /// Refuses a counters window shorter than a limit's window (`windows`, seconds), which
+    /// would forget counted events a limit still needs.
+    pub fn check(&self, windows: impl IntoIterator<Item = (String, u64)>) -> anyhow::Result<()> {
+        if self.counters_days == 0 {
+            return Ok(());
+        }
+        let kept = u64::from(self.counters_days) * 86_400;
+        for (name, seconds) in windows {
+            if seconds > kept {
+                anyhow::bail!(
+                    "retention.counters_days ({} days) is shorter than {name} ({seconds} s): \
+                     raise it to at least {} days, or set it to 0 to keep counters forever",
+                    self.counters_days,
+                    seconds.div_ceil(86_400)
+                );
+            }
+        }
+        Ok(())
+    }
+}

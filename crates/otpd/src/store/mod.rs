@@ -124,6 +124,7 @@ mod callbacks;
 mod deliveries;
 mod events;
 mod limits;
+mod retention;
 mod tenants;
 mod verifications;
 
