@@ -129,7 +129,11 @@ async fn a_purged_day_keeps_its_summary_and_report_figures_and_the_next_day_is_u
     assert_eq!(d2_before[0]["total_attempts"], 4, "{:?}", d2_before[0]);
     assert_eq!(d2_before[0]["total_converted"], 3);
     let sms = &d2_before[1]["groups"][0];
-    assert_eq!((&sms["SUCCESS"], &sms["SENT"]), (&json!(3), &json!(1)), "{sms}");
+    assert_eq!(
+        (&sms["SUCCESS"], &sms["SENT"]),
+        (&json!(3), &json!(1)),
+        "{sms}"
+    );
 
     // A day later a pass purges D-2, which is past the one-day window; D-1 is not yet.
     app.clock.advance_seconds(86_400 + 3600);
@@ -179,10 +183,18 @@ async fn a_purged_day_keeps_its_summary_and_report_figures_and_the_next_day_is_u
         both_before
     );
     let all = reader.get("/v2/Attempts/Summary").await;
-    assert_eq!((&all["total_attempts"], &all["total_converted"]), (&json!(5), &json!(4)));
+    assert_eq!(
+        (&all["total_attempts"], &all["total_converted"]),
+        (&json!(5), &json!(4))
+    );
     // Another pass (another node) changes nothing.
-    otpd::purge_once(&store, &app.config.retention.policy(), app.clock.now(), &metrics)
-        .await
-        .unwrap();
+    otpd::purge_once(
+        &store,
+        &app.config.retention.policy(),
+        app.clock.now(),
+        &metrics,
+    )
+    .await
+    .unwrap();
     assert_eq!(reader.figures(d2, d1).await, d2_before);
 }
