@@ -275,6 +275,18 @@ impl Config {
             ));
         }
         self.retention.check(windows)?;
+        let judged = u64::from(self.alerts.window_seconds) + u64::from(self.alerts.baseline_seconds);
+        if self.alerts.enabled
+            && self.retention.verifications_days > 0
+            && u64::from(self.retention.verifications_days) * 86_400 < judged + 86_400
+        {
+            bail!(
+                "retention.verifications_days ({} days) leaves the success-rate alerts without \
+                 the sends they judge (alerts.window_seconds + baseline_seconds = {judged} s, plus \
+                 a day): raise it or turn alerts off",
+                self.retention.verifications_days
+            );
+        }
         Ok(())
     }
 
