@@ -275,7 +275,8 @@ impl Config {
             ));
         }
         self.retention.check(windows)?;
-        let judged = u64::from(self.alerts.window_seconds) + u64::from(self.alerts.baseline_seconds);
+        let judged =
+            u64::from(self.alerts.window_seconds) + u64::from(self.alerts.baseline_seconds);
         if self.alerts.enabled
             && self.retention.verifications_days > 0
             && u64::from(self.retention.verifications_days) * 86_400 < judged + 86_400
@@ -448,5 +449,26 @@ sms = ["tw"]
             config.database_url.to_string(),
             "postgres://postgres:***@127.0.0.1:5432/test"
         );
+    }
+
+    #[test]
+    fn a_retention_window_shorter_than_what_a_limit_or_alert_needs_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let load = |text: &str| {
+            let file = dir.path().join("otpd.toml");
+            std::fs::write(&file, text).unwrap();
+            Config::load(Some(&file))
+        };
+        let config = load("[retention]\nverifications_days = 0\n").unwrap();
+        assert_eq!(config.retention.events_days, 30);
+        let error = load("[retention]\ncounters_days = 1\n[pumping]\nwindow_seconds = 172800\n")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("pumping.window_seconds"), "{error}");
+        let error = load("[retention]\nverifications_days = 1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("alerts"), "{error}");
+        load("[retention]\nverifications_days = 1\n[alerts]\nenabled = false\n").unwrap();
     }
 }
