@@ -127,7 +127,11 @@ impl Verification {
     /// Whether a candidate is the right answer: the code's hash matches (in constant time)
     /// and, for a PSD2 verification, the amount and payee are repeated exactly.
     pub fn accepts(&self, candidate: &Candidate) -> bool {
-        let code = self.code_hash.matches(&candidate.code_hash);
+        let code = self.code_hash.matches(&candidate.code_hash)
+            | candidate
+                .previous_key_hashes
+                .iter()
+                .fold(false, |any, hash| any | self.code_hash.matches(hash));
         let psd2 = (self.amount.is_none() || self.amount == candidate.amount)
             && (self.payee.is_none() || self.payee == candidate.payee);
         code & psd2
@@ -139,6 +143,9 @@ impl Verification {
 pub struct Candidate {
     /// Hash of the typed code under this verification's id.
     pub code_hash: CodeHash,
+    /// The same under the secrets before a key rotation (empty without one): a verification
+    /// started before the rotation still checks.
+    pub previous_key_hashes: Vec<CodeHash>,
     /// PSD2 amount, when the dialect has one.
     pub amount: Option<String>,
     /// PSD2 payee, when the dialect has one.

@@ -6,6 +6,7 @@ mod audit;
 mod callbacks;
 mod deliveries;
 mod events;
+mod keys;
 mod limits;
 mod tenants;
 mod verifications;
@@ -14,6 +15,7 @@ pub use audit::AuditStore;
 pub use callbacks::{CallbackJob, CallbackStore};
 pub use deliveries::{DeliveryStore, OutboxStats};
 pub use events::EventStore;
+pub use keys::KeyStore;
 pub use limits::LimitStore;
 pub use tenants::TenantStore;
 pub use verifications::{CheckResult, ResendOutcome, StartDecision, StartPlan, VerificationStore};
@@ -56,6 +58,7 @@ pub trait Store:
     + EventStore
     + CallbackStore
     + AuditStore
+    + KeyStore
 {
 }
 
@@ -67,5 +70,6 @@ impl<T> Store for T where
         + EventStore
         + CallbackStore
         + AuditStore
+        + KeyStore
 {
 }
