@@ -477,6 +477,36 @@ mod tests {
     }
 
     #[test]
+    fn a_code_hashed_under_a_previous_key_is_accepted_after_a_rotation() {
+        let now = Timestamp(1_000_000);
+        let mut v = sample(now);
+        let old = ServerSecret::from_bytes([1; 32]);
+        let code = OtpCode::from_user_input("123456");
+        v.code_hash = CodeHasher::new(old.clone()).hash(v.id, &code);
+        let rotated = CodeHasher::new(ServerSecret::from_bytes([2; 32])).with_previous(vec![old]);
+        let candidate = |typed: &str| {
+            let typed = OtpCode::from_user_input(typed);
+            Candidate {
+                code_hash: rotated.hash(v.id, &typed),
+                previous_key_hashes: rotated.previous_hashes(v.id, &typed),
+                amount: None,
+                payee: None,
+                counting: CheckCounting::default(),
+            }
+        };
+        assert!(v.accepts(&candidate("123456")));
+        assert!(!v.accepts(&candidate("654321")));
+        let without_previous = Candidate {
+            previous_key_hashes: Vec::new(),
+            ..candidate("123456")
+        };
+        assert!(
+            !v.accepts(&without_previous),
+            "the new key alone does not know it"
+        );
+    }
+
+    #[test]
     fn psd2_details_must_be_repeated() {
         let now = Timestamp(1_000_000);
         let mut v = sample(now);
@@ -486,6 +516,7 @@ mod tests {
         let code_hash = hasher.hash(v.id, &OtpCode::from_user_input("123456"));
         let right = Candidate {
             code_hash,
+            previous_key_hashes: Vec::new(),
             amount: Some("12.50".into()),
             payee: Some("Acme".into()),
             counting: CheckCounting::default(),
