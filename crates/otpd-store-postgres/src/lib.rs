@@ -14,6 +14,7 @@ mod checks;
 mod deliveries;
 mod events;
 mod groups;
+mod keys;
 mod limits;
 mod protect;
 mod records;

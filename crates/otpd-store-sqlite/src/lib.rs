@@ -9,6 +9,7 @@ mod audit;
 mod callbacks;
 mod deliveries;
 mod events;
+mod keys;
 mod limits;
 mod protect;
 mod retention;

@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand};
 
 mod audit_commands;
 mod commands;
+mod keys_commands;
 
 use commands::{account, apikey, app, credentials_json, print_credentials, quarantine};
 use otpd::Config;
@@ -68,6 +69,25 @@ enum Command {
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
+    },
+    /// Rotate the server key and follow the resealing of what the old one sealed.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Generates a new server key in the key file, keeping the current one as previous.
+    Rotate {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// The current and previous key ids, and how many values a previous key still seals.
+    Status {
+        #[command(flatten)]
+        common: Common,
     },
 }
 
@@ -502,6 +522,7 @@ async fn main() -> std::process::ExitCode {
         Command::Apikey { command } => apikey(command).await,
         Command::Quarantine { command } => quarantine(command).await,
         Command::Audit { command } => audit_commands::audit(command).await,
+        Command::Keys { command } => keys_commands::keys(command).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -6,6 +6,7 @@ mod audit;
 mod callbacks;
 mod deliveries;
 mod events;
+mod keys;
 mod limits;
 mod retention;
 mod tenants;
@@ -15,6 +16,7 @@ pub use audit::AuditStore;
 pub use callbacks::{CallbackJob, CallbackStore};
 pub use deliveries::{DeliveryStore, OutboxStats};
 pub use events::EventStore;
+pub use keys::KeyStore;
 pub use limits::LimitStore;
 pub use retention::RetentionStore;
 pub use tenants::TenantStore;
@@ -58,6 +60,7 @@ pub trait Store:
     + EventStore
     + CallbackStore
     + AuditStore
+    + KeyStore
     + RetentionStore
 {
 }
@@ -70,6 +73,7 @@ impl<T> Store for T where
         + EventStore
         + CallbackStore
         + AuditStore
+        + KeyStore
         + RetentionStore
 {
 }

@@ -123,6 +123,7 @@ mod audit;
 mod callbacks;
 mod deliveries;
 mod events;
+mod keys;
 mod limits;
 mod retention;
 mod tenants;
