@@ -5,6 +5,7 @@
 mod audit;
 mod callbacks;
 mod deliveries;
+mod destinations;
 mod events;
 mod limits;
 mod tenants;
@@ -13,6 +14,7 @@ mod verifications;
 pub use audit::AuditStore;
 pub use callbacks::{CallbackJob, CallbackStore};
 pub use deliveries::{DeliveryStore, OutboxStats};
+pub use destinations::DestinationStore;
 pub use events::EventStore;
 pub use limits::LimitStore;
 pub use tenants::TenantStore;
@@ -22,6 +24,9 @@ pub use crate::abuse::{LimitHit, Quarantine, RateCount, SafeNumber, Spend};
 pub use crate::audit::{AuditDraft, AuditEntry, AuditFilter};
 pub use crate::delivery::{
     DELIVERY_LEASE_SECONDS, DeliveryAttempt, DeliveryUpdate, ReceiptUpdate, TransmissionSummary,
+};
+pub use crate::destinations::{
+    DestinationRecords, DestinationVerification, ErasureCounts, SafeListed,
 };
 pub use crate::tenants::ServiceRecord;
 
@@ -56,6 +61,7 @@ pub trait Store:
     + EventStore
     + CallbackStore
     + AuditStore
+    + DestinationStore
 {
 }
 
@@ -67,5 +73,6 @@ impl<T> Store for T where
         + EventStore
         + CallbackStore
         + AuditStore
+        + DestinationStore
 {
 }
