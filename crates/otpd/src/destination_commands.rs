@@ -26,7 +26,11 @@ fn scope(
 }
 
 /// Prints the export document of `to`.
-pub(crate) async fn export(common: Common, to: String, account: Option<String>) -> anyhow::Result<()> {
+pub(crate) async fn export(
+    common: Common,
+    to: String,
+    account: Option<String>,
+) -> anyhow::Result<()> {
     let config = load(&common, None)?;
     let (to, account) = scope(&to, account.as_deref())?;
     let store = otpd::open_store(&config).await?;

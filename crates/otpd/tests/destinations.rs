@@ -200,7 +200,10 @@ async fn an_erased_destination_leaves_no_trace_but_its_abuse_counters() {
     assert!(status < 300, "{pending}");
     let second_code = app.last_code(A).await;
     let (status, refused) = app.create(&token, json!({"phoneNumber": A})).await;
-    assert_eq!(status, 429, "the destination limit refuses a third start: {refused}");
+    assert_eq!(
+        status, 429,
+        "the destination limit refuses a third start: {refused}"
+    );
     let (status, kept) = app.create(&token, json!({"phoneNumber": B})).await;
     assert!(status < 300, "{kept}");
     let (status, body) = send_form(
@@ -213,7 +216,13 @@ async fn an_erased_destination_leaves_no_trace_but_its_abuse_counters() {
     .await;
     assert_eq!(status, 201, "{body}");
 
-    let (status, export) = send(&app, &owner, Method::GET, "/admin/v1/destinations/%2B33612345678").await;
+    let (status, export) = send(
+        &app,
+        &owner,
+        Method::GET,
+        "/admin/v1/destinations/%2B33612345678",
+    )
+    .await;
     assert_eq!(status, 200, "{export}");
     assert_eq!(export["destination"], A);
     let verifications = export["verifications"].as_array().unwrap();
@@ -234,33 +243,87 @@ async fn an_erased_destination_leaves_no_trace_but_its_abuse_counters() {
     assert_eq!(export["safeList"].as_array().unwrap().len(), 1);
     let text = export.to_string();
     for secret in [&first_code, &second_code] {
-        assert!(!text.contains(secret.as_str()), "a code in the export: {text}");
+        assert!(
+            !text.contains(secret.as_str()),
+            "a code in the export: {text}"
+        );
     }
     for field in ["\"code", "codeHash", "seed", "template", "body"] {
         assert!(!text.contains(field), "{field} in the export: {text}");
     }
 
     let other = stranger(&app).await;
-    let (status, theirs) = send(&app, &other, Method::GET, "/admin/v1/destinations/%2B33612345678").await;
+    let (status, theirs) = send(
+        &app,
+        &other,
+        Method::GET,
+        "/admin/v1/destinations/%2B33612345678",
+    )
+    .await;
     assert_eq!(status, 200);
     assert_eq!(
-        (theirs["verifications"].clone(), theirs["blockedStarts"].clone(), theirs["safeList"].clone()),
+        (
+            theirs["verifications"].clone(),
+            theirs["blockedStarts"].clone(),
+            theirs["safeList"].clone()
+        ),
         (json!([]), json!([]), json!([])),
         "another account sees nothing of it"
     );
-    let (status, nothing) = send(&app, &other, Method::DELETE, "/admin/v1/destinations/+33612345678").await;
+    let (status, nothing) = send(
+        &app,
+        &other,
+        Method::DELETE,
+        "/admin/v1/destinations/+33612345678",
+    )
+    .await;
     assert_eq!(status, 200, "{nothing}");
     assert_eq!(nothing["verifications"], 0);
     assert_eq!(nothing["safeList"], 0);
-    let (_, still) = send(&app, &owner, Method::GET, "/admin/v1/destinations/%2B33612345678").await;
+    let (_, still) = send(
+        &app,
+        &owner,
+        Method::GET,
+        "/admin/v1/destinations/%2B33612345678",
+    )
+    .await;
     assert_eq!(still, export, "another account's erasure touched nothing");
 
-    let (status, bad) = send(&app, &owner, Method::DELETE, "/admin/v1/destinations/0612345678").await;
+    let (status, bad) = send(
+        &app,
+        &owner,
+        Method::DELETE,
+        "/admin/v1/destinations/0612345678",
+    )
+    .await;
     assert_eq!(status, 400, "{bad}");
     assert_eq!(bad["code"], 60200);
-    assert!(bad["message"].as_str().unwrap().contains("destination"), "{bad}");
+    assert!(
+        bad["message"].as_str().unwrap().contains("destination"),
+        "{bad}"
+    );
 
-    let (status, counts) = send(&app, &owner, Method::DELETE, "/admin/v1/destinations/+33612345678").await;
+    let before = tables_holding_a(&app).await;
+    for column in [
+        "events.data",
+        "rate_events.key",
+        "safe_numbers.phone_index",
+        "verifications.to_index",
+        "verifications.to_sealed",
+    ] {
+        assert!(
+            before.contains(&column.to_string()),
+            "the scan finds {column}: {before:?}"
+        );
+    }
+
+    let (status, counts) = send(
+        &app,
+        &owner,
+        Method::DELETE,
+        "/admin/v1/destinations/+33612345678",
+    )
+    .await;
     assert_eq!(status, 200, "{counts}");
     let events: u64 = verifications
         .iter()
@@ -272,16 +335,33 @@ async fn an_erased_destination_leaves_no_trace_but_its_abuse_counters() {
         json!({"verifications": 2, "canceled": 1, "deliveries": 2, "events": events,
                "callbacks": 0, "webhookDeliveries": 0, "safeList": 1})
     );
-    let (_, after) = send(&app, &owner, Method::GET, "/admin/v1/destinations/%2B33612345678").await;
+    let (_, after) = send(
+        &app,
+        &owner,
+        Method::GET,
+        "/admin/v1/destinations/%2B33612345678",
+    )
+    .await;
     assert_eq!(
         after,
         json!({"destination": A, "verifications": [], "blockedStarts": [], "safeList": []})
     );
-    let (_, b) = send(&app, &owner, Method::GET, "/admin/v1/destinations/%2B33612345679").await;
+    let (_, b) = send(
+        &app,
+        &owner,
+        Method::GET,
+        "/admin/v1/destinations/%2B33612345679",
+    )
+    .await;
     assert_eq!(b["verifications"].as_array().unwrap().len(), 1, "{b}");
     assert_eq!(b["verifications"][0]["otpId"], kept["otpId"]);
     let (status, read) = app
-        .call(Method::GET, &format!("/otp/{}", pending["otpId"].as_str().unwrap()), &token, None)
+        .call(
+            Method::GET,
+            &format!("/otp/{}", pending["otpId"].as_str().unwrap()),
+            &token,
+            None,
+        )
         .await;
     assert_eq!(status, 404, "the erased verification is gone: {read}");
 
@@ -291,10 +371,20 @@ async fn an_erased_destination_leaves_no_trace_but_its_abuse_counters() {
         "only the abuse counters keep A's blind index"
     );
 
-    let (status, audit) = send(&app, &owner, Method::GET, "/admin/v1/audit?action=destination.erase").await;
+    let (status, audit) = send(
+        &app,
+        &owner,
+        Method::GET,
+        "/admin/v1/audit?action=destination.erase",
+    )
+    .await;
     assert_eq!(status, 200, "{audit}");
     let entries = audit["entries"].as_array().unwrap();
-    assert_eq!(entries.len(), 1, "the stranger's erasure is in its own log: {audit}");
+    assert_eq!(
+        entries.len(),
+        1,
+        "the stranger's erasure is in its own log: {audit}"
+    );
     assert_eq!(entries[0]["target"], "destination");
     assert_eq!(entries[0]["summary"]["erased"]["verifications"], 2);
     let entry = entries[0].to_string();
@@ -333,10 +423,28 @@ async fn the_command_line_exports_and_erases_in_every_account() {
     let export = run(&["export", "--to", B]);
     assert_eq!(export["verifications"], json!([]));
     let owner = owner(&app);
-    let (_, audit) = send(&app, &owner, Method::GET, "/admin/v1/audit?action=destination.erase").await;
-    assert_eq!(audit["entries"], json!([]), "an erasure in every account is the operator's");
+    let (_, audit) = send(
+        &app,
+        &owner,
+        Method::GET,
+        "/admin/v1/audit?action=destination.erase",
+    )
+    .await;
+    assert_eq!(
+        audit["entries"],
+        json!([]),
+        "an erasure in every account is the operator's"
+    );
     let output = otpd(app.dir.path())
-        .args(["audit", "list", "--json", "--action", "destination.erase", "--database", &database])
+        .args([
+            "audit",
+            "list",
+            "--json",
+            "--action",
+            "destination.erase",
+            "--database",
+            &database,
+        ])
         .output()
         .unwrap();
     let listed: Value = serde_json::from_slice(&output.stdout).unwrap();

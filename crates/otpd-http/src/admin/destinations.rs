@@ -183,8 +183,15 @@ pub(crate) async fn erase<S: Store + Clone, C: Clock + Clone>(
         .map_err(error::internal)?;
     tracing::warn!(destination = %to.masked(), "destination erased through the admin API");
     let summary = erasure_summary(&counts);
-    super::audit::record(&state, &by, account, "destination.erase", ERASURE_TARGET, summary)
-        .await?;
+    super::audit::record(
+        &state,
+        &by,
+        account,
+        "destination.erase",
+        ERASURE_TARGET,
+        summary,
+    )
+    .await?;
     Ok(Json(counts.to_json()).into_response())
 }
 
