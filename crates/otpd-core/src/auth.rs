@@ -4,6 +4,8 @@
 
 use rand::Rng;
 
+use crate::tenants::StoredCredential;
+
 use crate::clock::Clock;
 use crate::code::ServerSecret;
 use crate::ids::{AccountId, ApiKeyId, ApplicationId, ServiceId};
@@ -100,7 +102,19 @@ pub struct Authenticator<S, C> {
     store: S,
     clock: C,
     secret: ServerSecret,
+    /// Secrets before a key rotation: credentials issued under them still authenticate.
+    previous: Vec<ServerSecret>,
     token_lifetime_seconds: i64,
+}
+
+/// HMAC-SHA256 of a credential under `secret`; `kind` separates secrets, API keys and tokens.
+fn credential_mac(secret: &ServerSecret, kind: &str, credential: &str) -> [u8; 32] {
+    secret.mac(&[
+        b"otpd-credential:",
+        kind.as_bytes(),
+        b":",
+        credential.as_bytes(),
+    ])
 }
 
 /// A fresh 256-bit secret as 64 hex digits.
@@ -117,18 +131,55 @@ impl<S: TenantStore + Clone, C: Clock + Clone> Authenticator<S, C> {
             store,
             clock,
             secret,
+            previous: Vec::new(),
             token_lifetime_seconds,
         }
     }
 
+    /// An authenticator that also accepts credentials issued under the `previous` secrets (a
+    /// key rotation); new credentials are hashed under the current one.
+    pub fn with_previous(mut self, previous: Vec<ServerSecret>) -> Self {
+        self.previous = previous;
+        self
+    }
+
+    /// The keyed hashes of a credential under the current secret, then the previous ones.
+    fn credential_hashes(&self, kind: &str, credential: &str) -> Vec<[u8; 32]> {
+        std::iter::once(&self.secret)
+            .chain(&self.previous)
+            .map(|secret| credential_mac(secret, kind, credential))
+            .collect()
+    }
+
+    /// Whether `stored` is the hash of `credential` under any secret (constant-time each); a
+    /// match under a previous secret re-hashes the credential under the current one, so the
+    /// previous secret can be removed once every credential was used (or rotated).
+    async fn matches(
+        &self,
+        stored: &[u8; 32],
+        kind: &str,
+        credential: &str,
+        which: StoredCredential,
+    ) -> Result<bool, StoreError> {
+        let hashes = self.credential_hashes(kind, credential);
+        let mut matched = None;
+        for (index, presented) in hashes.iter().enumerate() {
+            let equal: bool = subtle::ConstantTimeEq::ct_eq(&presented[..], &stored[..]).into();
+            if equal && matched.is_none() {
+                matched = Some(index);
+            }
+        }
+        if matched.is_some_and(|index| index > 0) {
+            self.store
+                .rehash_credential(which, *stored, hashes[0])
+                .await?;
+        }
+        Ok(matched.is_some())
+    }
+
     /// Keyed hash of a credential; `kind` separates secrets, API keys and tokens.
     pub fn credential_hash(&self, kind: &str, credential: &str) -> [u8; 32] {
-        self.secret.mac(&[
-            b"otpd-credential:",
-            kind.as_bytes(),
-            b":",
-            credential.as_bytes(),
-        ])
+        credential_mac(&self.secret, kind, credential)
     }
 
     /// Creates an account and returns its auth token in clear this one time.
@@ -206,28 +257,22 @@ impl<S: TenantStore + Clone, C: Clock + Clone> Authenticator<S, C> {
                 .filter(|hex| hex.len() == 32)
                 .and_then(|hex| uuid::Uuid::try_parse(hex).ok())
         };
-        let (stored, presented, account) = if let Some(uuid) = parse("AC") {
+        let (stored, kind, account, which) = if let Some(uuid) = parse("AC") {
             let Some(account) = self.store.account(AccountId::from_uuid(uuid)).await? else {
                 return Ok(None);
             };
-            (
-                account.auth_token_hash,
-                self.credential_hash("auth-token", password),
-                account.id,
-            )
+            let which = StoredCredential::AccountToken(account.id);
+            (account.auth_token_hash, "auth-token", account.id, which)
         } else if let Some(uuid) = parse("SK") {
             let Some(key) = self.store.api_key(ApiKeyId::from_uuid(uuid)).await? else {
                 return Ok(None);
             };
-            (
-                key.secret_hash,
-                self.credential_hash("api-key-secret", password),
-                key.account_id,
-            )
+            let which = StoredCredential::ApiKeySecret(key.id);
+            (key.secret_hash, "api-key-secret", key.account_id, which)
         } else {
             return Ok(None);
         };
-        let equal: bool = subtle::ConstantTimeEq::ct_eq(&presented[..], &stored[..]).into();
+        let equal = self.matches(&stored, kind, password, which).await?;
         Ok(equal.then_some(account))
     }
 
@@ -316,9 +361,10 @@ impl<S: TenantStore + Clone, C: Clock + Clone> Authenticator<S, C> {
         let Some(application) = self.store.application(id).await? else {
             return Ok(None);
         };
-        let presented = self.credential_hash("secret", secret);
-        let equal: bool =
-            subtle::ConstantTimeEq::ct_eq(&presented[..], &application.secret_hash[..]).into();
+        let which = StoredCredential::ApplicationSecret(application.id);
+        let equal = self
+            .matches(&application.secret_hash, "secret", secret, which)
+            .await?;
         Ok(equal.then_some(application))
     }
 
@@ -364,18 +410,24 @@ impl<S: TenantStore + Clone, C: Clock + Clone> Authenticator<S, C> {
         application: &Application,
         token: &str,
     ) -> Result<bool, StoreError> {
-        self.store
-            .revoke_token(self.credential_hash("token", token), application.id)
-            .await
+        for hash in self.credential_hashes("token", token) {
+            if self.store.revoke_token(hash, application.id).await? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// The caller behind a bearer token, if the token is known, unrevoked and unexpired.
     pub async fn authenticate_bearer(&self, token: &str) -> Result<Option<Caller>, StoreError> {
-        let Some(record) = self
-            .store
-            .token(self.credential_hash("token", token))
-            .await?
-        else {
+        let mut found = None;
+        for hash in self.credential_hashes("token", token) {
+            found = self.store.token(hash).await?;
+            if found.is_some() {
+                break;
+            }
+        }
+        let Some(record) = found else {
             return Ok(None);
         };
         if record.revoked || self.clock.now() >= record.expires_at {
@@ -390,8 +442,20 @@ impl<S: TenantStore + Clone, C: Clock + Clone> Authenticator<S, C> {
 
     /// The caller behind an `X-API-KEY` key. API keys carry every scope.
     pub async fn authenticate_api_key(&self, key: &str) -> Result<Option<Caller>, StoreError> {
-        let hash = self.credential_hash("api-key", key);
-        let application = self.store.application_by_api_key(hash).await?;
+        let hashes = self.credential_hashes("api-key", key);
+        let mut application = None;
+        for (index, hash) in hashes.iter().enumerate() {
+            application = self.store.application_by_api_key(*hash).await?;
+            if let Some(found) = &application {
+                if index > 0 {
+                    let which = StoredCredential::ApplicationApiKey(found.id);
+                    self.store
+                        .rehash_credential(which, *hash, hashes[0])
+                        .await?;
+                }
+                break;
+            }
+        }
         Ok(application.map(|application| Caller {
             application,
             scope: KNOWN_SCOPES.join(" "),

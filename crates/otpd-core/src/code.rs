@@ -287,17 +287,68 @@ impl CodeHash {
 #[derive(Debug, Clone)]
 pub struct CodeHasher {
     secret: ServerSecret,
+    /// Secrets before a rotation: codes of verifications started under them still check.
+    previous: Vec<ServerSecret>,
 }
 
 impl CodeHasher {
     /// A hasher keyed by the server secret.
     pub fn new(secret: ServerSecret) -> Self {
-        CodeHasher { secret }
+        CodeHasher {
+            secret,
+            previous: Vec::new(),
+        }
+    }
+
+    /// A hasher that also recognises codes of the `previous` secrets (a key rotation).
+    pub fn with_previous(mut self, previous: Vec<ServerSecret>) -> Self {
+        self.previous = previous;
+        self
     }
 
     /// The secret it hashes under (the default vault derives from it).
     pub(crate) fn secret(&self) -> &ServerSecret {
         &self.secret
+    }
+
+    /// The secrets before a rotation.
+    pub(crate) fn previous(&self) -> &[ServerSecret] {
+        &self.previous
+    }
+
+    /// The hashes of `code` under the previous secrets (what a check also accepts).
+    pub fn previous_hashes(&self, verification: VerificationId, code: &OtpCode) -> Vec<CodeHash> {
+        self.previous
+            .iter()
+            .map(|secret| {
+                CodeHash(secret.mac(&[verification.as_bytes(), code.expose().as_bytes()]))
+            })
+            .collect()
+    }
+
+    /// The code of a verification as first sent: derived under the secret whose hash of it is
+    /// the stored `hash` (the current one, or a previous one for a verification started
+    /// before a rotation).
+    pub fn derive_stored(
+        &self,
+        verification: VerificationId,
+        seed: &CodeSeed,
+        pin_type: PinType,
+        length: PinLength,
+        hash: &CodeHash,
+    ) -> OtpCode {
+        let current = self.derive(verification, seed, pin_type, length);
+        if self.previous.is_empty() || self.hash(verification, &current).matches(hash) {
+            return current;
+        }
+        for secret in &self.previous {
+            let older = CodeHasher::new(secret.clone());
+            let code = older.derive(verification, seed, pin_type, length);
+            if older.hash(verification, &code).matches(hash) {
+                return code;
+            }
+        }
+        current
     }
 
     /// The code of a verification, derived from its random seed: HMAC-SHA256(secret,

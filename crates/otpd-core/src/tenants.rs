@@ -88,3 +88,28 @@ pub struct ServiceRecord {
     /// When its name or settings last changed.
     pub updated_at: Timestamp,
 }
+
+/// One stored credential hash (what a key rotation re-hashes on use).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoredCredential {
+    /// An account's auth token.
+    AccountToken(AccountId),
+    /// A Twilio-style API key's secret.
+    ApiKeySecret(ApiKeyId),
+    /// A native application's secret.
+    ApplicationSecret(ApplicationId),
+    /// A native application's `X-API-KEY` key.
+    ApplicationApiKey(ApplicationId),
+}
+
+impl StoredCredential {
+    /// The table, hash column and id of the credential, as both backends name them.
+    pub fn location(&self) -> (&'static str, &'static str, uuid::Uuid) {
+        match *self {
+            StoredCredential::AccountToken(id) => ("accounts", "auth_token_hash", id.uuid()),
+            StoredCredential::ApiKeySecret(id) => ("api_keys", "secret_hash", id.uuid()),
+            StoredCredential::ApplicationSecret(id) => ("applications", "secret_hash", id.uuid()),
+            StoredCredential::ApplicationApiKey(id) => ("applications", "api_key_hash", id.uuid()),
+        }
+    }
+}

@@ -127,7 +127,11 @@ impl Verification {
     /// Whether a candidate is the right answer: the code's hash matches (in constant time)
     /// and, for a PSD2 verification, the amount and payee are repeated exactly.
     pub fn accepts(&self, candidate: &Candidate) -> bool {
-        let code = self.code_hash.matches(&candidate.code_hash);
+        let code = self.code_hash.matches(&candidate.code_hash)
+            | candidate
+                .previous_key_hashes
+                .iter()
+                .fold(false, |any, hash| any | self.code_hash.matches(hash));
         let psd2 = (self.amount.is_none() || self.amount == candidate.amount)
             && (self.payee.is_none() || self.payee == candidate.payee);
         code & psd2
@@ -139,6 +143,9 @@ impl Verification {
 pub struct Candidate {
     /// Hash of the typed code under this verification's id.
     pub code_hash: CodeHash,
+    /// The same under the secrets before a key rotation (empty without one): a verification
+    /// started before the rotation still checks.
+    pub previous_key_hashes: Vec<CodeHash>,
     /// PSD2 amount, when the dialect has one.
     pub amount: Option<String>,
     /// PSD2 payee, when the dialect has one.
@@ -470,6 +477,36 @@ mod tests {
     }
 
     #[test]
+    fn a_code_hashed_under_a_previous_key_is_accepted_after_a_rotation() {
+        let now = Timestamp(1_000_000);
+        let mut v = sample(now);
+        let old = ServerSecret::from_bytes([1; 32]);
+        let code = OtpCode::from_user_input("123456");
+        v.code_hash = CodeHasher::new(old.clone()).hash(v.id, &code);
+        let rotated = CodeHasher::new(ServerSecret::from_bytes([2; 32])).with_previous(vec![old]);
+        let candidate = |typed: &str| {
+            let typed = OtpCode::from_user_input(typed);
+            Candidate {
+                code_hash: rotated.hash(v.id, &typed),
+                previous_key_hashes: rotated.previous_hashes(v.id, &typed),
+                amount: None,
+                payee: None,
+                counting: CheckCounting::default(),
+            }
+        };
+        assert!(v.accepts(&candidate("123456")));
+        assert!(!v.accepts(&candidate("654321")));
+        let without_previous = Candidate {
+            previous_key_hashes: Vec::new(),
+            ..candidate("123456")
+        };
+        assert!(
+            !v.accepts(&without_previous),
+            "the new key alone does not know it"
+        );
+    }
+
+    #[test]
     fn psd2_details_must_be_repeated() {
         let now = Timestamp(1_000_000);
         let mut v = sample(now);
@@ -479,6 +516,7 @@ mod tests {
         let code_hash = hasher.hash(v.id, &OtpCode::from_user_input("123456"));
         let right = Candidate {
             code_hash,
+            previous_key_hashes: Vec::new(),
             amount: Some("12.50".into()),
             payee: Some("Acme".into()),
             counting: CheckCounting::default(),

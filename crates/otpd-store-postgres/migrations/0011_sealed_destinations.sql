@@ -1,12 +1,13 @@
 -- Destinations are no longer stored in clear (docs/data-protection.md), as on SQLite
 -- (migration 13 there): `to_index` holds the destination's blind index (hex HMAC under the
 -- server key), `to_sealed` the destination sealed (XChaCha20-Poly1305), `to_prefix` a phone's
--- first seven characters; safe-list entries keep the blind index only. Rows written before
+-- first seven characters; safe-list entries keep the blind index and the number sealed. Rows written before
 -- are listed in `unsealed` and sealed at connect, in batches (SQL does not know the key).
 ALTER TABLE verifications RENAME COLUMN to_number TO to_index;
 ALTER TABLE verifications ADD COLUMN to_sealed BYTEA;
 ALTER TABLE verifications ADD COLUMN to_prefix TEXT;
 ALTER TABLE safe_numbers RENAME COLUMN phone TO phone_index;
+ALTER TABLE safe_numbers ADD COLUMN phone_sealed BYTEA;  -- to re-index after a key rotation
 
 CREATE TABLE unsealed (
     kind TEXT NOT NULL,   -- verification | event | safe_number

@@ -15,6 +15,7 @@ mod deliveries;
 mod destinations;
 mod events;
 mod groups;
+mod keys;
 mod limits;
 mod protect;
 mod records;

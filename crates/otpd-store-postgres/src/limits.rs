@@ -83,7 +83,7 @@ impl LimitStore for PgStore {
         .execute(&self.pool)
         .await
         .map_err(db_error)?;
-        Ok(result.rows_affected() == 1)
+        Ok(result.rows_affected() >= 1)
     }
 
     async fn active_quarantine(
@@ -149,13 +149,14 @@ impl LimitStore for PgStore {
         entry: &SafeNumber,
     ) -> Result<SafeNumber, StoreError> {
         sqlx::query(
-            "INSERT INTO safe_numbers (account_id, phone_index, id, created_at) \
-             VALUES ($1, $2, $3, $4) ON CONFLICT (account_id, phone_index) DO NOTHING",
+            "INSERT INTO safe_numbers (account_id, phone_index, id, created_at, phone_sealed) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (account_id, phone_index) DO NOTHING",
         )
         .bind(account.uuid())
         .bind(self.vault.blind(&entry.phone).to_hex())
         .bind(entry.id)
         .bind(entry.created_at.0)
+        .bind(self.vault.seal(&entry.phone))
         .execute(&self.pool)
         .await
         .map_err(db_error)?;
@@ -171,10 +172,11 @@ impl LimitStore for PgStore {
         phone: &str,
     ) -> Result<Option<SafeNumber>, StoreError> {
         let row: Option<(Uuid, i64)> = sqlx::query_as(
-            "SELECT id, created_at FROM safe_numbers WHERE account_id = $1 AND phone_index = $2",
+            "SELECT id, created_at FROM safe_numbers \
+             WHERE account_id = $1 AND phone_index = ANY($2) LIMIT 1",
         )
         .bind(account.uuid())
-        .bind(self.vault.blind(phone).to_hex())
+        .bind(blind_hexes(&self.vault, phone))
         .fetch_optional(&self.pool)
         .await
         .map_err(db_error)?;
@@ -199,9 +201,9 @@ impl LimitStore for PgStore {
         phone: &str,
     ) -> Result<bool, StoreError> {
         let result =
-            sqlx::query("DELETE FROM safe_numbers WHERE account_id = $1 AND phone_index = $2")
+            sqlx::query("DELETE FROM safe_numbers WHERE account_id = $1 AND phone_index = ANY($2)")
                 .bind(account.uuid())
-                .bind(self.vault.blind(phone).to_hex())
+                .bind(blind_hexes(&self.vault, phone))
                 .execute(&self.pool)
                 .await
                 .map_err(db_error)?;
@@ -233,4 +235,10 @@ async fn rate_window(
             .await
             .map_err(db_error)?;
     Ok((count.clamp(0, u32::MAX as i64) as u32, oldest))
+}
+
+/// The blind indexes of `value` under every key of `vault` (a key rotation in progress leaves
+/// rows under the previous ones until they are resealed).
+pub(crate) fn blind_hexes(vault: &otpd_core::vault::Vault, value: &str) -> Vec<String> {
+    vault.blinds(value).iter().map(|b| b.to_hex()).collect()
 }

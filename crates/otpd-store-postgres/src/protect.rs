@@ -139,12 +139,16 @@ pub(crate) async fn seal_listed_rows(
                             .await
                             .map_err(db_error)?;
                     if let Some(phone) = clear.filter(|p| p.starts_with('+')) {
-                        sqlx::query("UPDATE safe_numbers SET phone_index = $1 WHERE id = $2")
-                            .bind(vault.blind(&phone).to_hex())
-                            .bind(id)
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(db_error)?;
+                        sqlx::query(
+                            "UPDATE safe_numbers SET phone_index = $1, phone_sealed = $2 \
+                             WHERE id = $3",
+                        )
+                        .bind(vault.blind(&phone).to_hex())
+                        .bind(vault.seal(&phone))
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_error)?;
                     }
                 }
                 _ => {}

@@ -75,6 +75,24 @@ impl TenantStore for PgStore {
         Ok(result.rows_affected() == 1)
     }
 
+    async fn rehash_credential(
+        &self,
+        credential: otpd_core::tenants::StoredCredential,
+        old: [u8; 32],
+        new: [u8; 32],
+    ) -> Result<bool, StoreError> {
+        let (table, column, id) = credential.location();
+        let sql = format!("UPDATE {table} SET {column} = $1 WHERE id = $2 AND {column} = $3");
+        let result = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(new.as_slice())
+            .bind(id)
+            .bind(old.as_slice())
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(result.rows_affected() == 1)
+    }
+
     async fn api_keys(&self, account: AccountId) -> Result<Vec<ApiKeyRecord>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, account_id, name, secret_hash, created_at FROM api_keys \

@@ -104,11 +104,11 @@ impl VerificationStore for PgStore {
         let row = sqlx::query(concat!(
             "SELECT ",
             verification_columns!(),
-            " FROM verifications WHERE service_id = $1 AND to_index = $2 AND expires_at > $3 \
+            " FROM verifications WHERE service_id = $1 AND to_index = ANY($2) AND expires_at > $3 \
              ORDER BY id DESC LIMIT 1"
         ))
         .bind(service.uuid())
-        .bind(self.vault.blind(to).to_hex())
+        .bind(crate::limits::blind_hexes(&self.vault, to))
         .bind(now.0)
         .fetch_optional(&self.pool)
         .await

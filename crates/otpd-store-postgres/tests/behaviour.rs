@@ -298,3 +298,109 @@ async fn a_database_from_before_sealing_is_sealed_and_still_checks() {
         assert_eq!(columns_holding(&store, digits).await, Vec::<String>::new());
     }
 }
+
+/// After a key rotation, values sealed under the previous key are still found and read; the
+/// reseal job moves every one (verification, events, safe-list entry) to the new key, after
+/// which a node without the previous key reads and finds everything.
+#[tokio::test]
+async fn a_rotation_reseals_everything_and_the_old_key_can_go() {
+    use otpd_core::events::{Event, EventFilter};
+    use otpd_core::store::{KeyStore, SafeNumber};
+    use otpd_core::vault::Vault;
+    use otpd_core::{
+        EventStore, LimitStore, ServerSecret, TenantStore, Timestamp, VerificationStore,
+    };
+    use otpd_store_tests::{Seed, T0, sample};
+    use std::sync::Arc;
+    let Some((store, schema)) = fresh_store().await else {
+        return;
+    };
+    let service = otpd_store_tests::service(&store).await;
+    let account = store.service(service).await.unwrap().unwrap().account_id;
+    let (v, d) = sample(service, 5, None);
+    store.create_verification(&v, &d).await.unwrap();
+    store
+        .record_event(&Event {
+            id: uuid::Uuid::now_v7(),
+            service_id: service,
+            verification_id: None,
+            kind: "verification.blocked".into(),
+            data: serde_json::json!({"reason": "quarantine", "to": NUMBER}),
+            created_at: Timestamp(T0.0 + 3_000),
+        })
+        .await
+        .unwrap();
+    let entry = SafeNumber {
+        id: uuid::Uuid::now_v7(),
+        phone: "+33698765432".into(),
+        created_at: T0,
+    };
+    store.add_safe_number(account, &entry).await.unwrap();
+    let (new, old) = (
+        ServerSecret::from_bytes([1; 32]),
+        ServerSecret::from_bytes([9; 32]),
+    );
+    let vault = Arc::new(Vault::new(&new, &[old]));
+    let rotating = PgStore::connect(&schema.url, &PgSettings::default(), vault)
+        .await
+        .unwrap();
+    let found = rotating.latest_for(service, NUMBER, T0).await.unwrap();
+    assert_eq!(found.map(|f| f.id), Some(v.id), "found under the old index");
+    assert!(
+        rotating
+            .safe_number(account, "+33698765432")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(rotating.sealed_under_other_keys().await.unwrap(), 4);
+    let mut moved = 0;
+    loop {
+        let n = rotating.reseal(1).await.unwrap();
+        if n == 0 {
+            break;
+        }
+        moved += n;
+    }
+    assert!(
+        moved >= 4,
+        "verification, its start event, the blocked event, the safe number"
+    );
+    assert_eq!(rotating.sealed_under_other_keys().await.unwrap(), 0);
+    let only_new = PgStore::connect(
+        &schema.url,
+        &PgSettings::default(),
+        Arc::new(Vault::new(&new, &[])),
+    )
+    .await
+    .unwrap();
+    assert_eq!(only_new.verification(v.id).await.unwrap().unwrap().to, v.to);
+    let found = only_new.latest_for(service, NUMBER, T0).await.unwrap();
+    assert_eq!(found.map(|f| f.id), Some(v.id), "found under the new index");
+    assert!(
+        only_new
+            .safe_number(account, "+33698765432")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let events = only_new
+        .events(&EventFilter {
+            account,
+            service: None,
+            verification: None,
+            kind: None,
+            since: None,
+            until: None,
+            after: None,
+            limit: 100,
+        })
+        .await
+        .unwrap();
+    for event in events
+        .iter()
+        .filter(|e| e.kind.starts_with("verification."))
+    {
+        assert_eq!(event.data["to"], NUMBER, "{}", event.kind);
+    }
+}

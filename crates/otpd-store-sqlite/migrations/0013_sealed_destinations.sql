@@ -2,12 +2,13 @@
 -- its destination's blind index (hex HMAC under the server key) in `to_index` for lookups,
 -- the destination sealed (XChaCha20-Poly1305) in `to_sealed`, and for phones the first seven
 -- characters in `to_prefix` (Attempts Summary's DestinationPrefix). Safe-list entries keep the
--- blind index only. Rows written before are listed in `unsealed` and sealed at open, in
+-- blind index and the number sealed. Rows written before are listed in `unsealed` and sealed at open, in
 -- batches (the server key is not known to SQL).
 ALTER TABLE verifications RENAME COLUMN to_number TO to_index;
 ALTER TABLE verifications ADD COLUMN to_sealed BLOB;
 ALTER TABLE verifications ADD COLUMN to_prefix TEXT;
 ALTER TABLE safe_numbers RENAME COLUMN phone TO phone_index;
+ALTER TABLE safe_numbers ADD COLUMN phone_sealed BLOB;  -- to re-index after a key rotation
 
 CREATE TABLE unsealed (
     kind TEXT NOT NULL,   -- verification | event | safe_number

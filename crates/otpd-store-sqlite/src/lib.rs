@@ -10,6 +10,7 @@ mod callbacks;
 mod deliveries;
 mod destinations;
 mod events;
+mod keys;
 mod limits;
 mod protect;
 mod rows;

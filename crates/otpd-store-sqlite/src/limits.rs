@@ -157,16 +157,18 @@ impl LimitStore for SqliteStore {
     ) -> Result<SafeNumber, StoreError> {
         let entry = entry.clone();
         let index = self.vault().blind(&entry.phone).to_hex();
+        let sealed = self.vault().seal(&entry.phone);
         self.write(move |connection| {
             execute(
                 connection,
-                "INSERT INTO safe_numbers (account_id, phone_index, id, created_at) VALUES (?1, ?2, ?3, ?4) \
-                 ON CONFLICT (account_id, phone_index) DO NOTHING",
+                "INSERT INTO safe_numbers (account_id, phone_index, id, created_at, phone_sealed) \
+                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (account_id, phone_index) DO NOTHING",
                 params![
                     account.as_bytes().as_slice(),
                     index,
                     entry.id.as_bytes().as_slice(),
-                    entry.created_at.0
+                    entry.created_at.0,
+                    sealed
                 ],
             )?;
             query_one(
@@ -185,15 +187,28 @@ impl LimitStore for SqliteStore {
         account: AccountId,
         phone: &str,
     ) -> Result<Option<SafeNumber>, StoreError> {
-        let index = self.vault().blind(phone).to_hex();
+        // Under every key: an entry added before a key rotation and not yet re-indexed.
+        let indexes: Vec<String> = self
+            .vault()
+            .blinds(phone)
+            .iter()
+            .map(|b| b.to_hex())
+            .collect();
         let phone = phone.to_string();
         self.read(move |connection| {
-            query_one(
-                connection,
-                "SELECT id, created_at FROM safe_numbers WHERE account_id = ?1 AND phone_index = ?2",
-                params![account.as_bytes().as_slice(), index],
-                |row| safe_number_row(row, &phone),
-            )
+            for index in &indexes {
+                let found = query_one(
+                    connection,
+                    "SELECT id, created_at FROM safe_numbers \
+                     WHERE account_id = ?1 AND phone_index = ?2",
+                    params![account.as_bytes().as_slice(), index],
+                    |row| safe_number_row(row, &phone),
+                )?;
+                if found.is_some() {
+                    return Ok(found);
+                }
+            }
+            Ok(None)
         })
         .await
     }
@@ -215,13 +230,22 @@ impl LimitStore for SqliteStore {
         account: AccountId,
         phone: &str,
     ) -> Result<bool, StoreError> {
-        let index = self.vault().blind(phone).to_hex();
+        let indexes: Vec<String> = self
+            .vault()
+            .blinds(phone)
+            .iter()
+            .map(|b| b.to_hex())
+            .collect();
         self.write(move |connection| {
-            Ok(execute(
-                connection,
-                "DELETE FROM safe_numbers WHERE account_id = ?1 AND phone_index = ?2",
-                params![account.as_bytes().as_slice(), index],
-            )? == 1)
+            let mut removed = 0;
+            for index in &indexes {
+                removed += execute(
+                    connection,
+                    "DELETE FROM safe_numbers WHERE account_id = ?1 AND phone_index = ?2",
+                    params![account.as_bytes().as_slice(), index],
+                )?;
+            }
+            Ok(removed >= 1)
         })
         .await
     }

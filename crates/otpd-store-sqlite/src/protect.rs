@@ -172,8 +172,8 @@ fn seal_safe_number(connection: &Connection, vault: &Vault, id: &[u8]) -> Result
     if let Some(phone) = clear.filter(|p| p.starts_with('+')) {
         connection
             .execute(
-                "UPDATE safe_numbers SET phone_index = ?1 WHERE id = ?2",
-                params![vault.blind(&phone).to_hex(), id],
+                "UPDATE safe_numbers SET phone_index = ?1, phone_sealed = ?2 WHERE id = ?3",
+                params![vault.blind(&phone).to_hex(), vault.seal(&phone), id],
             )
             .map_err(db_error)?;
     }

@@ -86,6 +86,24 @@ impl TenantStore for SqliteStore {
         .await
     }
 
+    async fn rehash_credential(
+        &self,
+        credential: otpd_core::tenants::StoredCredential,
+        old: [u8; 32],
+        new: [u8; 32],
+    ) -> Result<bool, StoreError> {
+        let (table, column, id) = credential.location();
+        let sql = format!("UPDATE {table} SET {column} = ?1 WHERE id = ?2 AND {column} = ?3");
+        self.write(move |connection| {
+            Ok(execute(
+                connection,
+                &sql,
+                params![new.as_slice(), id.as_bytes().as_slice(), old.as_slice()],
+            )? == 1)
+        })
+        .await
+    }
+
     async fn api_keys(&self, account: AccountId) -> Result<Vec<ApiKeyRecord>, StoreError> {
         self.read(move |connection| {
             query_all(

@@ -176,18 +176,30 @@ impl VerificationStore for SqliteStore {
         now: Timestamp,
     ) -> Result<Option<Verification>, StoreError> {
         let vault = self.vault();
-        let index = vault.blind(to).to_hex();
+        // Under every key: a verification started before a key rotation and not yet resealed.
+        let indexes: Vec<String> = vault.blinds(to).iter().map(|b| b.to_hex()).collect();
         self.read_untouched_by_unconfirmed(move |connection| {
-            query_one(
-                connection,
-                &format!(
-                    "SELECT {VERIFICATION_COLUMNS} FROM verifications \
-                     WHERE service_id = ?1 AND to_index = ?2 AND expires_at > ?3 \
-                     ORDER BY id DESC LIMIT 1"
-                ),
-                params![service.as_bytes().as_slice(), index, now.0],
-                |row| rows::verification(row, &vault),
-            )
+            let mut newest: Option<Verification> = None;
+            for index in &indexes {
+                let found = query_one(
+                    connection,
+                    &format!(
+                        "SELECT {VERIFICATION_COLUMNS} FROM verifications \
+                         WHERE service_id = ?1 AND to_index = ?2 AND expires_at > ?3 \
+                         ORDER BY id DESC LIMIT 1"
+                    ),
+                    params![service.as_bytes().as_slice(), index, now.0],
+                    |row| rows::verification(row, &vault),
+                )?;
+                if let Some(found) = found
+                    && newest
+                        .as_ref()
+                        .is_none_or(|n| found.id.uuid() > n.id.uuid())
+                {
+                    newest = Some(found);
+                }
+            }
+            Ok(newest)
         })
         .await
     }

@@ -138,6 +138,7 @@ pub(crate) fn hash_of(id: VerificationId, code: &str) -> CodeHash {
 pub fn typed(id: VerificationId, code: &str) -> Candidate {
     Candidate {
         code_hash: hash_of(id, code),
+        previous_key_hashes: Vec::new(),
         amount: None,
         payee: None,
         counting: otpd_core::CheckCounting::default(),

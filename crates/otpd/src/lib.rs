@@ -87,7 +87,8 @@ async fn shutdown_signal() {
 pub async fn open_store(config: &Config) -> anyhow::Result<AnyStore> {
     // Destinations are sealed under a key derived from the server secret
     // (docs/data-protection.md); the store refuses a secret that does not open its data.
-    let vault = Arc::new(otpd_core::vault::Vault::new(&config.server_secret()?, &[]));
+    let (current, previous) = config.server_secrets()?;
+    let vault = Arc::new(otpd_core::vault::Vault::new(&current, &previous));
     if config.is_postgres() {
         let settings = config.postgres.settings();
         let store =
@@ -108,12 +109,11 @@ pub fn authenticator<C: Clock + Clone>(
     store: AnyStore,
     clock: C,
 ) -> anyhow::Result<Authenticator<AnyStore, C>> {
-    Ok(Authenticator::new(
-        store,
-        clock,
-        config.server_secret()?,
-        config.token_lifetime_seconds,
-    ))
+    let (current, previous) = config.server_secrets()?;
+    Ok(
+        Authenticator::new(store, clock, current, config.token_lifetime_seconds)
+            .with_previous(previous),
+    )
 }
 
 /// Starts everything: store, workers (after resuming deliveries a previous process left
@@ -121,13 +121,16 @@ pub fn authenticator<C: Clock + Clone>(
 pub async fn start<C: Clock + Clone>(config: &Config, clock: C) -> anyhow::Result<RunningServer> {
     config.check_exposure()?;
     let store = open_store(config).await?;
-    let secret = config.server_secret()?;
-    let auth = Arc::new(Authenticator::new(
-        store.clone(),
-        clock.clone(),
-        secret.clone(),
-        config.token_lifetime_seconds,
-    ));
+    let (secret, previous_secrets) = config.server_secrets()?;
+    let auth = Arc::new(
+        Authenticator::new(
+            store.clone(),
+            clock.clone(),
+            secret.clone(),
+            config.token_lifetime_seconds,
+        )
+        .with_previous(previous_secrets.clone()),
+    );
 
     let inbox = Inbox::default();
     let metrics = Arc::new(otpd_delivery::Metrics::new());
@@ -144,7 +147,7 @@ pub async fn start<C: Clock + Clone>(config: &Config, clock: C) -> anyhow::Resul
         Verifier::new(
             store.clone(),
             clock.clone(),
-            CodeHasher::new(secret.clone()),
+            CodeHasher::new(secret.clone()).with_previous(previous_secrets.clone()),
             Arc::new(dispatch.clone()),
             config.price_table(),
         )
@@ -205,6 +208,10 @@ pub async fn start<C: Clock + Clone>(config: &Config, clock: C) -> anyhow::Resul
                 .sweep(verifier.clone(), dispatch.clone(), sweep_every),
         ),
         tokio::spawn(callbacks.run()),
+        tokio::spawn(reseal_under_current_key(
+            store.clone(),
+            !previous_secrets.is_empty(),
+        )),
         tokio::spawn(expiry_sweep(verifier.clone(), sweep_every)),
         tokio::spawn(alert_sweep(
             store.clone(),
@@ -358,6 +365,46 @@ impl<S: Store + Clone, C: Clock + Clone> otpd_http::ReceiptSink for Receipts<S, 
             self.worker
                 .receipt(&self.verifier, &self.dispatch, provider, webhook),
         )
+    }
+}
+
+/// Rows resealed per batch after a key rotation (one short writer job or transaction each).
+const RESEAL_BATCH: u32 = 500;
+
+/// After a key rotation (previous secrets configured), reseals what the previous keys sealed
+/// under the current one, a batch at a time, then says the previous keys can go. Every node
+/// may run it: batches skip rows another node holds.
+async fn reseal_under_current_key(store: AnyStore, rotating: bool) {
+    use otpd_core::store::KeyStore;
+    if !rotating {
+        return;
+    }
+    let mut moved = 0u64;
+    loop {
+        match store.reseal(RESEAL_BATCH).await {
+            Ok(0) => break,
+            Ok(n) => {
+                moved += n;
+                tracing::info!(resealed = moved, "resealing under the current server key");
+            }
+            Err(error) => {
+                tracing::warn!(%error, "resealing under the current server key failed; retrying");
+                tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+            }
+        }
+        tokio::task::yield_now().await;
+    }
+    match store.sealed_under_other_keys().await {
+        Ok(0) => tracing::info!(
+            resealed = moved,
+            "everything is sealed under the current server key: the previous ones can be removed"
+        ),
+        Ok(left) => tracing::info!(
+            resealed = moved,
+            left,
+            "resealing under the current server key continues on another node"
+        ),
+        Err(error) => tracing::warn!(%error, "cannot count what previous keys still seal"),
     }
 }
 

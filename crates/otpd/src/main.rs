@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 mod audit_commands;
 mod commands;
 mod destination_commands;
+mod keys_commands;
 
 use commands::{account, apikey, app, credentials_json, print_credentials, quarantine};
 use otpd::Config;
@@ -96,6 +97,25 @@ enum Command {
         /// Print the counts as JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Rotate the server key and follow the resealing of what the old one sealed.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Generates a new server key in the key file, keeping the current one as previous.
+    Rotate {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// The current and previous key ids, and how many values a previous key still seals.
+    Status {
+        #[command(flatten)]
+        common: Common,
     },
 }
 
@@ -541,6 +561,7 @@ async fn main() -> std::process::ExitCode {
             account,
             json,
         } => destination_commands::erase(common, to, account, json).await,
+        Command::Keys { command } => keys_commands::keys(command).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

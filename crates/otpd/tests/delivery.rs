@@ -612,6 +612,26 @@ async fn a_webhook_that_fails_then_recovers_gets_every_event_once_in_order() {
     let mut wanted = expected.clone();
     wanted.sort();
     assert_eq!(ids, wanted, "every event once");
+    // Destinations are sealed at rest, yet receivers get them in clear, and nothing else.
+    for (event, body, _) in &accepted {
+        if event["type"].as_str().unwrap().starts_with("verification.") {
+            assert!(
+                event["data"]["to"] == FR || event["data"]["to"] == "+447400123456",
+                "{event}"
+            );
+            assert!(!body.contains("toSealed"), "{body}");
+        }
+    }
+    if !common::on_postgres() {
+        let mut stored = std::fs::read(app.dir.path().join("otpd.db")).unwrap();
+        stored.extend(std::fs::read(app.dir.path().join("otpd.db-wal")).unwrap_or_default());
+        for digits in [&FR[3..], "7400123456"] {
+            assert!(
+                !stored.windows(digits.len()).any(|w| w == digits.as_bytes()),
+                "{digits} is in the database file after a full flow"
+            );
+        }
+    }
     for verification in [a_id, b_id] {
         let sid = format!("VE{}", verification.replace('-', ""));
         let order: Vec<String> = accepted

@@ -418,7 +418,13 @@ async fn a_dead_nodes_delivery_is_sent_once_by_another_node() {
     let secret =
         ServerSecret::from_hex(&std::fs::read_to_string(dir.path().join("otpd.key")).unwrap())
             .unwrap();
-    let store = schema.store().await;
+    let store = otpd_store_postgres::PgStore::connect(
+        &schema.url,
+        &Default::default(),
+        Arc::new(otpd_core::vault::Vault::new(&secret, &[])),
+    )
+    .await
+    .unwrap();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()

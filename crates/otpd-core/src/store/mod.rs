@@ -7,6 +7,7 @@ mod callbacks;
 mod deliveries;
 mod destinations;
 mod events;
+mod keys;
 mod limits;
 mod tenants;
 mod verifications;
@@ -16,6 +17,7 @@ pub use callbacks::{CallbackJob, CallbackStore};
 pub use deliveries::{DeliveryStore, OutboxStats};
 pub use destinations::DestinationStore;
 pub use events::EventStore;
+pub use keys::KeyStore;
 pub use limits::LimitStore;
 pub use tenants::TenantStore;
 pub use verifications::{CheckResult, ResendOutcome, StartDecision, StartPlan, VerificationStore};
@@ -62,6 +64,7 @@ pub trait Store:
     + CallbackStore
     + AuditStore
     + DestinationStore
+    + KeyStore
 {
 }
 
@@ -74,5 +77,6 @@ impl<T> Store for T where
         + CallbackStore
         + AuditStore
         + DestinationStore
+        + KeyStore
 {
 }

@@ -41,6 +41,16 @@ pub trait TenantStore: Send + Sync + 'static {
         auth_token_hash: [u8; 32],
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
+    /// Replaces the stored hash of one credential, if it still is `old` (a credential issued
+    /// before a key rotation, re-hashed under the current key when it is next used); false
+    /// when it changed meanwhile.
+    fn rehash_credential(
+        &self,
+        credential: crate::tenants::StoredCredential,
+        old: [u8; 32],
+        new: [u8; 32],
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
     /// An account's API keys in creation order (their hashes, never secrets).
     fn api_keys(
         &self,

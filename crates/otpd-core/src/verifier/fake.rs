@@ -381,6 +381,15 @@ impl TenantStore for FakeStore {
         Ok(false)
     }
 
+    async fn rehash_credential(
+        &self,
+        _: crate::tenants::StoredCredential,
+        _: [u8; 32],
+        _: [u8; 32],
+    ) -> Result<bool, StoreError> {
+        Ok(false)
+    }
+
     async fn api_keys(&self, _: AccountId) -> Result<Vec<ApiKeyRecord>, StoreError> {
         Ok(Vec::new())
     }

@@ -67,7 +67,7 @@ where
         dispatch: Arc<dyn Dispatch>,
         prices: PriceTable,
     ) -> Self {
-        let vault = Arc::new(crate::vault::Vault::new(hasher.secret(), &[]));
+        let vault = Arc::new(crate::vault::Vault::new(hasher.secret(), hasher.previous()));
         Verifier {
             store,
             clock,
@@ -153,8 +153,10 @@ where
                 )
             }),
         };
+        let code = OtpCode::from_user_input(typed);
         let candidate = Candidate {
-            code_hash: self.hasher.hash(id, &OtpCode::from_user_input(typed)),
+            code_hash: self.hasher.hash(id, &code),
+            previous_key_hashes: self.hasher.previous_hashes(id, &code),
             amount,
             payee,
             counting,

@@ -51,11 +51,12 @@ where
     /// The code of a verification, when it can be re-derived (not a custom code).
     pub(super) fn code_of(&self, verification: &Verification) -> Option<OtpCode> {
         verification.code_seed.map(|seed| {
-            self.hasher.derive(
+            self.hasher.derive_stored(
                 verification.id,
                 &seed,
                 verification.pin_type,
                 verification.pin_length,
+                &verification.code_hash,
             )
         })
     }

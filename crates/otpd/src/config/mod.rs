@@ -24,6 +24,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "database_url",
     "dev_mode",
     "server_secret",
+    "previous_server_secrets",
     "secret_file",
     "log_format",
     "log_level",
@@ -62,7 +63,11 @@ pub struct Config {
     pub dev_mode: Option<bool>,
     /// 64 hex digits. When unset, the key file below is used (and created on first start).
     pub server_secret: Option<Secret>,
-    /// Where the generated server secret is kept when `server_secret` is unset.
+    /// Secrets before a key rotation (64 hex digits each): what was sealed, hashed or issued
+    /// under them still opens and verifies until resealed (docs/data-protection.md).
+    pub previous_server_secrets: Vec<Secret>,
+    /// Where the generated server secret is kept when `server_secret` is unset (its first
+    /// line; later lines are previous secrets, written by `otpd keys rotate`).
     pub secret_file: PathBuf,
     /// `text` (human-readable) or `json` (one object per line).
     pub log_format: LogFormat,
@@ -118,6 +123,7 @@ impl Default for Config {
             database_url: "sqlite://otpd.db".into(),
             dev_mode: None,
             server_secret: None,
+            previous_server_secrets: Vec::new(),
             secret_file: PathBuf::from("otpd.key"),
             log_format: LogFormat::Text,
             log_level: "info".into(),
@@ -320,22 +326,46 @@ impl Config {
 
     /// The server secret: configured, else read from the key file, else generated into it.
     pub fn server_secret(&self) -> anyhow::Result<ServerSecret> {
+        Ok(self.server_secrets()?.0)
+    }
+
+    /// The current server secret and the previous ones (a key rotation in progress): from
+    /// `server_secret` and `previous_server_secrets`, else the key file's lines (first the
+    /// current one), generating the file on first start.
+    pub fn server_secrets(&self) -> anyhow::Result<(ServerSecret, Vec<ServerSecret>)> {
+        let mut previous = Vec::new();
+        for (index, hex) in self.previous_server_secrets.iter().enumerate() {
+            previous.push(ServerSecret::from_hex(hex.expose()).with_context(|| {
+                format!("previous_server_secrets[{index}] must be 64 hex digits (32 bytes)")
+            })?);
+        }
         if let Some(hex) = &self.server_secret {
-            return ServerSecret::from_hex(hex.expose())
-                .context("server_secret must be 64 hex digits (32 bytes); generate one with `openssl rand -hex 32`");
+            let current = ServerSecret::from_hex(hex.expose())
+                .context("server_secret must be 64 hex digits (32 bytes); generate one with `openssl rand -hex 32`")?;
+            return Ok((current, previous));
         }
         let path = &self.secret_file;
         if path.exists() {
             let text = std::fs::read_to_string(path).with_context(|| {
                 format!("cannot read the server secret file {}", path.display())
             })?;
-            return ServerSecret::from_hex(&text)
-                .with_context(|| format!("{} must hold 64 hex digits", path.display()));
+            let mut secrets = Vec::new();
+            for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+                secrets.push(ServerSecret::from_hex(line).with_context(|| {
+                    format!("{}: each line must hold 64 hex digits", path.display())
+                })?);
+            }
+            if secrets.is_empty() {
+                anyhow::bail!("{} must hold 64 hex digits", path.display());
+            }
+            let current = secrets.remove(0);
+            secrets.extend(previous);
+            return Ok((current, secrets));
         }
         let secret = ServerSecret::generate();
         write_private(path, &secret.to_hex())
             .with_context(|| format!("cannot write the server secret file {}", path.display()))?;
-        Ok(secret)
+        Ok((secret, previous))
     }
 }
 

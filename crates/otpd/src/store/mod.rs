@@ -124,6 +124,7 @@ mod callbacks;
 mod deliveries;
 mod destinations;
 mod events;
+mod keys;
 mod limits;
 mod tenants;
 mod verifications;

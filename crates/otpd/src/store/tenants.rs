@@ -33,6 +33,15 @@ impl TenantStore for AnyStore {
         delegate!(self, s => s.rotate_auth_token(id, auth_token_hash))
     }
 
+    async fn rehash_credential(
+        &self,
+        credential: otpd_core::tenants::StoredCredential,
+        old: [u8; 32],
+        new: [u8; 32],
+    ) -> Result<bool, StoreError> {
+        delegate!(self, s => s.rehash_credential(credential, old, new))
+    }
+
     async fn api_keys(&self, account: AccountId) -> Result<Vec<ApiKeyRecord>, StoreError> {
         delegate!(self, s => s.api_keys(account))
     }
