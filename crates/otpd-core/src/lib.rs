@@ -10,6 +10,7 @@ pub mod channel;
 pub mod clock;
 pub mod code;
 pub mod delivery;
+pub mod destinations;
 pub mod events;
 pub mod ids;
 pub mod manage;
@@ -41,8 +42,8 @@ pub use settings::{
     MaxAttempts, OtpSettings, PrefixTemplate, SenderId, ServiceOptions, Template, Ttl,
 };
 pub use store::{
-    AuditStore, CallbackStore, DeliveryStore, EventStore, LimitStore, Store, StoreError,
-    TenantStore, VerificationStore,
+    AuditStore, CallbackStore, DeliveryStore, DestinationStore, EventStore, LimitStore, Store,
+    StoreError, TenantStore, VerificationStore,
 };
 pub use verification::{
     Candidate, CheckCounters, CheckCounting, CheckDecision, CheckOutcome, StatusChange,

@@ -1,16 +1,20 @@
 //! The management operations the dialects' admin endpoints call (services, webhooks, the
-//! safe list, attempt history, quarantines, keys, the audit log), so that no handler reaches
-//! the store and the rules of ownership live in one place.
+//! safe list, attempt history, quarantines, keys, the audit log, a destination's export and
+//! erasure), so that no handler reaches the store and the rules of ownership live in one
+//! place.
 
 use crate::abuse::{Quarantine, SafeNumber};
 use crate::audit::{ActedBy, AuditDraft, AuditEntry, AuditFilter};
 use crate::clock::Clock;
 use crate::delivery::DeliveryAttempt;
+use crate::destinations::{DestinationRecords, ErasureCounts};
 use crate::events::{AttemptFilter, AttemptSummary, Event, EventFilter, Webhook, WebhookLogEntry};
 use crate::ids::{AccountId, ServiceId, VerificationId};
+use crate::recipient::Recipient;
 use crate::retention::ReportRollup;
 use crate::store::{
-    AuditStore, DeliveryStore, EventStore, LimitStore, OutboxStats, RetentionStore, StoreError,
+    AuditStore, DeliveryStore, DestinationStore, EventStore, LimitStore, OutboxStats,
+    RetentionStore, StoreError,
     TenantStore, VerificationStore,
 };
 use crate::tenants::{ApiKeyRecord, ServiceRecord};
@@ -321,3 +325,37 @@ where
         Ok((live, rollups))
     }
 }
+
+impl<S, C> Management<'_, S, C>
+where
+    S: VerificationStore + DeliveryStore + TenantStore + LimitStore + EventStore + DestinationStore,
+    C: Clock,
+{
+    /// Everything held about `to` in `account`'s services and safe list (`None`: every
+    /// account, the operator's command line). Never a code, hash or seed once rendered.
+    pub async fn destination_records(
+        &self,
+        account: Option<AccountId>,
+        to: &Recipient,
+    ) -> Result<DestinationRecords, StoreError> {
+        self.store.destination_records(account, to.as_str()).await
+    }
+
+    /// Erases every row about `to` in `account`'s services and safe list (`None`: every
+    /// account), its pending verifications canceled first; rate counters keep its blind
+    /// index only. The caller records the erasure in the audit log without the destination
+    /// ([`ERASURE_TARGET`]).
+    pub async fn erase_destination(
+        &self,
+        account: Option<AccountId>,
+        to: &Recipient,
+    ) -> Result<ErasureCounts, StoreError> {
+        self.store
+            .erase_destination(account, to.as_str(), self.clock.now())
+            .await
+    }
+}
+
+/// The audit target of an erasure: a fixed word, never the destination nor its blind index
+/// (an entry that could be matched to a number would keep a trace of it).
+pub const ERASURE_TARGET: &str = "destination";

@@ -33,6 +33,8 @@ pub const TWILIO_SPEC: &str =
         admin::quarantines::lift,
         admin::events::events,
         admin::audit::audit,
+        admin::destinations::export,
+        admin::destinations::erase,
         admin::report::report,
         admin::protection::protection,
         admin::protection::update_protection,
@@ -47,7 +49,7 @@ pub const TWILIO_SPEC: &str =
     modifiers(&Security, &Version),
     tags(
         (name = "native", description = "The native API (SMS.CX-compatible), docs/api-native.md."),
-        (name = "admin", description = "The admin API: quarantines, credentials (auth token, API keys), events, the audit log, webhooks, the lifecycle report and protection settings, docs/operations.md and docs/security.md."),
+        (name = "admin", description = "The admin API: quarantines, credentials (auth token, API keys), events, the audit log, a destination's export and erasure, webhooks, the lifecycle report and protection settings, docs/operations.md and docs/security.md."),
     )
 )]
 pub struct ApiDoc;

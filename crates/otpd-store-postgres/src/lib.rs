@@ -4,7 +4,7 @@
 //! on that row; the callback outbox is claimed with `FOR UPDATE SKIP LOCKED`. Migrations run
 //! at start under an advisory lock, so nodes starting together apply them once. Each store
 //! port is implemented in the module of its concern (`verifications`, `deliveries`,
-//! `tenants`, `limits`, `events`, `callbacks`, `audit`; starts and checks are grouped per node in
+//! `tenants`, `limits`, `events`, `callbacks`, `audit`, `destinations`; starts and checks are grouped per node in
 //! `starts`, `checks`, `records` and `groups`); this file keeps connecting, migrations and the
 //! row writes they share.
 
@@ -12,6 +12,7 @@ mod audit;
 mod callbacks;
 mod checks;
 mod deliveries;
+mod destinations;
 mod events;
 mod groups;
 mod keys;

@@ -337,7 +337,7 @@ fn webhook_row(row: &Row) -> Result<Webhook, StoreError> {
     })
 }
 
-fn event_row(row: &Row, vault: &Vault) -> Result<Event, StoreError> {
+pub(crate) fn event_row(row: &Row, vault: &Vault) -> Result<Event, StoreError> {
     let uuid = |index| -> Result<Uuid, StoreError> {
         let bytes: Vec<u8> = rows::get(row, index)?;
         Uuid::from_slice(&bytes).map_err(|_| StoreError::Corrupt("event id".into()))

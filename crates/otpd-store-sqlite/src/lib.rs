@@ -2,12 +2,13 @@
 //! at open, all writes funnelled through one writer thread that group-commits concurrent
 //! requests, and reads served by a small pool of read-only connections. Each store port is
 //! implemented in the module of its concern (`verifications`, `deliveries`, `tenants`,
-//! `limits`, `events`, `callbacks`, `audit`); this file keeps opening, the pools and the row helpers
+//! `limits`, `events`, `callbacks`, `audit`, `destinations`); this file keeps opening, the pools and the row helpers
 //! they share.
 
 mod audit;
 mod callbacks;
 mod deliveries;
+mod destinations;
 mod events;
 mod keys;
 mod limits;

@@ -253,7 +253,7 @@ impl LimitStore for SqliteStore {
 
 /// A safe-list row; the table keeps the number's blind index only, so the number is the one
 /// looked up.
-fn safe_number_row(row: &Row, phone: &str) -> Result<SafeNumber, StoreError> {
+pub(crate) fn safe_number_row(row: &Row, phone: &str) -> Result<SafeNumber, StoreError> {
     let id: Vec<u8> = rows::get(row, 0)?;
     Ok(SafeNumber {
         id: Uuid::from_slice(&id).map_err(|_| StoreError::Corrupt("safe number id".into()))?,

@@ -9,6 +9,7 @@
 mod audit;
 mod callbacks;
 mod deliveries;
+mod destinations;
 mod events;
 mod limits;
 mod retention;
@@ -91,4 +92,6 @@ behaviours!($
     audit::appends_link_into_one_chain,
     audit::audit_filters_and_pages_newest_first,
     audit::concurrent_appends_form_one_chain,
+    destinations::erasure_removes_every_row_of_a_destination,
+    destinations::erasure_finds_an_email_destination,
 );

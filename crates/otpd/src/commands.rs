@@ -52,7 +52,7 @@ pub(crate) async fn record<S: AuditStore>(
 }
 
 /// Parses `AC` + 32 hex digits.
-fn parse_account_sid(text: &str) -> anyhow::Result<AccountId> {
+pub(crate) fn parse_account_sid(text: &str) -> anyhow::Result<AccountId> {
     text.strip_prefix("AC")
         .filter(|hex| hex.len() == 32)
         .and_then(|hex| uuid::Uuid::try_parse(hex).ok())

@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand};
 
 mod audit_commands;
 mod commands;
+mod destination_commands;
 mod keys_commands;
 
 use commands::{account, apikey, app, credentials_json, print_credentials, quarantine};
@@ -69,6 +70,33 @@ enum Command {
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
+    },
+    /// Print everything held about a phone number or email address, as JSON (right of
+    /// access; every account's unless --account).
+    Export {
+        #[command(flatten)]
+        common: Common,
+        /// The destination: an E.164 number or an email address.
+        #[arg(long)]
+        to: String,
+        /// Only this account's services and safe list (AC…).
+        #[arg(long, value_name = "AC…")]
+        account: Option<String>,
+    },
+    /// Erase every trace of a phone number or email address (right to erasure; every
+    /// account's unless --account). Abuse counters keep its blind index only.
+    Erase {
+        #[command(flatten)]
+        common: Common,
+        /// The destination: an E.164 number or an email address.
+        #[arg(long)]
+        to: String,
+        /// Only this account's services and safe list (AC…).
+        #[arg(long, value_name = "AC…")]
+        account: Option<String>,
+        /// Print the counts as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Rotate the server key and follow the resealing of what the old one sealed.
     Keys {
@@ -522,6 +550,17 @@ async fn main() -> std::process::ExitCode {
         Command::Apikey { command } => apikey(command).await,
         Command::Quarantine { command } => quarantine(command).await,
         Command::Audit { command } => audit_commands::audit(command).await,
+        Command::Export {
+            common,
+            to,
+            account,
+        } => destination_commands::export(common, to, account).await,
+        Command::Erase {
+            common,
+            to,
+            account,
+            json,
+        } => destination_commands::erase(common, to, account, json).await,
         Command::Keys { command } => keys_commands::keys(command).await,
     };
     match result {

@@ -5,6 +5,7 @@
 mod audit;
 mod callbacks;
 mod deliveries;
+mod destinations;
 mod events;
 mod keys;
 mod limits;
@@ -15,6 +16,7 @@ mod verifications;
 pub use audit::AuditStore;
 pub use callbacks::{CallbackJob, CallbackStore};
 pub use deliveries::{DeliveryStore, OutboxStats};
+pub use destinations::DestinationStore;
 pub use events::EventStore;
 pub use keys::KeyStore;
 pub use limits::LimitStore;
@@ -26,6 +28,9 @@ pub use crate::abuse::{LimitHit, Quarantine, RateCount, SafeNumber, Spend};
 pub use crate::audit::{AuditDraft, AuditEntry, AuditFilter};
 pub use crate::delivery::{
     DELIVERY_LEASE_SECONDS, DeliveryAttempt, DeliveryUpdate, ReceiptUpdate, TransmissionSummary,
+};
+pub use crate::destinations::{
+    DestinationRecords, DestinationVerification, ErasureCounts, SafeListed,
 };
 pub use crate::tenants::ServiceRecord;
 
@@ -60,6 +65,7 @@ pub trait Store:
     + EventStore
     + CallbackStore
     + AuditStore
+    + DestinationStore
     + KeyStore
     + RetentionStore
 {
@@ -73,6 +79,7 @@ impl<T> Store for T where
         + EventStore
         + CallbackStore
         + AuditStore
+        + DestinationStore
         + KeyStore
         + RetentionStore
 {

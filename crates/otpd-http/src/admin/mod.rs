@@ -2,9 +2,11 @@
 //! Twilio credentials), errors in the Twilio shape. It lists and lifts SMS-pumping
 //! quarantines and reads and changes a service's protection settings (geo permissions,
 //! block and safe lists, costly numbers, daily budget). Credential routes (auth token, API
-//! keys) are in `keys`; the audit log of every change is in `audit`.
+//! keys) are in `keys`; the audit log of every change is in `audit`; a destination's export
+//! and erasure in `destinations`.
 
 pub mod audit;
+pub mod destinations;
 pub mod events;
 pub mod keys;
 pub mod protection;
@@ -31,6 +33,10 @@ pub fn router<S: Store + Clone, C: Clock + Clone>() -> Router<AppState<S, C>> {
         .route("/quarantines/{prefix}", delete(quarantines::lift::<S, C>))
         .route("/events", get(events::events::<S, C>))
         .route("/audit", get(audit::audit::<S, C>))
+        .route(
+            "/destinations/{to}",
+            get(destinations::export::<S, C>).delete(destinations::erase::<S, C>),
+        )
         .route("/report", get(report::report::<S, C>))
         .route(
             "/services/{sid}/webhooks",

@@ -350,3 +350,45 @@ pub struct AuditPage {
     #[schema(required = true)]
     next_page_token: Option<String>,
 }
+
+/// Everything otpd holds about one destination in the account's services (the right of
+/// access). Never a code, code hash or message text.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+pub struct DestinationExport {
+    /// The destination, as stored (E.164, or the address with its domain lower-cased).
+    #[schema(example = "+14155552671")]
+    destination: String,
+    /// Its verifications, oldest first: `sid` (`VE…`), `otpId`, `serviceSid`, `channel`,
+    /// `status`, `country`, `locale`, `amount`, `payee`, `attempts`, `createdAt`,
+    /// `updatedAt`, `expiresAt`, `deliveries` (`channel`, `provider`, `status`,
+    /// `providerMessageId`, `errorCode`, `error`, `price`, `priceUnit`, `segments`,
+    /// `createdAt`, `updatedAt`) and `events` (`id`, `type`, `serviceSid`, `createdAt`, `data`).
+    verifications: Vec<Value>,
+    /// The `verification.blocked` events of refused starts to it, as `events` above.
+    blocked_starts: Vec<Value>,
+    /// Its safe-list entry: `sid` (`GN…`), `accountSid`, `phoneNumber`, `createdAt`.
+    safe_list: Vec<Value>,
+}
+
+/// What an erasure removed, per kind of row.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+pub struct ErasureObject {
+    /// Verifications deleted.
+    verifications: u64,
+    /// Of those, the pending ones canceled first.
+    canceled: u64,
+    /// Delivery attempts deleted (queued ones too: never sent).
+    deliveries: u64,
+    /// Events deleted, the refused starts' included.
+    events: u64,
+    /// Status callbacks deleted (pending ones too: never posted).
+    callbacks: u64,
+    /// Webhook posts deleted (pending ones too: never posted).
+    webhook_deliveries: u64,
+    /// Safe-list entries deleted.
+    safe_list: u64,
+}

@@ -122,6 +122,7 @@ macro_rules! delegate {
 mod audit;
 mod callbacks;
 mod deliveries;
+mod destinations;
 mod events;
 mod keys;
 mod limits;
