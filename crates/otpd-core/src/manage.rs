@@ -14,8 +14,7 @@ use crate::recipient::Recipient;
 use crate::retention::ReportRollup;
 use crate::store::{
     AuditStore, DeliveryStore, DestinationStore, EventStore, LimitStore, OutboxStats,
-    RetentionStore, StoreError,
-    TenantStore, VerificationStore,
+    RetentionStore, StoreError, TenantStore, VerificationStore,
 };
 use crate::tenants::{ApiKeyRecord, ServiceRecord};
 use crate::verification::Verification;
