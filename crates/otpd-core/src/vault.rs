@@ -98,6 +98,30 @@ impl DataKey {
     }
 }
 
+/// The characters of a phone number stored in clear beside its sealed form, for prefix
+/// filters: the country code and the start of the national range, which identify no one.
+pub const CLEAR_PREFIX_CHARS: usize = 7;
+
+/// The clear prefix stored for a destination (phones only).
+pub fn clear_prefix(to: &str) -> Option<String> {
+    to.starts_with('+').then(|| clear_part(to).to_string())
+}
+
+/// The part of a prefix filter the stored clear prefix can answer (its first
+/// [`CLEAR_PREFIX_CHARS`] characters); a longer filter needs the sealed values opened.
+pub fn clear_part(prefix: &str) -> &str {
+    match prefix.char_indices().nth(CLEAR_PREFIX_CHARS) {
+        Some((end, _)) => &prefix[..end],
+        None => prefix,
+    }
+}
+
+impl From<VaultError> for crate::store::StoreError {
+    fn from(error: VaultError) -> Self {
+        crate::store::StoreError::Corrupt(format!("destination: {error}"))
+    }
+}
+
 /// Seals, opens and blind-indexes destinations; cheap to share behind an `Arc`.
 pub struct Vault {
     /// The current key first, then the previous ones still readable.
@@ -123,6 +147,26 @@ impl Vault {
             }
         }
         Vault { keys }
+    }
+
+    /// Why a database whose values were sealed under the keys `known` (ids as stored) cannot
+    /// be opened with this vault; `None` when it can (no key yet, or one of ours).
+    pub fn refusal(&self, known: &[i64]) -> Option<String> {
+        let ours = self.key_ids();
+        if known.is_empty() || ours.iter().any(|k| known.contains(&i64::from(k.0))) {
+            return None;
+        }
+        let theirs: Vec<String> = known
+            .iter()
+            .map(|id| KeyId(*id as u32).to_string())
+            .collect();
+        let ours: Vec<String> = ours.iter().map(KeyId::to_string).collect();
+        Some(format!(
+            "the server secret does not open this database: it was written under key {}, \
+             the configured secret gives key {}; start with the server secret it was written with",
+            theirs.join(", "),
+            ours.join(", ")
+        ))
     }
 
     /// The key new values are sealed and indexed under.
@@ -258,6 +302,14 @@ mod tests {
         assert_eq!(vault.blind("+14155552671"), vault.blind("+14155552671"));
         assert_ne!(vault.blind("+14155552671"), vault.blind("+14155552672"));
         assert_eq!(vault.blind("a").to_hex().len(), 32);
+    }
+
+    #[test]
+    fn only_the_first_characters_of_a_phone_stay_in_clear() {
+        assert_eq!(clear_prefix("+14155552671").as_deref(), Some("+141555"));
+        assert_eq!(clear_prefix("ada@example.com"), None);
+        assert_eq!(clear_part("+44"), "+44");
+        assert_eq!(clear_part("+4474001234"), "+447400");
     }
 
     #[test]

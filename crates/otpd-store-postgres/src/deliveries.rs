@@ -11,9 +11,9 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::delivery_columns;
-use crate::protect::PREFIX_CHARS;
 use crate::{PgStore, db_error, insert_event};
 use crate::{records, rows};
+use otpd_core::vault::{CLEAR_PREFIX_CHARS, clear_part};
 
 /// The filter of attempt lists and summaries; binds $1–$10.
 macro_rules! attempt_where {
@@ -249,7 +249,11 @@ impl DeliveryStore for PgStore {
     }
 
     async fn attempt_summary(&self, filter: &AttemptFilter) -> Result<AttemptSummary, StoreError> {
-        if let Some(prefix) = filter.prefix.as_ref().filter(|p| p.len() > PREFIX_CHARS) {
+        if let Some(prefix) = filter
+            .prefix
+            .as_ref()
+            .filter(|p| p.chars().count() > CLEAR_PREFIX_CHARS)
+        {
             // Longer than the clear prefix: the candidates' destinations are opened.
             let rows: Vec<(Vec<u8>, bool)> = sqlx::query_as(concat!(
                 "SELECT v.to_sealed, v.status = 'approved' \
@@ -313,7 +317,7 @@ impl DeliveryStore for PgStore {
 /// prefix narrows by that part, and the summary opens the candidates for the rest.
 fn clear_prefix(filter: &AttemptFilter) -> Option<String> {
     filter.prefix.as_ref().map(|p| {
-        let clear: String = p.chars().take(PREFIX_CHARS).collect();
+        let clear = clear_part(p);
         format!("{clear}%")
     })
 }

@@ -20,12 +20,6 @@ fn current(vault: &Vault) -> (Vec<u8>, String) {
     )
 }
 
-fn reopen(vault: &Vault, sealed: &[u8]) -> Result<String, StoreError> {
-    vault
-        .open(sealed)
-        .map_err(|e| StoreError::Corrupt(format!("destination: {e}")))
-}
-
 impl KeyStore for PgStore {
     async fn reseal(&self, limit: u32) -> Result<u64, StoreError> {
         let vault = &self.vault;
@@ -43,7 +37,7 @@ impl KeyStore for PgStore {
         .await
         .map_err(db_error)?;
         for (row, sealed) in stale {
-            let to = reopen(vault, &sealed)?;
+            let to = vault.open(&sealed)?;
             sqlx::query("UPDATE verifications SET to_sealed = $1, to_index = $2 WHERE id = $3")
                 .bind(vault.seal(&to))
                 .bind(vault.blind(&to).to_hex())
@@ -63,7 +57,7 @@ impl KeyStore for PgStore {
         .await
         .map_err(db_error)?;
         for (row, sealed) in stale {
-            let phone = reopen(vault, &sealed)?;
+            let phone = vault.open(&sealed)?;
             sqlx::query(
                 "UPDATE safe_numbers SET phone_sealed = $1, phone_index = $2 WHERE id = $3",
             )

@@ -431,7 +431,8 @@ impl VerificationColumns {
         self.service_id.push(v.service_id.uuid());
         self.to_sealed.push(vault.seal(v.to.as_str()));
         self.to_index.push(vault.blind(v.to.as_str()).to_hex());
-        self.to_prefix.push(protect::prefix_of(v.to.as_str()));
+        self.to_prefix
+            .push(otpd_core::vault::clear_prefix(v.to.as_str()));
         self.country.push(v.country.map(|c| c.as_str().to_string()));
         self.channel.push(v.channel.as_str());
         self.status.push(v.status.as_str());

@@ -4,7 +4,7 @@
 //! commit. Both run under the migration lock, so one node seals while the others wait.
 
 use otpd_core::StoreError;
-use otpd_core::vault::{KeyId, Vault};
+use otpd_core::vault::Vault;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -12,16 +12,6 @@ use crate::db_error;
 
 /// Rows sealed per transaction.
 const BATCH: i64 = 500;
-
-/// The characters of a phone number kept in clear for prefix filters: the country code and
-/// the start of the national range, which identify no one.
-pub(crate) const PREFIX_CHARS: usize = 7;
-
-/// The clear prefix stored for `to` (phones only).
-pub(crate) fn prefix_of(to: &str) -> Option<String> {
-    to.starts_with('+')
-        .then(|| to.chars().take(PREFIX_CHARS).collect())
-}
 
 /// Refuses a server secret that gives none of the keys this database was written with, and
 /// records the vault's keys otherwise.
@@ -34,21 +24,10 @@ pub(crate) async fn check_keys(
         .fetch_all(&mut *connection)
         .await
         .map_err(db_error)?;
-    let ours = vault.key_ids();
-    if !known.is_empty() && !ours.iter().any(|k| known.contains(&i64::from(k.0))) {
-        let theirs: Vec<String> = known
-            .iter()
-            .map(|id| KeyId(*id as u32).to_string())
-            .collect();
-        let ours: Vec<String> = ours.iter().map(KeyId::to_string).collect();
-        return Err(StoreError::WrongKey(format!(
-            "the server secret does not open this database: it was written under key {}, \
-             the configured secret gives key {}; start with the server secret it was written with",
-            theirs.join(", "),
-            ours.join(", ")
-        )));
+    if let Some(why) = vault.refusal(&known) {
+        return Err(StoreError::WrongKey(why));
     }
-    for key in ours {
+    for key in vault.key_ids() {
         sqlx::query("INSERT INTO data_keys (id, added_at) VALUES ($1, $2) ON CONFLICT DO NOTHING")
             .bind(i64::from(key.0))
             .bind(now)
@@ -105,7 +84,7 @@ pub(crate) async fn seal_listed_rows(
                         )
                         .bind(vault.blind(&to).to_hex())
                         .bind(vault.seal(&to))
-                        .bind(prefix_of(&to))
+                        .bind(otpd_core::vault::clear_prefix(&to))
                         .bind(id)
                         .execute(&mut *tx)
                         .await

@@ -8,8 +8,8 @@ use otpd_core::{ServiceId, StoreError, Timestamp};
 use sqlx::Row;
 use uuid::Uuid;
 
-use crate::protect::PREFIX_CHARS;
 use crate::{PgStore, db_error};
+use otpd_core::vault::clear_part;
 
 /// Attempts of one day, per service, send channel, country and clear prefix.
 const ROLL_UP_ATTEMPTS: &str = "INSERT INTO attempt_rollups \
@@ -216,7 +216,7 @@ impl RetentionStore for PgStore {
             return Ok(AttemptSummary::default());
         }
         let prefix = filter.prefix.as_ref().map(|p| {
-            let clear: String = p.chars().take(PREFIX_CHARS).collect();
+            let clear = clear_part(p);
             format!("{clear}%")
         });
         let row = sqlx::query(concat!(

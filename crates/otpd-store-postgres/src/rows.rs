@@ -76,9 +76,7 @@ fn count(row: &PgRow, index: usize) -> Result<u32, StoreError> {
 
 pub(crate) fn verification(row: &PgRow, vault: &Vault) -> Result<Verification, StoreError> {
     let sealed: Vec<u8> = get(row, 2)?;
-    let to = vault
-        .open(&sealed)
-        .map_err(|e| StoreError::Corrupt(format!("destination: {e}")))?;
+    let to = vault.open(&sealed)?;
     let country: Option<String> = get(row, 3)?;
     let seed: Option<Vec<u8>> = get(row, 21)?;
     Ok(Verification {

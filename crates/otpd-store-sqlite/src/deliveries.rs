@@ -10,7 +10,7 @@ use rusqlite::{Connection, params};
 
 use otpd_core::vault::Vault;
 
-use crate::protect::PREFIX_CHARS;
+use otpd_core::vault::{CLEAR_PREFIX_CHARS, clear_part};
 
 use crate::rows;
 use crate::rows::{DELIVERY_COLUMNS, DELIVERY_COLUMNS_AND_SERVICE};
@@ -268,7 +268,7 @@ impl DeliveryStore for SqliteStore {
         let vault = self.vault();
         self.read(move |connection| {
             let (clause, values) = attempt_where(&f, &vault);
-            if let Some(prefix) = f.prefix.as_ref().filter(|p| p.len() > PREFIX_CHARS) {
+            if let Some(prefix) = f.prefix.as_ref().filter(|p| p.chars().count() > CLEAR_PREFIX_CHARS) {
                 // Longer than the clear prefix: the candidates' destinations are opened.
                 let sql = format!(
                     "SELECT v.to_sealed, v.status = 'approved' \
@@ -336,9 +336,9 @@ fn attempt_where(f: &AttemptFilter, vault: &Vault) -> (String, Vec<rusqlite::typ
         push("v.country =", country.clone().into());
     }
     if let Some(prefix) = &f.prefix {
-        // Only the first PREFIX_CHARS characters are kept in clear: a longer prefix narrows
+        // Only the first CLEAR_PREFIX_CHARS characters are kept in clear: a longer prefix narrows
         // by those here, and the summary opens the candidates for the rest.
-        let clear: String = prefix.chars().take(PREFIX_CHARS).collect();
+        let clear = clear_part(prefix);
         push("v.to_prefix LIKE", format!("{clear}%").into());
     }
     if let Some(channel) = &f.channel {

@@ -25,12 +25,6 @@ fn current(vault: &Vault) -> Current {
     }
 }
 
-fn reopen(vault: &Vault, sealed: &[u8]) -> Result<String, StoreError> {
-    vault
-        .open(sealed)
-        .map_err(|e| StoreError::Corrupt(format!("destination: {e}")))
-}
-
 fn reseal_batch(connection: &Connection, vault: &Vault, limit: u32) -> Result<u64, StoreError> {
     let now = current(vault);
     let mut moved = 0u64;
@@ -41,7 +35,7 @@ fn reseal_batch(connection: &Connection, vault: &Vault, limit: u32) -> Result<u6
         |row| Ok((rows::get(row, 0)?, rows::get(row, 1)?)),
     )?;
     for (id, sealed) in stale {
-        let to = reopen(vault, &sealed)?;
+        let to = vault.open(&sealed)?;
         connection
             .execute(
                 "UPDATE verifications SET to_sealed = ?1, to_index = ?2 WHERE id = ?3",
@@ -58,7 +52,7 @@ fn reseal_batch(connection: &Connection, vault: &Vault, limit: u32) -> Result<u6
         |row| Ok((rows::get(row, 0)?, rows::get(row, 1)?)),
     )?;
     for (id, sealed) in stale {
-        let phone = reopen(vault, &sealed)?;
+        let phone = vault.open(&sealed)?;
         connection
             .execute(
                 "UPDATE OR REPLACE safe_numbers SET phone_sealed = ?1, phone_index = ?2 \

@@ -4,23 +4,13 @@
 //! stopped.
 
 use otpd_core::StoreError;
-use otpd_core::vault::{KeyId, Vault};
+use otpd_core::vault::Vault;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::db_error;
 
 /// Rows sealed per transaction: small enough that a batch takes milliseconds.
 const BATCH: i64 = 500;
-
-/// The characters of a phone number kept in clear for prefix filters: the country code and
-/// the start of the national range, which identify no one.
-pub(crate) const PREFIX_CHARS: usize = 7;
-
-/// The clear prefix stored for `to` (phones only).
-pub(crate) fn prefix_of(to: &str) -> Option<String> {
-    to.starts_with('+')
-        .then(|| to.chars().take(PREFIX_CHARS).collect())
-}
 
 /// Refuses a server secret that gives none of the keys this database was written with, and
 /// records the vault's keys otherwise.
@@ -37,21 +27,10 @@ pub(crate) fn check_keys(
                 .collect::<rusqlite::Result<_>>()
         })
         .map_err(db_error)?;
-    let ours: Vec<KeyId> = vault.key_ids();
-    if !known.is_empty() && !ours.iter().any(|k| known.contains(&i64::from(k.0))) {
-        let theirs: Vec<String> = known
-            .iter()
-            .map(|id| KeyId(*id as u32).to_string())
-            .collect();
-        let ours: Vec<String> = ours.iter().map(KeyId::to_string).collect();
-        return Err(StoreError::WrongKey(format!(
-            "the server secret does not open this database: it was written under key {}, \
-             the configured secret gives key {}; start with the server secret it was written with",
-            theirs.join(", "),
-            ours.join(", ")
-        )));
+    if let Some(why) = vault.refusal(&known) {
+        return Err(StoreError::WrongKey(why));
     }
-    for key in ours {
+    for key in vault.key_ids() {
         connection
             .execute(
                 "INSERT OR IGNORE INTO data_keys (id, added_at) VALUES (?1, ?2)",
@@ -133,7 +112,7 @@ fn seal_verification(connection: &Connection, vault: &Vault, id: &[u8]) -> Resul
         connection
             .execute(
                 "UPDATE verifications SET to_index = ?1, to_sealed = ?2, to_prefix = ?3 WHERE id = ?4",
-                params![vault.blind(&to).to_hex(), vault.seal(&to), prefix_of(&to), id],
+                params![vault.blind(&to).to_hex(), vault.seal(&to), otpd_core::vault::clear_prefix(&to), id],
             )
             .map_err(db_error)?;
     }

@@ -7,8 +7,8 @@ use otpd_core::{ServiceId, StoreError, Timestamp};
 use rusqlite::types::Value;
 use rusqlite::{Connection, params};
 
-use crate::protect::PREFIX_CHARS;
 use crate::{SqliteStore, db_error, execute, query_all, query_one, rows};
+use otpd_core::vault::clear_part;
 
 /// Attempts of one day, per service, send channel, country and clear prefix.
 const ROLL_UP_ATTEMPTS: &str = "INSERT INTO attempt_rollups \
@@ -98,7 +98,7 @@ impl RetentionStore for SqliteStore {
                 clause.push_str(&format!(" AND r.country = ?{}", values.len()));
             }
             if let Some(prefix) = &f.prefix {
-                let clear: String = prefix.chars().take(PREFIX_CHARS).collect();
+                let clear = clear_part(prefix);
                 values.push(format!("{clear}%").into());
                 clause.push_str(&format!(" AND r.to_prefix LIKE ?{}", values.len()));
             }

@@ -38,9 +38,7 @@ pub(crate) fn open_destination(
     vault: &Vault,
 ) -> Result<String, StoreError> {
     let sealed: Vec<u8> = get(row, index)?;
-    vault
-        .open(&sealed)
-        .map_err(|e| StoreError::Corrupt(format!("destination: {e}")))
+    Ok(vault.open(&sealed)?)
 }
 
 fn corrupt(what: &str) -> StoreError {

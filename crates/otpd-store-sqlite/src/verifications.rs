@@ -325,7 +325,7 @@ fn insert_verification(connection: &Connection, new: &NewVerification) -> Result
             v.payee,
             v.locale,
             new.to_index,
-            crate::protect::prefix_of(v.to.as_str()),
+            otpd_core::vault::clear_prefix(v.to.as_str()),
         ],
     )?;
     insert_delivery(connection, d)?;
