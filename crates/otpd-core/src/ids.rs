@@ -69,3 +69,7 @@ entity_id!(
     /// A Twilio-style API key (`SK…` + secret) acting for one account.
     ApiKeyId
 );
+entity_id!(
+    /// A console operator: a person who signs in to `/console/`, not an API credential.
+    OperatorId
+);

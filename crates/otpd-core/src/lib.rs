@@ -15,6 +15,7 @@ pub mod events;
 pub mod ids;
 pub mod manage;
 pub mod messages;
+pub mod operators;
 pub mod outbound;
 pub mod phone;
 pub mod recipient;
@@ -34,7 +35,9 @@ pub use code::{CodeHash, CodeHasher, CodeSeed, OtpCode, PinLength, PinType, Serv
 pub use delivery::{
     DeliveryAttempt, DeliveryStatus, DeliveryUpdate, ReceiptUpdate, TransmissionSummary,
 };
-pub use ids::{AccountId, ApiKeyId, ApplicationId, DeliveryId, ServiceId, VerificationId};
+pub use ids::{
+    AccountId, ApiKeyId, ApplicationId, DeliveryId, OperatorId, ServiceId, VerificationId,
+};
 pub use phone::{CountryIso, E164Phone, LineType, PhoneError};
 pub use recipient::{Email, Recipient};
 pub use secret::Secret;
