@@ -330,8 +330,7 @@ impl<S: OperatorStore, C: Clock> Operators<S, C> {
         if operator.password_hash.is_none() {
             let token = random_token();
             operator.invitation_hash = Some(token_hash(&token));
-            operator.invitation_expires_at =
-                Some(now.plus_seconds(self.rules.invitation_seconds));
+            operator.invitation_expires_at = Some(now.plus_seconds(self.rules.invitation_seconds));
             invitation = Some(Secret::new(token));
         }
         let mut totp_uri = None;
@@ -351,7 +350,11 @@ impl<S: OperatorStore, C: Clock> Operators<S, C> {
     /// Replaces an operator's role, disabled flag, password or second factor (`update`
     /// changes the copy read from the store); a disable or a new password ends every
     /// session. False when the operator is gone.
-    pub async fn update(&self, operator: &Operator, end_sessions: bool) -> Result<bool, StoreError> {
+    pub async fn update(
+        &self,
+        operator: &Operator,
+        end_sessions: bool,
+    ) -> Result<bool, StoreError> {
         let updated = self.store.update_operator(operator).await?;
         if updated && end_sessions {
             self.store.delete_sessions_of(operator.id).await?;
@@ -365,11 +368,8 @@ impl<S: OperatorStore, C: Clock> Operators<S, C> {
         let token = random_token();
         operator.password_hash = None;
         operator.invitation_hash = Some(token_hash(&token));
-        operator.invitation_expires_at = Some(
-            self.clock
-                .now()
-                .plus_seconds(self.rules.invitation_seconds),
-        );
+        operator.invitation_expires_at =
+            Some(self.clock.now().plus_seconds(self.rules.invitation_seconds));
         operator.failed_sign_ins = 0;
         operator.locked_until = None;
         self.update(&operator, true).await?;
@@ -470,7 +470,8 @@ impl<S: OperatorStore, C: Clock> Operators<S, C> {
             .totp_sealed
             .as_deref()
             .and_then(|sealed| self.totp_step(sealed, &operator.email, code));
-        let Some(step) = step.filter(|step| operator.totp_last_step.is_none_or(|last| *step > last))
+        let Some(step) =
+            step.filter(|step| operator.totp_last_step.is_none_or(|last| *step > last))
         else {
             self.failed(&operator).await?;
             return Err(SignInError::WrongCode);
@@ -515,7 +516,10 @@ impl<S: OperatorStore, C: Clock> Operators<S, C> {
 
     /// Ends one session (sign out).
     pub async fn sign_out(&self, token: &str) -> Result<(), StoreError> {
-        self.store.delete_session(token_hash(token)).await.map(|_| ())
+        self.store
+            .delete_session(token_hash(token))
+            .await
+            .map(|_| ())
     }
 
     /// Ends every session of `operator` (sign out everywhere); how many.
@@ -569,7 +573,9 @@ impl<S: OperatorStore, C: Clock> Operators<S, C> {
 
     /// The time step `code` is right for (now, or one step either side), if any.
     fn totp_step(&self, sealed: &str, email: &str, code: &str) -> Option<i64> {
-        let sealed = base64::engine::general_purpose::STANDARD.decode(sealed).ok()?;
+        let sealed = base64::engine::general_purpose::STANDARD
+            .decode(sealed)
+            .ok()?;
         let seed = hex::decode(self.vault.open(&sealed).ok()?).ok()?;
         let totp = totp_for(&seed, &self.issuer, email);
         let now = (self.clock.now().0 / 1000).max(0) as u64;
@@ -599,9 +605,15 @@ fn totp_for(seed: &[u8], issuer: &str, email: &str) -> totp_rs::Totp {
 /// The code an authenticator app shows for the operator's sealed seed at `unix_seconds`
 /// (tests, and the CLI's enrolment check).
 pub fn totp_code(vault: &Vault, sealed: &str, unix_seconds: u64) -> Option<String> {
-    let sealed = base64::engine::general_purpose::STANDARD.decode(sealed).ok()?;
+    let sealed = base64::engine::general_purpose::STANDARD
+        .decode(sealed)
+        .ok()?;
     let seed = hex::decode(vault.open(&sealed).ok()?).ok()?;
-    Some(totp_for(&seed, "otpd", "").generate(unix_seconds).to_string())
+    Some(
+        totp_for(&seed, "otpd", "")
+            .generate(unix_seconds)
+            .to_string(),
+    )
 }
 
 /// Refuses a password shorter than [`MIN_PASSWORD_CHARS`].
@@ -681,13 +693,20 @@ mod tests {
         }
 
         fn valid(&self, token: &Secret) -> bool {
-            run(self.operators.session(token.expose())).unwrap().is_some()
+            run(self.operators.session(token.expose()))
+                .unwrap()
+                .is_some()
         }
 
         /// The code the operator's authenticator app shows now.
         fn code(&self, operator: &Operator) -> String {
             let seconds = (self.clock.now().0 / 1000) as u64;
-            totp_code(&self.vault, operator.totp_sealed.as_deref().unwrap(), seconds).unwrap()
+            totp_code(
+                &self.vault,
+                operator.totp_sealed.as_deref().unwrap(),
+                seconds,
+            )
+            .unwrap()
         }
     }
 
@@ -741,24 +760,35 @@ mod tests {
     #[test]
     fn sign_in_takes_the_right_password_of_an_enabled_operator_only() {
         let w = world();
-        let alice = w.operator("alice@example.com", Role::Support, false).operator;
+        let alice = w
+            .operator("alice@example.com", Role::Support, false)
+            .operator;
         let session = w.sign_in("Alice@Example.COM", PASSWORD).unwrap();
         assert!(!session.session.second_factor_pending);
         assert_eq!(session.session.operator, alice.id);
         assert!(w.valid(&session.token));
 
         let wrong = w.sign_in("alice@example.com", "wrong horse battery");
-        assert!(matches!(wrong, Err(SignInError::WrongCredentials)), "{wrong:?}");
+        assert!(
+            matches!(wrong, Err(SignInError::WrongCredentials)),
+            "{wrong:?}"
+        );
         assert_eq!(w.stored(alice.id).failed_sign_ins, 1);
         let unknown = w.sign_in("nobody@example.com", PASSWORD);
-        assert!(matches!(unknown, Err(SignInError::WrongCredentials)), "{unknown:?}");
+        assert!(
+            matches!(unknown, Err(SignInError::WrongCredentials)),
+            "{unknown:?}"
+        );
 
         let mut disabled = w.stored(alice.id);
         disabled.disabled = true;
         assert!(run(w.operators.update(&disabled, true)).unwrap());
         assert!(!w.valid(&session.token), "a disable ends the sessions");
         let refused = w.sign_in("alice@example.com", PASSWORD);
-        assert!(matches!(refused, Err(SignInError::WrongCredentials)), "{refused:?}");
+        assert!(
+            matches!(refused, Err(SignInError::WrongCredentials)),
+            "{refused:?}"
+        );
     }
 
     /// Five failures in a row lock the operator: even the right password is refused until
@@ -769,7 +799,10 @@ mod tests {
         let bob = w.operator("bob@example.com", Role::Viewer, false).operator;
         for _ in 0..5 {
             let wrong = w.sign_in("bob@example.com", "wrong horse battery");
-            assert!(matches!(wrong, Err(SignInError::WrongCredentials)), "{wrong:?}");
+            assert!(
+                matches!(wrong, Err(SignInError::WrongCredentials)),
+                "{wrong:?}"
+            );
         }
         let until = T0.plus_seconds(SessionRules::default().lock_seconds);
         assert_eq!(w.stored(bob.id).locked_until, Some(until));
@@ -859,15 +892,17 @@ mod tests {
     #[test]
     fn an_invitation_sets_the_password_once() {
         let w = world();
-        let created =
-            run(w
-                .operators
-                .create(" Erin@Example.com ", Role::Support, None, false))
-            .unwrap();
+        let created = run(w
+            .operators
+            .create(" Erin@Example.com ", Role::Support, None, false))
+        .unwrap();
         assert_eq!(created.operator.email, "erin@example.com");
         let token = created.invitation.unwrap();
         let refused = w.sign_in("erin@example.com", PASSWORD);
-        assert!(matches!(refused, Err(SignInError::WrongCredentials)), "{refused:?}");
+        assert!(
+            matches!(refused, Err(SignInError::WrongCredentials)),
+            "{refused:?}"
+        );
 
         let invited = run(w.operators.invited(token.expose())).unwrap().unwrap();
         assert_eq!(invited.id, created.operator.id);
@@ -876,10 +911,12 @@ mod tests {
         assert_eq!(run(w.operators.invited(token.expose())).unwrap(), None);
         assert!(w.sign_in("erin@example.com", PASSWORD).is_ok());
 
-        let late = run(w.operators.create("late@example.com", Role::Viewer, None, false))
-            .unwrap()
-            .invitation
-            .unwrap();
+        let late = run(w
+            .operators
+            .create("late@example.com", Role::Viewer, None, false))
+        .unwrap()
+        .invitation
+        .unwrap();
         w.clock
             .advance_seconds(SessionRules::default().invitation_seconds + 1);
         assert_eq!(run(w.operators.invited(late.expose())).unwrap(), None);
@@ -898,9 +935,14 @@ mod tests {
         assert!(matches!(old, Err(SignInError::WrongCredentials)), "{old:?}");
         assert!(run(w.operators.invited(token.expose())).unwrap().is_some());
 
-        let taken = run(w.operators.create("FRANK@example.com", Role::Viewer, None, false));
+        let taken = run(w
+            .operators
+            .create("FRANK@example.com", Role::Viewer, None, false));
         assert!(matches!(taken, Err(OperatorError::Taken)), "{taken:?}");
         let invalid = run(w.operators.create("frank", Role::Viewer, None, false));
-        assert!(matches!(invalid, Err(OperatorError::InvalidEmail)), "{invalid:?}");
+        assert!(
+            matches!(invalid, Err(OperatorError::InvalidEmail)),
+            "{invalid:?}"
+        );
     }
 }

@@ -214,14 +214,13 @@ impl OperatorStore for PgStore {
         idle_before: Timestamp,
         created_before: Timestamp,
     ) -> Result<u64, StoreError> {
-        let result = sqlx::query(
-            "DELETE FROM operator_sessions WHERE last_seen_at < $1 OR created_at < $2",
-        )
-        .bind(idle_before.0)
-        .bind(created_before.0)
-        .execute(&self.pool)
-        .await
-        .map_err(db_error)?;
+        let result =
+            sqlx::query("DELETE FROM operator_sessions WHERE last_seen_at < $1 OR created_at < $2")
+                .bind(idle_before.0)
+                .bind(created_before.0)
+                .execute(&self.pool)
+                .await
+                .map_err(db_error)?;
         Ok(result.rows_affected())
     }
 }
@@ -262,8 +261,7 @@ fn operator(row: OperatorRow) -> Result<Operator, StoreError> {
         totp_sealed,
         totp_last_step,
         disabled,
-        failed_sign_ins: u32::try_from(failed_sign_ins)
-            .map_err(|_| corrupt("failed sign-ins"))?,
+        failed_sign_ins: u32::try_from(failed_sign_ins).map_err(|_| corrupt("failed sign-ins"))?,
         locked_until: locked_until.map(Timestamp),
         invitation_hash: invitation_hash
             .map(|bytes| hash32(bytes, "invitation hash"))

@@ -629,7 +629,10 @@ async fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("otpd: {error:#}");
-            if error.downcast_ref::<operator_commands::BadInput>().is_some() {
+            if error
+                .downcast_ref::<operator_commands::BadInput>()
+                .is_some()
+            {
                 // Refused input, like a usage error (clap's own code).
                 std::process::ExitCode::from(2)
             } else {

@@ -9,8 +9,7 @@ use anyhow::Context;
 use otpd::Config;
 use otpd::store::AnyStore;
 use otpd_core::operators::{
-    OperatorError, Operators, Role, SessionRules, check_password, hash_password,
-    normalise_email,
+    OperatorError, Operators, Role, SessionRules, check_password, hash_password, normalise_email,
 };
 use otpd_core::{Clock, Secret, SystemClock};
 use serde_json::json;
@@ -32,7 +31,9 @@ impl std::fmt::Display for BadInput {
 impl std::error::Error for BadInput {}
 
 /// The operators' rules over the configured store.
-async fn operators(config: &Config) -> anyhow::Result<(AnyStore, Operators<AnyStore, SystemClock>)> {
+async fn operators(
+    config: &Config,
+) -> anyhow::Result<(AnyStore, Operators<AnyStore, SystemClock>)> {
     let store = otpd::open_store(config).await?;
     let operators = Operators::new(
         store.clone(),
@@ -108,7 +109,9 @@ pub(crate) async fn operator(command: OperatorCommand) -> anyhow::Result<()> {
             let created = match operators.create(&email, role, password_hash, totp).await {
                 Ok(created) => created,
                 Err(OperatorError::InvalidEmail) => {
-                    return Err(BadInput(format!("--email: '{email}' is not an email address")).into());
+                    return Err(
+                        BadInput(format!("--email: '{email}' is not an email address")).into(),
+                    );
                 }
                 Err(OperatorError::Taken) => {
                     anyhow::bail!("an operator with the email {} exists already", email.trim())
@@ -234,7 +237,10 @@ pub(crate) async fn operator(command: OperatorCommand) -> anyhow::Result<()> {
                 json!({"id": operator.id.to_string(), "sessionsEnded": ended}),
             )
             .await?;
-            println!("disabled operator {}; sessions ended: {ended}", operator.email);
+            println!(
+                "disabled operator {}; sessions ended: {ended}",
+                operator.email
+            );
             Ok(())
         }
         OperatorCommand::Reset {

@@ -159,7 +159,10 @@ async fn create_with_a_password_from_stdin_signs_in_and_is_listed() {
     let alice = create_alice(&cli);
     assert_eq!(alice["email"], "alice@example.com");
     assert_eq!(alice["role"], "admin");
-    assert!(alice["id"].as_str().is_some_and(|id| id.len() == 36), "{alice}");
+    assert!(
+        alice["id"].as_str().is_some_and(|id| id.len() == 36),
+        "{alice}"
+    );
     assert!(alice.get("invitationUrl").is_none(), "{alice}");
     assert!(alice.get("totpUri").is_none(), "{alice}");
 
@@ -173,7 +176,13 @@ async fn create_with_a_password_from_stdin_signs_in_and_is_listed() {
 
     let bob = cli.json(
         &[
-            "operator", "create", "--email", "bob@example.com", "--role", "viewer", "--totp",
+            "operator",
+            "create",
+            "--email",
+            "bob@example.com",
+            "--role",
+            "viewer",
+            "--totp",
             "--json",
         ],
         None,
@@ -273,7 +282,9 @@ async fn a_taken_email_and_a_weak_password_are_refused() {
     );
 
     let malformed = cli.run(
-        &["operator", "create", "--email", "carol", "--role", "support"],
+        &[
+            "operator", "create", "--email", "carol", "--role", "support",
+        ],
         None,
     );
     assert_eq!(malformed.status.code(), Some(2));
@@ -382,7 +393,11 @@ async fn disable_ends_sessions_and_reset_replaces_the_password_with_a_link() {
             ("operator.reset".into(), "dan@example.com".into()),
         ]
     );
-    assert!(!serde_json::to_string(&cli.audited()).unwrap().contains(invitation));
+    assert!(
+        !serde_json::to_string(&cli.audited())
+            .unwrap()
+            .contains(invitation)
+    );
 
     let unknown = cli.run(
         &["operator", "disable", "--email", "nobody@example.com"],
