@@ -123,13 +123,13 @@ pub(crate) async fn operator(command: OperatorCommand) -> anyhow::Result<()> {
                 &store,
                 None,
                 "operator.create",
-                operator.email.clone(),
-                json!({
-                    "id": operator.id.to_string(),
+                operator.id.to_string(),
+                json!({"after": {
+                    "email": operator.email,
                     "role": role.as_str(),
                     "invited": created.invitation.is_some(),
                     "secondFactor": created.totp_uri.is_some(),
-                }),
+                }}),
             )
             .await?;
             let invitation = created
@@ -224,6 +224,7 @@ pub(crate) async fn operator(command: OperatorCommand) -> anyhow::Result<()> {
             let config = load(&common, None)?;
             let (store, operators) = operators(&config).await?;
             let mut operator = existing(&operators, &email).await?;
+            let was_disabled = operator.disabled;
             operator.disabled = true;
             if !operators.update(&operator, false).await? {
                 anyhow::bail!("no operator has the email {email}");
@@ -233,8 +234,13 @@ pub(crate) async fn operator(command: OperatorCommand) -> anyhow::Result<()> {
                 &store,
                 None,
                 "operator.disable",
-                operator.email.clone(),
-                json!({"id": operator.id.to_string(), "sessionsEnded": ended}),
+                operator.id.to_string(),
+                json!({
+                    "email": operator.email,
+                    "before": {"disabled": was_disabled},
+                    "after": {"disabled": true},
+                    "sessionsEnded": ended,
+                }),
             )
             .await?;
             println!(
@@ -256,8 +262,11 @@ pub(crate) async fn operator(command: OperatorCommand) -> anyhow::Result<()> {
                 &store,
                 None,
                 "operator.reset",
-                operator.email.clone(),
-                json!({"id": operator.id.to_string()}),
+                operator.id.to_string(),
+                json!({
+                    "email": operator.email,
+                    "changed": "the password: a new invitation replaces it, every session ended",
+                }),
             )
             .await?;
             let url = invitation_url(&config, &token);

@@ -230,7 +230,17 @@ async fn create_with_a_password_from_stdin_signs_in_and_is_listed() {
     let audited = cli.audited();
     assert_eq!(audited.len(), 2, "{audited:?}");
     assert_eq!(audited[0]["action"], "operator.create");
-    assert_eq!(audited[0]["target"], "alice@example.com");
+    assert_eq!(audited[0]["target"], alice["id"]);
+    assert_eq!(
+        audited[0]["summary"],
+        serde_json::json!({"after": {
+            "email": "alice@example.com",
+            "role": "admin",
+            "invited": false,
+            "secondFactor": false,
+        }})
+    );
+    assert_eq!(audited[1]["summary"]["after"]["secondFactor"], true);
     assert_eq!(
         audited[0]["actor"],
         serde_json::json!({"kind": "cli", "id": "alice"})
@@ -374,14 +384,15 @@ async fn disable_ends_sessions_and_reset_replaces_the_password_with_a_link() {
     let listed = cli.list();
     assert_eq!(listed[0]["disabled"], true);
     assert_eq!(listed[1]["invitationPending"], true);
-    let actions: Vec<(String, String)> = cli
-        .audited()
+    let audited = cli.audited();
+    let actions: Vec<(String, String)> = audited
         .iter()
         .map(|e| {
-            (
-                e["action"].as_str().unwrap().to_string(),
-                e["target"].as_str().unwrap().to_string(),
-            )
+            let email = e["summary"]["email"]
+                .as_str()
+                .or(e["summary"]["after"]["email"].as_str())
+                .unwrap();
+            (e["action"].as_str().unwrap().to_string(), email.to_string())
         })
         .collect();
     assert_eq!(
