@@ -90,16 +90,7 @@ where
 
     /// Every account, oldest first (the console: operators see every tenant).
     pub async fn accounts(&self) -> Result<Vec<crate::tenants::AccountRecord>, StoreError> {
-        // TEMPORARY until TenantStore::accounts lands: the accounts that have applications.
-        let mut accounts: Vec<crate::tenants::AccountRecord> = Vec::new();
-        for application in self.store.applications().await? {
-            if accounts.iter().all(|a| a.id != application.account_id)
-                && let Some(account) = self.store.account(application.account_id).await?
-            {
-                accounts.push(account);
-            }
-        }
-        Ok(accounts)
+        self.store.accounts().await
     }
 
     /// Every application, oldest first (the console).
