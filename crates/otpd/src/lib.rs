@@ -189,7 +189,7 @@ pub async fn start<C: Clock + Clone>(config: &Config, clock: C) -> anyhow::Resul
     let callbacks = CallbackWorker::new(
         store.clone(),
         clock.clone(),
-        CallbackSigner::new(secret),
+        CallbackSigner::new(secret.clone()),
         Arc::new(otpd_http::native::wire::callback_body),
         config.callbacks.policy(),
         outbound.clone(),
