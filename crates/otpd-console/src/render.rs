@@ -130,3 +130,21 @@ pub fn percent(share: f64) -> String {
 pub fn segment(text: &str) -> String {
     url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_shown_in_utc_with_their_rfc3339_form() {
+        let at = when(Timestamp(1_796_553_727_000));
+        assert_eq!(at.text, "2026-12-06 10:42:07 UTC");
+        assert_eq!(at.iso, "2026-12-06T10:42:07Z");
+    }
+
+    #[test]
+    fn a_destination_in_a_link_is_percent_encoded() {
+        assert_eq!(segment("+14155550100"), "%2B14155550100");
+        assert_eq!(segment("a@b.example"), "a%40b.example");
+    }
+}

@@ -153,3 +153,30 @@ where
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_csrf_token_belongs_to_one_session() {
+        let one = csrf_for("session-one");
+        assert_eq!(one, csrf_for("session-one"), "stable for a session");
+        assert_ne!(one, csrf_for("session-two"), "another session's token differs");
+        assert_eq!(one.len(), 64);
+        assert!(same(&one, &csrf_for("session-one")));
+        assert!(!same(&one, ""));
+        assert!(!same(&one, &one[..63]));
+    }
+
+    #[test]
+    fn the_session_cookie_is_http_only_strict_and_scoped_to_the_console() {
+        let cookie = set_cookie("t", false);
+        assert_eq!(
+            cookie,
+            "otpd_console=t; Path=/console; HttpOnly; SameSite=Strict"
+        );
+        assert!(set_cookie("t", true).ends_with("; Secure"));
+        assert!(clear_cookie(false).contains("Max-Age=0"));
+    }
+}
