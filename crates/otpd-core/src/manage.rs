@@ -144,6 +144,17 @@ where
         self.store.delete_webhook(service, id).await
     }
 
+    /// Posts a webhook's failed delivery of `event` again, now; false when there is none.
+    pub async fn replay_webhook_post(
+        &self,
+        webhook: uuid::Uuid,
+        event: uuid::Uuid,
+    ) -> Result<bool, StoreError> {
+        self.store
+            .replay_webhook_post(webhook, event, self.clock.now())
+            .await
+    }
+
     /// The newest `limit` deliveries of a webhook.
     pub async fn webhook_log(
         &self,
