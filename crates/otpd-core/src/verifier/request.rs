@@ -25,6 +25,8 @@ pub struct DeliveryJob {
     pub delivery_id: DeliveryId,
     /// The verification it belongs to.
     pub verification_id: VerificationId,
+    /// The verification's service (the events a failed provider leaves are its).
+    pub service_id: crate::ids::ServiceId,
     pub channel: Channel,
     pub to: Recipient,
     pub from: SenderId,
@@ -173,7 +175,9 @@ pub enum StartError {
     #[error("maximum sends reached")]
     TooManySends,
     /// A rate limit refused the start.
-    #[error("rate limit reached ({scope:?}): at most {limit} per window")]
+    #[error(
+        "rate limit reached ({scope:?}): at most {limit} per window; the next start is allowed in {retry_after_seconds} s"
+    )]
     RateLimited {
         /// Which limit.
         scope: crate::abuse::LimitScope,
