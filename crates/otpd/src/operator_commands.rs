@@ -9,7 +9,7 @@ use anyhow::Context;
 use otpd::Config;
 use otpd::store::AnyStore;
 use otpd_core::operators::{
-    OperatorError, Operators, Role, SessionRules, check_password, hash_password, normalise_email,
+    OperatorError, Operators, Role, check_password, hash_password, normalise_email,
 };
 use otpd_core::{Clock, Secret, SystemClock};
 use serde_json::json;
@@ -39,7 +39,7 @@ async fn operators(
         store.clone(),
         SystemClock,
         otpd::vault(config)?,
-        SessionRules::default(),
+        config.console.rules(),
     );
     Ok((store, operators))
 }
@@ -77,11 +77,11 @@ async fn existing(
         .with_context(|| format!("no operator has the email {email}"))
 }
 
-fn days_and_hours(seconds: i64) -> String {
-    if seconds % 86_400 == 0 {
-        format!("{} days", seconds / 86_400)
-    } else {
-        format!("{} hours", seconds / 3600)
+/// How long an invitation link works, in words.
+fn invitation_lifetime(operators: &Operators<AnyStore, SystemClock>) -> String {
+    match operators.rules().invitation_seconds / 3600 {
+        1 => "1 hour".to_string(),
+        hours => format!("{hours} hours"),
     }
 }
 
@@ -150,16 +150,24 @@ pub(crate) async fn operator(command: OperatorCommand) -> anyhow::Result<()> {
                 }
                 println!("{out}");
             } else {
-                println!("created operator {} ({})", operator.email, role.as_str());
-                if let Some(url) = &invitation {
-                    println!(
-                        "invitation link (shown once, works for {}): {url}",
-                        days_and_hours(operators.rules().invitation_seconds)
-                    );
+                match &invitation {
+                    Some(url) => {
+                        println!(
+                            "Invitation for {} ({}): {url}",
+                            operator.email,
+                            role.as_str()
+                        );
+                        println!(
+                            "The link is shown only now and works for {}.",
+                            invitation_lifetime(&operators)
+                        );
+                    }
+                    None => println!("created operator {} ({})", operator.email, role.as_str()),
                 }
                 if let Some(uri) = &created.totp_uri {
                     println!(
-                        "authenticator app (shown once; scan or paste it): {}",
+                        "Authenticator for {} (shown only now; add it to the app): {}",
+                        operator.email,
                         uri.expose()
                     );
                 }
@@ -281,12 +289,14 @@ pub(crate) async fn operator(command: OperatorCommand) -> anyhow::Result<()> {
                 );
             } else {
                 println!(
-                    "reset operator {}: the old password no longer works and every session ended",
-                    operator.email
+                    "Invitation for {} ({}): {url}",
+                    operator.email,
+                    operator.role.as_str()
                 );
                 println!(
-                    "invitation link (shown once, works for {}): {url}",
-                    days_and_hours(operators.rules().invitation_seconds)
+                    "The old password no longer works and every session ended. The link is \
+                     shown only now and works for {}.",
+                    invitation_lifetime(&operators)
                 );
             }
             Ok(())

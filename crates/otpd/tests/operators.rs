@@ -419,11 +419,12 @@ async fn disable_ends_sessions_and_reset_replaces_the_password_with_a_link() {
 }
 
 #[tokio::test]
-async fn invitation_links_use_the_public_base_url() {
+async fn invitation_links_use_the_public_base_url_and_the_console_settings() {
     let cli = Cli::new().await;
     std::fs::write(
         cli.dir.path().join("otpd.toml"),
-        "dev_mode = true\npublic_base_url = \"https://otp.example.com/\"\n",
+        "dev_mode = true\npublic_base_url = \"https://otp.example.com/\"\n\n\
+         [console]\ninvitation_hours = 2\n",
     )
     .unwrap();
     let created = cli.json(
@@ -444,5 +445,22 @@ async fn invitation_links_use_the_public_base_url() {
     assert!(
         link.starts_with("https://otp.example.com/console/invite/"),
         "{link}"
+    );
+    let reset = cli.ok(
+        &[
+            "operator",
+            "reset",
+            "--config",
+            "otpd.toml",
+            "--email",
+            "erin@example.com",
+        ],
+        None,
+    );
+    assert!(
+        reset.starts_with(
+            "Invitation for erin@example.com (viewer): https://otp.example.com/console/invite/"
+        ) && reset.contains("works for 2 hours"),
+        "{reset}"
     );
 }
