@@ -157,7 +157,7 @@ pub fn hash_password(password: &Secret) -> String {
 /// Whether `password` matches the PHC string `phc` (false for a malformed one).
 pub fn verify_password(phc: &str, password: &Secret) -> bool {
     use argon2::password_hash::PasswordVerifier;
-    let Ok(parsed) = argon2::password_hash::PasswordHash::new(phc) else {
+    let Ok(parsed) = argon2::PasswordHash::new(phc) else {
         return false;
     };
     argon2::Argon2::default()
@@ -381,7 +381,9 @@ impl<S: OperatorStore, C: Clock> Operators<S, C> {
         let seed: [u8; 20] = rand::random();
         let sealed =
             base64::engine::general_purpose::STANDARD.encode(self.vault.seal(&hex::encode(seed)));
-        let uri = totp_for(&seed, &self.issuer, email).get_url();
+        let uri = totp_for(&seed, &self.issuer, email)
+            .to_url()
+            .unwrap_or_default();
         (sealed, Secret::new(uri))
     }
 
@@ -574,22 +576,24 @@ impl<S: OperatorStore, C: Clock> Operators<S, C> {
         let code = code.trim();
         (-1i64..=1).find_map(|offset| {
             let at = now.checked_add_signed(offset * 30)?;
-            (totp.generate(at) == code).then_some((at / 30) as i64)
+            (totp.generate(at).to_string() == code).then_some((at / 30) as i64)
         })
     }
 }
 
 /// The authenticator for a 160-bit seed: SHA-1, 6 digits, 30 s (what every app reads).
-fn totp_for(seed: &[u8], issuer: &str, email: &str) -> totp_rs::TOTP {
-    totp_rs::TOTP::new_unchecked(
-        totp_rs::Algorithm::SHA1,
-        6,
-        1,
-        30,
-        seed.to_vec(),
-        Some(issuer.to_string()),
-        email.to_string(),
-    )
+/// The account name only labels the app's entry; a `:` (which the URI format forbids there)
+/// becomes `_`.
+fn totp_for(seed: &[u8], issuer: &str, email: &str) -> totp_rs::Totp {
+    totp_rs::Builder::new()
+        .with_algorithm(totp_rs::Algorithm::SHA1)
+        .with_digits(6)
+        .with_skew(1)
+        .with_step_duration(30)
+        .with_secret(seed.to_vec())
+        .with_issuer(Some(issuer))
+        .with_account_name(email.replace(':', "_"))
+        .build_noncompliant()
 }
 
 /// The code an authenticator app shows for the operator's sealed seed at `unix_seconds`
@@ -597,7 +601,7 @@ fn totp_for(seed: &[u8], issuer: &str, email: &str) -> totp_rs::TOTP {
 pub fn totp_code(vault: &Vault, sealed: &str, unix_seconds: u64) -> Option<String> {
     let sealed = base64::engine::general_purpose::STANDARD.decode(sealed).ok()?;
     let seed = hex::decode(vault.open(&sealed).ok()?).ok()?;
-    Some(totp_for(&seed, "otpd", "").generate(unix_seconds))
+    Some(totp_for(&seed, "otpd", "").generate(unix_seconds).to_string())
 }
 
 /// Refuses a password shorter than [`MIN_PASSWORD_CHARS`].
