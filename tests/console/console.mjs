@@ -69,21 +69,36 @@ async function freshPage(viewport = { width: 1280, height: 800 }, storageState) 
   return page;
 }
 
+/** Clicks a form's submit button and waits for the document its answer (or the redirect it
+ * answered) loads; that document's response. */
+async function submit(page, button) {
+  const [response] = await Promise.all([page.waitForNavigation(), button.click()]);
+  return response;
+}
+
+/** The status the first request of a navigation answered (a form's POST, before the
+ * redirect it may have answered). */
+async function firstStatus(response) {
+  let request = response.request();
+  while (request.redirectedFrom()) request = request.redirectedFrom();
+  return (await request.response()).status();
+}
+
 /** Submits the sign-in form; the status of the POST (before any redirect). */
 async function submitSignIn(page, { email, password }) {
-  const response = await page.goto(`${BASE}/console/login`);
-  assert.equal(response.status(), 200, 'GET /console/login');
+  const form = await page.goto(`${BASE}/console/login`);
+  assert.equal(form.status(), 200, 'GET /console/login');
   await page.locator('#login input[name="email"]').fill(email);
   await page.locator('#login input[name="password"][type="password"]').fill(password);
   assert.equal(await page.locator('#login input[type="hidden"][name="csrf"]').count(), 1);
-  const [posted] = await Promise.all([
-    page.waitForResponse(
-      (r) => r.request().method() === 'POST' && new URL(r.url()).pathname === '/console/login',
-    ),
-    page.locator('#login button[type="submit"]', { hasText: 'Sign in' }).click(),
-  ]);
-  await page.waitForLoadState();
-  return posted.status();
+  const response = await submit(
+    page,
+    page.locator('#login button[type="submit"]', { hasText: 'Sign in' }),
+  );
+  const posted = response.request().redirectedFrom() ?? response.request();
+  assert.equal(posted.method(), 'POST');
+  assert.equal(new URL(posted.url()).pathname, '/console/login');
+  return firstStatus(response);
 }
 
 const signedIn = new Map();
@@ -94,7 +109,7 @@ async function signIn(who) {
     const page = await freshPage();
     const status = await submitSignIn(page, who);
     assert.equal(status, 303, `signing in as ${who.email}`);
-    await page.waitForURL((url) => url.pathname === '/console/');
+    assert.equal(path(page), '/console/');
     signedIn.set(who.email, page);
   }
   return signedIn.get(who.email);
@@ -233,10 +248,11 @@ scenario('timeline', async () => {
   const typed = NUMBER.replace(/^(\+\d{2})(\d)(\d{2})(\d{2})(\d{2})(\d{2})$/, '$1 $2 $3 $4 $5 $6');
   const search = page.locator('form[role="search"]');
   await search.locator('input[name="q"]').fill(typed);
-  await Promise.all([
-    page.waitForURL((url) => url.pathname.startsWith('/console/numbers/')),
+  const [found] = await Promise.all([
+    page.waitForNavigation(),
     search.locator('input[name="q"]').press('Enter'),
   ]);
+  assert.equal(await firstStatus(found), 303, 'the search redirects');
   assert.equal(path(page), `/console/numbers/${NUMBER}`);
   assert.ok(new URL(page.url()).pathname.includes('%2B'), 'the + is URL-encoded');
 
@@ -344,8 +360,8 @@ scenario('safe list', async () => {
   const row = page.locator(`#blocked tr[data-to="${BLOCKED}"]`).first();
   const button = row.getByRole('button', { name: 'Add to safe list' });
   assert.equal(await button.count(), 1, 'the refused number has an Add to safe list button');
-  await Promise.all([page.waitForURL((url) => url.pathname === '/console/fraud'), button.click()]);
-  await page.waitForLoadState();
+  assert.equal(await firstStatus(await submit(page, button)), 303);
+  assert.equal(path(page), '/console/fraud', 'back on the fraud page');
   assert.ok(await page.locator('p.notice[role="status"]').isVisible(), 'a notice says it is done');
   const after = await twilioStart(BLOCKED);
   assert.equal(after.status, 201, `the next start passes: ${JSON.stringify(after.body)}`);
@@ -357,11 +373,9 @@ scenario('quarantine', async () => {
   await open(page, '/console/fraud');
   const row = page.locator(`#quarantines tr[data-prefix="${PREFIX}"]`);
   assert.ok((await row.count()) > 0, `${PREFIX} is listed`);
-  await Promise.all([
-    page.waitForURL((url) => url.pathname === '/console/fraud'),
-    row.first().getByRole('button', { name: 'Lift' }).click(),
-  ]);
-  await page.waitForLoadState();
+  const lifted = await submit(page, row.first().getByRole('button', { name: 'Lift' }));
+  assert.equal(await firstStatus(lifted), 303);
+  assert.equal(path(page), '/console/fraud', 'back on the fraud page');
   assert.ok(await page.locator('p.notice[role="status"]').isVisible(), 'a notice says it is done');
   await open(page, '/console/fraud');
   assert.equal(await row.count(), 0, `${PREFIX} is gone from the page`);
@@ -382,11 +396,8 @@ scenario('keys', async () => {
   assert.equal(await section.locator(`tr[data-sid="${SEEDED_KEY.sid}"]`).count(), 1, 'the seeded key is listed');
   const create = section.locator('form[action$="/api-keys"]');
   await create.locator('input[name="name"]').fill('browser-test');
-  await Promise.all([
-    page.waitForURL((url) => url.pathname.startsWith('/console/keys')),
-    create.getByRole('button', { name: 'Create API key' }).click(),
-  ]);
-  await page.waitForLoadState();
+  const created = await submit(page, create.getByRole('button', { name: 'Create API key' }));
+  assert.equal(created.status(), 200, 'the page with the new key');
   const sid = (await page.locator('code#new-key-sid').textContent()).trim();
   const secret = (await page.locator('code#new-key-secret').textContent()).trim();
   assert.match(sid, /^SK[0-9a-f]{32}$/);
@@ -401,11 +412,8 @@ scenario('keys', async () => {
     await row.locator(`form[action="/console/keys/${ACCOUNT}/api-keys/${sid}/revoke"]`).count(),
     1,
   );
-  await Promise.all([
-    page.waitForURL((url) => url.pathname.startsWith('/console/keys')),
-    row.getByRole('button', { name: 'Revoke' }).click(),
-  ]);
-  await page.waitForLoadState();
+  const revoked = await submit(page, row.getByRole('button', { name: 'Revoke' }));
+  assert.equal(revoked.status(), 200, 'the keys page after the revocation');
   assert.equal(await servicesWithKey({ sid, secret }), 401, 'the revoked key is refused');
   await open(page, '/console/keys');
   assert.equal(await section.locator(`tr[data-sid="${sid}"]`).count(), 0, 'and no longer listed');

@@ -320,7 +320,11 @@ async fn seed(app: &TestApp, down: &TwilioMock, up: &TwilioMock) -> Seeds {
         assert_eq!(status, 201, "{body}");
     }
     let (status, body) = start(app, &token, "+447400100005").await;
-    assert_eq!((status, &body["error"]["code"]), (403, &json!(1020)), "{body}");
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (403, &json!(1020)),
+        "{body}"
+    );
     let (status, listed) = twilio(app, Method::GET, "/admin/v1/quarantines", &[]).await;
     assert_eq!(status, 200, "{listed}");
     let quarantines = listed["quarantines"].as_array().unwrap();
@@ -329,7 +333,11 @@ async fn seed(app: &TestApp, down: &TwilioMock, up: &TwilioMock) -> Seeds {
 
     // An API key of the account, made by the operator's command line.
     let account = account_sid(app);
-    let key = cli(app, &["apikey", "create", "--json", "--account", &account], None);
+    let key = cli(
+        app,
+        &["apikey", "create", "--json", "--account", &account],
+        None,
+    );
     Seeds {
         code,
         prefix,
@@ -362,7 +370,9 @@ async fn post_twilio_receipt(app: &TestApp, request: &[(String, String)], messag
         .post(&callback_url)
         .header("X-Twilio-Signature", signature)
         .header("Content-Type", "application/x-www-form-urlencoded")
-        .body(form_body(params.iter().map(|(k, v)| (k.as_str(), v.as_str()))))
+        .body(form_body(
+            params.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        ))
         .send()
         .await
         .unwrap();
