@@ -512,3 +512,16 @@ pub fn sign_with_key(key_hex: &str, unix_seconds: i64, body: &[u8]) -> String {
         hex::encode(mac.finalize().into_bytes())
     )
 }
+
+/// The client's address as the per-IP limits and the audit log see it (the socket's peer,
+/// or the forwarded address behind a trusted proxy); the HTTP layer sets it on every
+/// request, and the dialects and the console read it.
+#[derive(Debug, Clone, Default)]
+pub struct ClientIp(pub Option<std::net::IpAddr>);
+
+impl ClientIp {
+    /// The address as text, for counters.
+    pub fn text(&self) -> Option<String> {
+        self.0.map(|ip| ip.to_string())
+    }
+}

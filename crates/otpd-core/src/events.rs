@@ -212,6 +212,33 @@ pub fn delivery_event(service: ServiceId, delivery: &DeliveryAttempt, now: Times
     }
 }
 
+/// The event a provider's failure leaves when the worker moves on to the next provider of
+/// the route (or to a retry): without it, a failover that ends well would leave no trace of
+/// the provider that failed, and support could not answer "why did it take so long?".
+pub fn provider_failed_event(
+    job: &crate::verifier::DeliveryJob,
+    provider: &str,
+    error_code: &str,
+    error: &str,
+    now: Timestamp,
+) -> Event {
+    Event {
+        id: Uuid::now_v7(),
+        service_id: job.service_id,
+        verification_id: Some(job.verification_id),
+        kind: "delivery.provider_failed".to_string(),
+        data: serde_json::json!({
+            "deliveryId": job.delivery_id.to_string(),
+            "verificationId": job.verification_id.to_string(),
+            "channel": job.channel.as_str(),
+            "provider": provider,
+            "errorCode": error_code,
+            "error": error,
+        }),
+        created_at: now,
+    }
+}
+
 /// A service webhook: events of the listed types are pushed to `url`, signed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Webhook {
@@ -329,6 +356,8 @@ pub struct AttemptFilter {
     pub since: Option<Timestamp>,
     /// Created before.
     pub until: Option<Timestamp>,
+    /// Newest first, `after` then meaning "older than" (the console's log).
+    pub newest_first: bool,
     /// After this attempt id (paging).
     pub after: Option<Uuid>,
     /// At most this many (lists).

@@ -19,6 +19,7 @@ pub mod operators;
 pub mod outbound;
 pub mod phone;
 pub mod recipient;
+pub mod report;
 pub mod retention;
 pub mod secret;
 pub mod settings;

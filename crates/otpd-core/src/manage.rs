@@ -88,6 +88,24 @@ where
         self.store.delete_service(id).await
     }
 
+    /// Every account, oldest first (the console: operators see every tenant).
+    pub async fn accounts(&self) -> Result<Vec<crate::tenants::AccountRecord>, StoreError> {
+        self.store.accounts().await
+    }
+
+    /// Every application, oldest first (the console).
+    pub async fn applications(&self) -> Result<Vec<crate::tenants::Application>, StoreError> {
+        self.store.applications().await
+    }
+
+    /// A verification by id, whichever service it belongs to (the console).
+    pub async fn verification(
+        &self,
+        id: VerificationId,
+    ) -> Result<Option<Verification>, StoreError> {
+        self.store.verification(id).await
+    }
+
     /// The webhooks of a service.
     pub async fn webhooks(&self, service: ServiceId) -> Result<Vec<Webhook>, StoreError> {
         self.store.webhooks(service).await
@@ -209,6 +227,16 @@ where
             }
         }
         Ok(concerned)
+    }
+
+    /// Lifts the quarantine of `prefix` for `service`, or the server-wide one with `None`
+    /// (the console's operators); false when there was none.
+    pub async fn lift_any_quarantine(
+        &self,
+        prefix: &str,
+        service: Option<ServiceId>,
+    ) -> Result<bool, StoreError> {
+        self.store.lift_quarantine(prefix, service).await
     }
 
     /// Lifts the quarantine of `prefix` for `service`; false when there was none.

@@ -330,8 +330,7 @@ impl<S: OperatorStore, C: Clock> Operators<S, C> {
         if operator.password_hash.is_none() {
             let token = random_token();
             operator.invitation_hash = Some(token_hash(&token));
-            operator.invitation_expires_at =
-                Some(now.plus_seconds(self.rules.invitation_seconds));
+            operator.invitation_expires_at = Some(now.plus_seconds(self.rules.invitation_seconds));
             invitation = Some(Secret::new(token));
         }
         let mut totp_uri = None;
@@ -351,7 +350,11 @@ impl<S: OperatorStore, C: Clock> Operators<S, C> {
     /// Replaces an operator's role, disabled flag, password or second factor (`update`
     /// changes the copy read from the store); a disable or a new password ends every
     /// session. False when the operator is gone.
-    pub async fn update(&self, operator: &Operator, end_sessions: bool) -> Result<bool, StoreError> {
+    pub async fn update(
+        &self,
+        operator: &Operator,
+        end_sessions: bool,
+    ) -> Result<bool, StoreError> {
         let updated = self.store.update_operator(operator).await?;
         if updated && end_sessions {
             self.store.delete_sessions_of(operator.id).await?;
@@ -365,11 +368,8 @@ impl<S: OperatorStore, C: Clock> Operators<S, C> {
         let token = random_token();
         operator.password_hash = None;
         operator.invitation_hash = Some(token_hash(&token));
-        operator.invitation_expires_at = Some(
-            self.clock
-                .now()
-                .plus_seconds(self.rules.invitation_seconds),
-        );
+        operator.invitation_expires_at =
+            Some(self.clock.now().plus_seconds(self.rules.invitation_seconds));
         operator.failed_sign_ins = 0;
         operator.locked_until = None;
         self.update(&operator, true).await?;
@@ -470,7 +470,8 @@ impl<S: OperatorStore, C: Clock> Operators<S, C> {
             .totp_sealed
             .as_deref()
             .and_then(|sealed| self.totp_step(sealed, &operator.email, code));
-        let Some(step) = step.filter(|step| operator.totp_last_step.is_none_or(|last| *step > last))
+        let Some(step) =
+            step.filter(|step| operator.totp_last_step.is_none_or(|last| *step > last))
         else {
             self.failed(&operator).await?;
             return Err(SignInError::WrongCode);
@@ -515,7 +516,10 @@ impl<S: OperatorStore, C: Clock> Operators<S, C> {
 
     /// Ends one session (sign out).
     pub async fn sign_out(&self, token: &str) -> Result<(), StoreError> {
-        self.store.delete_session(token_hash(token)).await.map(|_| ())
+        self.store
+            .delete_session(token_hash(token))
+            .await
+            .map(|_| ())
     }
 
     /// Ends every session of `operator` (sign out everywhere); how many.
@@ -569,7 +573,9 @@ impl<S: OperatorStore, C: Clock> Operators<S, C> {
 
     /// The time step `code` is right for (now, or one step either side), if any.
     fn totp_step(&self, sealed: &str, email: &str, code: &str) -> Option<i64> {
-        let sealed = base64::engine::general_purpose::STANDARD.decode(sealed).ok()?;
+        let sealed = base64::engine::general_purpose::STANDARD
+            .decode(sealed)
+            .ok()?;
         let seed = hex::decode(self.vault.open(&sealed).ok()?).ok()?;
         let totp = totp_for(&seed, &self.issuer, email);
         let now = (self.clock.now().0 / 1000).max(0) as u64;
@@ -599,9 +605,15 @@ fn totp_for(seed: &[u8], issuer: &str, email: &str) -> totp_rs::Totp {
 /// The code an authenticator app shows for the operator's sealed seed at `unix_seconds`
 /// (tests, and the CLI's enrolment check).
 pub fn totp_code(vault: &Vault, sealed: &str, unix_seconds: u64) -> Option<String> {
-    let sealed = base64::engine::general_purpose::STANDARD.decode(sealed).ok()?;
+    let sealed = base64::engine::general_purpose::STANDARD
+        .decode(sealed)
+        .ok()?;
     let seed = hex::decode(vault.open(&sealed).ok()?).ok()?;
-    Some(totp_for(&seed, "otpd", "").generate(unix_seconds).to_string())
+    Some(
+        totp_for(&seed, "otpd", "")
+            .generate(unix_seconds)
+            .to_string(),
+    )
 }
 
 /// Refuses a password shorter than [`MIN_PASSWORD_CHARS`].

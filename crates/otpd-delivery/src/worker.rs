@@ -464,6 +464,16 @@ impl<S: Store + Clone, C: Clock + Clone> DeliveryWorker<S, C> {
                     Err(error) => {
                         self.router.record(provider.name(), false);
                         tracing::warn!(delivery = %job.delivery_id, to = %job.to.masked(), provider = provider.name(), %error, "provider failed; trying the next");
+                        let event = otpd_core::events::provider_failed_event(
+                            job,
+                            provider.name(),
+                            error.code(),
+                            &error.to_string(),
+                            self.clock.now(),
+                        );
+                        if let Err(store) = self.store.record_event(&event).await {
+                            tracing::warn!(error = %store, "could not record a provider's failure");
+                        }
                         let transient = matches!(error, SendError::Transient { .. });
                         let last = (provider.name().to_string(), error);
                         if transient {

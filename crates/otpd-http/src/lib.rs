@@ -59,16 +59,7 @@ pub struct AppParts<S, C> {
     pub auth_failures: Option<otpd_core::abuse::Limit>,
 }
 
-/// The client's address as the per-IP limit sees it; set on every request by the router.
-#[derive(Debug, Clone, Default)]
-pub struct ClientIp(pub Option<std::net::IpAddr>);
-
-impl ClientIp {
-    /// The address as text, for counters.
-    pub fn text(&self) -> Option<String> {
-        self.0.map(|ip| ip.to_string())
-    }
-}
+pub use otpd_core::auth::ClientIp;
 
 /// The client address of a request: the socket peer, unless the peer is a trusted proxy, in
 /// which case the right-most `X-Forwarded-For` entry that is not itself a trusted proxy.
@@ -228,7 +219,7 @@ async fn observe(State(observed): State<Observed>, mut request: Request, next: N
         observed.throttle.failed(ip);
     }
     if (response.status().is_client_error() || response.status().is_server_error())
-        && !is_json(&response)
+        && !dialect.shaped(&response)
     {
         let status = response.status();
         response = dialect.error(status, &path);
@@ -290,6 +281,8 @@ fn needs_credentials(path: &str) -> bool {
         || path.starts_with("/oauth/")
         || path.starts_with("/v2/")
         || path.starts_with("/admin/")
+        || path == "/console/login"
+        || path == "/console/login/code"
 }
 
 /// The request with its body read whole: at most [`MAX_BODY_BYTES`] (413 beyond), within
@@ -311,14 +304,6 @@ async fn read_body(request: Request, timeout: std::time::Duration) -> Result<Req
         Err(_) => return Err(StatusCode::REQUEST_TIMEOUT),
     };
     Ok(Request::from_parts(parts, axum::body::Body::from(bytes)))
-}
-
-fn is_json(response: &Response) -> bool {
-    response
-        .headers()
-        .get(axum::http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"))
 }
 
 /// The method as a metric label: the standard ones by name, anything else `other`, so a
@@ -344,11 +329,15 @@ enum Dialect {
     Twilio,
     /// The SMS.CX body, for everything else.
     Native,
+    /// HTML pages, for the console (`/console`): people read its errors.
+    Console,
 }
 
 impl Dialect {
     fn of_path(path: &str) -> Dialect {
-        if path.starts_with("/v2/") || path.starts_with("/admin/") {
+        if path == "/console" || path.starts_with("/console/") {
+            Dialect::Console
+        } else if path.starts_with("/v2/") || path.starts_with("/admin/") {
             Dialect::Twilio
         } else {
             Dialect::Native
@@ -363,6 +352,13 @@ impl Dialect {
                 twilio::error::rate_limited(20429, message, retry_after).into_response()
             }
             Dialect::Native => native_error::auth_throttled(retry_after).into_response(),
+            Dialect::Console => {
+                let mut page = html_error(StatusCode::TOO_MANY_REQUESTS, message);
+                if let Ok(value) = HeaderValue::from_str(&retry_after.to_string()) {
+                    page.headers_mut().insert("retry-after", value);
+                }
+                page
+            }
         }
     }
 
@@ -389,8 +385,38 @@ impl Dialect {
                 status => native_error::bad_request(status),
             }
             .into_response(),
+            Dialect::Console => html_error(status, "The console could not answer this request."),
         }
     }
+
+    /// Whether `response` already is this dialect's error shape.
+    fn shaped(self, response: &Response) -> bool {
+        let content_type = response
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        match self {
+            Dialect::Console => content_type.starts_with("text/html"),
+            _ => content_type.starts_with("application/json"),
+        }
+    }
+}
+
+/// A small HTML error page for a console path, when a layer below the console answered.
+fn html_error(status: StatusCode, message: &str) -> Response {
+    let title = status.canonical_reason().unwrap_or("Error");
+    let body = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title} · otpd console</title>\
+         <link rel=\"stylesheet\" href=\"/console/assets/console.css\"></head><body class=\"narrow\"><main>\
+         <h1>{title}</h1><p class=\"error\" role=\"alert\">{message}</p><p><a href=\"/console/\">Back to the console</a></p></main></body></html>"
+    );
+    (
+        status,
+        [(axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        body,
+    )
+        .into_response()
 }
 
 /// What a handler adds to its request's `request` log line: a start or a check logs one line,
@@ -460,6 +486,8 @@ fn dialect_of(route: &str) -> &'static str {
         "admin"
     } else if route.starts_with("/webhooks") {
         "webhooks"
+    } else if route.starts_with("/console") {
+        "console"
     } else if route.starts_with("/otp") || route.starts_with("/oauth") {
         "native"
     } else {
@@ -504,6 +532,15 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
 
 /// The whole HTTP surface: native API, ops endpoints, and the dev inbox when enabled.
 pub fn router<S: Store + Clone, C: Clock + Clone>(state: AppState<S, C>) -> Router {
+    router_with(state, Router::new())
+}
+
+/// [`router`] with `extra` routes (the console) behind the same request handling: logging,
+/// body limits, metrics, the authentication throttle and panic recovery.
+pub fn router_with<S: Store + Clone, C: Clock + Clone>(
+    state: AppState<S, C>,
+    extra: Router,
+) -> Router {
     let mut app = native::router::<S, C>()
         .nest("/v2", twilio::router::<S, C>())
         .nest("/admin/v1", admin::router::<S, C>())
@@ -521,23 +558,22 @@ pub fn router<S: Store + Clone, C: Clock + Clone>(state: AppState<S, C>) -> Rout
             .route("/dev/inbox", get(dev::inbox_page::<S, C>))
             .route("/dev/inbox.json", get(dev::inbox_json::<S, C>));
     }
+    let observed = Observed {
+        trusted_proxies: state.trusted_proxies.clone(),
+        metrics: state.metrics.clone(),
+        body_timeout: state.body_timeout,
+        throttle: throttle::AuthThrottle::new(state.auth_failures, {
+            let verifier = state.verifier.clone();
+            Arc::new(move || verifier.clock().now())
+        }),
+    };
     app.fallback(not_found)
-        .layer(middleware::from_fn_with_state(
-            Observed {
-                trusted_proxies: state.trusted_proxies.clone(),
-                metrics: state.metrics.clone(),
-                body_timeout: state.body_timeout,
-                throttle: throttle::AuthThrottle::new(state.auth_failures, {
-                    let verifier = state.verifier.clone();
-                    Arc::new(move || verifier.clock().now())
-                }),
-            },
-            observe,
-        ))
+        .with_state(state)
+        .merge(extra)
+        .layer(middleware::from_fn_with_state(observed, observe))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             panic_response,
         ))
-        .with_state(state)
 }
 
 #[cfg(test)]

@@ -207,27 +207,37 @@ impl DeliveryStore for PgStore {
         &self,
         filter: &AttemptFilter,
     ) -> Result<Vec<(DeliveryAttempt, Verification)>, StoreError> {
-        let ids: Vec<Uuid> = sqlx::query_scalar(concat!(
-            "SELECT d.id FROM deliveries d JOIN verifications v ON v.id = d.verification_id \
-             JOIN services s ON s.id = v.service_id WHERE ",
-            attempt_where!(),
-            " AND ($11::uuid IS NULL OR d.id > $11) ORDER BY d.id LIMIT $12"
-        ))
-        .bind(filter.account.map(|a| a.uuid()))
-        .bind(filter.service.map(|s| s.uuid()))
-        .bind(filter.verification.map(|v| v.uuid()))
-        .bind(filter.to.as_ref().map(|to| self.vault.blind(to).to_hex()))
-        .bind(&filter.country)
-        .bind(clear_prefix(filter))
-        .bind(&filter.channel)
-        .bind(filter.since.map(|t| t.0))
-        .bind(filter.until.map(|t| t.0))
-        .bind(filter.converted)
-        .bind(filter.after)
-        .bind(i64::from(filter.limit.max(1)))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_error)?;
+        let sql = if filter.newest_first {
+            concat!(
+                "SELECT d.id FROM deliveries d JOIN verifications v ON v.id = d.verification_id \
+                 JOIN services s ON s.id = v.service_id WHERE ",
+                attempt_where!(),
+                " AND ($11::uuid IS NULL OR d.id < $11) ORDER BY d.id DESC LIMIT $12"
+            )
+        } else {
+            concat!(
+                "SELECT d.id FROM deliveries d JOIN verifications v ON v.id = d.verification_id \
+                 JOIN services s ON s.id = v.service_id WHERE ",
+                attempt_where!(),
+                " AND ($11::uuid IS NULL OR d.id > $11) ORDER BY d.id LIMIT $12"
+            )
+        };
+        let ids: Vec<Uuid> = sqlx::query_scalar(sql)
+            .bind(filter.account.map(|a| a.uuid()))
+            .bind(filter.service.map(|s| s.uuid()))
+            .bind(filter.verification.map(|v| v.uuid()))
+            .bind(filter.to.as_ref().map(|to| self.vault.blind(to).to_hex()))
+            .bind(&filter.country)
+            .bind(clear_prefix(filter))
+            .bind(&filter.channel)
+            .bind(filter.since.map(|t| t.0))
+            .bind(filter.until.map(|t| t.0))
+            .bind(filter.converted)
+            .bind(filter.after)
+            .bind(i64::from(filter.limit.max(1)))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?;
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
             let row = sqlx::query(concat!(

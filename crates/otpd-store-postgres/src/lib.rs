@@ -4,7 +4,7 @@
 //! on that row; the callback outbox is claimed with `FOR UPDATE SKIP LOCKED`. Migrations run
 //! at start under an advisory lock, so nodes starting together apply them once. Each store
 //! port is implemented in the module of its concern (`verifications`, `deliveries`,
-//! `tenants`, `limits`, `events`, `callbacks`, `audit`, `destinations`; starts and checks are grouped per node in
+//! `tenants`, `limits`, `events`, `callbacks`, `audit`, `destinations`, `operators`; starts and checks are grouped per node in
 //! `starts`, `checks`, `records` and `groups`); this file keeps connecting, migrations and the
 //! row writes they share.
 
@@ -17,6 +17,7 @@ mod events;
 mod groups;
 mod keys;
 mod limits;
+mod operators;
 mod protect;
 mod records;
 mod retention;
@@ -49,6 +50,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0010_audit.sql"),
     include_str!("../migrations/0011_sealed_destinations.sql"),
     include_str!("../migrations/0012_retention.sql"),
+    include_str!("../migrations/0013_operators.sql"),
 ];
 
 /// Opens the transaction of a grouped statement with sequential scans priced out, so the

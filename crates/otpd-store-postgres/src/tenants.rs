@@ -35,6 +35,16 @@ impl TenantStore for PgStore {
         row.as_ref().map(rows::account).transpose()
     }
 
+    async fn accounts(&self) -> Result<Vec<AccountRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, name, auth_token_hash, created_at FROM accounts ORDER BY created_at, id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        rows.iter().map(rows::account).collect()
+    }
+
     async fn create_api_key(&self, key: &ApiKeyRecord) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO api_keys (id, account_id, name, secret_hash, created_at) VALUES ($1, $2, $3, $4, $5)",

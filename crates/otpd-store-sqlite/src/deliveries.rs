@@ -234,9 +234,11 @@ impl DeliveryStore for SqliteStore {
             );
             if let Some(after) = f.after {
                 values.push(after.as_bytes().to_vec().into());
-                sql.push_str(&format!(" AND d.id > ?{}", values.len()));
+                let direction = if f.newest_first { '<' } else { '>' };
+                sql.push_str(&format!(" AND d.id {direction} ?{}", values.len()));
             }
-            sql.push_str(&format!(" ORDER BY d.id LIMIT {}", f.limit.max(1)));
+            let order = if f.newest_first { " DESC" } else { "" };
+            sql.push_str(&format!(" ORDER BY d.id{order} LIMIT {}", f.limit.max(1)));
             let ids: Vec<Vec<u8>> = query_all(
                 connection,
                 &sql,

@@ -2,7 +2,7 @@
 //! at open, all writes funnelled through one writer thread that group-commits concurrent
 //! requests, and reads served by a small pool of read-only connections. Each store port is
 //! implemented in the module of its concern (`verifications`, `deliveries`, `tenants`,
-//! `limits`, `events`, `callbacks`, `audit`, `destinations`); this file keeps opening, the pools and the row helpers
+//! `limits`, `events`, `callbacks`, `audit`, `destinations`, `operators`); this file keeps opening, the pools and the row helpers
 //! they share.
 
 mod audit;
@@ -12,6 +12,7 @@ mod destinations;
 mod events;
 mod keys;
 mod limits;
+mod operators;
 mod protect;
 mod retention;
 mod rows;

@@ -19,6 +19,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0013_sealed_destinations.sql"),
     include_str!("../migrations/0014_audit.sql"),
     include_str!("../migrations/0015_retention.sql"),
+    include_str!("../migrations/0016_operators.sql"),
 ];
 
 /// Applies every migration newer than the database, each in its own transaction.

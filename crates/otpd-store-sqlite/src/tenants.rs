@@ -40,6 +40,19 @@ impl TenantStore for SqliteStore {
         .await
     }
 
+    async fn accounts(&self) -> Result<Vec<AccountRecord>, StoreError> {
+        self.read(move |connection| {
+            query_all(
+                connection,
+                "SELECT id, name, auth_token_hash, created_at FROM accounts \
+                 ORDER BY created_at, id",
+                [],
+                rows::account,
+            )
+        })
+        .await
+    }
+
     async fn create_api_key(&self, key: &ApiKeyRecord) -> Result<(), StoreError> {
         let key = key.clone();
         self.write(move |connection| {

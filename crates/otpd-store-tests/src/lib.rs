@@ -12,6 +12,7 @@ mod deliveries;
 mod destinations;
 mod events;
 mod limits;
+mod operators;
 mod retention;
 mod support;
 mod tenants;
@@ -94,4 +95,13 @@ behaviours!($
     audit::concurrent_appends_form_one_chain,
     destinations::erasure_removes_every_row_of_a_destination,
     destinations::erasure_finds_an_email_destination,
+    tenants::accounts_are_listed_oldest_first,
+    operators::operators_round_trip_by_id_email_and_invitation,
+    operators::a_taken_operator_email_is_a_conflict,
+    operators::operator_updates_round_trip_every_field,
+    operators::failed_sign_ins_count_then_lock_and_reset,
+    operators::concurrent_failed_sign_ins_each_count,
+    operators::sessions_are_created_read_touched_and_deleted,
+    operators::sessions_of_an_operator_end_together,
+    operators::stale_sessions_are_swept,
 );

@@ -156,3 +156,22 @@ pub(crate) async fn credentials_round_trip<S: Store>(store: S) {
     assert!(store.revoke_token([8; 32], app.id).await.unwrap());
     assert!(store.token([8; 32]).await.unwrap().unwrap().revoked);
 }
+
+/// Every account is listed, oldest first (whatever the order they were created in).
+pub(crate) async fn accounts_are_listed_oldest_first<S: Store>(store: S) {
+    use otpd_core::auth::AccountRecord;
+    assert_eq!(store.accounts().await.unwrap(), []);
+    let record = |name: &str, at: Timestamp| AccountRecord {
+        id: AccountId::generate(),
+        name: name.into(),
+        auth_token_hash: unique_hash(),
+        created_at: at,
+    };
+    let newest = record("newest", T0.plus_seconds(20));
+    let oldest = record("oldest", T0);
+    let middle = record("middle", T0.plus_seconds(10));
+    for account in [&newest, &oldest, &middle] {
+        store.create_account(account).await.unwrap();
+    }
+    assert_eq!(store.accounts().await.unwrap(), [oldest, middle, newest]);
+}

@@ -189,14 +189,14 @@ pub async fn start<C: Clock + Clone>(config: &Config, clock: C) -> anyhow::Resul
     let callbacks = CallbackWorker::new(
         store.clone(),
         clock.clone(),
-        CallbackSigner::new(secret),
+        CallbackSigner::new(secret.clone()),
         Arc::new(otpd_http::native::wire::callback_body),
         config.callbacks.policy(),
         outbound.clone(),
     )
     .with_metrics(metrics.clone());
     let sweep_every = std::time::Duration::from_millis(config.delivery.sweep_interval_ms.max(50));
-    let tasks = vec![
+    let mut tasks = vec![
         tokio::spawn(
             delivery
                 .clone()
@@ -279,8 +279,36 @@ pub async fn start<C: Clock + Clone>(config: &Config, clock: C) -> anyhow::Resul
         link_hosts: Arc::new(link_hosts),
         auth_failures: config.limits.auth_failures(),
     });
+    let console = if config.console.enabled {
+        let vault = Arc::new(otpd_core::vault::Vault::new(&secret, &previous_secrets));
+        let operators = Arc::new(otpd_core::operators::Operators::new(
+            store.clone(),
+            clock.clone(),
+            vault,
+            config.console.rules(),
+        ));
+        tasks.push(tokio::spawn(session_sweep(operators.clone())));
+        let secure_cookies = config.console.secure_cookies.unwrap_or_else(|| {
+            config
+                .public_base_url
+                .as_deref()
+                .is_some_and(|url| url.starts_with("https://"))
+        });
+        otpd_console::router(otpd_console::ConsoleState::new(
+            otpd_console::ConsoleParts {
+                verifier: state.verifier.clone(),
+                auth: state.auth.clone(),
+                operators,
+                dev_mode: config.dev_mode(),
+                secure_cookies,
+                passwords: otpd_console::Passwords::default(),
+            },
+        ))
+    } else {
+        axum::Router::new()
+    };
     let (shutdown, stopped) = tokio::sync::watch::channel(false);
-    let app = otpd_http::router(state);
+    let app = otpd_http::router_with(state, console);
     let server = tokio::spawn(otpd_http::connections::serve(
         listener, app, limits, stopped,
     ));
@@ -486,4 +514,16 @@ pub async fn purge_once<S: Store>(
         "retention pass"
     );
     Ok(counts)
+}
+
+/// Removes expired console sessions every few minutes (an expired one is refused anyway;
+/// this keeps the table small).
+async fn session_sweep<C: Clock>(operators: Arc<otpd_core::operators::Operators<AnyStore, C>>) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(300));
+    loop {
+        every.tick().await;
+        if let Err(error) = operators.sweep().await {
+            tracing::warn!(%error, "could not sweep console sessions");
+        }
+    }
 }

@@ -70,6 +70,7 @@ pub trait Store:
     + DestinationStore
     + KeyStore
     + RetentionStore
+    + OperatorStore
 {
 }
 
@@ -84,5 +85,6 @@ impl<T> Store for T where
         + DestinationStore
         + KeyStore
         + RetentionStore
+        + OperatorStore
 {
 }

@@ -21,6 +21,9 @@ pub trait TenantStore: Send + Sync + 'static {
         id: AccountId,
     ) -> impl Future<Output = Result<Option<AccountRecord>, StoreError>> + Send;
 
+    /// Every account, oldest first.
+    fn accounts(&self) -> impl Future<Output = Result<Vec<AccountRecord>, StoreError>> + Send;
+
     /// Creates an API key of an account.
     fn create_api_key(
         &self,

@@ -11,7 +11,7 @@ mod request;
 mod start;
 
 #[cfg(test)]
-mod fake;
+pub(crate) mod fake;
 #[cfg(test)]
 mod tests;
 

@@ -25,6 +25,8 @@ pub struct DeliveryJob {
     pub delivery_id: DeliveryId,
     /// The verification it belongs to.
     pub verification_id: VerificationId,
+    /// The verification's service (the events a failed provider leaves are its).
+    pub service_id: crate::ids::ServiceId,
     pub channel: Channel,
     pub to: Recipient,
     pub from: SenderId,

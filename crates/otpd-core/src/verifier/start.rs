@@ -80,6 +80,7 @@ where
         DeliveryJob {
             delivery_id: delivery.id,
             verification_id: verification.id,
+            service_id: verification.service_id,
             channel: delivery.channel,
             to: verification.to.clone(),
             from: verification.from.clone(),
@@ -126,6 +127,9 @@ where
                         kind: "verification.blocked".into(),
                         data: serde_json::json!({
                             "reason": reason,
+                            // The rule with its numbers ("at most 5 per window"), never
+                            // the destination.
+                            "detail": error.to_string(),
                             "toSealed": request_to
                                 .as_deref()
                                 .map(|to| crate::events::seal_text(&self.vault, to)),

@@ -40,7 +40,6 @@ pub(crate) async fn report<S: Store + Clone, C: Clock + Clone>(
     AdminAccount(account): AdminAccount,
 ) -> Result<Response, TwilioError> {
     use crate::twilio::form::{Params, sid_uuid};
-    use std::collections::BTreeMap;
     let params = Params::parse(query.unwrap_or_default().as_bytes());
     let time = |name: &str| -> Result<Option<otpd_core::Timestamp>, TwilioError> {
         Ok(params
@@ -79,87 +78,21 @@ pub(crate) async fn report<S: Store + Clone, C: Clock + Clone>(
             "the range holds more than 200,000 sends; narrow it",
         ));
     }
-    // One row per verification: its sends and its state now.
-    let mut verifications: BTreeMap<
-        uuid::Uuid,
-        (otpd_core::Verification, Vec<otpd_core::DeliveryAttempt>),
-    > = BTreeMap::new();
-    for (delivery, verification) in attempts {
-        verifications
-            .entry(verification.id.uuid())
-            .or_insert_with(|| (verification, Vec::new()))
-            .1
-            .push(delivery);
-    }
-    #[derive(Default)]
-    struct Group {
-        failed: u64,
-        sent: u64,
-        success: u64,
-        /// Seconds to approval, each with how many verifications took it.
-        seconds_to_approve: Vec<(f64, u64)>,
-    }
-    let mut groups: BTreeMap<String, Group> = BTreeMap::new();
-    // Days whose rows are purged answer from their rollups (whole seconds to approval).
-    for rollup in rollups {
-        let key = match group_by {
-            "country" => rollup.country.unwrap_or_else(|| "none".to_string()),
-            "provider" => rollup.provider.unwrap_or_else(|| "none".to_string()),
-            "service" => format!("VA{}", rollup.service_id.simple()),
-            _ => rollup.channel,
-        };
-        let group = groups.entry(key).or_default();
-        group.failed += rollup.failed;
-        group.sent += rollup.sent;
-        group.success += rollup.success;
-        if let Some(seconds) = rollup.approve_seconds {
-            group
-                .seconds_to_approve
-                .push((seconds as f64, rollup.success));
-        }
-    }
-    for (verification, sends) in verifications.values() {
-        let key = match group_by {
-            "country" => verification
-                .country
-                .map_or("none".to_string(), |c| c.as_str().to_string()),
-            "provider" => sends
-                .iter()
-                .rev()
-                .find_map(|d| d.provider.clone())
-                .unwrap_or_else(|| "none".to_string()),
-            "service" => format!("VA{}", verification.service_id.simple()),
-            _ => verification.channel.as_str().to_string(),
-        };
-        let group = groups.entry(key).or_default();
-        match otpd_core::TransmissionSummary::of(verification.status, sends) {
-            otpd_core::TransmissionSummary::Failed => group.failed += 1,
-            otpd_core::TransmissionSummary::Sent => group.sent += 1,
-            otpd_core::TransmissionSummary::Success => {
-                group.success += 1;
-                group.seconds_to_approve.push((
-                    (verification.updated_at.0 - verification.created_at.0) as f64 / 1000.0,
-                    1,
-                ));
-            }
-        }
-    }
-    let percentile = otpd_core::retention::weighted_percentile;
-    let rows: Vec<Value> = groups
+    let by =
+        otpd_core::report::GroupBy::parse(group_by).unwrap_or(otpd_core::report::GroupBy::Channel);
+    let rows: Vec<Value> = otpd_core::report::lifecycle(attempts, rollups, by)
         .into_iter()
-        .map(|(key, mut group)| {
-            let total = group.failed + group.sent + group.success;
-            let share = |n: u64| if total == 0 { 0.0 } else { n as f64 / total as f64 };
+        .map(|group| {
             json!({
-                "group": key,
-                "verifications": total,
+                "group": group.key,
+                "verifications": group.total(),
                 "FAILED": group.failed,
                 "SENT": group.sent,
                 "SUCCESS": group.success,
-                "shares": {"FAILED": share(group.failed), "SENT": share(group.sent), "SUCCESS": share(group.success)},
+                "shares": {"FAILED": group.share(group.failed), "SENT": group.share(group.sent), "SUCCESS": group.share(group.success)},
                 "secondsToApprove": {
-                    "median": percentile(&mut group.seconds_to_approve, 0.5),
-                    "p95": percentile(&mut group.seconds_to_approve, 0.95),
+                    "median": group.median_seconds_to_approve,
+                    "p95": group.p95_seconds_to_approve,
                 },
             })
         })

@@ -98,6 +98,7 @@ fn filter(params: &Params, account: otpd_core::AccountId) -> Result<AttemptFilte
         converted,
         since: time("DateCreatedAfter")?,
         until: time("DateCreatedBefore")?,
+        newest_first: false,
         after: sid("PageToken", "VL")?,
         limit: params.int("PageSize", 1, 1000)?.unwrap_or(50) as u32,
     })

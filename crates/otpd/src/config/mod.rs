@@ -45,6 +45,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "outbound",
     "server",
     "retention",
+    "console",
 ];
 
 /// The whole configuration.
@@ -113,6 +114,8 @@ pub struct Config {
     pub server: ServerConfig,
     /// How long rows are kept and how the purge runs (docs/data-protection.md, "Retention").
     pub retention: RetentionConfig,
+    /// The operators' console (docs/console.md).
+    pub console: ConsoleConfig,
     /// Whether dev mode is on only because no configuration file was given (nobody chose it).
     #[serde(skip)]
     pub implicit_dev_mode: bool,
@@ -146,6 +149,7 @@ impl Default for Config {
             outbound: OutboundConfig::default(),
             server: ServerConfig::default(),
             retention: RetentionConfig::default(),
+            console: ConsoleConfig::default(),
             implicit_dev_mode: false,
             // Native-API applications wait 30 s between sends to one destination (Twilio
             // services default to none; docs/api-native.md explains the difference).

@@ -512,3 +512,52 @@ impl RetentionConfig {
         Ok(())
     }
 }
+
+/// The operators' console at `/console/` (docs/console.md): sign-in rules and sessions.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConsoleConfig {
+    /// Serve the console. Without an operator (`otpd operator create`) nobody can sign in.
+    pub enabled: bool,
+    /// A session unused this long ends.
+    pub idle_timeout_minutes: u32,
+    /// A session ends this long after sign-in, however busy.
+    pub session_hours: u32,
+    /// Failed sign-ins in a row that lock an operator.
+    pub lock_after_failures: u32,
+    /// How long the lock lasts.
+    pub lock_minutes: u32,
+    /// How long an invitation link (`otpd operator create` without a password, `otpd
+    /// operator reset`) works.
+    pub invitation_hours: u32,
+    /// Mark the session cookie `Secure`. Unset: when `public_base_url` is `https://…`.
+    pub secure_cookies: Option<bool>,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        let rules = otpd_core::operators::SessionRules::default();
+        ConsoleConfig {
+            enabled: true,
+            idle_timeout_minutes: (rules.idle_timeout_seconds / 60) as u32,
+            session_hours: (rules.absolute_timeout_seconds / 3600) as u32,
+            lock_after_failures: rules.lock_after_failures,
+            lock_minutes: (rules.lock_seconds / 60) as u32,
+            invitation_hours: (rules.invitation_seconds / 3600) as u32,
+            secure_cookies: None,
+        }
+    }
+}
+
+impl ConsoleConfig {
+    /// The core's rules (each at least 1).
+    pub fn rules(&self) -> otpd_core::operators::SessionRules {
+        otpd_core::operators::SessionRules {
+            idle_timeout_seconds: i64::from(self.idle_timeout_minutes.max(1)) * 60,
+            absolute_timeout_seconds: i64::from(self.session_hours.max(1)) * 3600,
+            lock_after_failures: self.lock_after_failures.max(1),
+            lock_seconds: i64::from(self.lock_minutes.max(1)) * 60,
+            invitation_seconds: i64::from(self.invitation_hours.max(1)) * 3600,
+        }
+    }
+}

@@ -126,6 +126,7 @@ mod destinations;
 mod events;
 mod keys;
 mod limits;
+mod operators;
 mod retention;
 mod tenants;
 mod verifications;

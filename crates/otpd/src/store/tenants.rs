@@ -17,6 +17,10 @@ impl TenantStore for AnyStore {
         delegate!(self, s => s.account(id))
     }
 
+    async fn accounts(&self) -> Result<Vec<AccountRecord>, StoreError> {
+        delegate!(self, s => s.accounts())
+    }
+
     async fn create_api_key(&self, key: &ApiKeyRecord) -> Result<(), StoreError> {
         delegate!(self, s => s.create_api_key(key))
     }

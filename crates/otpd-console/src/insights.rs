@@ -1,0 +1,182 @@
+//! Insights: conversion and delivery over time and by country, channel and provider, time to
+//! approval and spend per day, computed by the core's lifecycle report.
+
+use std::collections::HashMap;
+
+use askama::Template;
+use axum::extract::{Query, State};
+use axum::response::Response;
+use otpd_core::events::AttemptFilter;
+use otpd_core::report::{GroupBy, LifecycleGroup, lifecycle};
+use otpd_core::store::OperatorStore;
+use otpd_core::{Clock, ServiceId, Store};
+
+use crate::chart::{Series, stacked_bars};
+use crate::render::{Chrome, percent, seconds, show};
+use crate::session::Signed;
+use crate::verifications::{all_services, sid_uuid};
+use crate::{ConsoleError, ConsoleState};
+
+/// Most sends the page reads; a wider window says it was cut.
+const MAX_SENDS: u32 = 50_000;
+
+/// One row of a breakdown table.
+pub struct Line {
+    pub key: String,
+    pub total: u64,
+    pub success: String,
+    pub sent: String,
+    pub failed: String,
+    pub median: String,
+    pub p95: String,
+    pub spend: String,
+}
+
+impl Line {
+    fn of(group: &LifecycleGroup) -> Line {
+        Line {
+            key: group.key.clone(),
+            total: group.total(),
+            success: percent(group.share(group.success)),
+            sent: percent(group.share(group.sent)),
+            failed: percent(group.share(group.failed)),
+            median: seconds(group.median_seconds_to_approve),
+            p95: seconds(group.p95_seconds_to_approve),
+            spend: format!("{:.4}", group.spend),
+        }
+    }
+}
+
+/// One breakdown table.
+pub struct Table {
+    pub title: &'static str,
+    pub heading: &'static str,
+    pub lines: Vec<Line>,
+}
+
+#[derive(Template)]
+#[template(path = "insights.html")]
+struct InsightsPage {
+    chrome: Chrome,
+    days: u32,
+    service: String,
+    services: Vec<(String, String)>,
+    overall: Line,
+    outcome_chart: String,
+    spend_chart: String,
+    tables: Vec<Table>,
+    cut: bool,
+}
+
+/// `GET /console/insights?days=7&service=VA…`.
+pub async fn page<S, C>(
+    State(state): State<ConsoleState<S, C>>,
+    signed: Signed,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Response, ConsoleError>
+where
+    S: Store + OperatorStore + Clone,
+    C: Clock + Clone,
+{
+    let days: u32 = match query.get("days").map(String::as_str) {
+        None | Some("") => 7,
+        Some(text) => text
+            .parse()
+            .ok()
+            .filter(|d| (1..=90).contains(d))
+            .ok_or_else(|| ConsoleError::BadRequest("days: a whole number from 1 to 90.".into()))?,
+    };
+    let service_sid = query.get("service").cloned().unwrap_or_default();
+    let service = if service_sid.is_empty() {
+        None
+    } else {
+        Some(ServiceId::from_uuid(
+            sid_uuid(&service_sid, "VA")
+                .ok_or_else(|| ConsoleError::BadRequest("service: expected a VA… SID.".into()))?,
+        ))
+    };
+    let now = state.verifier.clock().now();
+    let since = now.plus_seconds(-86_400 * i64::from(days));
+    let (attempts, rollups) = state
+        .verifier
+        .manage()
+        .report_sources(&AttemptFilter {
+            service,
+            since: Some(since),
+            newest_first: true,
+            limit: MAX_SENDS,
+            ..Default::default()
+        })
+        .await?;
+    let cut = attempts.len() >= MAX_SENDS as usize;
+    let group = |by| lifecycle(attempts.clone(), rollups.clone(), by);
+    let overall = group(GroupBy::All)
+        .first()
+        .map(Line::of)
+        .unwrap_or_else(|| Line::of(&LifecycleGroup::default()));
+    let by_day = group(GroupBy::Day);
+    let labels: Vec<String> = by_day.iter().map(|g| g.key[5..].to_string()).collect();
+    let outcome_chart = stacked_bars(
+        "Verifications per day by outcome",
+        &labels,
+        &[
+            Series {
+                name: "SUCCESS",
+                class: "s-success",
+                values: by_day.iter().map(|g| g.success as f64).collect(),
+            },
+            Series {
+                name: "SENT",
+                class: "s-sent",
+                values: by_day.iter().map(|g| g.sent as f64).collect(),
+            },
+            Series {
+                name: "FAILED",
+                class: "s-failed",
+                values: by_day.iter().map(|g| g.failed as f64).collect(),
+            },
+        ],
+    );
+    let spend_chart = stacked_bars(
+        "Spend per day",
+        &labels,
+        &[Series {
+            name: "spend",
+            class: "s-spend",
+            values: by_day.iter().map(|g| g.spend).collect(),
+        }],
+    );
+    let lines = |groups: Vec<LifecycleGroup>| groups.iter().map(Line::of).collect::<Vec<_>>();
+    show(InsightsPage {
+        chrome: Chrome::new(&signed, state.dev_mode, "insights"),
+        days,
+        service: service_sid,
+        services: all_services(&state).await?,
+        overall,
+        outcome_chart,
+        spend_chart,
+        tables: vec![
+            Table {
+                title: "Per day",
+                heading: "Day (UTC)",
+                lines: lines(by_day),
+            },
+            Table {
+                title: "By country",
+                heading: "Country",
+                lines: lines(group(GroupBy::Country)),
+            },
+            Table {
+                title: "By channel",
+                heading: "Channel",
+                lines: lines(group(GroupBy::Channel)),
+            },
+            Table {
+                title: "By provider",
+                heading: "Provider",
+                lines: lines(group(GroupBy::Provider)),
+            },
+        ],
+        cut,
+    })
+}

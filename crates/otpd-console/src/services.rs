@@ -1,0 +1,358 @@
+//! Services: every service with its settings (code, lifetime, attempts, sender, templates per
+//! locale, channels and fallbacks, routes, protections), and the form admins change the
+//! everyday ones with, checked by the same core rules as the API.
+
+use std::collections::HashMap;
+
+use askama::Template as Html;
+use axum::Form;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use otpd_core::operators::Permission;
+use otpd_core::settings::{MaxAttempts, SenderId, Template, Ttl};
+use otpd_core::store::OperatorStore;
+use otpd_core::store::ServiceRecord;
+use otpd_core::{Clock, PinLength, ServiceId, Store};
+
+use crate::render::{Chrome, When, show, when};
+use crate::session::{Fields, Signed};
+use crate::verifications::sid_uuid;
+use crate::{ConsoleError, ConsoleState};
+
+pub struct ServiceRow {
+    pub sid: String,
+    pub name: String,
+    pub account: String,
+    pub code_length: u8,
+    pub ttl: u32,
+    pub channels: String,
+    pub updated: When,
+}
+
+#[derive(Html)]
+#[template(path = "services.html")]
+struct ListPage {
+    chrome: Chrome,
+    services: Vec<ServiceRow>,
+}
+
+/// `GET /console/services`.
+pub async fn list<S, C>(
+    State(state): State<ConsoleState<S, C>>,
+    signed: Signed,
+) -> Result<Response, ConsoleError>
+where
+    S: Store + OperatorStore + Clone,
+    C: Clock + Clone,
+{
+    let manage = state.verifier.manage();
+    let mut services = Vec::new();
+    for account in manage.accounts().await? {
+        for service in manage.services(account.id, None, 1000).await? {
+            services.push(ServiceRow {
+                sid: format!("VA{}", service.id.simple()),
+                account: account.name.clone(),
+                code_length: service.settings.pin_length.get(),
+                ttl: service.settings.ttl.get(),
+                channels: channels(&service),
+                updated: when(service.updated_at),
+                name: service.name,
+            });
+        }
+    }
+    show(ListPage {
+        chrome: Chrome::new(&signed, state.dev_mode, "services"),
+        services,
+    })
+}
+
+fn channels(service: &ServiceRecord) -> String {
+    let fallbacks: Vec<&str> = service
+        .settings
+        .fallback_channels
+        .iter()
+        .map(|c| c.as_str())
+        .collect();
+    if fallbacks.is_empty() {
+        "as requested, no fallback".to_string()
+    } else {
+        format!("fallback: {}", fallbacks.join(" → "))
+    }
+}
+
+/// One setting as the page lists it.
+pub struct Fact {
+    pub name: &'static str,
+    pub value: String,
+}
+
+#[derive(Html)]
+#[template(path = "service.html")]
+struct ServicePage {
+    chrome: Chrome,
+    sid: String,
+    name: String,
+    code_length: String,
+    ttl: String,
+    max_attempts: String,
+    sender: String,
+    template: String,
+    facts: Vec<Fact>,
+    locale_templates: Vec<(String, String)>,
+    /// Field → what is wrong with the value posted.
+    errors: HashMap<&'static str, String>,
+    can_edit: bool,
+}
+
+impl ServicePage {
+    fn error(&self, field: &str) -> &str {
+        self.errors
+            .get(field)
+            .map(String::as_str)
+            .unwrap_or_default()
+    }
+
+    fn of(chrome: Chrome, service: &ServiceRecord, can_edit: bool) -> ServicePage {
+        let s = &service.settings;
+        let list = |items: &[String]| {
+            if items.is_empty() {
+                "none".to_string()
+            } else {
+                items.join(", ")
+            }
+        };
+        let facts = vec![
+            Fact {
+                name: "Code type",
+                value: format!("{:?}", s.pin_type).to_lowercase(),
+            },
+            Fact {
+                name: "Channels",
+                value: channels(service),
+            },
+            Fact {
+                name: "Provider routes",
+                value: if s.provider_routes.is_empty() {
+                    "server default".to_string()
+                } else {
+                    s.provider_routes
+                        .iter()
+                        .map(|(k, v)| format!("{k}: {}", v.join(" → ")))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                },
+            },
+            Fact {
+                name: "Resend cooldown",
+                value: format!("{} s", s.resend_cooldown_seconds),
+            },
+            Fact {
+                name: "Allowed countries",
+                value: if s.allowed_countries.is_empty() {
+                    "all".to_string()
+                } else {
+                    s.allowed_countries.join(", ")
+                },
+            },
+            Fact {
+                name: "Blocked countries",
+                value: list(&s.blocked_countries),
+            },
+            Fact {
+                name: "Blocked prefixes",
+                value: list(&s.blocked_prefixes),
+            },
+            Fact {
+                name: "Costly numbers",
+                value: if s.allow_costly_numbers {
+                    "allowed"
+                } else {
+                    "refused"
+                }
+                .to_string(),
+            },
+            Fact {
+                name: "Rate limits",
+                value: if s.rate_limits.is_empty() {
+                    "server defaults only".to_string()
+                } else {
+                    format!("{} programmable", s.rate_limits.len())
+                },
+            },
+            Fact {
+                name: "Daily budget",
+                value: s
+                    .daily_budget
+                    .map_or_else(|| "none".to_string(), |b| format!("{b}")),
+            },
+            Fact {
+                name: "PSD2",
+                value: if s.options.psd2_enabled { "on" } else { "off" }.to_string(),
+            },
+        ];
+        ServicePage {
+            chrome,
+            sid: format!("VA{}", service.id.simple()),
+            name: service.name.clone(),
+            code_length: s.pin_length.get().to_string(),
+            ttl: s.ttl.get().to_string(),
+            max_attempts: s.max_attempts.get().to_string(),
+            sender: s.from.as_str().to_string(),
+            template: s.template.as_str().to_string(),
+            facts,
+            locale_templates: s
+                .locale_templates
+                .iter()
+                .map(|(locale, t)| (locale.clone(), t.as_str().to_string()))
+                .collect(),
+            errors: HashMap::new(),
+            can_edit,
+        }
+    }
+}
+
+async fn service<S, C>(state: &ConsoleState<S, C>, sid: &str) -> Result<ServiceRecord, ConsoleError>
+where
+    S: Store + OperatorStore + Clone,
+    C: Clock + Clone,
+{
+    let id = sid_uuid(sid, "VA")
+        .map(ServiceId::from_uuid)
+        .ok_or(ConsoleError::NotFound)?;
+    state
+        .verifier
+        .manage()
+        .service(id)
+        .await?
+        .ok_or(ConsoleError::NotFound)
+}
+
+/// `GET /console/services/{VA…}`.
+pub async fn page<S, C>(
+    State(state): State<ConsoleState<S, C>>,
+    signed: Signed,
+    Path(sid): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Response, ConsoleError>
+where
+    S: Store + OperatorStore + Clone,
+    C: Clock + Clone,
+{
+    let record = service(&state, &sid).await?;
+    let chrome = Chrome::new(&signed, state.dev_mode, "services")
+        .with_notice(query.get("done").map(String::as_str));
+    crate::render::show(ServicePage::of(
+        chrome,
+        &record,
+        signed.may(Permission::ManageServices),
+    ))
+}
+
+/// `POST /console/services/{VA…}` with `name`, `code_length`, `ttl`, `max_attempts`,
+/// `sender` and `template`: saves them, or answers the form again (422) with a message at
+/// each field the core's rules refuse.
+pub async fn update<S, C>(
+    State(state): State<ConsoleState<S, C>>,
+    signed: Signed,
+    Path(sid): Path<String>,
+    Form(form): Form<Fields>,
+) -> Result<Response, ConsoleError>
+where
+    S: Store + OperatorStore + Clone,
+    C: Clock + Clone,
+{
+    signed.post(&form, Permission::ManageServices)?;
+    let before = service(&state, &sid).await?;
+    let mut after = before.clone();
+    let mut errors: HashMap<&'static str, String> = HashMap::new();
+    let field = |name: &str| form.get(name).map(|v| v.trim()).unwrap_or_default();
+    let number = |name: &'static str, errors: &mut HashMap<&'static str, String>| {
+        let parsed = field(name).parse::<i64>().ok();
+        if parsed.is_none() {
+            errors.insert(name, "a whole number".into());
+        }
+        parsed
+    };
+    let name = field("name");
+    if name.is_empty() || name.chars().count() > 64 {
+        errors.insert("name", "1 to 64 characters".into());
+    } else {
+        after.name = name.to_string();
+    }
+    if let Some(value) = number("code_length", &mut errors) {
+        match PinLength::new(value) {
+            Ok(length) => after.settings.pin_length = length,
+            Err(_) => {
+                errors.insert(
+                    "code_length",
+                    format!("from {} to {}", PinLength::MIN, PinLength::MAX),
+                );
+            }
+        }
+    }
+    if let Some(value) = number("ttl", &mut errors) {
+        match Ttl::new(value) {
+            Ok(ttl) => after.settings.ttl = ttl,
+            Err(_) => {
+                errors.insert("ttl", format!("from {} to {} seconds", Ttl::MIN, Ttl::MAX));
+            }
+        }
+    }
+    if let Some(value) = number("max_attempts", &mut errors) {
+        match MaxAttempts::new(value) {
+            Ok(max) => after.settings.max_attempts = max,
+            Err(_) => {
+                errors.insert(
+                    "max_attempts",
+                    format!("from {} to {}", MaxAttempts::MIN, MaxAttempts::MAX),
+                );
+            }
+        }
+    }
+    match SenderId::new(field("sender")) {
+        Ok(sender) => after.settings.from = sender,
+        Err(error) => {
+            errors.insert("sender", error.to_string());
+        }
+    }
+    match Template::new(field("template")) {
+        Ok(template) => after.settings.template = template,
+        Err(error) => {
+            errors.insert("template", error.to_string());
+        }
+    }
+    if !errors.is_empty() {
+        let chrome = Chrome::new(&signed, state.dev_mode, "services");
+        let mut page = ServicePage::of(chrome, &before, true);
+        page.name = field("name").to_string();
+        page.code_length = field("code_length").to_string();
+        page.ttl = field("ttl").to_string();
+        page.max_attempts = field("max_attempts").to_string();
+        page.sender = field("sender").to_string();
+        page.template = field("template").to_string();
+        page.errors = errors;
+        let mut response = crate::render::show(page)?;
+        *response.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+        return Ok(response);
+    }
+    after.updated_at = state.verifier.clock().now();
+    let manage = state.verifier.manage();
+    if !manage.update_service(&after).await? {
+        return Err(ConsoleError::NotFound);
+    }
+    let summary = otpd_core::audit::before_after(
+        Some(&serde_json::json!({"name": before.name, "settings": before.settings})),
+        Some(&serde_json::json!({"name": after.name, "settings": after.settings})),
+    );
+    manage
+        .record(
+            &signed.acted_by(),
+            Some(after.account_id),
+            "service.update",
+            sid.clone(),
+            summary,
+        )
+        .await?;
+    Ok(Redirect::to(&format!("/console/services/{sid}?done=service-saved")).into_response())
+}
