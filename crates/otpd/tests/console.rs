@@ -105,7 +105,7 @@ async fn operators_use_the_console_in_a_real_browser() {
         .env("OTPD_NUMBER", NUMBER)
         .env("OTPD_CODE", &seeds.code)
         .env("OTPD_REFUSAL_REASON", "destination")
-        .env("OTPD_REFUSAL_NUMBERS", "1 600")
+        .env("OTPD_REFUSAL_NUMBERS", "1")
         .env("OTPD_PROVIDER_DOWN", PROVIDER_DOWN)
         .env("OTPD_PROVIDER_DOWN_ERROR", PROVIDER_DOWN_ERROR)
         .env("OTPD_PROVIDER_UP", PROVIDER_UP)
