@@ -274,8 +274,9 @@ scenario('timeline', async () => {
     has(e.text, REFUSAL_REASON) &&
     REFUSAL_NUMBERS.every((n) => standalone(e.text, n)));
   next('the start', (e) => e.kind === 'verification.started');
-  // The contract's kind for an attempt a provider refused is delivery.failed; the page in
-  // progress calls a refused attempt that fails over delivery.provider_failed: either reads.
+  // An attempt a provider refused before the next one took the message is recorded as
+  // delivery.provider_failed (docs/operations.md); the console's first contract called it
+  // delivery.failed, which is also what a delivery that failed for good is: either reads.
   next(`the attempt ${PROVIDER_DOWN} refused, with its error code`, (e) =>
     ['delivery.failed', 'delivery.provider_failed'].includes(e.kind) &&
     has(e.text, PROVIDER_DOWN) &&
