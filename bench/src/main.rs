@@ -29,9 +29,13 @@ const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
 /// Load generator for otpd.
 #[derive(Parser, Clone)]
 struct Args {
-    /// start | check | flow | twilio-flow | ceiling | all
+    /// start | check | flow | twilio-flow | ceiling | console | all (console: each console
+    /// page in turn, as `console-<page>`, after seeding `--seed` verifications)
     #[arg(long, default_value = "all")]
     scenario: String,
+    /// Verifications created (not timed) before the console scenarios read the pages.
+    #[arg(long, default_value_t = 100_000)]
+    seed: usize,
     /// How long each scenario runs, e.g. 20s or 500ms.
     #[arg(long, default_value = "20s", value_parser = parse_duration)]
     duration: Duration,
@@ -75,6 +79,8 @@ struct Servers {
     account_sid: String,
     auth_token: String,
     service_sid: String,
+    binary: PathBuf,
+    database: String,
     _dir: tempfile::TempDir,
 }
 
@@ -165,6 +171,8 @@ fn start_servers(args: &Args) -> anyhow::Result<Servers> {
         account_sid: field("accountSid")?,
         auth_token: field("authToken")?,
         service_sid: field("serviceSid")?,
+        binary,
+        database,
         _dir: dir,
     })
 }
@@ -300,6 +308,19 @@ impl Conn {
         headers: &[(HeaderName, &HeaderValue)],
         body: String,
     ) -> Reply {
+        self.send_full(method, path, headers, body)
+            .await
+            .map(|(status, _, body)| (status, body))
+    }
+
+    /// [`Conn::send`] with the answer's headers (the console's cookies).
+    async fn send_full(
+        &mut self,
+        method: Method,
+        path: &str,
+        headers: &[(HeaderName, &HeaderValue)],
+        body: String,
+    ) -> Result<(u16, hyper::HeaderMap, Bytes), String> {
         let mut request = Request::new(Full::new(Bytes::from(body)));
         *request.method_mut() = method;
         *request.uri_mut() = path.parse().map_err(|e| format!("bad path {path}: {e}"))?;
@@ -314,13 +335,13 @@ impl Conn {
             format!("transport: {e}")
         })?;
         let status = response.status().as_u16();
-        let body = response
-            .into_body()
+        let (parts, body) = response.into_parts();
+        let body = body
             .collect()
             .await
             .map_err(|e| format!("transport: {e}"))?
             .to_bytes();
-        Ok((status, body))
+        Ok((status, parts.headers, body))
     }
 }
 
@@ -372,6 +393,8 @@ struct Bench {
     json: HeaderValue,
     form: HeaderValue,
     next_number: AtomicU64,
+    /// The console session cookie, once the console scenarios signed in.
+    console_cookie: std::sync::OnceLock<HeaderValue>,
 }
 
 /// One operation's result: requests made and, if something went wrong, its label.
@@ -527,8 +550,136 @@ impl Bench {
                     Err(e) => (4, Some(e)),
                 }
             }
+            page if page.starts_with("console-") => {
+                let Some(cookie) = self.console_cookie.get() else {
+                    return (0, Some("not signed in".into()));
+                };
+                let path = match page {
+                    "console-overview" => "/console/".to_string(),
+                    "console-verifications" => "/console/verifications".to_string(),
+                    "console-number" => {
+                        // A number the seeding sent to (the seeds cycle through them).
+                        let n = cursor.fetch_add(1, Ordering::Relaxed) % 1000;
+                        format!("/console/numbers/%2B336{:08}", 10_000_000 + n)
+                    }
+                    "console-insights" => "/console/insights?days=1".to_string(),
+                    "console-fraud" => "/console/fraud".to_string(),
+                    "console-services" => "/console/services".to_string(),
+                    _ => "/console/keys".to_string(),
+                };
+                let reply = conn
+                    .send(
+                        Method::GET,
+                        &path,
+                        &[(hyper::header::COOKIE, cookie)],
+                        String::new(),
+                    )
+                    .await;
+                (1, expect(reply, 200).err())
+            }
             other => (0, Some(format!("unknown scenario {other}"))),
         }
+    }
+
+    /// Seeds `count` verifications (their numbers cycling through 20,000, so each has a
+    /// timeline of several), makes an operator and signs in (not timed).
+    async fn console_setup(
+        self: &Arc<Self>,
+        count: usize,
+        concurrency: usize,
+    ) -> anyhow::Result<()> {
+        if self.console_cookie.get().is_some() {
+            return Ok(());
+        }
+        let made = Arc::new(AtomicU64::new(0));
+        let workers: Vec<_> = (0..concurrency)
+            .map(|worker| {
+                let (bench, made) = (self.clone(), made.clone());
+                tokio::spawn(async move {
+                    let mut conn = Conn::new(bench.base(worker));
+                    loop {
+                        let n = made.fetch_add(1, Ordering::Relaxed);
+                        if n as usize >= count {
+                            return;
+                        }
+                        // 20,000 numbers, five starts each: the per-destination limit (5 in
+                        // 10 minutes) lets all of them through.
+                        let to = format!("+336{:08}", 10_000_000 + n % 20_000);
+                        let _ = bench.start_native(&mut conn, &to).await;
+                    }
+                })
+            })
+            .collect();
+        for worker in workers {
+            worker.await?;
+        }
+        let servers = &self.servers;
+        let password = "bench-console-password";
+        let mut child = Command::new(&servers.binary)
+            .args([
+                "operator",
+                "create",
+                "--email",
+                "bench@example.com",
+                "--role",
+                "admin",
+                "--password-stdin",
+                "--database",
+                &servers.database,
+            ])
+            .current_dir(servers._dir.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .context("run otpd operator create")?;
+        {
+            use std::io::Write;
+            let mut stdin = child.stdin.take().context("operator create stdin")?;
+            writeln!(stdin, "{password}")?;
+        }
+        if !child.wait()?.success() {
+            bail!("otpd operator create failed");
+        }
+        let mut conn = Conn::new(self.base(0));
+        let (_, headers, body) = conn
+            .send_full(Method::GET, "/console/login", &[], String::new())
+            .await
+            .map_err(anyhow::Error::msg)?;
+        let cookie = |headers: &hyper::HeaderMap| {
+            headers
+                .get_all(hyper::header::SET_COOKIE)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .filter_map(|v| v.split(';').next())
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        };
+        let pre = cookie(&headers);
+        let html = String::from_utf8_lossy(&body);
+        let csrf = html
+            .split("name=\"csrf\" value=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .context("no csrf field on the sign-in page")?
+            .to_string();
+        let form = format!("csrf={csrf}&email=bench%40example.com&password={password}");
+        let pre = HeaderValue::from_str(&pre)?;
+        let (status, headers, _) = conn
+            .send_full(
+                Method::POST,
+                "/console/login",
+                &[(hyper::header::COOKIE, &pre), (CONTENT_TYPE, &self.form)],
+                form,
+            )
+            .await
+            .map_err(anyhow::Error::msg)?;
+        if status != 303 {
+            bail!("console sign-in answered {status}");
+        }
+        let session = HeaderValue::from_str(&cookie(&headers))?;
+        let _ = self.console_cookie.set(session);
+        Ok(())
     }
 
     /// Verifications with known codes for the `check` scenario (not timed). Created in
@@ -594,6 +745,9 @@ impl Bench {
         } else {
             Arc::new(Vec::new())
         };
+        if scenario.starts_with("console-") {
+            self.console_setup(args.seed, args.concurrency).await?;
+        }
         let cursor = Arc::new(AtomicU64::new(0));
         let before: Vec<(f64, u64)> = self
             .servers
@@ -669,7 +823,7 @@ impl Bench {
 
 fn print_table(outcomes: &[Outcome]) {
     println!(
-        "{:<12} {:>10} {:>10} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>7}  errors",
+        "{:<22} {:>10} {:>10} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>7}  errors",
         "scenario",
         "ops/s",
         "req/s",
@@ -683,7 +837,7 @@ fn print_table(outcomes: &[Outcome]) {
     );
     for o in outcomes {
         println!(
-            "{:<12} {:>10.0} {:>10.0} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.1} {:>9.1} {:>7}  {:?}",
+            "{:<22} {:>10.0} {:>10.0} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.1} {:>9.1} {:>7}  {:?}",
             o.name,
             o.ops as f64 / o.seconds,
             o.requests as f64 / o.seconds,
@@ -711,7 +865,29 @@ fn ratio(outcomes: &[Outcome], of: &str, to: &str) -> Option<f64> {
 
 async fn run(args: Args) -> anyhow::Result<()> {
     let scenarios: Vec<&str> = match args.scenario.as_str() {
-        "all" => vec!["ceiling", "start", "check", "flow", "twilio-flow"],
+        "all" => vec![
+            "ceiling",
+            "start",
+            "check",
+            "flow",
+            "twilio-flow",
+            "console-overview",
+            "console-verifications",
+            "console-number",
+            "console-insights",
+            "console-fraud",
+            "console-services",
+            "console-keys",
+        ],
+        "console" => vec![
+            "console-overview",
+            "console-verifications",
+            "console-number",
+            "console-insights",
+            "console-fraud",
+            "console-services",
+            "console-keys",
+        ],
         one @ ("ceiling" | "start" | "check" | "flow" | "twilio-flow") => vec![one],
         other => bail!("unknown scenario {other}"),
     };
@@ -725,6 +901,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         form: HeaderValue::from_static("application/x-www-form-urlencoded"),
         servers,
         next_number: AtomicU64::new(0),
+        console_cookie: std::sync::OnceLock::new(),
     });
     let mut outcomes = Vec::new();
     for scenario in scenarios {
