@@ -616,6 +616,24 @@ pub fn totp_code(vault: &Vault, sealed: &str, unix_seconds: u64) -> Option<Strin
     )
 }
 
+/// An operator's sealed second-factor seed resealed under the vault's current key, when it is
+/// sealed under another (key rotation); `Ok(None)` when it already is under the current one.
+pub fn reseal_totp(
+    vault: &Vault,
+    sealed: &str,
+) -> Result<Option<String>, crate::vault::VaultError> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(sealed)
+        .map_err(|_| crate::vault::VaultError::Damaged)?;
+    if Vault::key_of(&bytes) == Some(vault.current()) {
+        return Ok(None);
+    }
+    let seed = vault.open(&bytes)?;
+    Ok(Some(
+        base64::engine::general_purpose::STANDARD.encode(vault.seal(&seed)),
+    ))
+}
+
 /// Refuses a password shorter than [`MIN_PASSWORD_CHARS`].
 pub fn check_password(password: &Secret) -> Result<(), OperatorError> {
     if password.expose().chars().count() < MIN_PASSWORD_CHARS {
@@ -626,6 +644,33 @@ pub fn check_password(password: &Secret) -> Result<(), OperatorError> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_second_factor_seed_is_resealed_under_the_current_key_once() {
+        use crate::code::ServerSecret;
+        let old = Vault::new(&ServerSecret::from_bytes([1; 32]), &[]);
+        let sealed = base64::engine::general_purpose::STANDARD.encode(old.seal("00ff"));
+        let rotated = Vault::new(
+            &ServerSecret::from_bytes([2; 32]),
+            &[ServerSecret::from_bytes([1; 32])],
+        );
+        let resealed = reseal_totp(&rotated, &sealed).unwrap().expect("moved");
+        assert_eq!(
+            reseal_totp(&rotated, &resealed).unwrap(),
+            None,
+            "already current"
+        );
+        let only_new = Vault::new(&ServerSecret::from_bytes([2; 32]), &[]);
+        assert_eq!(
+            totp_code(&only_new, &resealed, 59),
+            totp_code(&old, &sealed, 59),
+            "the same seed, readable without the old key"
+        );
+        assert!(
+            reseal_totp(&only_new, &sealed).is_err(),
+            "the old key is gone"
+        );
+    }
+
     use std::sync::Arc;
 
     use super::*;
