@@ -53,6 +53,15 @@ pub struct BlockedRow {
     pub on_list: bool,
 }
 
+/// An approval-rate alert (`alert.approval_rate_dropped` / `_recovered` events).
+pub struct AlertRow {
+    pub at: When,
+    pub service: String,
+    /// `open` (dropped, not recovered since) or `closed`.
+    pub state: &'static str,
+    pub what: String,
+}
+
 /// A service with a daily budget and what it spent today.
 pub struct BudgetRow {
     pub service: String,
@@ -68,6 +77,7 @@ pub struct BudgetRow {
 struct FraudPage {
     chrome: Chrome,
     budgets: Vec<BudgetRow>,
+    alerts: Vec<AlertRow>,
     quarantines: Vec<QuarantineRow>,
     blocked: Vec<BlockedRow>,
     can_lift: bool,
@@ -170,11 +180,69 @@ where
         }
     }
     blocked.sort_by(|a, b| b.at.iso.cmp(&a.at.iso));
+    let mut alert_events = Vec::new();
+    for account in manage.accounts().await? {
+        for kind in [
+            "alert.approval_rate_dropped",
+            "alert.approval_rate_recovered",
+        ] {
+            alert_events.extend(
+                manage
+                    .events(&EventFilter {
+                        account: account.id,
+                        service: None,
+                        verification: None,
+                        kind: Some(kind.into()),
+                        since: Some(now.plus_seconds(-30 * 86_400)),
+                        until: None,
+                        after: None,
+                        limit: BLOCKED_ROWS,
+                    })
+                    .await?,
+            );
+        }
+    }
+    alert_events.sort_by_key(|e| std::cmp::Reverse((e.created_at, e.id)));
+    let mut recovered_later: std::collections::HashSet<ServiceId> = Default::default();
+    let mut alerts = Vec::new();
+    for event in &alert_events {
+        let rate = |name: &str| {
+            crate::render::percent(event.data.get(name).and_then(Value::as_f64).unwrap_or(0.0))
+        };
+        let dropped = event.kind == "alert.approval_rate_dropped";
+        let state = if dropped && !recovered_later.contains(&event.service_id) {
+            "open"
+        } else {
+            "closed"
+        };
+        if !dropped {
+            recovered_later.insert(event.service_id);
+        }
+        alerts.push(AlertRow {
+            at: when(event.created_at),
+            service: names
+                .get(&event.service_id)
+                .cloned()
+                .unwrap_or_else(|| "(deleted)".into()),
+            state,
+            what: format!(
+                "approval rate {} {} (baseline {})",
+                if dropped {
+                    "dropped to"
+                } else {
+                    "recovered to"
+                },
+                rate("approvalRate"),
+                rate("baselineApprovalRate")
+            ),
+        });
+    }
     let chrome = Chrome::new(&signed, state.dev_mode, "fraud")
         .with_notice(query.get("done").map(String::as_str));
     show(FraudPage {
         chrome,
         budgets,
+        alerts,
         quarantines,
         blocked,
         can_lift: signed.may(Permission::LiftQuarantine),

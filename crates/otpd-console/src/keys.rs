@@ -42,6 +42,8 @@ pub struct Issued {
     pub label: &'static str,
     pub sid: String,
     pub secret: String,
+    /// A second credential issued with it (an application's API key).
+    pub second: Option<(&'static str, String)>,
 }
 
 #[derive(Template)]
@@ -167,6 +169,7 @@ where
         label: "API key",
         sid: key_sid,
         secret: issued.secret,
+        second: None,
     };
     render(&state, &signed, Some(issued), None).await
 }
@@ -241,6 +244,56 @@ where
         label: "Auth token",
         sid,
         secret: token,
+        second: None,
+    };
+    render(&state, &signed, Some(issued), None).await
+}
+
+/// `POST /console/keys/{AC…}/applications/{id}/rotate`: a new secret and API key for a
+/// native application, shown once; the old ones and its access tokens stop working.
+pub async fn rotate_application<S, C>(
+    State(state): State<ConsoleState<S, C>>,
+    signed: Signed,
+    Path((sid, id)): Path<(String, String)>,
+    Form(form): Form<Fields>,
+) -> Result<Response, ConsoleError>
+where
+    S: Store + OperatorStore + Clone,
+    C: Clock + Clone,
+{
+    signed.post(&form, Permission::ManageKeys)?;
+    let account = account_id(&sid)?;
+    let application = otpd_core::auth::parse_application_id(&id).ok_or(ConsoleError::NotFound)?;
+    let manage = state.verifier.manage();
+    let owned = manage
+        .applications()
+        .await?
+        .iter()
+        .any(|a| a.id == application && a.account_id == account);
+    if !owned {
+        return Err(ConsoleError::NotFound);
+    }
+    let issued = state
+        .auth
+        .rotate_secret(application)
+        .await?
+        .ok_or(ConsoleError::NotFound)?;
+    tracing::warn!(application = %id, "application secret rotated from the console");
+    manage
+        .record(
+            &signed.acted_by(),
+            Some(account),
+            "application.rotate_secret",
+            id.clone(),
+            serde_json::json!({"changed": "the secret and API key"}),
+        )
+        .await?;
+    let issued = Issued {
+        account: sid,
+        label: "Application secret",
+        sid: id,
+        secret: issued.secret,
+        second: Some(("API key", issued.api_key)),
     };
     render(&state, &signed, Some(issued), None).await
 }

@@ -156,6 +156,10 @@ where
             post(keys::revoke::<S, C>),
         )
         .route(
+            "/console/keys/{account}/applications/{id}/rotate",
+            post(keys::rotate_application::<S, C>),
+        )
+        .route(
             "/console/keys/{account}/token",
             post(keys::rotate_token::<S, C>),
         )
