@@ -10,10 +10,10 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use otpd_core::operators::Permission;
-use otpd_core::settings::{MaxAttempts, SenderId, Template, Ttl};
+use otpd_core::settings::{MaxAttempts, SenderId, Template, Ttl, protection_rules};
 use otpd_core::store::OperatorStore;
 use otpd_core::store::ServiceRecord;
-use otpd_core::{Clock, PinLength, ServiceId, Store};
+use otpd_core::{Channel, Clock, PinLength, ServiceId, Store};
 
 use crate::render::{Chrome, When, show, when};
 use crate::session::{Fields, Signed};
@@ -98,6 +98,12 @@ struct ServicePage {
     max_attempts: String,
     sender: String,
     template: String,
+    fallbacks: String,
+    allowed_countries: String,
+    blocked_countries: String,
+    blocked_prefixes: String,
+    daily_budget: String,
+    costly: bool,
     facts: Vec<Fact>,
     locale_templates: Vec<(String, String)>,
     /// Field → what is wrong with the value posted.
@@ -115,13 +121,6 @@ impl ServicePage {
 
     fn of(chrome: Chrome, service: &ServiceRecord, can_edit: bool) -> ServicePage {
         let s = &service.settings;
-        let list = |items: &[String]| {
-            if items.is_empty() {
-                "none".to_string()
-            } else {
-                items.join(", ")
-            }
-        };
         let facts = vec![
             Fact {
                 name: "Code type",
@@ -148,43 +147,12 @@ impl ServicePage {
                 value: format!("{} s", s.resend_cooldown_seconds),
             },
             Fact {
-                name: "Allowed countries",
-                value: if s.allowed_countries.is_empty() {
-                    "all".to_string()
-                } else {
-                    s.allowed_countries.join(", ")
-                },
-            },
-            Fact {
-                name: "Blocked countries",
-                value: list(&s.blocked_countries),
-            },
-            Fact {
-                name: "Blocked prefixes",
-                value: list(&s.blocked_prefixes),
-            },
-            Fact {
-                name: "Costly numbers",
-                value: if s.allow_costly_numbers {
-                    "allowed"
-                } else {
-                    "refused"
-                }
-                .to_string(),
-            },
-            Fact {
                 name: "Rate limits",
                 value: if s.rate_limits.is_empty() {
                     "server defaults only".to_string()
                 } else {
                     format!("{} programmable", s.rate_limits.len())
                 },
-            },
-            Fact {
-                name: "Daily budget",
-                value: s
-                    .daily_budget
-                    .map_or_else(|| "none".to_string(), |b| format!("{b}")),
             },
             Fact {
                 name: "PSD2",
@@ -200,6 +168,17 @@ impl ServicePage {
             max_attempts: s.max_attempts.get().to_string(),
             sender: s.from.as_str().to_string(),
             template: s.template.as_str().to_string(),
+            fallbacks: s
+                .fallback_channels
+                .iter()
+                .map(|c| c.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            allowed_countries: s.allowed_countries.join(", "),
+            blocked_countries: s.blocked_countries.join(", "),
+            blocked_prefixes: s.blocked_prefixes.join(", "),
+            daily_budget: s.daily_budget.map(|b| b.to_string()).unwrap_or_default(),
+            costly: s.allow_costly_numbers,
             facts,
             locale_templates: s
                 .locale_templates
@@ -322,6 +301,55 @@ where
             errors.insert("template", error.to_string());
         }
     }
+    let list = |name: &str| -> Vec<String> {
+        field(name)
+            .split([',', ' '])
+            .map(str::trim)
+            .filter(|item| !item.is_empty())
+            .map(str::to_string)
+            .collect()
+    };
+    let channels: Result<Vec<Channel>, String> = list("fallbacks")
+        .iter()
+        .map(|name| Channel::parse(name).ok_or_else(|| format!("'{name}' is not a channel")))
+        .collect();
+    match channels {
+        Ok(channels) => after.settings.fallback_channels = channels,
+        Err(why) => {
+            errors.insert("fallbacks", why);
+        }
+    }
+    let rules: [(&'static str, fn(&[String]) -> Result<Vec<String>, String>); 3] = [
+        ("allowed_countries", protection_rules::countries),
+        ("blocked_countries", protection_rules::countries),
+        ("blocked_prefixes", protection_rules::prefixes),
+    ];
+    for (name, rule) in rules {
+        match rule(&list(name)) {
+            Ok(value) => match name {
+                "allowed_countries" => after.settings.allowed_countries = value,
+                "blocked_countries" => after.settings.blocked_countries = value,
+                _ => after.settings.blocked_prefixes = value,
+            },
+            Err(why) => {
+                errors.insert(name, why);
+            }
+        }
+    }
+    match field("daily_budget") {
+        "" => after.settings.daily_budget = None,
+        text => match text
+            .parse::<f64>()
+            .map_err(|_| "expected a number".to_string())
+            .and_then(protection_rules::budget)
+        {
+            Ok(budget) => after.settings.daily_budget = Some(budget),
+            Err(why) => {
+                errors.insert("daily_budget", why);
+            }
+        },
+    }
+    after.settings.allow_costly_numbers = form.get("costly").is_some_and(|v| v == "on");
     if !errors.is_empty() {
         let chrome = Chrome::new(&signed, state.dev_mode, "services");
         let mut page = ServicePage::of(chrome, &before, true);
@@ -331,6 +359,12 @@ where
         page.max_attempts = field("max_attempts").to_string();
         page.sender = field("sender").to_string();
         page.template = field("template").to_string();
+        page.fallbacks = field("fallbacks").to_string();
+        page.allowed_countries = field("allowed_countries").to_string();
+        page.blocked_countries = field("blocked_countries").to_string();
+        page.blocked_prefixes = field("blocked_prefixes").to_string();
+        page.daily_budget = field("daily_budget").to_string();
+        page.costly = form.get("costly").is_some_and(|v| v == "on");
         page.errors = errors;
         let mut response = crate::render::show(page)?;
         *response.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;

@@ -520,3 +520,50 @@ mod tests {
         assert!(parse_callback_url("not a url").is_none());
     }
 }
+
+/// The rules a service's protection settings are checked by, wherever they are changed (the
+/// admin API, the console): each answers the normalised value or why it is refused.
+pub mod protection_rules {
+    use crate::phone::{CountryIso, E164Phone};
+
+    /// ISO 3166-1 alpha-2 codes, upper-cased.
+    pub fn countries(list: &[String]) -> Result<Vec<String>, String> {
+        list.iter()
+            .map(|c| {
+                CountryIso::parse(c)
+                    .map(|iso| iso.as_str().to_string())
+                    .map_err(|_| format!("'{c}' is not an ISO 3166-1 alpha-2 country"))
+            })
+            .collect()
+    }
+
+    /// Prefixes: `+` followed by digits.
+    pub fn prefixes(list: &[String]) -> Result<Vec<String>, String> {
+        match list.iter().find(|p| {
+            p.len() < 2 || !p.starts_with('+') || !p[1..].chars().all(|c| c.is_ascii_digit())
+        }) {
+            Some(bad) => Err(format!("'{bad}' is not a + followed by digits")),
+            None => Ok(list.to_vec()),
+        }
+    }
+
+    /// E.164 numbers, normalised.
+    pub fn numbers(list: &[String]) -> Result<Vec<String>, String> {
+        list.iter()
+            .map(|n| {
+                E164Phone::parse(n, None)
+                    .map(|(phone, _)| phone.as_str().to_string())
+                    .map_err(|_| format!("'{n}' is not a valid E.164 number"))
+            })
+            .collect()
+    }
+
+    /// A daily budget: a finite number, zero or more.
+    pub fn budget(value: f64) -> Result<f64, String> {
+        if value.is_finite() && value >= 0.0 {
+            Ok(value)
+        } else {
+            Err("expected a non-negative number".to_string())
+        }
+    }
+}

@@ -1,6 +1,7 @@
-//! The console's sign-in rules over HTTP, against the real server (the browser test drives the
-//! pages; these check what a browser cannot show quickly): a second factor, invitations,
-//! sign-out everywhere, the idle timeout, and the CSRF token of the sign-in form.
+//! The console over HTTP, against the real server (the browser test drives the pages; these
+//! check what a browser cannot show quickly): a second factor, invitations, sign-out
+//! everywhere, the idle timeout, the CSRF token of the sign-in form, and service settings
+//! checked by the API's rules.
 
 mod common;
 
@@ -342,4 +343,103 @@ async fn the_sign_in_form_refuses_a_post_without_its_token() {
             .status()
             .is_redirection()
     );
+}
+
+#[tokio::test]
+async fn service_settings_are_checked_by_the_api_rules_and_saved() {
+    let app = TestApp::spawn().await;
+    create(
+        &app,
+        "svc@example.com",
+        &["--password-stdin"],
+        Some(PASSWORD),
+    );
+    let session = cookies(&sign_in(&app, "svc@example.com", PASSWORD).await);
+    let sid = format!("VA{}", app.credentials.application.service_id.simple());
+    let path = format!("/console/services/{sid}");
+    let html = client()
+        .get(app.url(&path))
+        .header(COOKIE, &session)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = csrf_in(&html);
+    let post = |pairs: Vec<(&'static str, &'static str)>| {
+        let (session, csrf, url) = (session.clone(), csrf.clone(), app.url(&path));
+        async move {
+            let mut all = vec![("csrf", csrf.as_str())];
+            all.extend(pairs);
+            client()
+                .post(url)
+                .header(COOKIE, session)
+                .header(CONTENT_TYPE, FORM)
+                .body(encoded(&all))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let good = vec![
+        ("name", "Checkout"),
+        ("code_length", "8"),
+        ("ttl", "300"),
+        ("max_attempts", "3"),
+        ("sender", "Acme"),
+        ("template", "Your Acme code: {{pin}}"),
+        ("fallbacks", "whatsapp, sms"),
+        ("allowed_countries", ""),
+        ("blocked_countries", "ru"),
+        ("blocked_prefixes", "+4490"),
+        ("daily_budget", "25"),
+    ];
+    let mut bad = good.clone();
+    bad[2] = ("ttl", "5");
+    bad[8] = ("blocked_countries", "XX");
+    let refused = post(bad).await;
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let page = refused.text().await.unwrap();
+    assert!(
+        page.contains("Code lifetime: from 60 to 1800 seconds"),
+        "{page}"
+    );
+    assert!(
+        page.contains("Blocked countries: &#x27;XX&#x27; is not an ISO 3166-1 alpha-2 country")
+            || page
+                .contains("Blocked countries: &#39;XX&#39; is not an ISO 3166-1 alpha-2 country"),
+        "the same words as the admin API"
+    );
+    let saved = post(good).await;
+    assert_eq!(saved.status(), StatusCode::SEE_OTHER);
+    let service = client()
+        .get(app.url(&format!("/v2/Services/{sid}")))
+        .basic_auth(
+            format!("AC{}", app.credentials.application.account_id.simple()),
+            app.credentials.account_token.clone(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert_eq!(service["friendly_name"], "Checkout");
+    assert_eq!(service["code_length"], 8);
+    let protection = client()
+        .get(app.url(&format!("/admin/v1/services/{sid}/protection")))
+        .basic_auth(
+            format!("AC{}", app.credentials.application.account_id.simple()),
+            app.credentials.account_token.clone(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert_eq!(protection["blockedCountries"], serde_json::json!(["RU"]));
+    assert_eq!(protection["blockedPrefixes"], serde_json::json!(["+4490"]));
+    assert_eq!(protection["dailyBudget"], 25.0);
 }

@@ -5,8 +5,9 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
+use otpd_core::settings::protection_rules;
 use otpd_core::store::ServiceRecord;
-use otpd_core::{Clock, CountryIso, E164Phone, Store};
+use otpd_core::{Clock, Store};
 use serde_json::{Map, Value, json};
 
 use super::AdminAccount;
@@ -105,18 +106,7 @@ pub(crate) async fn update_protection<S: Store + Clone, C: Clock + Clone>(
 fn countries(fields: &Map<String, Value>, name: &str) -> Result<Option<Vec<String>>, TwilioError> {
     strings(fields, name)?
         .map(|list| {
-            list.iter()
-                .map(|c| {
-                    CountryIso::parse(c)
-                        .map(|iso| iso.as_str().to_string())
-                        .map_err(|_| {
-                            error::invalid_because(
-                                name,
-                                &format!("'{c}' is not an ISO 3166-1 alpha-2 country"),
-                            )
-                        })
-                })
-                .collect()
+            protection_rules::countries(&list).map_err(|why| error::invalid_because(name, &why))
         })
         .transpose()
 }
@@ -141,32 +131,12 @@ fn apply(fields: &Map<String, Value>, service: &mut ServiceRecord) -> Result<(),
         settings.blocked_countries = list;
     }
     if let Some(list) = strings(fields, "blockedPrefixes")? {
-        let bad = list.iter().find(|p| {
-            p.len() < 2 || !p.starts_with('+') || !p[1..].chars().all(|c| c.is_ascii_digit())
-        });
-        if let Some(bad) = bad {
-            return Err(error::invalid_because(
-                "blockedPrefixes",
-                &format!("'{bad}' is not a + followed by digits"),
-            ));
-        }
-        settings.blocked_prefixes = list;
+        settings.blocked_prefixes = protection_rules::prefixes(&list)
+            .map_err(|why| error::invalid_because("blockedPrefixes", &why))?;
     }
     if let Some(list) = strings(fields, "safeList")? {
-        let numbers = list
-            .iter()
-            .map(|n| {
-                E164Phone::parse(n, None)
-                    .map(|(phone, _)| phone.as_str().to_string())
-                    .map_err(|_| {
-                        error::invalid_because(
-                            "safeList",
-                            &format!("'{n}' is not a valid E.164 number"),
-                        )
-                    })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        settings.safe_list = numbers;
+        settings.safe_list = protection_rules::numbers(&list)
+            .map_err(|why| error::invalid_because("safeList", &why))?;
     }
     match fields.get("allowCostlyNumbers") {
         None => {}
@@ -181,7 +151,10 @@ fn apply(fields: &Map<String, Value>, service: &mut ServiceRecord) -> Result<(),
     match fields.get("dailyBudget") {
         None => {}
         Some(Value::Null) => settings.daily_budget = None,
-        Some(Value::Number(n)) if n.as_f64().is_some_and(|v| v.is_finite() && v >= 0.0) => {
+        Some(Value::Number(n))
+            if n.as_f64()
+                .is_some_and(|v| protection_rules::budget(v).is_ok()) =>
+        {
             settings.daily_budget = n.as_f64();
         }
         Some(_) => {
