@@ -228,6 +228,9 @@ where
     ))
 }
 
+/// A rule over a list setting: the normalised list or why it is refused.
+type ListRule = fn(&[String]) -> Result<Vec<String>, String>;
+
 /// `POST /console/services/{VA…}` with `name`, `code_length`, `ttl`, `max_attempts`,
 /// `sender` and `template`: saves them, or answers the form again (422) with a message at
 /// each field the core's rules refuse.
@@ -319,7 +322,7 @@ where
             errors.insert("fallbacks", why);
         }
     }
-    let rules: [(&'static str, fn(&[String]) -> Result<Vec<String>, String>); 3] = [
+    let rules: [(&'static str, ListRule); 3] = [
         ("allowed_countries", protection_rules::countries),
         ("blocked_countries", protection_rules::countries),
         ("blocked_prefixes", protection_rules::prefixes),
