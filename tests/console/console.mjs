@@ -430,7 +430,7 @@ scenario('screenshots', async () => {
   const pages = {
     timeline: `/console/numbers/${encodeURIComponent(NUMBER)}`,
     insights: '/console/insights',
-    services: '/console/services',
+    services: `/console/services/${SERVICE}`,
   };
   for (const [width, height] of [[1280, 800], [360, 780]]) {
     const page = await freshPage({ width, height }, state);
