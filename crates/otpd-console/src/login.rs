@@ -162,15 +162,23 @@ where
                 state.secure_cookies,
             ))
         }
-        Err(SignInError::Locked { .. }) => {
+        Err(error) => refused(page, error, "Wrong email or password."),
+    }
+}
+
+/// The form again with why a sign-in step was refused: 429 locked, 401 otherwise (`wrong`
+/// says what was wrong).
+fn refused(mut page: LoginPage, error: SignInError, wrong: &str) -> Result<Response, ConsoleError> {
+    match error {
+        SignInError::Locked { .. } => {
             page.error = Some(
                 "Too many failed sign-ins: this account is locked for a while. Try again later or ask an admin.".into(),
             );
             Ok(render(page, StatusCode::TOO_MANY_REQUESTS))
         }
-        Err(SignInError::Store(error)) => Err(error.into()),
-        Err(_) => {
-            page.error = Some("Wrong email or password.".into());
+        SignInError::Store(error) => Err(error.into()),
+        _ => {
+            page.error = Some(wrong.to_string());
             Ok(render(page, StatusCode::UNAUTHORIZED))
         }
     }
@@ -202,6 +210,18 @@ where
         )
         .await?;
     Ok(())
+}
+
+/// A 303 to the sign-in page that removes the session cookie.
+fn signed_out(secure: bool) -> Response {
+    (
+        StatusCode::SEE_OTHER,
+        [
+            (header::LOCATION, "/console/login".to_string()),
+            (header::SET_COOKIE, clear_cookie(secure)),
+        ],
+    )
+        .into_response()
 }
 
 /// A 303 to `next` that sets the session cookie.
@@ -266,16 +286,7 @@ where
                 state.secure_cookies,
             ))
         }
-        Err(SignInError::Locked { .. }) => {
-            page.error =
-                Some("Too many failed sign-ins: this account is locked for a while.".into());
-            Ok(render(page, StatusCode::TOO_MANY_REQUESTS))
-        }
-        Err(SignInError::Store(error)) => Err(error.into()),
-        Err(_) => {
-            page.error = Some("Wrong or already used code.".into());
-            Ok(render(page, StatusCode::UNAUTHORIZED))
-        }
+        Err(error) => refused(page, error, "Wrong or already used code."),
     }
 }
 
@@ -307,14 +318,7 @@ where
 {
     signed.check_csrf(&form)?;
     state.operators.sign_out(signed.token().expose()).await?;
-    Ok((
-        StatusCode::SEE_OTHER,
-        [
-            (header::LOCATION, "/console/login".to_string()),
-            (header::SET_COOKIE, clear_cookie(state.secure_cookies)),
-        ],
-    )
-        .into_response())
+    Ok(signed_out(state.secure_cookies))
 }
 
 /// `POST /console/logout/everywhere`: ends every session of the operator, this one too.
@@ -342,14 +346,7 @@ where
             serde_json::json!({"sessionsEnded": ended}),
         )
         .await?;
-    Ok((
-        StatusCode::SEE_OTHER,
-        [
-            (header::LOCATION, "/console/login".to_string()),
-            (header::SET_COOKIE, clear_cookie(state.secure_cookies)),
-        ],
-    )
-        .into_response())
+    Ok(signed_out(state.secure_cookies))
 }
 
 /// `GET /console/invite/{token}`: the set-a-password form of an invitation.
