@@ -152,6 +152,15 @@ enum OperatorCommand {
         #[arg(long)]
         email: String,
     },
+    /// Enable a disabled operator again (and lift a sign-in lock): it can sign in with its
+    /// password.
+    Enable {
+        #[command(flatten)]
+        common: Common,
+        /// The operator's email.
+        #[arg(long)]
+        email: String,
+    },
     /// Reset an operator's password: the old one stops working, its sessions end, and a new
     /// invitation link is printed once.
     Reset {

@@ -1,4 +1,4 @@
-//! `otpd operator create|list|disable|reset`: the console's operators, managed from the
+//! `otpd operator create|list|disable|enable|reset`: the console's operators, managed from the
 //! server's shell (how the first admin comes to exist). Each change is recorded in the audit
 //! log (actor `cli`, actions `operator.create`, `operator.disable`, `operator.reset`); no
 //! password, token or authenticator seed is ever written there or to a log.
@@ -255,6 +255,32 @@ pub(crate) async fn operator(command: OperatorCommand) -> anyhow::Result<()> {
                 "disabled operator {}; sessions ended: {ended}",
                 operator.email
             );
+            Ok(())
+        }
+        OperatorCommand::Enable { common, email } => {
+            let config = load(&common, None)?;
+            let (store, operators) = operators(&config).await?;
+            let mut operator = existing(&operators, &email).await?;
+            let was_disabled = operator.disabled;
+            operator.disabled = false;
+            operator.failed_sign_ins = 0;
+            operator.locked_until = None;
+            if !operators.update(&operator, false).await? {
+                anyhow::bail!("no operator has the email {email}");
+            }
+            record(
+                &store,
+                None,
+                "operator.enable",
+                operator.id.to_string(),
+                json!({
+                    "email": operator.email,
+                    "before": {"disabled": was_disabled},
+                    "after": {"disabled": false},
+                }),
+            )
+            .await?;
+            println!("enabled operator {}", operator.email);
             Ok(())
         }
         OperatorCommand::Reset {

@@ -321,7 +321,7 @@ async fn a_taken_email_and_a_weak_password_are_refused() {
 }
 
 #[tokio::test]
-async fn disable_ends_sessions_and_reset_replaces_the_password_with_a_link() {
+async fn disable_ends_sessions_enable_undoes_it_and_reset_replaces_the_password_with_a_link() {
     let cli = Cli::new().await;
     create_alice(&cli);
     cli.json(
@@ -359,6 +359,18 @@ async fn disable_ends_sessions_and_reset_replaces_the_password_with_a_link() {
         sign_in("alice@example.com").await,
         Err(SignInError::WrongCredentials)
     ));
+    let enabled = cli.ok(
+        &["operator", "enable", "--email", "alice@example.com"],
+        None,
+    );
+    assert!(
+        enabled.contains("enabled operator alice@example.com"),
+        "{enabled}"
+    );
+    assert!(
+        sign_in("alice@example.com").await.is_ok(),
+        "enabled again, with the same password"
+    );
 
     let (_, dan_session) = sign_in("dan@example.com").await.unwrap();
     let reset = cli.ok(&["operator", "reset", "--email", "Dan@Example.com"], None);
@@ -382,7 +394,7 @@ async fn disable_ends_sessions_and_reset_replaces_the_password_with_a_link() {
     assert_eq!(invited.email, "dan@example.com");
 
     let listed = cli.list();
-    assert_eq!(listed[0]["disabled"], true);
+    assert_eq!(listed[0]["disabled"], false, "enabled again");
     assert_eq!(listed[1]["invitationPending"], true);
     let audited = cli.audited();
     let actions: Vec<(String, String)> = audited
@@ -401,6 +413,7 @@ async fn disable_ends_sessions_and_reset_replaces_the_password_with_a_link() {
             ("operator.create".into(), "alice@example.com".into()),
             ("operator.create".into(), "dan@example.com".into()),
             ("operator.disable".into(), "alice@example.com".into()),
+            ("operator.enable".into(), "alice@example.com".into()),
             ("operator.reset".into(), "dan@example.com".into()),
         ]
     );
