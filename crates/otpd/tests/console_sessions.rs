@@ -443,3 +443,75 @@ async fn service_settings_are_checked_by_the_api_rules_and_saved() {
     assert_eq!(protection["blockedPrefixes"], serde_json::json!(["+4490"]));
     assert_eq!(protection["dailyBudget"], 25.0);
 }
+
+#[tokio::test]
+async fn every_page_answers_on_this_backend() {
+    let app = TestApp::spawn().await;
+    create(
+        &app,
+        "pages@example.com",
+        &["--password-stdin"],
+        Some(PASSWORD),
+    );
+    let token = app.token().await;
+    let (status, _) = app
+        .create(&token, serde_json::json!({"phoneNumber": "+33612345678"}))
+        .await;
+    assert_eq!(status, 201);
+    let session = cookies(&sign_in(&app, "pages@example.com", PASSWORD).await);
+    let sid = format!("VA{}", app.credentials.application.service_id.simple());
+    let today = otpd_core::report::utc_day(common::now().0);
+    for path in [
+        "/console/".to_string(),
+        "/console/verifications".to_string(),
+        format!(
+            "/console/verifications?service={sid}&status=pending&channel=sms&delivery=SENT\
+             &country=FR&since={today}&until={today}"
+        ),
+        "/console/numbers/%2B33612345678".to_string(),
+        "/console/insights?days=30".to_string(),
+        format!("/console/insights?service={sid}"),
+        "/console/fraud".to_string(),
+        "/console/services".to_string(),
+        format!("/console/services/{sid}"),
+        "/console/keys".to_string(),
+        "/console/webhooks".to_string(),
+    ] {
+        let answer = client()
+            .get(app.url(&path))
+            .header(COOKIE, &session)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), StatusCode::OK, "{path}");
+        let html = answer.text().await.unwrap();
+        assert!(html.contains("<main id=\"main\">"), "{path}");
+    }
+    let html = client()
+        .get(app.url("/console/verifications?channel=sms"))
+        .header(COOKIE, &session)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("+33612345678"), "the send is in the log");
+    for (path, why) in [
+        ("/console/verifications?since=yesterday", "is not a date"),
+        (
+            "/console/insights?days=400",
+            "days: a whole number from 1 to 90",
+        ),
+        ("/console/numbers/not-a-number", "international format"),
+    ] {
+        let answer = client()
+            .get(app.url(path))
+            .header(COOKIE, &session)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), StatusCode::BAD_REQUEST, "{path}");
+        assert!(answer.text().await.unwrap().contains(why), "{path}");
+    }
+}
