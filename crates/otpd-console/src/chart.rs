@@ -84,10 +84,12 @@ pub fn stacked_bars(title: &str, labels: &[String], series: &[Series<'_>]) -> St
     svg
 }
 
-/// A number with at most one decimal, without a trailing `.0`.
+/// A number as an axis shows it: whole numbers without decimals, small ones with two.
 fn short(value: f64) -> String {
-    if (value - value.round()).abs() < 0.05 {
+    if (value - value.round()).abs() < 0.005 {
         format!("{:.0}", value.round())
+    } else if value.abs() < 10.0 {
+        format!("{value:.2}")
     } else {
         format!("{value:.1}")
     }

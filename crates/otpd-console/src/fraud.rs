@@ -53,10 +53,21 @@ pub struct BlockedRow {
     pub on_list: bool,
 }
 
+/// A service with a daily budget and what it spent today.
+pub struct BudgetRow {
+    pub service: String,
+    pub spent: String,
+    pub budget: String,
+    pub share: String,
+    /// `bad` at 80 % and above.
+    pub tone: &'static str,
+}
+
 #[derive(Template)]
 #[template(path = "fraud.html")]
 struct FraudPage {
     chrome: Chrome,
+    budgets: Vec<BudgetRow>,
     quarantines: Vec<QuarantineRow>,
     blocked: Vec<BlockedRow>,
     can_lift: bool,
@@ -76,8 +87,19 @@ where
     let manage = state.verifier.manage();
     let now = state.verifier.clock().now();
     let mut names: HashMap<ServiceId, String> = HashMap::new();
+    let mut budgets = Vec::new();
     for account in manage.accounts().await? {
         for service in manage.services(account.id, None, 1000).await? {
+            if let Some((spent, budget)) = manage.spent_today(&service).await? {
+                let share = if budget > 0.0 { spent / budget } else { 1.0 };
+                budgets.push(BudgetRow {
+                    service: service.name.clone(),
+                    spent: format!("{spent:.4}"),
+                    budget: format!("{budget:.4}"),
+                    share: crate::render::percent(share),
+                    tone: if share >= 0.8 { "bad" } else { "ok" },
+                });
+            }
             names.insert(service.id, service.name);
         }
     }
@@ -152,6 +174,7 @@ where
         .with_notice(query.get("done").map(String::as_str));
     show(FraudPage {
         chrome,
+        budgets,
         quarantines,
         blocked,
         can_lift: signed.may(Permission::LiftQuarantine),

@@ -115,7 +115,17 @@ where
         .map(Line::of)
         .unwrap_or_else(|| Line::of(&LifecycleGroup::default()));
     let by_day = group(GroupBy::Day);
-    let labels: Vec<String> = by_day.iter().map(|g| g.key[5..].to_string()).collect();
+    // Every day of the window, the quiet ones too, so the charts read as a time line.
+    let day_keys: Vec<String> = (0..=i64::from(days))
+        .map(|k| otpd_core::report::utc_day(since.0 + k * 86_400_000))
+        .collect();
+    let labels: Vec<String> = day_keys.iter().map(|key| key[5..].to_string()).collect();
+    let on_day = |key: &str, value: &dyn Fn(&LifecycleGroup) -> f64| {
+        by_day.iter().find(|g| g.key == key).map_or(0.0, value)
+    };
+    let per_day = |value: &dyn Fn(&LifecycleGroup) -> f64| -> Vec<f64> {
+        day_keys.iter().map(|key| on_day(key, value)).collect()
+    };
     let outcome_chart = stacked_bars(
         "Verifications per day by outcome",
         &labels,
@@ -123,17 +133,17 @@ where
             Series {
                 name: "SUCCESS",
                 class: "s-success",
-                values: by_day.iter().map(|g| g.success as f64).collect(),
+                values: per_day(&|g| g.success as f64),
             },
             Series {
                 name: "SENT",
                 class: "s-sent",
-                values: by_day.iter().map(|g| g.sent as f64).collect(),
+                values: per_day(&|g| g.sent as f64),
             },
             Series {
                 name: "FAILED",
                 class: "s-failed",
-                values: by_day.iter().map(|g| g.failed as f64).collect(),
+                values: per_day(&|g| g.failed as f64),
             },
         ],
     );
@@ -143,7 +153,7 @@ where
         &[Series {
             name: "spend",
             class: "s-spend",
-            values: by_day.iter().map(|g| g.spend).collect(),
+            values: per_day(&|g| g.spend),
         }],
     );
     let lines = |groups: Vec<LifecycleGroup>| groups.iter().map(Line::of).collect::<Vec<_>>();

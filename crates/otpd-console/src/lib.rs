@@ -164,6 +164,10 @@ where
             "/console/webhooks/{service}/{id}",
             get(webhooks::log::<S, C>),
         )
+        .route(
+            "/console/webhooks/{service}/{id}/replay",
+            post(webhooks::replay::<S, C>),
+        )
         .route("/console/{*rest}", get(not_found).post(not_found))
         .with_state(state)
 }

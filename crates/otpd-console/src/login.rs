@@ -130,6 +130,7 @@ where
 pub async fn submit<S, C>(
     State(state): State<ConsoleState<S, C>>,
     pre: PreSession,
+    ip: Option<axum::Extension<ClientIp>>,
     Form(form): Form<Fields>,
 ) -> Result<Response, ConsoleError>
 where
@@ -151,6 +152,8 @@ where
                 "/console/login/code"
             } else {
                 tracing::info!(operator = %operator.email, "console sign-in");
+                let source = ip.and_then(|axum::Extension(ip)| ip.text());
+                record_sign_in(&state, &operator.email, source).await?;
                 "/console/"
             };
             Ok(signed_in(
@@ -171,6 +174,34 @@ where
             Ok(render(page, StatusCode::UNAUTHORIZED))
         }
     }
+}
+
+/// Records a completed sign-in in the audit log.
+async fn record_sign_in<S, C>(
+    state: &ConsoleState<S, C>,
+    email: &str,
+    source: Option<String>,
+) -> Result<(), ConsoleError>
+where
+    S: Store + OperatorStore + Clone,
+    C: Clock + Clone,
+{
+    let by = ActedBy {
+        actor: Actor::Operator(email.to_string()),
+        source,
+    };
+    state
+        .verifier
+        .manage()
+        .record(
+            &by,
+            None,
+            "operator.sign_in",
+            email.to_string(),
+            serde_json::json!({}),
+        )
+        .await?;
+    Ok(())
 }
 
 /// A 303 to `next` that sets the session cookie.
@@ -224,11 +255,17 @@ where
     let mut page = LoginPage::new(csrf_for(&token), state.dev_mode);
     page.code_step = true;
     match state.operators.second_factor(&session, code).await {
-        Ok(full) => Ok(signed_in(
-            "/console/",
-            full.token.expose(),
-            state.secure_cookies,
-        )),
+        Ok(full) => {
+            if let Some(operator) = state.operators.session(full.token.expose()).await? {
+                let source = parts.extensions.get::<ClientIp>().and_then(ClientIp::text);
+                record_sign_in(&state, &operator.0.email, source).await?;
+            }
+            Ok(signed_in(
+                "/console/",
+                full.token.expose(),
+                state.secure_cookies,
+            ))
+        }
         Err(SignInError::Locked { .. }) => {
             page.error =
                 Some("Too many failed sign-ins: this account is locked for a while.".into());

@@ -59,6 +59,7 @@ fn notice_text(done: &str) -> Option<&'static str> {
         "canceled" => "Verification canceled.",
         "key-revoked" => "API key revoked: it is refused from now on.",
         "service-saved" => "Service settings saved.",
+        "replayed" => "The post is queued again: the webhook worker sends it within a second.",
         "signed-out-everywhere" => "Every other session of yours has ended.",
         _ => return None,
     })

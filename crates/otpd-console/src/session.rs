@@ -162,7 +162,11 @@ mod tests {
     fn a_csrf_token_belongs_to_one_session() {
         let one = csrf_for("session-one");
         assert_eq!(one, csrf_for("session-one"), "stable for a session");
-        assert_ne!(one, csrf_for("session-two"), "another session's token differs");
+        assert_ne!(
+            one,
+            csrf_for("session-two"),
+            "another session's token differs"
+        );
         assert_eq!(one.len(), 64);
         assert!(same(&one, &csrf_for("session-one")));
         assert!(!same(&one, ""));

@@ -2,13 +2,15 @@
 //! the last answer and error).
 
 use askama::Template;
-use axum::extract::{Path, State};
-use axum::response::Response;
+use axum::Form;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use otpd_core::operators::Permission;
 use otpd_core::store::OperatorStore;
 use otpd_core::{Clock, ServiceId, Store};
 
 use crate::render::{Chrome, When, show, when};
-use crate::session::Signed;
+use crate::session::{Fields, Signed};
 use crate::verifications::sid_uuid;
 use crate::{ConsoleError, ConsoleState};
 
@@ -65,6 +67,8 @@ where
 }
 
 pub struct PostRow {
+    /// The event's id (the replay form's field).
+    pub event_id: String,
     pub at: When,
     pub event: String,
     pub state: String,
@@ -78,6 +82,8 @@ pub struct PostRow {
 #[template(path = "webhook.html")]
 struct LogPage {
     chrome: Chrome,
+    service_sid: String,
+    can_replay: bool,
     id: String,
     url: String,
     service: String,
@@ -89,6 +95,7 @@ pub async fn log<S, C>(
     State(state): State<ConsoleState<S, C>>,
     signed: Signed,
     Path((service_sid, id)): Path<(String, String)>,
+    Query(query): Query<std::collections::HashMap<String, String>>,
 ) -> Result<Response, ConsoleError>
 where
     S: Store + OperatorStore + Clone,
@@ -114,6 +121,7 @@ where
         .await?
         .into_iter()
         .map(|entry| PostRow {
+            event_id: entry.event_id.to_string(),
             at: when(entry.updated_at),
             event: entry.event_type,
             state: entry.state,
@@ -127,10 +135,67 @@ where
         })
         .collect();
     show(LogPage {
-        chrome: Chrome::new(&signed, state.dev_mode, "webhooks"),
+        chrome: Chrome::new(&signed, state.dev_mode, "webhooks")
+            .with_notice(query.get("done").map(String::as_str)),
+        service_sid,
+        can_replay: signed.may(Permission::ManageWebhooks),
         id,
         url: hook.url,
         service: record.name,
         posts,
     })
+}
+
+/// `POST /console/webhooks/{VA…}/{WH…}/replay` with `event`: posts a failed delivery again
+/// (admins).
+pub async fn replay<S, C>(
+    State(state): State<ConsoleState<S, C>>,
+    signed: Signed,
+    Path((service_sid, id)): Path<(String, String)>,
+    Form(form): Form<Fields>,
+) -> Result<Response, ConsoleError>
+where
+    S: Store + OperatorStore + Clone,
+    C: Clock + Clone,
+{
+    signed.post(&form, Permission::ManageWebhooks)?;
+    let service = sid_uuid(&service_sid, "VA")
+        .map(ServiceId::from_uuid)
+        .ok_or(ConsoleError::NotFound)?;
+    let hook_id = sid_uuid(&id, "WH").ok_or(ConsoleError::NotFound)?;
+    let event = form
+        .get("event")
+        .and_then(|e| uuid::Uuid::parse_str(e.trim()).ok())
+        .ok_or_else(|| ConsoleError::BadRequest("event: not an event id.".into()))?;
+    let manage = state.verifier.manage();
+    let record = manage
+        .service(service)
+        .await?
+        .ok_or(ConsoleError::NotFound)?;
+    if !manage
+        .webhooks(service)
+        .await?
+        .iter()
+        .any(|h| h.id == hook_id)
+    {
+        return Err(ConsoleError::NotFound);
+    }
+    if !manage.replay_webhook_post(hook_id, event).await? {
+        return Err(ConsoleError::BadRequest(
+            "Only a failed post can be replayed; this one is pending or delivered.".into(),
+        ));
+    }
+    manage
+        .record(
+            &signed.acted_by(),
+            Some(record.account_id),
+            "webhook.replay",
+            id.clone(),
+            serde_json::json!({"event": event.to_string()}),
+        )
+        .await?;
+    Ok(Redirect::to(&format!(
+        "/console/webhooks/{service_sid}/{id}?done=replayed"
+    ))
+    .into_response())
 }

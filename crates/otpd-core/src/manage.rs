@@ -94,6 +94,20 @@ where
         self.store.accounts().await
     }
 
+    /// What `service` spent today (UTC) against its daily budget, when it has one. Read by
+    /// adding nothing to the day's spend (the one atomic operation the spend counter has).
+    pub async fn spent_today(
+        &self,
+        service: &ServiceRecord,
+    ) -> Result<Option<(f64, f64)>, StoreError> {
+        let Some(budget) = service.settings.daily_budget else {
+            return Ok(None);
+        };
+        let key = crate::verifier::protections::budget_key(service.id, self.clock.now());
+        let spent = self.store.add_spend(&key, 0.0, f64::INFINITY).await?;
+        Ok(Some((spent.unwrap_or(0.0), budget)))
+    }
+
     /// Every application, oldest first (the console).
     pub async fn applications(&self) -> Result<Vec<crate::tenants::Application>, StoreError> {
         self.store.applications().await
@@ -129,6 +143,17 @@ where
         id: uuid::Uuid,
     ) -> Result<bool, StoreError> {
         self.store.delete_webhook(service, id).await
+    }
+
+    /// Posts a webhook's failed delivery of `event` again, now; false when there is none.
+    pub async fn replay_webhook_post(
+        &self,
+        webhook: uuid::Uuid,
+        event: uuid::Uuid,
+    ) -> Result<bool, StoreError> {
+        self.store
+            .replay_webhook_post(webhook, event, self.clock.now())
+            .await
     }
 
     /// The newest `limit` deliveries of a webhook.

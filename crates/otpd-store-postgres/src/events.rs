@@ -238,6 +238,26 @@ impl EventStore for PgStore {
         Ok(())
     }
 
+    async fn replay_webhook_post(
+        &self,
+        webhook: Uuid,
+        event: Uuid,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let result = sqlx::query(
+            "UPDATE webhook_deliveries SET state = 'pending', next_attempt_at = $1, \
+             lease_until = 0, updated_at = $1 \
+             WHERE webhook_id = $2 AND event_id = $3 AND state = 'failed'",
+        )
+        .bind(now.0)
+        .bind(webhook)
+        .bind(event)
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(result.rows_affected() > 0)
+    }
+
     async fn webhook_log(
         &self,
         webhook: Uuid,

@@ -91,6 +91,28 @@ impl KeyStore for PgStore {
                 .map_err(db_error)?;
             moved += 1;
         }
+        // Operators' second-factor seeds: few rows, sealed as base64 text, checked in Rust.
+        let seeds: Vec<(Uuid, String)> = sqlx::query_as(
+            "SELECT id, totp_sealed FROM operators WHERE totp_sealed IS NOT NULL \
+             FOR UPDATE SKIP LOCKED",
+        )
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        for (row, sealed) in seeds {
+            if moved >= limit as u64 {
+                break;
+            }
+            if let Some(resealed) = otpd_core::operators::reseal_totp(vault, &sealed)? {
+                sqlx::query("UPDATE operators SET totp_sealed = $1 WHERE id = $2")
+                    .bind(resealed)
+                    .bind(row)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
+                moved += 1;
+            }
+        }
         tx.commit().await.map_err(db_error)?;
         Ok(moved)
     }
@@ -110,6 +132,17 @@ impl KeyStore for PgStore {
         .fetch_one(&self.pool)
         .await
         .map_err(db_error)?;
-        Ok(count.max(0) as u64)
+        let seeds: Vec<String> =
+            sqlx::query_scalar("SELECT totp_sealed FROM operators WHERE totp_sealed IS NOT NULL")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db_error)?;
+        let mut stale = 0u64;
+        for sealed in seeds {
+            if otpd_core::operators::reseal_totp(&self.vault, &sealed)?.is_some() {
+                stale += 1;
+            }
+        }
+        Ok(count.max(0) as u64 + stale)
     }
 }

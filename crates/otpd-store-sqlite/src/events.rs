@@ -239,6 +239,29 @@ impl EventStore for SqliteStore {
         .await
     }
 
+    async fn replay_webhook_post(
+        &self,
+        webhook: Uuid,
+        event: Uuid,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.write(move |connection| {
+            let changed = execute(
+                connection,
+                "UPDATE webhook_deliveries SET state = 'pending', next_attempt_at = ?1, \
+                 lease_until = 0, updated_at = ?1 \
+                 WHERE webhook_id = ?2 AND event_id = ?3 AND state = 'failed'",
+                params![
+                    now.0,
+                    webhook.as_bytes().as_slice(),
+                    event.as_bytes().as_slice()
+                ],
+            )?;
+            Ok(changed > 0)
+        })
+        .await
+    }
+
     async fn webhook_log(
         &self,
         webhook: Uuid,

@@ -182,3 +182,74 @@ pub(crate) async fn each_change_writes_one_event<S: Store>(store: S) {
         "per account"
     );
 }
+
+/// A webhook post given up on can be sent again: only a failed one, which becomes pending and
+/// due at once, is claimed again, and its log says so.
+pub(crate) async fn a_failed_webhook_post_is_replayed<S: Store>(store: S) {
+    use otpd_core::events::{Webhook, WebhookOutcome};
+    let service = service(&store).await;
+    let webhook = Webhook {
+        id: uuid::Uuid::now_v7(),
+        service_id: service,
+        url: "http://127.0.0.1:9/hook".into(),
+        event_types: vec!["verification.started".into()],
+        enabled: true,
+        friendly_name: "hook".into(),
+        created_at: T0,
+        updated_at: T0,
+    };
+    store.create_webhook(&webhook).await.unwrap();
+    let (v, d) = sample(service, 5, None);
+    store.create_verification(&v, &d).await.unwrap();
+    let later = otpd_core::Timestamp(T0.0 + 60_000);
+    let jobs = store
+        .claim_webhook_jobs(later, later.plus_seconds(30), 10)
+        .await
+        .unwrap();
+    assert_eq!(jobs.len(), 1);
+    let event = jobs[0].event.id;
+    assert!(
+        !store
+            .replay_webhook_post(webhook.id, event, later)
+            .await
+            .unwrap(),
+        "a post in flight is not failed: nothing to replay"
+    );
+    let gave_up = WebhookOutcome {
+        status: Some(500),
+        latency_ms: 3,
+        error: Some("HTTP 500".into()),
+        retry_at: None,
+    };
+    store
+        .webhook_job_done(jobs[0].id, &gave_up, later)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.webhook_log(webhook.id, 10).await.unwrap()[0].state,
+        "failed"
+    );
+    let replay_at = later.plus_seconds(60);
+    assert!(
+        store
+            .replay_webhook_post(webhook.id, event, replay_at)
+            .await
+            .unwrap()
+    );
+    let log = store.webhook_log(webhook.id, 10).await.unwrap();
+    assert_eq!(log[0].state, "pending");
+    assert_eq!(log[0].next_attempt_at, Some(replay_at));
+    let again = store
+        .claim_webhook_jobs(replay_at, replay_at.plus_seconds(30), 10)
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 1, "claimed again");
+    assert_eq!(again[0].event.id, event);
+    assert!(
+        !store
+            .replay_webhook_post(uuid::Uuid::now_v7(), event, replay_at)
+            .await
+            .unwrap(),
+        "another webhook's post is not touched"
+    );
+}

@@ -89,6 +89,7 @@ behaviours!($
     limits::safe_numbers_are_per_account,
     events::each_change_writes_one_event,
     events::webhooks_get_the_events_written_while_enabled,
+    events::a_failed_webhook_post_is_replayed,
     tenants::services_are_managed_per_account,
     tenants::credentials_round_trip,
     audit::appends_link_into_one_chain,

@@ -83,12 +83,18 @@ async fn shutdown_signal() {
     tokio::select! { _ = ctrl_c => {}, _ = terminate => {} }
 }
 
+/// The vault of the configured server keys: what seals destinations (and operators'
+/// second-factor seeds).
+pub fn vault(config: &Config) -> anyhow::Result<Arc<otpd_core::vault::Vault>> {
+    let (current, previous) = config.server_secrets()?;
+    Ok(Arc::new(otpd_core::vault::Vault::new(&current, &previous)))
+}
+
 /// Opens the configured store (and applies its migrations).
 pub async fn open_store(config: &Config) -> anyhow::Result<AnyStore> {
     // Destinations are sealed under a key derived from the server secret
     // (docs/data-protection.md); the store refuses a secret that does not open its data.
-    let (current, previous) = config.server_secrets()?;
-    let vault = Arc::new(otpd_core::vault::Vault::new(&current, &previous));
+    let vault = vault(config)?;
     if config.is_postgres() {
         let settings = config.postgres.settings();
         let store =

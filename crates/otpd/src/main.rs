@@ -9,6 +9,7 @@ mod audit_commands;
 mod commands;
 mod destination_commands;
 mod keys_commands;
+mod operator_commands;
 
 use commands::{account, apikey, app, credentials_json, print_credentials, quarantine};
 use otpd::Config;
@@ -102,6 +103,66 @@ enum Command {
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
+    },
+    /// Manage the console's operators (the people who sign in to /console/).
+    Operator {
+        #[command(subcommand)]
+        command: OperatorCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum OperatorCommand {
+    /// Create an operator. Without --password-stdin, prints an invitation link once (the
+    /// operator chooses a password there); with --totp, prints the authenticator URI once.
+    Create {
+        #[command(flatten)]
+        common: Common,
+        /// The sign-in email (stored lower-cased).
+        #[arg(long)]
+        email: String,
+        /// What the operator may do: admin (everything), support (act on verifications and
+        /// numbers), viewer (read, numbers masked).
+        #[arg(long, value_parser = ["admin", "support", "viewer"])]
+        role: String,
+        /// Read the password from the first line of stdin (at least 12 characters) instead
+        /// of printing an invitation link.
+        #[arg(long)]
+        password_stdin: bool,
+        /// Require an authenticator-app code at sign-in; prints its otpauth:// URI once.
+        #[arg(long)]
+        totp: bool,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List operators, oldest first (never their passwords or seeds).
+    List {
+        #[command(flatten)]
+        common: Common,
+        /// Print a JSON array instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Disable an operator: it can no longer sign in and its sessions end at once.
+    Disable {
+        #[command(flatten)]
+        common: Common,
+        /// The operator's email.
+        #[arg(long)]
+        email: String,
+    },
+    /// Reset an operator's password: the old one stops working, its sessions end, and a new
+    /// invitation link is printed once.
+    Reset {
+        #[command(flatten)]
+        common: Common,
+        /// The operator's email.
+        #[arg(long)]
+        email: String,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -562,12 +623,21 @@ async fn main() -> std::process::ExitCode {
             json,
         } => destination_commands::erase(common, to, account, json).await,
         Command::Keys { command } => keys_commands::keys(command).await,
+        Command::Operator { command } => operator_commands::operator(command).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("otpd: {error:#}");
-            std::process::ExitCode::FAILURE
+            if error
+                .downcast_ref::<operator_commands::BadInput>()
+                .is_some()
+            {
+                // Refused input, like a usage error (clap's own code).
+                std::process::ExitCode::from(2)
+            } else {
+                std::process::ExitCode::FAILURE
+            }
         }
     }
 }

@@ -23,6 +23,12 @@ fn help_documents_every_command() {
     let apikey = help(&["apikey", "--help"]);
     assert!(apikey.contains("create") && apikey.contains("list") && apikey.contains("revoke"));
     assert!(help(&["account", "--help"]).contains("rotate-token"));
+    let operator = help(&["operator", "--help"]);
+    assert!(
+        ["create", "list", "disable", "reset"]
+            .iter()
+            .all(|command| operator.contains(command))
+    );
     let serve = help(&["serve", "--help"]);
     assert!(
         serve.contains("--config") && serve.contains("--listen") && serve.contains("--database")

@@ -62,6 +62,15 @@ pub trait EventStore: Send + Sync + 'static {
         now: Timestamp,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// Sends a webhook's failed post of `event` again: the row is pending and due now (the
+    /// console's replay); false when there is no failed post of it.
+    fn replay_webhook_post(
+        &self,
+        webhook: uuid::Uuid,
+        event: uuid::Uuid,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
     /// A webhook's delivery log, newest event first, at most `limit`.
     fn webhook_log(
         &self,

@@ -756,6 +756,15 @@ impl EventStore for FakeStore {
         Ok(())
     }
 
+    async fn replay_webhook_post(
+        &self,
+        _: uuid::Uuid,
+        _: uuid::Uuid,
+        _: Timestamp,
+    ) -> Result<bool, StoreError> {
+        Ok(false)
+    }
+
     async fn webhook_log(&self, _: uuid::Uuid, _: u32) -> Result<Vec<WebhookLogEntry>, StoreError> {
         Ok(Vec::new())
     }

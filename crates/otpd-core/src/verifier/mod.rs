@@ -6,7 +6,7 @@
 //! sweeper's and delivery worker's calls; this module the engine and its reads and checks.
 
 mod jobs;
-mod protections;
+pub(crate) mod protections;
 mod request;
 mod start;
 

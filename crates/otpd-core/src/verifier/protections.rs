@@ -37,7 +37,7 @@ pub(super) fn refusal_reason(error: &StartError) -> Option<&'static str> {
 }
 
 /// The spend counter of a service's UTC day.
-pub(super) fn budget_key(service: ServiceId, now: Timestamp) -> String {
+pub(crate) fn budget_key(service: ServiceId, now: Timestamp) -> String {
     format!("budget:{service}:{}", now.0.div_euclid(86_400_000))
 }
 

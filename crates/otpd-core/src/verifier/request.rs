@@ -175,7 +175,9 @@ pub enum StartError {
     #[error("maximum sends reached")]
     TooManySends,
     /// A rate limit refused the start.
-    #[error("rate limit reached ({scope:?}): at most {limit} per window; the next start is allowed in {retry_after_seconds} s")]
+    #[error(
+        "rate limit reached ({scope:?}): at most {limit} per window; the next start is allowed in {retry_after_seconds} s"
+    )]
     RateLimited {
         /// Which limit.
         scope: crate::abuse::LimitScope,

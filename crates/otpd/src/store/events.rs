@@ -58,6 +58,15 @@ impl EventStore for AnyStore {
         delegate!(self, s => s.webhook_job_done(id, outcome, now))
     }
 
+    async fn replay_webhook_post(
+        &self,
+        webhook: uuid::Uuid,
+        event: uuid::Uuid,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        delegate!(self, s => s.replay_webhook_post(webhook, event, now))
+    }
+
     async fn webhook_log(
         &self,
         webhook: Uuid,
