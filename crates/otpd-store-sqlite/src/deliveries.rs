@@ -330,6 +330,12 @@ impl DeliveryStore for SqliteStore {
                 Some(_) => String::new(),
                 None => format!(" LIMIT {}", f.limit.max(1)),
             };
+            // The services are joined only to filter by account.
+            let services = if f.account.is_some() {
+                "JOIN services s ON s.id = v.service_id "
+            } else {
+                ""
+            };
             // The last provider: the greatest (time-ordered) id among the sends that had one,
             // its 32 hex digits then cut off.
             let sql = format!(
@@ -338,8 +344,7 @@ impl DeliveryStore for SqliteStore {
                  v.status = 'approved', SUM(d.status <> 'failed') = 0, v.created_at, v.updated_at, \
                  COALESCE(SUM(d.price), 0.0), {sealed} \
                  FROM deliveries d JOIN verifications v ON v.id = d.verification_id \
-                 JOIN services s ON s.id = v.service_id WHERE {clause} \
-                 GROUP BY v.id ORDER BY v.id{order}{limit}"
+                 {services}WHERE {clause} GROUP BY v.id ORDER BY v.id{order}{limit}"
             );
             let rows: Vec<(ReportRow, Option<Vec<u8>>)> = query_all(
                 connection,
