@@ -201,10 +201,9 @@ pub fn lifecycle(rows: &[ReportRow], rollups: &[ReportRollup], by: GroupBy) -> V
             Outcome::Sent => group.figures.sent += 1,
             Outcome::Success => {
                 group.figures.success += 1;
-                group.seconds_to_approve.push((
-                    (row.updated_at.0 - row.created_at.0) as f64 / 1000.0,
-                    1,
-                ));
+                group
+                    .seconds_to_approve
+                    .push(((row.updated_at.0 - row.created_at.0) as f64 / 1000.0, 1));
             }
         }
     }

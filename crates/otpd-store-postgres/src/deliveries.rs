@@ -396,7 +396,18 @@ impl DeliveryStore for PgStore {
             .filter(|row| wanted(&row.9))
             .take(filter.limit.max(1) as usize)
             .map(
-                |(service, channel, country, provider, approved, all_failed, created, updated, spend, _)| {
+                |(
+                    service,
+                    channel,
+                    country,
+                    provider,
+                    approved,
+                    all_failed,
+                    created,
+                    updated,
+                    spend,
+                    _,
+                )| {
                     ReportRow {
                         service_id: ServiceId::from_uuid(service),
                         channel,

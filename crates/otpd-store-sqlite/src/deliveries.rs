@@ -2,10 +2,10 @@
 //! and the attempts report.
 
 use otpd_core::events::{AttemptFilter, AttemptSummary};
+use otpd_core::report::ReportRow;
 use otpd_core::store::{
     DeliveryAttempt, DeliveryStore, DeliveryUpdate, OutboxStats, ReceiptUpdate,
 };
-use otpd_core::report::ReportRow;
 use otpd_core::{
     DeliveryId, DeliveryStatus, ServiceId, StoreError, Timestamp, Verification, VerificationId,
 };

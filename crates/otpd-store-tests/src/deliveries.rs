@@ -365,10 +365,7 @@ pub(crate) async fn report_rows_aggregate_each_verification_sends<S: Store>(stor
     };
     let all = store.report_rows(&everything).await.unwrap();
     assert_eq!(all.len(), 5, "every service, every time");
-    assert_eq!(
-        all.iter().filter(|r| r.service_id == elsewhere).count(),
-        1
-    );
+    assert_eq!(all.iter().filter(|r| r.service_id == elsewhere).count(), 1);
 
     let newest_two = AttemptFilter {
         newest_first: true,
