@@ -123,6 +123,11 @@ fn start_servers(args: &Args) -> anyhow::Result<Servers> {
             "--name",
             "bench",
             "--json",
+            // No cooldown between sends to one number (the native default is 30 s): the
+            // console scenarios seed five verifications per number at once. The other
+            // scenarios send to a fresh number each time and never meet it.
+            "--resend-cooldown",
+            "0",
             "--database",
             &database,
         ])
@@ -597,21 +602,32 @@ impl Bench {
                 let (bench, made) = (self.clone(), made.clone());
                 tokio::spawn(async move {
                     let mut conn = Conn::new(bench.base(worker));
+                    let mut refused = (0u64, None);
                     loop {
                         let n = made.fetch_add(1, Ordering::Relaxed);
                         if n as usize >= count {
-                            return;
+                            return refused;
                         }
                         // 20,000 numbers, five starts each: the per-destination limit (5 in
-                        // 10 minutes) lets all of them through.
+                        // 10 minutes) lets all of them through, and the application has no
+                        // cooldown between sends (see `start_servers`).
                         let to = format!("+336{:08}", 10_000_000 + n % 20_000);
-                        let _ = bench.start_native(&mut conn, &to).await;
+                        if let Err(error) = bench.start_native(&mut conn, &to).await {
+                            refused.0 += 1;
+                            refused.1.get_or_insert(error);
+                        }
                     }
                 })
             })
             .collect();
+        let (mut refused, mut first) = (0, None);
         for worker in workers {
-            worker.await?;
+            let (n, error) = worker.await?;
+            refused += n;
+            first = first.or(error);
+        }
+        if let Some(error) = first {
+            bail!("seeding: {refused} of {count} starts failed, the first with {error}");
         }
         let servers = &self.servers;
         let password = "bench-console-password";

@@ -17,8 +17,8 @@ use crate::session::Signed;
 use crate::verifications::{all_services, sid_uuid};
 use crate::{ConsoleError, ConsoleState};
 
-/// Most sends the page reads; a wider window says it was cut.
-const MAX_SENDS: u32 = 50_000;
+/// Most verifications the page reads; a wider window says it was cut.
+const MAX_VERIFICATIONS: u32 = 200_000;
 
 /// One row of a breakdown table.
 pub struct Line {
@@ -97,19 +97,19 @@ where
     };
     let now = state.verifier.clock().now();
     let since = now.plus_seconds(-86_400 * i64::from(days));
-    let (attempts, rollups) = state
+    let (rows, rollups) = state
         .verifier
         .manage()
         .report_sources(&AttemptFilter {
             service,
             since: Some(since),
             newest_first: true,
-            limit: MAX_SENDS,
+            limit: MAX_VERIFICATIONS,
             ..Default::default()
         })
         .await?;
-    let cut = attempts.len() >= MAX_SENDS as usize;
-    let group = |by| lifecycle(attempts.clone(), rollups.clone(), by);
+    let cut = rows.len() >= MAX_VERIFICATIONS as usize;
+    let group = |by| lifecycle(&rows, &rollups, by);
     let overall = group(GroupBy::All)
         .first()
         .map(Line::of)

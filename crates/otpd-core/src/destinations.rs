@@ -100,6 +100,9 @@ impl ErasureCounts {
 /// `to`: its sealed destination opens to it under some key of `vault`.
 pub fn names_destination(data: &serde_json::Value, to: &str, vault: &crate::vault::Vault) -> bool {
     use base64::Engine;
+    if let Some(index) = data.get("toIndex").and_then(|i| i.as_str()) {
+        return vault.blinds(to).iter().any(|blind| blind.to_hex() == index);
+    }
     data.get("toSealed")
         .and_then(|sealed| sealed.as_str())
         .and_then(|sealed| {

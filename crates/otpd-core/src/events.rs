@@ -149,18 +149,35 @@ pub fn sealed_text_prefix(vault: &Vault) -> String {
     seal_text(vault, "").chars().take(6).collect()
 }
 
-/// Event details as stored: a clear `to` (a refused start's event) replaced by `toSealed`.
+/// Event details as stored: a clear `to` (a refused start's event) replaced by `toSealed`
+/// and `toIndex`, the destination's blind index under the current key, which finds a
+/// number's refused starts without opening every one (the console's timeline, export,
+/// erasure).
 pub fn seal_destination(data: &mut Value, vault: &Vault) {
     if let Some(Value::String(to)) = data.as_object_mut().and_then(|o| o.remove("to")) {
         data["toSealed"] = Value::String(seal_text(vault, &to));
+        data["toIndex"] = Value::String(vault.blind(&to).to_hex());
     }
+}
+
+/// The `LIKE` patterns that find event details indexed under one of `to`'s blind indexes
+/// (one per key of the vault).
+pub fn index_patterns(vault: &Vault, to: &str) -> Vec<String> {
+    vault
+        .blinds(to)
+        .iter()
+        .map(|blind| format!("%\"toIndex\":\"{}\"%", blind.to_hex()))
+        .collect()
 }
 
 /// Event details as readers see them: `toSealed` opened back into `to` (`null` when the key
 /// it was sealed under is gone, e.g. after an erasure or a finished key rotation).
 pub fn reveal_destination(data: &mut Value, vault: &Vault) {
     use base64::Engine;
-    let Some(sealed) = data.as_object_mut().and_then(|o| o.remove("toSealed")) else {
+    let Some(sealed) = data.as_object_mut().and_then(|o| {
+        o.remove("toIndex");
+        o.remove("toSealed")
+    }) else {
         return;
     };
     let to = sealed.as_str().and_then(|sealed| {
@@ -387,6 +404,44 @@ mod destination_tests {
         reveal_destination(&mut data, &vault);
         assert_eq!(data["to"], "+14155552671");
         assert!(data.get("toSealed").is_none());
+        assert!(
+            data.get("toIndex").is_none(),
+            "readers never see the blind index"
+        );
+    }
+
+    #[test]
+    fn a_refused_start_is_found_by_its_blind_index_and_older_ones_by_opening_them() {
+        use crate::destinations::names_destination;
+        let vault = Vault::new(&ServerSecret::from_bytes([3; 32]), &[]);
+        let mut data = serde_json::json!({"to": "+14155552671"});
+        seal_destination(&mut data, &vault);
+        let stored = data.to_string();
+        assert!(
+            index_patterns(&vault, "+14155552671")
+                .iter()
+                .any(|p| stored.contains(p.trim_matches('%'))),
+            "the store's LIKE pattern matches the stored details"
+        );
+        assert!(names_destination(&data, "+14155552671", &vault));
+        assert!(!names_destination(&data, "+14155552672", &vault));
+        if let Some(fields) = data.as_object_mut() {
+            fields.remove("toIndex");
+        }
+        assert!(
+            names_destination(&data, "+14155552671", &vault),
+            "details written before the index are opened"
+        );
+        let rotated = Vault::new(
+            &ServerSecret::from_bytes([4; 32]),
+            &[ServerSecret::from_bytes([3; 32])],
+        );
+        let mut old = serde_json::json!({"to": "+14155552671"});
+        seal_destination(&mut old, &vault);
+        assert!(
+            names_destination(&old, "+14155552671", &rotated),
+            "an index under a previous key still matches"
+        );
     }
 
     #[test]

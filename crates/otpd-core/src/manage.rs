@@ -11,6 +11,7 @@ use crate::destinations::{DestinationRecords, ErasureCounts};
 use crate::events::{AttemptFilter, AttemptSummary, Event, EventFilter, Webhook, WebhookLogEntry};
 use crate::ids::{AccountId, ServiceId, VerificationId};
 use crate::recipient::Recipient;
+use crate::report::ReportRow;
 use crate::retention::ReportRollup;
 use crate::store::{
     AuditStore, DeliveryStore, DestinationStore, EventStore, LimitStore, OutboxStats,
@@ -347,13 +348,13 @@ where
         Ok(summary)
     }
 
-    /// What the lifecycle report is computed from: the live attempts matching `filter`
-    /// (after the rolled-up days; at most `filter.limit`) and the rollup groups of the
-    /// rolled-up days it touches.
+    /// What the lifecycle report is computed from: the live verifications with attempts
+    /// matching `filter` (after the rolled-up days; at most `filter.limit` verifications), one
+    /// row each, and the rollup groups of the rolled-up days it touches.
     pub async fn report_sources(
         &self,
         filter: &AttemptFilter,
-    ) -> Result<(Vec<(DeliveryAttempt, Verification)>, Vec<ReportRollup>), StoreError> {
+    ) -> Result<(Vec<ReportRow>, Vec<ReportRollup>), StoreError> {
         let mark = self.store.rolled_up_before().await?;
         let mut rollups = Vec::new();
         if mark.0 > 0 && filter.since.is_none_or(|since| since < mark) {
@@ -368,7 +369,7 @@ where
             };
             live = self
                 .store
-                .attempts(&AttemptFilter {
+                .report_rows(&AttemptFilter {
                     since,
                     ..filter.clone()
                 })

@@ -2,6 +2,7 @@
 //! and the attempts report.
 
 use otpd_core::events::{AttemptFilter, AttemptSummary};
+use otpd_core::report::ReportRow;
 use otpd_core::store::VerificationStore;
 use otpd_core::store::{
     DeliveryAttempt, DeliveryStore, DeliveryUpdate, OutboxStats, ReceiptUpdate,
@@ -320,6 +321,107 @@ impl DeliveryStore for PgStore {
             total: total.max(0) as u64,
             converted: converted.max(0) as u64,
         })
+    }
+
+    async fn report_rows(&self, filter: &AttemptFilter) -> Result<Vec<ReportRow>, StoreError> {
+        // Longer than the clear prefix: each candidate's destination is opened, and the limit
+        // applies after.
+        let opened = filter
+            .prefix
+            .as_ref()
+            .filter(|p| p.chars().count() > CLEAR_PREFIX_CHARS);
+        // The last provider: the greatest (time-ordered) id among the sends that had one (a
+        // null provider makes the concatenation null), its 36 characters then cut off;
+        // cheaper than an ordered `array_agg`, which sorts every group.
+        macro_rules! report_rows {
+            ($order:literal) => {
+                concat!(
+                    "SELECT v.service_id, v.channel, v.country, \
+                     substr(max(d.id::text || d.provider COLLATE \"C\"), 37), \
+                     v.status = 'approved', bool_and(d.status = 'failed'), \
+                     v.created_at, v.updated_at, COALESCE(SUM(d.price), 0)::float8, \
+                     CASE WHEN $12 THEN v.to_sealed END \
+                     FROM deliveries d JOIN verifications v ON v.id = d.verification_id \
+                     JOIN services s ON s.id = v.service_id WHERE ",
+                    attempt_where!(),
+                    " GROUP BY v.id ORDER BY v.id ",
+                    $order,
+                    " LIMIT $11"
+                )
+            };
+        }
+        type Row = (
+            Uuid,
+            String,
+            Option<String>,
+            Option<String>,
+            bool,
+            bool,
+            i64,
+            i64,
+            f64,
+            Option<Vec<u8>>,
+        );
+        let sql = if filter.newest_first {
+            report_rows!("DESC")
+        } else {
+            report_rows!("ASC")
+        };
+        let rows: Vec<Row> = sqlx::query_as(sql)
+            .bind(filter.account.map(|a| a.uuid()))
+            .bind(filter.service.map(|s| s.uuid()))
+            .bind(filter.verification.map(|v| v.uuid()))
+            .bind(filter.to.as_ref().map(|to| self.vault.blind(to).to_hex()))
+            .bind(&filter.country)
+            .bind(clear_prefix(filter))
+            .bind(&filter.channel)
+            .bind(filter.since.map(|t| t.0))
+            .bind(filter.until.map(|t| t.0))
+            .bind(filter.converted)
+            .bind(opened.is_none().then_some(i64::from(filter.limit.max(1))))
+            .bind(opened.is_some())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?;
+        let wanted = |sealed: &Option<Vec<u8>>| match opened {
+            None => true,
+            Some(prefix) => sealed.as_ref().is_some_and(|sealed| {
+                self.vault
+                    .open(sealed)
+                    .is_ok_and(|to| to.starts_with(prefix.as_str()))
+            }),
+        };
+        Ok(rows
+            .into_iter()
+            .filter(|row| wanted(&row.9))
+            .take(filter.limit.max(1) as usize)
+            .map(
+                |(
+                    service,
+                    channel,
+                    country,
+                    provider,
+                    approved,
+                    all_failed,
+                    created,
+                    updated,
+                    spend,
+                    _,
+                )| {
+                    ReportRow {
+                        service_id: ServiceId::from_uuid(service),
+                        channel,
+                        country,
+                        provider,
+                        approved,
+                        all_failed,
+                        created_at: Timestamp(created),
+                        updated_at: Timestamp(updated),
+                        spend,
+                    }
+                },
+            )
+            .collect())
     }
 }
 

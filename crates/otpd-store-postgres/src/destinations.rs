@@ -61,9 +61,9 @@ async fn verifications(
         .collect()
 }
 
-/// The refused starts (`verification.blocked`, no verification) whose sealed destination
-/// opens to `to`, oldest first: each refused start of the services in scope is opened (random
-/// nonces leave no index to search; erasure and export are rare).
+/// The refused starts (`verification.blocked`, no verification) whose destination is `to`,
+/// oldest first: found by the blind index in their details (`toIndex`); those written before
+/// it existed are opened one by one.
 async fn blocked_starts(
     connection: &mut PgConnection,
     vault: &Vault,
@@ -72,10 +72,12 @@ async fn blocked_starts(
 ) -> Result<Vec<Event>, StoreError> {
     let rows: Vec<EventRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT id, service_id, verification_id, kind, data, created_at FROM events \
-         WHERE service_id IN ({SERVICES}) AND verification_id IS NULL AND kind = $1 ORDER BY id"
+         WHERE service_id IN ({SERVICES}) AND verification_id IS NULL AND kind = $1 \
+         AND (data LIKE ANY($3) OR data NOT LIKE '%\"toIndex\"%') ORDER BY id"
     )))
     .bind("verification.blocked")
     .bind(account.map(|a| a.uuid()))
+    .bind(otpd_core::events::index_patterns(vault, to))
     .fetch_all(&mut *connection)
     .await
     .map_err(db_error)?;

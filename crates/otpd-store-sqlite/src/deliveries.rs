@@ -2,10 +2,13 @@
 //! and the attempts report.
 
 use otpd_core::events::{AttemptFilter, AttemptSummary};
+use otpd_core::report::ReportRow;
 use otpd_core::store::{
     DeliveryAttempt, DeliveryStore, DeliveryUpdate, OutboxStats, ReceiptUpdate,
 };
-use otpd_core::{DeliveryId, DeliveryStatus, StoreError, Timestamp, Verification, VerificationId};
+use otpd_core::{
+    DeliveryId, DeliveryStatus, ServiceId, StoreError, Timestamp, Verification, VerificationId,
+};
 use rusqlite::{Connection, params};
 
 use otpd_core::vault::Vault;
@@ -309,6 +312,74 @@ impl DeliveryStore for SqliteStore {
                 total: total.max(0) as u64,
                 converted: converted.max(0) as u64,
             })
+        })
+        .await
+    }
+
+    async fn report_rows(&self, filter: &AttemptFilter) -> Result<Vec<ReportRow>, StoreError> {
+        let f = filter.clone();
+        let vault = self.vault();
+        self.read(move |connection| {
+            let (clause, values) = attempt_where(&f, &vault);
+            // Longer than the clear prefix: each candidate's destination is opened, and the
+            // limit applies after.
+            let opened = f.prefix.as_ref().filter(|p| p.chars().count() > CLEAR_PREFIX_CHARS);
+            let sealed = if opened.is_some() { "v.to_sealed" } else { "NULL" };
+            let order = if f.newest_first { " DESC" } else { "" };
+            let limit = match opened {
+                Some(_) => String::new(),
+                None => format!(" LIMIT {}", f.limit.max(1)),
+            };
+            // The services are joined only to filter by account.
+            let services = if f.account.is_some() {
+                "JOIN services s ON s.id = v.service_id "
+            } else {
+                ""
+            };
+            // The last provider: the greatest (time-ordered) id among the sends that had one,
+            // its 32 hex digits then cut off.
+            let sql = format!(
+                "SELECT v.service_id, v.channel, v.country, \
+                 substr(MAX(CASE WHEN d.provider IS NOT NULL THEN hex(d.id) || d.provider END), 33), \
+                 v.status = 'approved', SUM(d.status <> 'failed') = 0, v.created_at, v.updated_at, \
+                 COALESCE(SUM(d.price), 0.0), {sealed} \
+                 FROM deliveries d JOIN verifications v ON v.id = d.verification_id \
+                 {services}WHERE {clause} GROUP BY v.id ORDER BY v.id{order}{limit}"
+            );
+            let rows: Vec<(ReportRow, Option<Vec<u8>>)> = query_all(
+                connection,
+                &sql,
+                rusqlite::params_from_iter(values),
+                |row| {
+                    Ok((
+                        ReportRow {
+                            service_id: ServiceId::from_uuid(rows::uuid(row, 0)?),
+                            channel: rows::get(row, 1)?,
+                            country: rows::get(row, 2)?,
+                            provider: rows::get(row, 3)?,
+                            approved: rows::get(row, 4)?,
+                            all_failed: rows::get(row, 5)?,
+                            created_at: Timestamp(rows::get(row, 6)?),
+                            updated_at: Timestamp(rows::get(row, 7)?),
+                            spend: rows::get(row, 8)?,
+                        },
+                        rows::get(row, 9)?,
+                    ))
+                },
+            )?;
+            let Some(prefix) = opened else {
+                return Ok(rows.into_iter().map(|(row, _)| row).collect());
+            };
+            Ok(rows
+                .into_iter()
+                .filter(|(_, sealed)| {
+                    sealed.as_ref().is_some_and(|sealed| {
+                        vault.open(sealed).is_ok_and(|to| to.starts_with(prefix.as_str()))
+                    })
+                })
+                .map(|(row, _)| row)
+                .take(f.limit.max(1) as usize)
+                .collect())
         })
         .await
     }

@@ -63,22 +63,33 @@ fn verification_events(
     )
 }
 
-/// The refused starts (`verification.blocked`, no verification) whose sealed destination
-/// opens to `to`, oldest first. They cannot be found by index (random nonces): each refused
-/// start of the services in scope is opened; erasure and export are rare.
+/// The refused starts (`verification.blocked`, no verification) whose destination is `to`,
+/// oldest first: found by the blind index in their details (`toIndex`); those written before
+/// it existed are opened one by one.
 fn blocked_starts(
     connection: &Connection,
     vault: &Vault,
     account: Option<AccountId>,
     to: &str,
 ) -> Result<Vec<Event>, StoreError> {
+    let patterns = otpd_core::events::index_patterns(vault, to);
+    let indexed: Vec<String> = (0..patterns.len())
+        .map(|i| format!("data LIKE ?{}", i + 3))
+        .collect();
+    let mut values: Vec<rusqlite::types::Value> = vec![
+        "verification.blocked".to_string().into(),
+        account_param(account).into(),
+    ];
+    values.extend(patterns.into_iter().map(Into::into));
     let mut raw = query_all(
         connection,
         &format!(
             "SELECT id, data FROM events WHERE service_id IN ({SERVICES}) \
-             AND verification_id IS NULL AND kind = ?1"
+             AND verification_id IS NULL AND kind = ?1 \
+             AND ({} OR data NOT LIKE '%\"toIndex\"%')",
+            indexed.join(" OR ")
         ),
-        params!["verification.blocked", account_param(account)],
+        rusqlite::params_from_iter(values),
         |row| Ok((rows::get::<Vec<u8>>(row, 0)?, rows::get::<String>(row, 1)?)),
     )?;
     raw.retain(|(_, data)| {

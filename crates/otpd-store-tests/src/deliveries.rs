@@ -1,5 +1,8 @@
-//! Behaviours of the delivery outbox: leases, outcomes, receipts and fallbacks.
+//! Behaviours of the delivery outbox: leases, outcomes, receipts and fallbacks, and the
+//! report's rows.
 
+use otpd_core::events::AttemptFilter;
+use otpd_core::report::Outcome;
 use otpd_core::store::{DeliveryUpdate, ReceiptUpdate};
 use otpd_core::{DeliveryStatus, Store};
 
@@ -216,4 +219,197 @@ pub(crate) async fn fallbacks_are_due_once<S: Store>(store: S) {
             .unwrap()
             .is_empty()
     );
+}
+
+/// The report's rows: one per verification with sends in the filter, aggregated over those
+/// sends — the provider of the last send that had one, FAILED only when every send failed,
+/// the approval's times, the prices summed — with the filter's service, time, prefix and
+/// limit honoured.
+pub(crate) async fn report_rows_aggregate_each_verification_sends<S: Store>(store: S) {
+    let service = service(&store).await;
+    let at = |seconds| T0.plus_seconds(seconds);
+    let made_at = |seconds| {
+        let (mut v, _) = sample(service, 5, None);
+        v.created_at = at(seconds);
+        v.updated_at = at(seconds);
+        v.expires_at = at(seconds + 600);
+        let d = otpd_core::DeliveryAttempt::queued(v.id, otpd_core::Channel::Sms, at(seconds));
+        (v, d)
+    };
+    let outcome = |status, provider: Option<&str>, price| DeliveryUpdate {
+        provider: provider.map(str::to_string),
+        price,
+        ..DeliveryUpdate::status(status)
+    };
+    let resend = |v: &otpd_core::Verification, seconds| {
+        let d = otpd_core::DeliveryAttempt::queued(v.id, otpd_core::Channel::Sms, at(seconds));
+        let store = &store;
+        let id = v.id;
+        async move {
+            store.resend(id, &d, None, 5, at(seconds)).await.unwrap();
+            d.id
+        }
+    };
+
+    // Sent before the window: left out by `since`.
+    let (early, d) = made_at(-100);
+    store.create_verification(&early, &d).await.unwrap();
+    // Refused by alpha, then sent by beta, then a third send still queued (no provider).
+    let (retried, d) = made_at(10);
+    store.create_verification(&retried, &d).await.unwrap();
+    store
+        .update_delivery(
+            d.id,
+            &outcome(DeliveryStatus::Failed, Some("alpha"), Some(0.25)),
+            at(11),
+        )
+        .await
+        .unwrap();
+    let second = resend(&retried, 20).await;
+    store
+        .update_delivery(
+            second,
+            &outcome(DeliveryStatus::Sent, Some("beta"), Some(0.5)),
+            at(21),
+        )
+        .await
+        .unwrap();
+    resend(&retried, 30).await;
+    // Every send failed (the second before any provider took it).
+    let (failed, d) = made_at(40);
+    store.create_verification(&failed, &d).await.unwrap();
+    store
+        .update_delivery(
+            d.id,
+            &outcome(DeliveryStatus::Failed, Some("alpha"), None),
+            at(41),
+        )
+        .await
+        .unwrap();
+    let second = resend(&failed, 50).await;
+    store
+        .update_delivery(second, &outcome(DeliveryStatus::Failed, None, None), at(51))
+        .await
+        .unwrap();
+    // Sent by alpha, approved 42 s after its start.
+    let (approved, d) = made_at(60);
+    store.create_verification(&approved, &d).await.unwrap();
+    store
+        .update_delivery(
+            d.id,
+            &outcome(DeliveryStatus::Sent, Some("alpha"), Some(0.125)),
+            at(61),
+        )
+        .await
+        .unwrap();
+    store
+        .check_code(approved.id, service, typed(approved.id, CODE), at(102))
+        .await
+        .unwrap();
+    // Another service's, in the window.
+    let elsewhere = crate::support::service(&store).await;
+    let (other, _) = sample(elsewhere, 5, None);
+    let other = otpd_core::Verification {
+        created_at: at(70),
+        updated_at: at(70),
+        expires_at: at(670),
+        ..other
+    };
+    let d = otpd_core::DeliveryAttempt::queued(other.id, otpd_core::Channel::Sms, at(70));
+    store.create_verification(&other, &d).await.unwrap();
+
+    let filter = AttemptFilter {
+        service: Some(service),
+        since: Some(T0),
+        limit: 100,
+        ..AttemptFilter::default()
+    };
+    let rows = store.report_rows(&filter).await.unwrap();
+    let seen: Vec<_> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.created_at,
+                r.provider.as_deref(),
+                r.approved,
+                r.all_failed,
+                r.spend,
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            (at(10), Some("beta"), false, false, 0.75),
+            (at(40), Some("alpha"), false, true, 0.0),
+            (at(60), Some("alpha"), true, false, 0.125),
+        ],
+        "oldest first, one row per verification of the service sent since T0"
+    );
+    let approved_row = &rows[2];
+    assert_eq!(approved_row.updated_at, at(102));
+    assert_eq!(
+        (
+            approved_row.service_id,
+            approved_row.channel.as_str(),
+            approved_row.country.as_deref()
+        ),
+        (service, "sms", Some("FR"))
+    );
+    let outcomes: Vec<_> = rows.iter().map(|r| r.outcome()).collect();
+    assert_eq!(outcomes, [Outcome::Sent, Outcome::Failed, Outcome::Success]);
+
+    let everything = AttemptFilter {
+        limit: 100,
+        ..AttemptFilter::default()
+    };
+    let all = store.report_rows(&everything).await.unwrap();
+    assert_eq!(all.len(), 5, "every service, every time");
+    assert_eq!(all.iter().filter(|r| r.service_id == elsewhere).count(), 1);
+
+    let newest_two = AttemptFilter {
+        newest_first: true,
+        limit: 2,
+        ..filter.clone()
+    };
+    let times: Vec<_> = store
+        .report_rows(&newest_two)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.created_at)
+        .collect();
+    assert_eq!(times, [at(60), at(40)], "the limit counts verifications");
+
+    // Only the sends in the window count: the retried one's first send is before it.
+    let later = AttemptFilter {
+        since: Some(at(15)),
+        until: Some(at(45)),
+        ..filter.clone()
+    };
+    let rows = store.report_rows(&later).await.unwrap();
+    let seen: Vec<_> = rows
+        .iter()
+        .map(|r| (r.created_at, r.provider.as_deref(), r.all_failed, r.spend))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            (at(10), Some("beta"), false, 0.5),
+            (at(40), Some("alpha"), true, 0.0)
+        ]
+    );
+
+    // A prefix longer than the clear part opens the destinations, and the limit follows.
+    let matching = AttemptFilter {
+        prefix: Some("+336123456".into()),
+        limit: 2,
+        ..filter.clone()
+    };
+    assert_eq!(store.report_rows(&matching).await.unwrap().len(), 2);
+    let none = AttemptFilter {
+        prefix: Some("+336129999".into()),
+        ..filter.clone()
+    };
+    assert!(store.report_rows(&none).await.unwrap().is_empty());
 }

@@ -75,6 +75,7 @@ behaviours!($
     deliveries::receipts_only_move_forward,
     deliveries::a_first_outcome_is_seen_by_what_follows,
     deliveries::fallbacks_are_due_once,
+    deliveries::report_rows_aggregate_each_verification_sends,
     limits::rate_limits_are_exact_and_slide,
     limits::quarantines_expire_and_lift,
     limits::quarantines_are_per_service_or_server_wide,

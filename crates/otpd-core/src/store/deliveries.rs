@@ -7,6 +7,7 @@ use crate::clock::Timestamp;
 use crate::delivery::{DeliveryAttempt, DeliveryUpdate, ReceiptUpdate};
 use crate::events::{AttemptFilter, AttemptSummary};
 use crate::ids::{DeliveryId, VerificationId};
+use crate::report::ReportRow;
 use crate::store::StoreError;
 use crate::verification::Verification;
 
@@ -107,4 +108,12 @@ pub trait DeliveryStore: Send + Sync + 'static {
         &self,
         filter: &AttemptFilter,
     ) -> impl Future<Output = Result<AttemptSummary, StoreError>> + Send;
+
+    /// The lifecycle report's rows: one per verification with at least one attempt matching
+    /// `filter`, aggregated over those attempts, in one query. Oldest verification first
+    /// (newest first with `newest_first`), at most `filter.limit`; `after` is ignored.
+    fn report_rows(
+        &self,
+        filter: &AttemptFilter,
+    ) -> impl Future<Output = Result<Vec<ReportRow>, StoreError>> + Send;
 }

@@ -366,6 +366,13 @@ impl DeliveryStore for FakeStore {
     async fn attempt_summary(&self, _: &AttemptFilter) -> Result<AttemptSummary, StoreError> {
         Ok(AttemptSummary::default())
     }
+
+    async fn report_rows(
+        &self,
+        _: &AttemptFilter,
+    ) -> Result<Vec<crate::report::ReportRow>, StoreError> {
+        Ok(Vec::new())
+    }
 }
 
 impl TenantStore for FakeStore {

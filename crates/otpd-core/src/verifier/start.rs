@@ -125,16 +125,22 @@ where
                         service_id: service.id,
                         verification_id: None,
                         kind: "verification.blocked".into(),
-                        data: serde_json::json!({
-                            "reason": reason,
-                            // The rule with its numbers ("at most 5 per window"), never
-                            // the destination.
-                            "detail": error.to_string(),
-                            "toSealed": request_to
-                                .as_deref()
-                                .map(|to| crate::events::seal_text(&self.vault, to)),
-                            "channel": request_channel.as_str(),
-                        }),
+                        data: {
+                            let mut data = serde_json::json!({
+                                "reason": reason,
+                                // The rule with its numbers ("at most 5 per window"), never
+                                // the destination.
+                                "detail": error.to_string(),
+                                "to": request_to,
+                                "channel": request_channel.as_str(),
+                            });
+                            crate::events::seal_destination(&mut data, &self.vault);
+                            if data.get("toSealed").is_none() {
+                                // No destination: readers see `"to": null`.
+                                data["toSealed"] = serde_json::Value::Null;
+                            }
+                            data
+                        },
                         created_at: self.clock.now(),
                     };
                     if let Err(store) = self.store.record_event(&event).await {

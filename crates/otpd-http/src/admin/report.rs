@@ -12,8 +12,8 @@ use super::schemas::{AdminError, Report};
 use crate::AppState;
 use crate::twilio::error::{self, TwilioError};
 
-/// Most attempts a report reads (a larger range answers 400: narrow it).
-const REPORT_MAX_ATTEMPTS: u32 = 200_000;
+/// Most verifications a report reads (a larger range answers 400: narrow it).
+const REPORT_MAX_VERIFICATIONS: u32 = 200_000;
 
 /// `GET /admin/v1/report?serviceSid=&since=&until=&groupBy=channel|country|provider|service`:
 /// the support teams' lifecycle view: per group, how many verifications ended FAILED (no
@@ -28,7 +28,7 @@ const REPORT_MAX_ATTEMPTS: u32 = 200_000;
     params(("groupBy" = Option<String>, Query, description = "`channel` (default), `country`, `provider` or `service`"), ("serviceSid" = Option<String>, Query, description = "`VA…`"), ("since" = Option<i64>, Query, description = "Unix seconds, on send times"), ("until" = Option<i64>, Query, description = "Unix seconds, on send times")),
     responses(
         (status = 200, description = "Counts, shares and approval times per group.", body = Report),
-        (status = 400, description = "60200: a parameter is malformed, or the range holds more than 200,000 sends.", body = AdminError),
+        (status = 400, description = "60200: a parameter is malformed, or the range holds more than 200,000 verifications with sends.", body = AdminError),
         (status = 401, description = "20003: missing or wrong HTTP Basic credentials.", body = AdminError),
         (status = 500, description = "20500.", body = AdminError),
         (status = 503, description = "20503: the database is unavailable.", body = AdminError),
@@ -59,7 +59,7 @@ pub(crate) async fn report<S: Store + Clone, C: Clock + Clone>(
             "channel, country, provider or service",
         ));
     }
-    let (attempts, rollups) = state
+    let (rows, rollups) = state
         .verifier
         .manage()
         .report_sources(&otpd_core::events::AttemptFilter {
@@ -67,20 +67,20 @@ pub(crate) async fn report<S: Store + Clone, C: Clock + Clone>(
             service,
             since: time("since")?,
             until: time("until")?,
-            limit: REPORT_MAX_ATTEMPTS + 1,
+            limit: REPORT_MAX_VERIFICATIONS + 1,
             ..Default::default()
         })
         .await
         .map_err(error::internal)?;
-    if attempts.len() > REPORT_MAX_ATTEMPTS as usize {
+    if rows.len() > REPORT_MAX_VERIFICATIONS as usize {
         return Err(error::invalid_because(
             "since",
-            "the range holds more than 200,000 sends; narrow it",
+            "the range holds more than 200,000 verifications; narrow it",
         ));
     }
     let by =
         otpd_core::report::GroupBy::parse(group_by).unwrap_or(otpd_core::report::GroupBy::Channel);
-    let rows: Vec<Value> = otpd_core::report::lifecycle(attempts, rollups, by)
+    let rows: Vec<Value> = otpd_core::report::lifecycle(&rows, &rollups, by)
         .into_iter()
         .map(|group| {
             json!({

@@ -83,4 +83,11 @@ impl DeliveryStore for AnyStore {
     ) -> Result<otpd_core::events::AttemptSummary, StoreError> {
         delegate!(self, s => s.attempt_summary(filter))
     }
+
+    async fn report_rows(
+        &self,
+        filter: &otpd_core::events::AttemptFilter,
+    ) -> Result<Vec<otpd_core::report::ReportRow>, StoreError> {
+        delegate!(self, s => s.report_rows(filter))
+    }
 }
