@@ -16,6 +16,28 @@ use crate::{PgStore, db_error, insert_event};
 use crate::{records, rows};
 use otpd_core::vault::{CLEAR_PREFIX_CHARS, clear_part};
 
+/// `$query` with `filter`'s ten values bound as $1–$10 of [`attempt_where`].
+macro_rules! bind_attempt_filter {
+    ($query:expr, $store:expr, $filter:expr) => {
+        $query
+            .bind($filter.account.map(|a| a.uuid()))
+            .bind($filter.service.map(|s| s.uuid()))
+            .bind($filter.verification.map(|v| v.uuid()))
+            .bind(
+                $filter
+                    .to
+                    .as_ref()
+                    .map(|to| $store.vault.blind(to).to_hex()),
+            )
+            .bind(&$filter.country)
+            .bind(clear_prefix($filter))
+            .bind(&$filter.channel)
+            .bind($filter.since.map(|t| t.0))
+            .bind($filter.until.map(|t| t.0))
+            .bind($filter.converted)
+    };
+}
+
 /// The filter of attempt lists and summaries; binds $1–$10.
 macro_rules! attempt_where {
     () => {
@@ -223,17 +245,7 @@ impl DeliveryStore for PgStore {
                 " AND ($11::uuid IS NULL OR d.id > $11) ORDER BY d.id LIMIT $12"
             )
         };
-        let ids: Vec<Uuid> = sqlx::query_scalar(sql)
-            .bind(filter.account.map(|a| a.uuid()))
-            .bind(filter.service.map(|s| s.uuid()))
-            .bind(filter.verification.map(|v| v.uuid()))
-            .bind(filter.to.as_ref().map(|to| self.vault.blind(to).to_hex()))
-            .bind(&filter.country)
-            .bind(clear_prefix(filter))
-            .bind(&filter.channel)
-            .bind(filter.since.map(|t| t.0))
-            .bind(filter.until.map(|t| t.0))
-            .bind(filter.converted)
+        let ids: Vec<Uuid> = bind_attempt_filter!(sqlx::query_scalar(sql), self, filter)
             .bind(filter.after)
             .bind(i64::from(filter.limit.max(1)))
             .fetch_all(&self.pool)
@@ -266,22 +278,16 @@ impl DeliveryStore for PgStore {
             .filter(|p| p.chars().count() > CLEAR_PREFIX_CHARS)
         {
             // Longer than the clear prefix: the candidates' destinations are opened.
-            let rows: Vec<(Vec<u8>, bool)> = sqlx::query_as(concat!(
-                "SELECT v.to_sealed, v.status = 'approved' \
+            let rows: Vec<(Vec<u8>, bool)> = bind_attempt_filter!(
+                sqlx::query_as(concat!(
+                    "SELECT v.to_sealed, v.status = 'approved' \
                  FROM deliveries d JOIN verifications v ON v.id = d.verification_id \
                  JOIN services s ON s.id = v.service_id WHERE ",
-                attempt_where!(),
-            ))
-            .bind(filter.account.map(|a| a.uuid()))
-            .bind(filter.service.map(|s| s.uuid()))
-            .bind(filter.verification.map(|v| v.uuid()))
-            .bind(filter.to.as_ref().map(|to| self.vault.blind(to).to_hex()))
-            .bind(&filter.country)
-            .bind(clear_prefix(filter))
-            .bind(&filter.channel)
-            .bind(filter.since.map(|t| t.0))
-            .bind(filter.until.map(|t| t.0))
-            .bind(filter.converted)
+                    attempt_where!(),
+                )),
+                self,
+                filter
+            )
             .fetch_all(&self.pool)
             .await
             .map_err(db_error)?;
@@ -298,22 +304,17 @@ impl DeliveryStore for PgStore {
             }
             return Ok(summary);
         }
-        let (total, converted): (i64, i64) = sqlx::query_as(concat!(
-            "SELECT COUNT(*), COALESCE(SUM(CASE WHEN v.status = 'approved' THEN 1 ELSE 0 END), 0)::bigint \
-             FROM deliveries d JOIN verifications v ON v.id = d.verification_id \
-             JOIN services s ON s.id = v.service_id WHERE ",
-            attempt_where!(),
-        ))
-        .bind(filter.account.map(|a| a.uuid()))
-        .bind(filter.service.map(|s| s.uuid()))
-        .bind(filter.verification.map(|v| v.uuid()))
-        .bind(filter.to.as_ref().map(|to| self.vault.blind(to).to_hex()))
-        .bind(&filter.country)
-        .bind(clear_prefix(filter))
-        .bind(&filter.channel)
-        .bind(filter.since.map(|t| t.0))
-        .bind(filter.until.map(|t| t.0))
-        .bind(filter.converted)
+        let (total, converted): (i64, i64) = bind_attempt_filter!(
+            sqlx::query_as(concat!(
+                "SELECT COUNT(*), \
+                 COALESCE(SUM(CASE WHEN v.status = 'approved' THEN 1 ELSE 0 END), 0)::bigint \
+                 FROM deliveries d JOIN verifications v ON v.id = d.verification_id \
+                 JOIN services s ON s.id = v.service_id WHERE ",
+                attempt_where!(),
+            )),
+            self,
+            filter
+        )
         .fetch_one(&self.pool)
         .await
         .map_err(db_error)?;
@@ -367,17 +368,7 @@ impl DeliveryStore for PgStore {
         } else {
             report_rows!("ASC")
         };
-        let rows: Vec<Row> = sqlx::query_as(sql)
-            .bind(filter.account.map(|a| a.uuid()))
-            .bind(filter.service.map(|s| s.uuid()))
-            .bind(filter.verification.map(|v| v.uuid()))
-            .bind(filter.to.as_ref().map(|to| self.vault.blind(to).to_hex()))
-            .bind(&filter.country)
-            .bind(clear_prefix(filter))
-            .bind(&filter.channel)
-            .bind(filter.since.map(|t| t.0))
-            .bind(filter.until.map(|t| t.0))
-            .bind(filter.converted)
+        let rows: Vec<Row> = bind_attempt_filter!(sqlx::query_as(sql), self, filter)
             .bind(opened.is_none().then_some(i64::from(filter.limit.max(1))))
             .bind(opened.is_some())
             .fetch_all(&self.pool)
