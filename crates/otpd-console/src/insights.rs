@@ -119,7 +119,10 @@ where
     let day_keys: Vec<String> = (0..=i64::from(days))
         .map(|k| otpd_core::report::utc_day(since.0 + k * 86_400_000))
         .collect();
-    let labels: Vec<String> = day_keys.iter().map(|key| key[5..].to_string()).collect();
+    let labels: Vec<String> = day_keys
+        .iter()
+        .map(|key| key.get(5..).unwrap_or(key).to_string())
+        .collect();
     let on_day = |key: &str, value: &dyn Fn(&LifecycleGroup) -> f64| {
         by_day.iter().find(|g| g.key == key).map_or(0.0, value)
     };

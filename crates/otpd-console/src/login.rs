@@ -14,7 +14,9 @@ use otpd_core::operators::{SignInError, check_password, random_token};
 use otpd_core::store::OperatorStore;
 use otpd_core::{Clock, Secret, Store};
 
-use crate::session::{Fields, Signed, clear_cookie, cookie_token, csrf_for, same, set_cookie};
+use crate::session::{
+    Fields, Signed, check_form, clear_cookie, cookie_token, csrf_for, set_cookie,
+};
 use crate::{ConsoleError, ConsoleState};
 
 /// The pre-session cookie of the sign-in forms.
@@ -81,15 +83,9 @@ impl PreSession {
         csrf_for(&self.token)
     }
 
+    /// A browser without the cookie gets a fresh random token here, which no form carries.
     fn check(&self, form: &Fields) -> Result<(), ConsoleError> {
-        let given = form.get("csrf").map(String::as_str).unwrap_or_default();
-        if !self.fresh && same(given, &self.csrf()) {
-            Ok(())
-        } else {
-            Err(ConsoleError::Forbidden(
-                "This form expired or did not come from the console. Reload the page and try again.",
-            ))
-        }
+        check_form(form, &self.token)
     }
 
     /// `response` with the pre-session cookie set when it is new.
@@ -262,12 +258,7 @@ where
     C: Clock + Clone,
 {
     let token = pending_token(&state, &parts).await?;
-    let given = form.get("csrf").map(String::as_str).unwrap_or_default();
-    if !same(given, &csrf_for(&token)) {
-        return Err(ConsoleError::Forbidden(
-            "This form expired or did not come from the console. Reload the page and try again.",
-        ));
-    }
+    check_form(&form, &token)?;
     let Some((_, session)) = state.operators.session(&token).await? else {
         return Err(ConsoleError::SignedOut);
     };

@@ -62,14 +62,7 @@ impl Signed {
 
     /// Refuses a form without this session's CSRF token.
     pub fn check_csrf(&self, form: &Fields) -> Result<(), ConsoleError> {
-        let given = form.get("csrf").map(String::as_str).unwrap_or_default();
-        if same(given, &self.csrf()) {
-            Ok(())
-        } else {
-            Err(ConsoleError::Forbidden(
-                "This form expired or did not come from the console. Reload the page and try again.",
-            ))
-        }
+        check_form(form, self.token.expose())
     }
 
     /// Who is acting, for the audit log.
@@ -86,12 +79,29 @@ impl Signed {
     }
 }
 
+/// Refuses a form that does not carry the CSRF token derived from `token` (a session's, or
+/// before sign-in the pre-session cookie's): one check for every form of the console.
+pub fn check_form(form: &Fields, token: &str) -> Result<(), ConsoleError> {
+    let given = form.get("csrf").map(String::as_str).unwrap_or_default();
+    if !given.is_empty() && same(given, &csrf_for(token)) {
+        Ok(())
+    } else {
+        Err(ConsoleError::Forbidden(
+            "This form expired or did not come from the console. Reload the page and try again.",
+        ))
+    }
+}
+
 /// The CSRF token of the session whose token is `token`.
 pub fn csrf_for(token: &str) -> String {
-    let mut mac = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(token.as_bytes())
-        .expect("HMAC takes any key length");
-    mac.update(b"otpd console csrf");
-    hex::encode(mac.finalize().into_bytes())
+    // HMAC takes a key of any length; were it ever refused, no form would match (refused,
+    // not accepted).
+    <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(token.as_bytes())
+        .map(|mut mac| {
+            mac.update(b"otpd console csrf");
+            hex::encode(mac.finalize().into_bytes())
+        })
+        .unwrap_or_default()
 }
 
 /// Constant-time equality of two tokens.
