@@ -98,7 +98,8 @@ where
     let now = state.verifier.clock().now();
     let mut names: HashMap<ServiceId, String> = HashMap::new();
     let mut budgets = Vec::new();
-    for account in manage.accounts().await? {
+    let accounts = manage.accounts().await?;
+    for account in &accounts {
         for service in manage.services(account.id, None, 1000).await? {
             if let Some((spent, budget)) = manage.spent_today(&service).await? {
                 let share = if budget > 0.0 { spent / budget } else { 1.0 };
@@ -134,7 +135,7 @@ where
         .collect();
     let see_all = signed.may(Permission::SeeFullNumbers);
     let mut blocked = Vec::new();
-    for account in manage.accounts().await? {
+    for account in &accounts {
         let events = manage
             .events(&EventFilter {
                 account: account.id,
@@ -181,7 +182,7 @@ where
     }
     blocked.sort_by(|a, b| b.at.iso.cmp(&a.at.iso));
     let mut alert_events = Vec::new();
-    for account in manage.accounts().await? {
+    for account in &accounts {
         for kind in [
             "alert.approval_rate_dropped",
             "alert.approval_rate_recovered",
