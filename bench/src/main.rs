@@ -29,8 +29,9 @@ const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
 /// Load generator for otpd.
 #[derive(Parser, Clone)]
 struct Args {
-    /// start | check | flow | twilio-flow | ceiling | console | all (console: each console
-    /// page in turn, as `console-<page>`, after seeding `--seed` verifications)
+    /// start | check | flow | twilio-flow | ceiling | console | console-<page> | all
+    /// (console: each console page in turn, as `console-<page>`, after seeding `--seed`
+    /// verifications; `console-insights-cold` reads a window no view has read yet)
     #[arg(long, default_value = "all")]
     scenario: String,
     /// Verifications created (not timed) before the console scenarios read the pages.
@@ -568,6 +569,12 @@ impl Bench {
                         format!("/console/numbers/%2B336{:08}", 10_000_000 + n)
                     }
                     "console-insights" => "/console/insights?days=1".to_string(),
+                    "console-insights-cold" => {
+                        // A window no view has read yet (2 to 90 days, each once within
+                        // the minute a report is kept): what the first view of one costs.
+                        let n = cursor.fetch_add(1, Ordering::Relaxed) % 89;
+                        format!("/console/insights?days={}", 2 + n)
+                    }
                     "console-fraud" => "/console/fraud".to_string(),
                     "console-services" => "/console/services".to_string(),
                     _ => "/console/keys".to_string(),
@@ -891,6 +898,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             "console-verifications",
             "console-number",
             "console-insights",
+            "console-insights-cold",
             "console-fraud",
             "console-services",
             "console-keys",
@@ -900,11 +908,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
             "console-verifications",
             "console-number",
             "console-insights",
+            "console-insights-cold",
             "console-fraud",
             "console-services",
             "console-keys",
         ],
         one @ ("ceiling" | "start" | "check" | "flow" | "twilio-flow") => vec![one],
+        page if page.starts_with("console-") => vec![page],
         other => bail!("unknown scenario {other}"),
     };
     let servers = start_servers(&args)?;

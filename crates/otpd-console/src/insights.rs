@@ -1,24 +1,21 @@
 //! Insights: conversion and delivery over time and by country, channel and provider, time to
-//! approval and spend per day, computed by the core's lifecycle report.
+//! approval and spend per day, from the core's lifecycle report ([`crate::reports`]).
 
 use std::collections::HashMap;
 
 use askama::Template;
 use axum::extract::{Query, State};
 use axum::response::Response;
-use otpd_core::events::AttemptFilter;
-use otpd_core::report::{GroupBy, LifecycleGroup, lifecycle};
+use otpd_core::report::LifecycleGroup;
 use otpd_core::store::OperatorStore;
 use otpd_core::{Clock, ServiceId, Store};
 
 use crate::chart::{Series, stacked_bars};
-use crate::render::{Chrome, percent, seconds, show};
+use crate::render::{Chrome, When, percent, seconds, show, when};
+use crate::reports::{self, Window};
 use crate::session::Signed;
 use crate::verifications::{all_services, sid_uuid};
 use crate::{ConsoleError, ConsoleState};
-
-/// Most verifications the page reads; a wider window says it was cut.
-const MAX_VERIFICATIONS: u32 = 200_000;
 
 /// One row of a breakdown table.
 pub struct Line {
@@ -62,6 +59,8 @@ struct InsightsPage {
     service: String,
     services: Vec<(String, String)>,
     overall: Line,
+    /// When the figures were read (they are at most a minute old).
+    computed_at: When,
     outcome_chart: String,
     spend_chart: String,
     tables: Vec<Table>,
@@ -95,26 +94,8 @@ where
                 .ok_or_else(|| ConsoleError::BadRequest("service: expected a VA… SID.".into()))?,
         ))
     };
-    let now = state.verifier.clock().now();
-    let since = now.plus_seconds(-86_400 * i64::from(days));
-    let (rows, rollups) = state
-        .verifier
-        .manage()
-        .report_sources(&AttemptFilter {
-            service,
-            since: Some(since),
-            newest_first: true,
-            limit: MAX_VERIFICATIONS,
-            ..Default::default()
-        })
-        .await?;
-    let cut = rows.len() >= MAX_VERIFICATIONS as usize;
-    let group = |by| lifecycle(&rows, &rollups, by);
-    let overall = group(GroupBy::All)
-        .first()
-        .map(Line::of)
-        .unwrap_or_else(|| Line::of(&LifecycleGroup::default()));
-    let by_day = group(GroupBy::Day);
+    let report = reports::report(&state, Window { service, days }).await?;
+    let since = report.since;
     // Every day of the window, the quiet ones too, so the charts read as a time line.
     let day_keys: Vec<String> = (0..=i64::from(days))
         .map(|k| otpd_core::report::utc_day(since.0 + k * 86_400_000))
@@ -124,7 +105,11 @@ where
         .map(|key| key.get(5..).unwrap_or(key).to_string())
         .collect();
     let on_day = |key: &str, value: &dyn Fn(&LifecycleGroup) -> f64| {
-        by_day.iter().find(|g| g.key == key).map_or(0.0, value)
+        report
+            .by_day
+            .iter()
+            .find(|g| g.key == key)
+            .map_or(0.0, value)
     };
     let per_day = |value: &dyn Fn(&LifecycleGroup) -> f64| -> Vec<f64> {
         day_keys.iter().map(|key| on_day(key, value)).collect()
@@ -159,37 +144,38 @@ where
             values: per_day(&|g| g.spend),
         }],
     );
-    let lines = |groups: Vec<LifecycleGroup>| groups.iter().map(Line::of).collect::<Vec<_>>();
+    let lines = |groups: &[LifecycleGroup]| groups.iter().map(Line::of).collect::<Vec<_>>();
     show(InsightsPage {
         chrome: Chrome::new(&signed, state.dev_mode, "insights"),
         days,
         service: service_sid,
         services: all_services(&state).await?,
-        overall,
+        overall: Line::of(&report.overall),
+        computed_at: when(report.computed_at),
         outcome_chart,
         spend_chart,
         tables: vec![
             Table {
                 title: "Per day",
                 heading: "Day (UTC)",
-                lines: lines(by_day),
+                lines: lines(&report.by_day),
             },
             Table {
                 title: "By country",
                 heading: "Country",
-                lines: lines(group(GroupBy::Country)),
+                lines: lines(&report.by_country),
             },
             Table {
                 title: "By channel",
                 heading: "Channel",
-                lines: lines(group(GroupBy::Channel)),
+                lines: lines(&report.by_channel),
             },
             Table {
                 title: "By provider",
                 heading: "Provider",
-                lines: lines(group(GroupBy::Provider)),
+                lines: lines(&report.by_provider),
             },
         ],
-        cut,
+        cut: report.cut,
     })
 }

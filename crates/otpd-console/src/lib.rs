@@ -12,6 +12,7 @@ mod keys;
 mod login;
 mod numbers;
 mod render;
+mod reports;
 mod services;
 mod session;
 mod verifications;
@@ -43,18 +44,22 @@ pub struct ConsoleParts<S, C> {
     pub passwords: Passwords,
 }
 
-/// The console's state: one shared [`ConsoleParts`].
-pub struct ConsoleState<S, C>(Arc<ConsoleParts<S, C>>);
+/// The console's state: one shared [`ConsoleParts`] and the reports computed so far.
+pub struct ConsoleState<S, C>(Arc<ConsoleParts<S, C>>, Arc<reports::Reports>);
 
 impl<S, C> ConsoleState<S, C> {
     pub fn new(parts: ConsoleParts<S, C>) -> Self {
-        ConsoleState(Arc::new(parts))
+        ConsoleState(Arc::new(parts), Arc::default())
+    }
+
+    fn reports(&self) -> &reports::Reports {
+        &self.1
     }
 }
 
 impl<S, C> Clone for ConsoleState<S, C> {
     fn clone(&self) -> Self {
-        ConsoleState(self.0.clone())
+        ConsoleState(self.0.clone(), self.1.clone())
     }
 }
 

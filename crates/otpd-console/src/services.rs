@@ -10,7 +10,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use otpd_core::operators::Permission;
-use otpd_core::settings::{MaxAttempts, SenderId, Template, Ttl, protection_rules};
+use otpd_core::settings::{MaxAttempts, SenderId, Template, Ttl, message_rules, protection_rules};
 use otpd_core::store::OperatorStore;
 use otpd_core::store::ServiceRecord;
 use otpd_core::{Channel, Clock, PinLength, ServiceId, Store};
@@ -105,7 +105,10 @@ struct ServicePage {
     daily_budget: String,
     costly: bool,
     facts: Vec<Fact>,
-    locale_templates: Vec<(String, String)>,
+    /// `locale = template`, one per line.
+    locale_templates: String,
+    /// `channel[:country] = provider, provider`, one per line.
+    routes: String,
     /// Field → what is wrong with the value posted.
     errors: HashMap<&'static str, String>,
     can_edit: bool,
@@ -129,18 +132,6 @@ impl ServicePage {
             Fact {
                 name: "Channels",
                 value: channels(service),
-            },
-            Fact {
-                name: "Provider routes",
-                value: if s.provider_routes.is_empty() {
-                    "server default".to_string()
-                } else {
-                    s.provider_routes
-                        .iter()
-                        .map(|(k, v)| format!("{k}: {}", v.join(" → ")))
-                        .collect::<Vec<_>>()
-                        .join("; ")
-                },
             },
             Fact {
                 name: "Resend cooldown",
@@ -183,8 +174,15 @@ impl ServicePage {
             locale_templates: s
                 .locale_templates
                 .iter()
-                .map(|(locale, t)| (locale.clone(), t.as_str().to_string()))
-                .collect(),
+                .map(|(locale, t)| format!("{locale} = {}", t.as_str()))
+                .collect::<Vec<_>>()
+                .join("\n"),
+            routes: s
+                .provider_routes
+                .iter()
+                .map(|(key, names)| format!("{key} = {}", names.join(", ")))
+                .collect::<Vec<_>>()
+                .join("\n"),
             errors: HashMap::new(),
             can_edit,
         }
@@ -228,11 +226,26 @@ where
     ))
 }
 
+/// The `key = value` lines of a text area, each checked by `rule`; the first refused line
+/// says why (with its number when there are several).
+fn lines<T>(text: &str, rule: impl Fn(&str, &str) -> Result<T, String>) -> Result<Vec<T>, String> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty())
+        .map(|(index, line)| {
+            let at = |why: String| format!("line {}: {why}", index + 1);
+            let (key, value) = line
+                .split_once('=')
+                .ok_or_else(|| at("expected key = value".to_string()))?;
+            rule(key, value).map_err(at)
+        })
+        .collect()
+}
+
 /// A rule over a list setting: the normalised list or why it is refused.
 type ListRule = fn(&[String]) -> Result<Vec<String>, String>;
 
-/// `POST /console/services/{VA…}` with `name`, `code_length`, `ttl`, `max_attempts`,
-/// `sender` and `template`: saves them, or answers the form again (422) with a message at
+/// `POST /console/services/{VA…}` with every field of the form: saves them, or answers the form again (422) with a message at
 /// each field the core's rules refuse.
 pub async fn update<S, C>(
     State(state): State<ConsoleState<S, C>>,
@@ -353,6 +366,18 @@ where
         },
     }
     after.settings.allow_costly_numbers = form.get("costly").is_some_and(|v| v == "on");
+    match lines(field("locale_templates"), message_rules::locale_template) {
+        Ok(templates) => after.settings.locale_templates = templates.into_iter().collect(),
+        Err(why) => {
+            errors.insert("locale_templates", why);
+        }
+    }
+    match lines(field("routes"), message_rules::route) {
+        Ok(routes) => after.settings.provider_routes = routes.into_iter().collect(),
+        Err(why) => {
+            errors.insert("routes", why);
+        }
+    }
     if !errors.is_empty() {
         let chrome = Chrome::new(&signed, state.dev_mode, "services");
         let mut page = ServicePage::of(chrome, &before, true);
@@ -368,6 +393,8 @@ where
         page.blocked_prefixes = field("blocked_prefixes").to_string();
         page.daily_budget = field("daily_budget").to_string();
         page.costly = form.get("costly").is_some_and(|v| v == "on");
+        page.locale_templates = field("locale_templates").to_string();
+        page.routes = field("routes").to_string();
         page.errors = errors;
         let mut response = crate::render::show(page)?;
         *response.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;

@@ -73,6 +73,8 @@ struct OverviewPage {
     started: u64,
     approved: u64,
     conversion: String,
+    /// When the day's figures were read.
+    computed_at: When,
     quarantines: usize,
     rows: Vec<LogRow>,
 }
@@ -87,12 +89,14 @@ where
     C: Clock + Clone,
 {
     let manage = state.verifier.manage();
-    let now = state.verifier.clock().now();
-    let day = AttemptFilter {
-        since: Some(now.plus_seconds(-86_400)),
-        ..Default::default()
-    };
-    let summary = manage.attempt_summary(&day).await?;
+    let day = crate::reports::report(
+        &state,
+        crate::reports::Window {
+            service: None,
+            days: 1,
+        },
+    )
+    .await?;
     let quarantines = manage.quarantines().await?.len();
     let latest = manage
         .attempts(&AttemptFilter {
@@ -102,16 +106,12 @@ where
         })
         .await?;
     let rows = log_rows(&state, &signed, latest).await?;
-    let share = if summary.total == 0 {
-        0.0
-    } else {
-        summary.converted as f64 / summary.total as f64
-    };
     show(OverviewPage {
         chrome: Chrome::new(&signed, state.dev_mode, "overview"),
-        started: summary.total,
-        approved: summary.converted,
-        conversion: percent(share),
+        started: day.overall.total(),
+        approved: day.overall.success,
+        conversion: percent(day.overall.share(day.overall.success)),
+        computed_at: when(day.computed_at),
         quarantines,
         rows,
     })

@@ -52,6 +52,22 @@ pub struct EventFilter {
     pub limit: u32,
 }
 
+/// Kinds rare enough to have an index of their own in both stores (a partial index, so the
+/// events of every verification do not pay for it): refused starts and approval alerts,
+/// which the console's fraud page reads without walking every event. A store names the kind
+/// in its query text when it is one of these, as the databases match a partial index only
+/// against literal values.
+pub const RARE_KINDS: &[&str] = &[
+    "verification.blocked",
+    "alert.approval_rate_dropped",
+    "alert.approval_rate_recovered",
+];
+
+/// `kind` as it appears in [`RARE_KINDS`] (a constant, safe to write into SQL), if it does.
+pub fn rare_kind(kind: &str) -> Option<&'static str> {
+    RARE_KINDS.iter().copied().find(|rare| *rare == kind)
+}
+
 /// The event kind a verification status change is reported as.
 pub fn status_kind(status: VerificationStatus) -> &'static str {
     match status {

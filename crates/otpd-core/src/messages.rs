@@ -6,6 +6,20 @@ pub const BUILTIN_LOCALES: &[&str] = &[
     "en", "es", "fr", "de", "pt", "it", "ar", "hi", "zh", "ja", "ru",
 ];
 
+/// Whether `tag` is a language tag as a start's `locale` names one: a 2–3 letter language
+/// and at most one region or script (`fr`, `pt-BR`, `zh_Hant`).
+pub fn is_language_tag(tag: &str) -> bool {
+    let mut parts = tag.split(['-', '_']);
+    let language = parts.next().unwrap_or_default();
+    let rest: Vec<&str> = parts.collect();
+    (2..=3).contains(&language.len())
+        && language.chars().all(|c| c.is_ascii_alphabetic())
+        && rest.len() <= 1
+        && rest
+            .iter()
+            .all(|p| (2..=4).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphanumeric()))
+}
+
 /// The built-in text for `locale` (`pt-BR` uses `pt`), with `{{pin}}`, `{{service}}` and
 /// `{{ttl_minutes}}`. `None` for a language otpd has no text for.
 pub fn builtin_template(locale: &str) -> Option<&'static str> {

@@ -145,15 +145,22 @@ struct Group {
 struct Grouping<'a> {
     index: HashMap<Key<'a>, usize>,
     groups: Vec<(Key<'a>, Group)>,
+    /// The slot of the last key asked for: rows come in runs of one key (a day, a channel),
+    /// which then skip the hash.
+    last: Option<usize>,
 }
 
 impl<'a> Grouping<'a> {
     /// The group of `key`, new if it is the first of its key.
     fn group(&mut self, key: Key<'a>) -> &mut Group {
-        let slot = *self.index.entry(key).or_insert_with(|| {
-            self.groups.push((key, Group::default()));
-            self.groups.len() - 1
-        });
+        let slot = match self.last {
+            Some(last) if self.groups[last].0 == key => last,
+            _ => *self.index.entry(key).or_insert_with(|| {
+                self.groups.push((key, Group::default()));
+                self.groups.len() - 1
+            }),
+        };
+        self.last = Some(slot);
         &mut self.groups[slot].1
     }
 }

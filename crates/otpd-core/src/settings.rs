@@ -567,3 +567,108 @@ pub mod protection_rules {
         }
     }
 }
+
+/// The rules a service's message and routing settings are checked by, wherever they are
+/// changed (`otpd app create`, the console): each answers the normalised value or why it is
+/// refused.
+pub mod message_rules {
+    use super::Template;
+    use crate::phone::CountryIso;
+    use crate::verification::Channel;
+
+    /// A provider route: `key` is a channel (`sms`) or a channel and destination country
+    /// (`sms:GB`), `names` the providers in the order they are tried (`twilio, vonage`).
+    pub fn route(key: &str, names: &str) -> Result<(String, Vec<String>), String> {
+        let key = key.trim();
+        let (channel, country) = match key.split_once(':') {
+            Some((channel, country)) => (channel, Some(country)),
+            None => (key, None),
+        };
+        let channel = Channel::parse(channel.trim())
+            .ok_or_else(|| format!("'{channel}' is not sms, call, email or whatsapp"))?;
+        let key = match country {
+            Some(country) => {
+                let iso = CountryIso::parse(country.trim()).map_err(|_| {
+                    format!("'{country}' is not an ISO 3166-1 alpha-2 country such as GB")
+                })?;
+                format!("{}:{}", channel.as_str(), iso.as_str())
+            }
+            None => channel.as_str().to_string(),
+        };
+        let names: Vec<String> = names
+            .split([',', ' '])
+            .map(str::trim)
+            .filter(|name| !name.is_empty())
+            .map(str::to_string)
+            .collect();
+        if names.is_empty() {
+            return Err(format!("{key}: name at least one provider"));
+        }
+        if let Some(bad) = names.iter().find(|name| {
+            !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        }) {
+            return Err(format!("'{bad}' is not a provider name"));
+        }
+        Ok((key, names))
+    }
+
+    /// A template for one language: `locale` a tag such as `fr` or `pt-BR` (as a start's
+    /// `locale` names it), `text` a template with `{{pin}}`.
+    pub fn locale_template(locale: &str, text: &str) -> Result<(String, Template), String> {
+        let locale = locale.trim();
+        if !crate::messages::is_language_tag(locale) {
+            return Err(format!(
+                "'{locale}' is not a language tag such as fr or pt-BR"
+            ));
+        }
+        let template = Template::new(text.trim()).map_err(|error| format!("{locale}: {error}"))?;
+        Ok((locale.to_string(), template))
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn routes_name_a_channel_an_optional_country_and_providers() {
+            assert_eq!(
+                route(" sms:gb ", "twilio, vonage").unwrap(),
+                ("sms:GB".to_string(), vec!["twilio".into(), "vonage".into()])
+            );
+            assert_eq!(route("whatsapp", "meta").unwrap().0, "whatsapp");
+            assert!(route("fax", "twilio").unwrap_err().contains("'fax'"));
+            assert!(
+                route("sms:Narnia", "twilio")
+                    .unwrap_err()
+                    .contains("'Narnia'")
+            );
+            assert!(
+                route("sms", " , ")
+                    .unwrap_err()
+                    .contains("at least one provider")
+            );
+            assert!(route("sms", "twi;lio").unwrap_err().contains("'twi;lio'"));
+        }
+
+        #[test]
+        fn locale_templates_need_a_language_tag_and_the_pin() {
+            let (locale, template) = locale_template("pt-BR", "Código: {{pin}}").unwrap();
+            assert_eq!(
+                (locale.as_str(), template.as_str()),
+                ("pt-BR", "Código: {{pin}}")
+            );
+            assert!(
+                locale_template("french", "{{pin}}")
+                    .unwrap_err()
+                    .contains("'french'")
+            );
+            assert!(
+                locale_template("fr", "Votre code")
+                    .unwrap_err()
+                    .starts_with("fr: ")
+            );
+        }
+    }
+}

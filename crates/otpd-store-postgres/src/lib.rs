@@ -51,6 +51,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0011_sealed_destinations.sql"),
     include_str!("../migrations/0012_retention.sql"),
     include_str!("../migrations/0013_operators.sql"),
+    include_str!("../migrations/0014_rare_event_kinds.sql"),
 ];
 
 /// Opens the transaction of a grouped statement with sequential scans priced out, so the

@@ -34,7 +34,7 @@ async fn concurrent_starts_migrate_once() {
         .unwrap();
     assert_eq!(
         versions,
-        (1..=13).collect::<Vec<i32>>(),
+        (1..=14).collect::<Vec<i32>>(),
         "each migration applied once"
     );
 }

@@ -319,6 +319,11 @@ impl DeliveryStore for SqliteStore {
     async fn report_rows(&self, filter: &AttemptFilter) -> Result<Vec<ReportRow>, StoreError> {
         let f = filter.clone();
         let vault = self.vault();
+        if by_sends_then_verifications(&f) {
+            return self
+                .read(move |connection| report_rows_in_two_scans(connection, &f))
+                .await;
+        }
         self.read(move |connection| {
             let (clause, values) = attempt_where(&f, &vault);
             // Longer than the clear prefix: each candidate's destination is opened, and the
@@ -383,6 +388,173 @@ impl DeliveryStore for SqliteStore {
         })
         .await
     }
+}
+
+/// Whether the report for `f` can be read as [`report_rows_in_two_scans`] does: a filter by
+/// time, channel and service only (the console's insights and overview).
+fn by_sends_then_verifications(f: &AttemptFilter) -> bool {
+    f.account.is_none()
+        && f.verification.is_none()
+        && f.to.is_none()
+        && f.country.is_none()
+        && f.prefix.is_none()
+        && f.converted.is_none()
+}
+
+/// One send as the report reads it: its verification, its id, provider, whether it did not
+/// fail, and its price.
+type ReportSend = ([u8; 16], [u8; 16], Option<String>, bool, f64);
+
+/// One verification's sends in the report's window.
+struct Sends {
+    verification: [u8; 16],
+    /// The provider of the last (time-ordered id) send that had one.
+    last_provider: Option<String>,
+    any_not_failed: bool,
+    spend: f64,
+}
+
+/// The report rows without joining each send to its verification (one b-tree search per
+/// send, most of the time of a 100,000-verification report): the window's sends are read
+/// and summed per verification in id order, then the verifications are read in one range
+/// of their time-ordered ids, from the oldest one those sends belong to, and merged with
+/// them in that order.
+fn report_rows_in_two_scans(
+    connection: &Connection,
+    f: &AttemptFilter,
+) -> Result<Vec<ReportRow>, StoreError> {
+    let mut clause = String::from("1 = 1");
+    let mut values: Vec<rusqlite::types::Value> = Vec::new();
+    if let Some(since) = f.since {
+        // The sends' ids are time-ordered too: the window's oldest, found in the time index
+        // alone, starts one range of the table, read without a search per send (`+` keeps
+        // the time index out of the main read).
+        let oldest: Option<Vec<u8>> = connection
+            .prepare_cached(
+                "SELECT MIN(id) FROM deliveries INDEXED BY deliveries_created \
+                 WHERE created_at >= ?1",
+            )
+            .and_then(|mut statement| statement.query_row([since.0], |row| row.get(0)))
+            .map_err(db_error)?;
+        let Some(oldest) = oldest else {
+            return Ok(Vec::new());
+        };
+        values.push(oldest.into());
+        clause.push_str(" AND d.id >= ?1");
+    }
+    for (sql, value) in [
+        ("d.channel =", f.channel.clone().map(Into::into)),
+        ("+d.created_at >=", f.since.map(|t| t.0.into())),
+        ("+d.created_at <", f.until.map(|t| t.0.into())),
+    ] {
+        if let Some(value) = value {
+            values.push(value);
+            clause.push_str(&format!(" AND {sql} ?{}", values.len()));
+        }
+    }
+    let mut each: Vec<ReportSend> = query_all(
+        connection,
+        &format!(
+            "SELECT d.verification_id, d.id, d.provider, d.status <> 'failed', \
+             COALESCE(d.price, 0.0) FROM deliveries d WHERE {clause}"
+        ),
+        rusqlite::params_from_iter(values),
+        |row| {
+            Ok((
+                rows::id_bytes(row, 0)?,
+                rows::id_bytes(row, 1)?,
+                rows::get(row, 2)?,
+                rows::get(row, 3)?,
+                rows::get(row, 4)?,
+            ))
+        },
+    )?;
+    // Read in time order, they are nearly in id order already: a stable sort finds the runs.
+    each.sort_by_key(|send| (send.0, send.1));
+    let mut sends: Vec<Sends> = Vec::new();
+    for (verification, _, provider, not_failed, price) in each {
+        if sends
+            .last()
+            .is_none_or(|last| last.verification != verification)
+        {
+            sends.push(Sends {
+                verification,
+                last_provider: None,
+                any_not_failed: false,
+                spend: 0.0,
+            });
+        }
+        let Some(last) = sends.last_mut() else {
+            continue;
+        };
+        last.any_not_failed |= not_failed;
+        last.spend += price;
+        // Sends come in id order: the last one with a provider wins.
+        if provider.is_some() {
+            last.last_provider = provider;
+        }
+    }
+    let Some(oldest) = sends.first().map(|s| s.verification) else {
+        return Ok(Vec::new());
+    };
+    let mut values: Vec<rusqlite::types::Value> = vec![oldest.to_vec().into()];
+    let service = match f.service {
+        Some(service) => {
+            values.push(service.as_bytes().to_vec().into());
+            " AND v.service_id = ?2"
+        }
+        None => "",
+    };
+    let order = if f.newest_first { " DESC" } else { "" };
+    if f.newest_first {
+        sends.reverse();
+    }
+    let mut statement = connection
+        .prepare_cached(&format!(
+            "SELECT v.id, v.service_id, v.channel, v.country, v.status = 'approved', \
+             v.created_at, v.updated_at FROM verifications v \
+             WHERE v.id >= ?1{service} ORDER BY v.id{order}"
+        ))
+        .map_err(db_error)?;
+    let mut rows = statement
+        .query(rusqlite::params_from_iter(values))
+        .map_err(db_error)?;
+    let limit = f.limit.max(1) as usize;
+    let mut out = Vec::with_capacity(sends.len().min(limit));
+    let mut pending = sends.into_iter().peekable();
+    while out.len() < limit
+        && pending.peek().is_some()
+        && let Some(row) = rows.next().map_err(db_error)?
+    {
+        let id = rows::id_bytes(row, 0)?;
+        // Both run in the same order: skip the sends whose verification is not read (another
+        // service's) and the verifications without sends in the window.
+        while pending
+            .next_if(|s| {
+                if f.newest_first {
+                    s.verification > id
+                } else {
+                    s.verification < id
+                }
+            })
+            .is_some()
+        {}
+        let Some(sent) = pending.next_if(|s| s.verification == id) else {
+            continue;
+        };
+        out.push(ReportRow {
+            service_id: ServiceId::from_uuid(uuid::Uuid::from_bytes(rows::id_bytes(row, 1)?)),
+            channel: rows::get(row, 2)?,
+            country: rows::get(row, 3)?,
+            provider: sent.last_provider,
+            approved: rows::get(row, 4)?,
+            all_failed: !sent.any_not_failed,
+            created_at: Timestamp(rows::get(row, 5)?),
+            updated_at: Timestamp(rows::get(row, 6)?),
+            spend: sent.spend,
+        });
+    }
+    Ok(out)
 }
 
 /// The WHERE clause (and its values) shared by attempt lists and summaries.

@@ -43,7 +43,8 @@ impl EventStore for SqliteStore {
                     verification.as_bytes().to_vec().into(),
                 );
             }
-            if let Some(kind) = &f.kind {
+            let rare = f.kind.as_deref().and_then(otpd_core::events::rare_kind);
+            if let Some(kind) = f.kind.as_ref().filter(|_| rare.is_none()) {
                 push("e.kind =", kind.clone().into());
             }
             if let Some(since) = f.since {
@@ -54,6 +55,10 @@ impl EventStore for SqliteStore {
             }
             if let Some(after) = f.after {
                 push("e.id >", after.as_bytes().to_vec().into());
+            }
+            if let Some(rare) = rare {
+                // Written out so that the partial index of rare kinds applies.
+                sql.push_str(&format!(" AND e.kind = '{rare}'"));
             }
             sql.push_str(&format!(" ORDER BY e.id LIMIT {}", f.limit));
             query_all(

@@ -50,6 +50,16 @@ pub(crate) fn uuid(row: &Row, index: usize) -> Result<Uuid, StoreError> {
     Uuid::from_slice(&bytes).map_err(|_| corrupt("id"))
 }
 
+/// A 16-byte id read in place (no allocation: the report reads 100,000s of them).
+pub(crate) fn id_bytes(row: &Row, index: usize) -> Result<[u8; 16], StoreError> {
+    row.get_ref(index)
+        .map_err(crate::db_error)?
+        .as_blob()
+        .ok()
+        .and_then(|bytes| bytes.try_into().ok())
+        .ok_or_else(|| corrupt("id"))
+}
+
 fn hash(row: &Row, index: usize) -> Result<[u8; 32], StoreError> {
     let bytes: Vec<u8> = row.get(index).map_err(crate::db_error)?;
     bytes.try_into().map_err(|_| corrupt("hash"))

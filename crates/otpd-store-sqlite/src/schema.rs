@@ -20,6 +20,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0014_audit.sql"),
     include_str!("../migrations/0015_retention.sql"),
     include_str!("../migrations/0016_operators.sql"),
+    include_str!("../migrations/0017_rare_event_kinds.sql"),
 ];
 
 /// Applies every migration newer than the database, each in its own transaction.

@@ -1,7 +1,7 @@
 //! Behaviours of events and webhooks.
 
 use otpd_core::store::{DeliveryUpdate, ReceiptUpdate};
-use otpd_core::{AccountId, DeliveryStatus, Store, VerificationId, VerificationStatus};
+use otpd_core::{AccountId, DeliveryStatus, Store, Timestamp, VerificationId, VerificationStatus};
 
 use crate::support::*;
 
@@ -181,6 +181,74 @@ pub(crate) async fn each_change_writes_one_event<S: Store>(store: S) {
         store.events(&stranger).await.unwrap().is_empty(),
         "per account"
     );
+}
+
+/// Refused starts and alerts (the rare kinds, which have an index of their own) are found by
+/// kind among ordinary events, per account, from a time and after a cursor.
+pub(crate) async fn rare_kinds_are_found_by_kind<S: Store>(store: S) {
+    use otpd_core::events::{Event, EventFilter};
+    let service = service(&store).await;
+    let account = store.service(service).await.unwrap().unwrap().account_id;
+    let other = self::service(&store).await;
+    let event = |service, kind: &str, at: i64| Event {
+        id: uuid::Uuid::now_v7(),
+        service_id: service,
+        verification_id: None,
+        kind: kind.to_string(),
+        data: serde_json::json!({"reason": "rate_limited"}),
+        created_at: Timestamp(T0.0 + at),
+    };
+    let (v, d) = sample(service, 5, None);
+    store.create_verification(&v, &d).await.unwrap();
+    for (service, kind, at) in [
+        (service, "verification.blocked", 1),
+        (service, "alert.approval_rate_dropped", 2),
+        (other, "verification.blocked", 3),
+        (service, "verification.blocked", 4),
+        (service, "alert.approval_rate_recovered", 5),
+        (service, "verification.blocked", 6),
+    ] {
+        store.record_event(&event(service, kind, at)).await.unwrap();
+    }
+    let blocked = EventFilter {
+        account,
+        service: None,
+        verification: None,
+        kind: Some("verification.blocked".into()),
+        since: None,
+        until: None,
+        after: None,
+        limit: 10,
+    };
+    let at =
+        |events: Vec<Event>| -> Vec<i64> { events.iter().map(|e| e.created_at.0 - T0.0).collect() };
+    assert_eq!(
+        at(store.events(&blocked).await.unwrap()),
+        [1, 4, 6],
+        "this account's only"
+    );
+    let later = EventFilter {
+        since: Some(Timestamp(T0.0 + 2)),
+        ..blocked.clone()
+    };
+    let page = store
+        .events(&EventFilter {
+            limit: 1,
+            ..later.clone()
+        })
+        .await
+        .unwrap();
+    assert_eq!(at(page.clone()), [4]);
+    let rest = EventFilter {
+        after: Some(page[0].id),
+        ..later
+    };
+    assert_eq!(at(store.events(&rest).await.unwrap()), [6]);
+    let alerts = EventFilter {
+        kind: Some("alert.approval_rate_recovered".into()),
+        ..blocked
+    };
+    assert_eq!(at(store.events(&alerts).await.unwrap()), [5]);
 }
 
 /// A webhook post given up on can be sent again: only a failed one, which becomes pending and

@@ -90,6 +90,7 @@ behaviours!($
     events::each_change_writes_one_event,
     events::webhooks_get_the_events_written_while_enabled,
     events::a_failed_webhook_post_is_replayed,
+    events::rare_kinds_are_found_by_kind,
     tenants::services_are_managed_per_account,
     tenants::credentials_round_trip,
     audit::appends_link_into_one_chain,

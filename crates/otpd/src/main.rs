@@ -475,30 +475,8 @@ impl SettingsArgs {
             let (key, names) = entry
                 .split_once('=')
                 .context("--route expects CHANNEL[:COUNTRY]=PROVIDER,PROVIDER")?;
-            let (channel, country) = match key.split_once(':') {
-                Some((channel, country)) => (channel, Some(country)),
-                None => (key, None),
-            };
-            let channel = otpd_core::Channel::parse(channel).with_context(|| {
-                format!("--route: '{channel}' is not sms, call, email or whatsapp")
-            })?;
-            let key = match country {
-                Some(country) => {
-                    let iso = otpd_core::CountryIso::parse(country)
-                        .ok()
-                        .context("--route: the country must be an ISO code such as GB")?;
-                    format!("{}:{}", channel.as_str(), iso.as_str())
-                }
-                None => channel.as_str().to_string(),
-            };
-            let names: Vec<String> = names
-                .split(',')
-                .map(|n| n.trim().to_string())
-                .filter(|n| !n.is_empty())
-                .collect();
-            if names.is_empty() {
-                bail!("--route: name at least one provider");
-            }
+            let (key, names) = otpd_core::settings::message_rules::route(key, names)
+                .map_err(|why| anyhow::anyhow!("--route: {why}"))?;
             settings.provider_routes.insert(key, names);
         }
         for entry in self.sender_for {

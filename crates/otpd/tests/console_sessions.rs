@@ -394,10 +394,14 @@ async fn service_settings_are_checked_by_the_api_rules_and_saved() {
         ("blocked_countries", "ru"),
         ("blocked_prefixes", "+4490"),
         ("daily_budget", "25"),
+        ("locale_templates", "fr = Votre code Acme : {{pin}}\r\n"),
+        ("routes", "sms:gb = vonage, twilio"),
     ];
     let mut bad = good.clone();
     bad[2] = ("ttl", "5");
     bad[8] = ("blocked_countries", "XX");
+    bad[11] = ("locale_templates", "fr = Votre code Acme\r\nde = {{pin}}");
+    bad[12] = ("routes", "sms = twilio\r\nfax = twilio");
     let refused = post(bad).await;
     assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let page = refused.text().await.unwrap();
@@ -410,6 +414,21 @@ async fn service_settings_are_checked_by_the_api_rules_and_saved() {
             || page
                 .contains("Blocked countries: &#39;XX&#39; is not an ISO 3166-1 alpha-2 country"),
         "the same words as the admin API"
+    );
+    assert!(
+        page.contains("Templates per locale: line 1: fr: "),
+        "a template without {{{{pin}}}} is refused at its line: {page}"
+    );
+    assert!(
+        page.contains(
+            "Provider routes: line 2: &#x27;fax&#x27; is not sms, call, email or whatsapp"
+        ) || page
+            .contains("Provider routes: line 2: &#39;fax&#39; is not sms, call, email or whatsapp"),
+        "{page}"
+    );
+    assert!(
+        page.contains("fax = twilio</textarea>"),
+        "what was typed is kept for correcting"
     );
     let saved = post(good).await;
     assert_eq!(saved.status(), StatusCode::SEE_OTHER);
@@ -442,6 +461,33 @@ async fn service_settings_are_checked_by_the_api_rules_and_saved() {
     assert_eq!(protection["blockedCountries"], serde_json::json!(["RU"]));
     assert_eq!(protection["blockedPrefixes"], serde_json::json!(["+4490"]));
     assert_eq!(protection["dailyBudget"], 25.0);
+    let html = client()
+        .get(app.url(&path))
+        .header(COOKIE, &session)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("sms:GB = vonage, twilio</textarea>"),
+        "{html}"
+    );
+    let token = app.token().await;
+    let (status, _) = app
+        .create(
+            &token,
+            serde_json::json!({"phoneNumber": "+33612345670", "locale": "fr"}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    assert!(
+        app.last_message("+33612345670")
+            .await
+            .starts_with("Votre code Acme : "),
+        "a start in French gets the service's French template"
+    );
 }
 
 #[tokio::test]

@@ -317,7 +317,7 @@ fn start_request(body: &Map<String, Value>) -> Result<StartRequest, NativeError>
     };
     let locale = match field(body, "locale") {
         None | Some(Value::Null) => None,
-        Some(Value::String(tag)) if is_language_tag(tag) => Some(tag.clone()),
+        Some(Value::String(tag)) if otpd_core::messages::is_language_tag(tag) => Some(tag.clone()),
         Some(_) => {
             return Err(invalid_param(
                 1013,
@@ -339,19 +339,6 @@ fn start_request(body: &Map<String, Value>) -> Result<StartRequest, NativeError>
         callback_url,
         ..StartRequest::default()
     })
-}
-
-/// `fr`, `pt-BR`, `zh_Hans`: a 2–3 letter language, optionally a region or script.
-fn is_language_tag(tag: &str) -> bool {
-    let mut parts = tag.split(['-', '_']);
-    let language = parts.next().unwrap_or_default();
-    let rest: Vec<&str> = parts.collect();
-    (2..=3).contains(&language.len())
-        && language.chars().all(|c| c.is_ascii_alphabetic())
-        && rest.len() <= 1
-        && rest
-            .iter()
-            .all(|p| (2..=4).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphanumeric()))
 }
 
 /// Accepts any 8-4-4-4-12 hex UUID (the official examples use non-RFC version nibbles).
