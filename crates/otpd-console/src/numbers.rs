@@ -183,6 +183,20 @@ pub fn entry(event: &Event) -> Entry {
                 "bad",
             )
         }
+        "verification.flagged" => {
+            let mode = text(data, "mode").unwrap_or("monitor");
+            (
+                if mode == "shadow" {
+                    "Answered but not sent: the pumping defence holds this prefix (shadow mode)"
+                        .to_string()
+                } else {
+                    "Sent, but block mode would have refused it (pumping defence in monitor mode)"
+                        .to_string()
+                },
+                text(data, "detail").unwrap_or_default().to_string(),
+                "bad",
+            )
+        }
         "verification.started" => (
             format!("Verification started on {channel}"),
             format!(

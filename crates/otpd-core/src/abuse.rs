@@ -55,6 +55,19 @@ pub enum QuarantineMode {
     Block,
     /// New starts are answered as if sent, and nothing is sent: attackers learn nothing.
     Shadow,
+    /// Nothing is refused: every start is sent, and each one block mode would refuse is
+    /// recorded (`verification.flagged`), to try the defence on real traffic first.
+    Monitor,
+}
+
+impl QuarantineMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QuarantineMode::Block => "block",
+            QuarantineMode::Shadow => "shadow",
+            QuarantineMode::Monitor => "monitor",
+        }
+    }
 }
 
 /// SMS-pumping defence: per destination prefix and sliding window, starts and approvals are
@@ -72,7 +85,10 @@ pub struct PumpingPolicy {
     pub min_approval_rate: f64,
     /// How long a quarantine lasts.
     pub quarantine_seconds: u32,
-    /// Refuse, or pretend to send.
+    /// Destination prefixes one IPv6 /64 may start verifications to for a service in the
+    /// window; a /64 that reaches one more is quarantined for that service (0: no limit).
+    pub source_max_prefixes: u32,
+    /// Refuse, or pretend to send, or only record.
     pub mode: QuarantineMode,
 }
 
@@ -84,6 +100,7 @@ impl Default for PumpingPolicy {
             min_volume: 20,
             min_approval_rate: 0.1,
             quarantine_seconds: 3600,
+            source_max_prefixes: 5,
             mode: QuarantineMode::Block,
         }
     }
@@ -197,8 +214,6 @@ pub enum Blocked {
     CostlyNumber,
     /// A landline, and the service skips SMS to landlines.
     Landline,
-    /// The number's prefix is quarantined by the SMS-pumping defence.
-    Pumping,
 }
 
 /// What a rate-limited action learned from its counter.
@@ -268,6 +283,29 @@ pub fn failure_key(service: ServiceId, to: &Recipient, vault: &crate::vault::Vau
     format!("fail:{service}:{}", vault.blind(to.as_str()).to_hex())
 }
 
+/// The network a start came from as the pumping defence counts it: an IPv6 address's /64,
+/// which one subscriber holds (`2a0e:1:2:3::/64`). `None` for IPv4, where many people may
+/// share one address behind carrier-grade NAT (the client-address limit covers it), and for
+/// an address it cannot read.
+pub fn source_network(client_ip: &str) -> Option<String> {
+    match client_ip.parse::<std::net::IpAddr>().ok()? {
+        std::net::IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => {
+            let network = u128::from(v6) & !(u128::from(u64::MAX));
+            Some(format!("{}/64", std::net::Ipv6Addr::from(network)))
+        }
+        _ => None,
+    }
+}
+
+/// The pumping defence's counters of a source network for one service: `seen` per
+/// destination prefix it started to, `prefixes` one event per prefix it reached first.
+pub fn source_key(kind: &str, service: ServiceId, network: &str, prefix: Option<&str>) -> String {
+    match prefix {
+        Some(prefix) => format!("pump:src:{kind}:{service}:{network}:{prefix}"),
+        None => format!("pump:src:{kind}:{service}:{network}"),
+    }
+}
+
 /// The pumping defence's counter of `kind` ("sent" or "ok") for a destination prefix of one
 /// service: one tenant's traffic never counts towards another's quarantine.
 pub fn pumping_key(kind: &str, service: ServiceId, prefix: &str) -> String {
@@ -277,6 +315,21 @@ pub fn pumping_key(kind: &str, service: ServiceId, prefix: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sources_are_ipv6_networks_of_64_bits() {
+        assert_eq!(
+            source_network("2a0e:1234:5678:9abc:de:f0:1:2").as_deref(),
+            Some("2a0e:1234:5678:9abc::/64")
+        );
+        assert_eq!(
+            source_network("2a0e:1234:5678:9abc::99"),
+            source_network("2a0e:1234:5678:9abc:ffff::1")
+        );
+        assert_eq!(source_network("203.0.113.7"), None, "IPv4 may be shared");
+        assert_eq!(source_network("::ffff:203.0.113.7"), None);
+        assert_eq!(source_network("not an address"), None);
+    }
 
     #[test]
     fn prefixes_are_country_code_plus_national_digits() {

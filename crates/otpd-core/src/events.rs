@@ -53,12 +53,15 @@ pub struct EventFilter {
 }
 
 /// Kinds rare enough to have an index of their own in both stores (a partial index, so the
-/// events of every verification do not pay for it): refused starts and approval alerts,
+/// events of every verification do not pay for it): refused and flagged starts, quarantines
+/// and approval alerts,
 /// which the console's fraud page reads without walking every event. A store names the kind
 /// in its query text when it is one of these, as the databases match a partial index only
 /// against literal values.
 pub const RARE_KINDS: &[&str] = &[
     "verification.blocked",
+    "verification.flagged",
+    "prefix.quarantined",
     "alert.approval_rate_dropped",
     "alert.approval_rate_recovered",
 ];

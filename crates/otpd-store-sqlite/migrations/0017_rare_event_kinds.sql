@@ -1,7 +1,9 @@
--- Refused starts and approval alerts, found without walking every event (the console's fraud
--- page). Partial, so the events of ordinary verifications are not indexed twice; the kinds
--- are otpd_core::events::RARE_KINDS.
+-- Refused and flagged starts, quarantines and approval alerts, found without walking every
+-- event (the console's fraud page). Partial, so the events of ordinary verifications are not
+-- indexed twice; the kinds are otpd_core::events::RARE_KINDS.
 CREATE INDEX events_rare_kinds ON events(kind, id)
     WHERE kind = 'verification.blocked'
+       OR kind = 'verification.flagged'
+       OR kind = 'prefix.quarantined'
        OR kind = 'alert.approval_rate_dropped'
        OR kind = 'alert.approval_rate_recovered';

@@ -437,6 +437,24 @@ async fn a_pumping_bot_is_stopped_within_the_minimum_volume_and_real_users_are_n
             .unwrap()
             .starts_with("20 starts, 0 approved")
     );
+    // The decision is an event, with the figures and the thresholds it was taken on.
+    let events: Value = app
+        .client
+        .get(app.url("/admin/v1/events?type=prefix.quarantined"))
+        .basic_auth(&user, Some(&password))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let events = events["events"].as_array().unwrap();
+    assert_eq!(events.len(), 1, "{events:?}");
+    let data = &events[0]["data"];
+    assert_eq!(data["prefix"], "+44909");
+    assert_eq!(data["signals"], json!({"starts": 20, "approved": 0}));
+    assert_eq!(data["baseline"]["minApprovalRate"], 0.1);
+    assert_eq!(data["mode"], "block");
     let unauthenticated = app
         .client
         .delete(app.url("/admin/v1/quarantines/%2B44909"))

@@ -100,6 +100,19 @@ async fn sign_in(app: &TestApp, email: &str, password: &str) -> reqwest::Respons
         .unwrap()
 }
 
+/// The page at `path` as this session sees it.
+async fn page_text(app: &TestApp, session: &str, path: &str) -> String {
+    client()
+        .get(app.url(path))
+        .header(COOKIE, session)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 /// Where a page sends this session: `None` when it is served (200), else the redirect.
 async fn page(app: &TestApp, session: &str, path: &str) -> Option<String> {
     let answer = client()
@@ -357,15 +370,7 @@ async fn service_settings_are_checked_by_the_api_rules_and_saved() {
     let session = cookies(&sign_in(&app, "svc@example.com", PASSWORD).await);
     let sid = format!("VA{}", app.credentials.application.service_id.simple());
     let path = format!("/console/services/{sid}");
-    let html = client()
-        .get(app.url(&path))
-        .header(COOKIE, &session)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = page_text(&app, &session, &path).await;
     let csrf = csrf_in(&html);
     let post = |pairs: Vec<(&'static str, &'static str)>| {
         let (session, csrf, url) = (session.clone(), csrf.clone(), app.url(&path));
@@ -461,15 +466,7 @@ async fn service_settings_are_checked_by_the_api_rules_and_saved() {
     assert_eq!(protection["blockedCountries"], serde_json::json!(["RU"]));
     assert_eq!(protection["blockedPrefixes"], serde_json::json!(["+4490"]));
     assert_eq!(protection["dailyBudget"], 25.0);
-    let html = client()
-        .get(app.url(&path))
-        .header(COOKIE, &session)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = page_text(&app, &session, &path).await;
     assert!(
         html.contains("sms:GB = vonage, twilio</textarea>"),
         "{html}"
@@ -533,15 +530,7 @@ async fn every_page_answers_on_this_backend() {
         let html = answer.text().await.unwrap();
         assert!(html.contains("<main id=\"main\">"), "{path}");
     }
-    let html = client()
-        .get(app.url("/console/verifications?channel=sms"))
-        .header(COOKIE, &session)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = page_text(&app, &session, "/console/verifications?channel=sms").await;
     assert!(html.contains("+33612345678"), "the send is in the log");
     for (path, why) in [
         ("/console/verifications?since=yesterday", "is not a date"),

@@ -30,10 +30,51 @@ pub(super) fn refusal_reason(error: &StartError) -> Option<&'static str> {
             Blocked::BlockList => "block_list",
             Blocked::CostlyNumber => "costly_number",
             Blocked::Landline => "landline",
-            Blocked::Pumping => "pumping",
         },
+        StartError::Quarantined(_) => "pumping",
         _ => return None,
     })
+}
+
+/// What the pumping defence says of a start it lets through.
+#[derive(Debug, Default)]
+pub(super) struct PumpingCheck {
+    /// Answer as if sent, send nothing (shadow mode).
+    pub shadow: bool,
+    /// The refusal block mode would have made, with the mode that did not make it and why:
+    /// recorded once the verification exists.
+    pub flagged: Option<(crate::abuse::QuarantineMode, String)>,
+    /// The counters the start adds to when it goes through.
+    pub hits: Vec<LimitHit>,
+}
+
+/// The `prefix.quarantined` event of a new quarantine: the rule, the figures it was decided
+/// on and the thresholds they were compared with (a prefix identifies a range, a /64 a
+/// network; neither a person).
+fn quarantine_event(
+    service: ServiceId,
+    quarantine: &crate::store::Quarantine,
+    rule: &str,
+    signals: serde_json::Value,
+    baseline: serde_json::Value,
+    mode: crate::abuse::QuarantineMode,
+    now: Timestamp,
+) -> crate::events::Event {
+    crate::events::Event {
+        id: uuid::Uuid::now_v7(),
+        service_id: service,
+        verification_id: None,
+        kind: "prefix.quarantined".into(),
+        data: serde_json::json!({
+            "prefix": quarantine.prefix,
+            "rule": rule,
+            "signals": signals,
+            "baseline": baseline,
+            "mode": mode.as_str(),
+            "until": quarantine.until.unix_seconds(),
+        }),
+        created_at: now,
+    }
 }
 
 /// The spend counter of a service's UTC day.
@@ -119,36 +160,107 @@ where
         Ok(())
     }
 
-    /// The SMS-pumping defence for a start of `service` to `to`: refuses it when its prefix is
-    /// quarantined for this service or server-wide, in block mode (true means "shadow-block
-    /// it": answer, never send), and quarantines the prefix for this service when the
-    /// service's volume to it is high and its approval rate low. Otherwise the start is to
-    /// be counted under the returned key (with the other limits, once it goes through).
+    /// The SMS-pumping defence for a start of `service` to `phone` from `client_ip`: refuses
+    /// it when its prefix or its source network is quarantined for this service (or
+    /// server-wide), or quarantines one of them for this service now — the prefix when the
+    /// service's volume to it is high and its approval rate low, the source's IPv6 /64 when
+    /// it reaches more prefixes than allowed (the source first: a range is quarantined only
+    /// on its own record) — in block mode; shadow and monitor modes let the start through
+    /// with the decision to record ([`PumpingCheck`]). Every new quarantine is recorded as a
+    /// `prefix.quarantined` event with the figures it was decided on.
     pub(super) async fn check_pumping(
         &self,
         service: ServiceId,
         phone: &crate::E164Phone,
         ranges: &crate::phone::NumberRanges,
+        client_ip: Option<&str>,
         now: Timestamp,
-    ) -> Result<(bool, Option<LimitHit>), StartError> {
-        use crate::abuse::{Blocked, QuarantineMode};
+    ) -> Result<PumpingCheck, StartError> {
+        use crate::abuse::QuarantineMode;
         let Some(policy) = self.abuse.pumping else {
-            return Ok((false, None));
+            return Ok(PumpingCheck::default());
         };
         let prefix = crate::abuse::prefix_of(phone, ranges, policy.prefix_digits);
-        let refuse = |mode| match mode {
-            QuarantineMode::Block => Err(StartError::Blocked(Blocked::Pumping)),
-            QuarantineMode::Shadow => Ok((true, None)),
+        // What block mode does, the other modes record; the start is then not counted (as a
+        // refused one is not), so every mode takes the same decisions on the same traffic.
+        let refuse = |quarantine: &crate::store::Quarantine| {
+            let what = if quarantine.prefix.starts_with('+') {
+                "the prefix"
+            } else {
+                "the network"
+            };
+            let detail = format!(
+                "{what} {} is quarantined until {}: {}",
+                quarantine.prefix,
+                quarantine.until.unix_seconds(),
+                quarantine.reason
+            );
+            match policy.mode {
+                QuarantineMode::Block => Err(StartError::Quarantined(detail)),
+                mode => Ok(PumpingCheck {
+                    shadow: mode == QuarantineMode::Shadow,
+                    flagged: Some((mode, detail)),
+                    hits: Vec::new(),
+                }),
+            }
         };
-        if self
-            .store
-            .active_quarantine(&prefix, service, now)
-            .await?
-            .is_some()
-        {
-            return refuse(policy.mode);
-        }
         let window = i64::from(policy.window_seconds) * 1000;
+        let until = now.plus_seconds(i64::from(policy.quarantine_seconds));
+        let source = client_ip
+            .filter(|_| policy.source_max_prefixes > 0)
+            .and_then(crate::abuse::source_network);
+        for held in std::iter::once(&prefix).chain(source.as_ref()) {
+            if let Some(quarantine) = self.store.active_quarantine(held, service, now).await? {
+                return refuse(&quarantine);
+            }
+        }
+        let mut hits = Vec::new();
+        if let Some(network) = &source {
+            let seen = crate::abuse::source_key("seen", service, network, Some(&prefix));
+            let reached = crate::abuse::source_key("prefixes", service, network, None);
+            let new_prefix = self.store.rate_count(&seen, window, now).await?.count == 0;
+            if new_prefix {
+                let count = self.store.rate_count(&reached, window, now).await?.count;
+                if count >= policy.source_max_prefixes {
+                    let quarantine = crate::store::Quarantine {
+                        prefix: network.clone(),
+                        service: Some(service),
+                        reason: format!(
+                            "it started verifications to {count} prefixes in {} s, and this start is to another",
+                            policy.window_seconds
+                        ),
+                        until,
+                        created_at: now,
+                    };
+                    let event = |q: &crate::store::Quarantine| {
+                        quarantine_event(
+                            service,
+                            q,
+                            "source_spread",
+                            serde_json::json!({"prefixes": count + 1}),
+                            serde_json::json!({
+                                "maxPrefixes": policy.source_max_prefixes,
+                                "windowSeconds": policy.window_seconds,
+                            }),
+                            policy.mode,
+                            now,
+                        )
+                    };
+                    self.hold(&quarantine, event).await?;
+                    return refuse(&quarantine);
+                }
+                hits.push(LimitHit {
+                    key: reached,
+                    window_ms: window,
+                    max: u32::MAX,
+                });
+            }
+            hits.push(LimitHit {
+                key: seen,
+                window_ms: window,
+                max: u32::MAX,
+            });
+        }
         let sent = self
             .store
             .rate_count(&pumping_key("sent", service, &prefix), window, now)
@@ -170,23 +282,83 @@ where
                         rate * 100.0,
                         policy.window_seconds
                     ),
-                    until: now.plus_seconds(i64::from(policy.quarantine_seconds)),
+                    until,
                     created_at: now,
                 };
-                if self.store.quarantine(&quarantine).await? {
-                    tracing::warn!(prefix = %prefix, service = %service, reason = %quarantine.reason, until = quarantine.until.unix_seconds(), "prefix quarantined");
-                }
-                return refuse(policy.mode);
+                let event = |q: &crate::store::Quarantine| {
+                    quarantine_event(
+                        service,
+                        q,
+                        "approval_rate",
+                        serde_json::json!({"starts": sent, "approved": approved}),
+                        serde_json::json!({
+                            "minVolume": policy.min_volume,
+                            "minApprovalRate": policy.min_approval_rate,
+                            "windowSeconds": policy.window_seconds,
+                        }),
+                        policy.mode,
+                        now,
+                    )
+                };
+                self.hold(&quarantine, event).await?;
+                return refuse(&quarantine);
             }
         }
-        Ok((
-            false,
-            Some(LimitHit {
-                key: pumping_key("sent", service, &prefix),
-                window_ms: window,
-                max: u32::MAX,
+        hits.push(LimitHit {
+            key: pumping_key("sent", service, &prefix),
+            window_ms: window,
+            max: u32::MAX,
+        });
+        Ok(PumpingCheck {
+            shadow: false,
+            flagged: None,
+            hits,
+        })
+    }
+
+    /// Stores a new quarantine and, when it is new (not one another node stored first),
+    /// logs it and records its event.
+    async fn hold(
+        &self,
+        quarantine: &crate::store::Quarantine,
+        event: impl Fn(&crate::store::Quarantine) -> crate::events::Event,
+    ) -> Result<(), StartError> {
+        if self.store.quarantine(quarantine).await? {
+            let mode = self.abuse.pumping.map_or("block", |p| p.mode.as_str());
+            tracing::warn!(held = %quarantine.prefix, service = ?quarantine.service, reason = %quarantine.reason, until = quarantine.until.unix_seconds(), mode, "quarantined");
+            if let Err(error) = self.store.record_event(&event(quarantine)).await {
+                tracing::warn!(%error, "could not record a quarantine");
+            }
+        }
+        Ok(())
+    }
+
+    /// Records what the pumping defence decided about a start it let through (shadow mode:
+    /// answered, not sent; monitor mode: sent, block mode would have refused it).
+    pub(super) async fn record_flag(
+        &self,
+        verification: &crate::Verification,
+        flagged: &(crate::abuse::QuarantineMode, String),
+        now: Timestamp,
+    ) {
+        let (mode, detail) = flagged;
+        let event = crate::events::Event {
+            id: uuid::Uuid::now_v7(),
+            service_id: verification.service_id,
+            verification_id: Some(verification.id),
+            kind: "verification.flagged".into(),
+            data: serde_json::json!({
+                "reason": "pumping",
+                "decision": "block",
+                "mode": mode.as_str(),
+                "detail": detail,
+                "channel": verification.channel.as_str(),
             }),
-        ))
+            created_at: now,
+        };
+        if let Err(error) = self.store.record_event(&event).await {
+            tracing::warn!(%error, "could not record a flagged start");
+        }
     }
 
     /// The counters a start to `to` must pass, in the order they are checked: client

@@ -196,6 +196,10 @@ pub enum StartError {
     /// The service may not send to this destination.
     #[error("destination blocked: {0:?}")]
     Blocked(crate::abuse::Blocked),
+    /// The SMS-pumping defence holds the destination's prefix or the start's network: the
+    /// quarantine and the figures it was decided on (never the number).
+    #[error("{0}")]
+    Quarantined(String),
     /// The start would take the service past its daily budget.
     #[error("daily budget of {budget} reached")]
     BudgetExceeded {

@@ -3,7 +3,9 @@
 
 use uuid::Uuid;
 
-use super::protections::{budget_key, cooldown_passed, over_budget, refusal_reason, seconds_until};
+use super::protections::{
+    PumpingCheck, budget_key, cooldown_passed, over_budget, refusal_reason, seconds_until,
+};
 use super::{DeliveryJob, MAX_SENDS, StartError, StartRequest, Started, Verifier};
 use crate::abuse::{LimitScope, Spend};
 use crate::clock::{Clock, Timestamp};
@@ -199,6 +201,7 @@ where
             self.check_destination(settings, phone, ranges, country, channel)?;
         }
         let now = self.clock.now();
+        let client_ip = request.client_ip.clone();
         let cooldown = settings.resend_cooldown_seconds;
         let mut hits = self.limit_hits(
             service,
@@ -228,17 +231,19 @@ where
                 cooldown_passed(last_send.plus_seconds(i64::from(cooldown)), now)?;
             }
             self.count_limits(lockout.as_ref(), &hits, now).await?;
-            let shadow = match &unsafe_phone {
+            let pumping = match &unsafe_phone {
                 Some((phone, ranges)) => {
-                    let (shadow, hit) = self.check_pumping(service.id, phone, ranges, now).await?;
-                    if let Some(hit) = hit {
+                    let mut pumping = self
+                        .check_pumping(service.id, phone, ranges, client_ip.as_deref(), now)
+                        .await?;
+                    for hit in std::mem::take(&mut pumping.hits) {
                         self.store
                             .rate_hit(&hit.key, hit.window_ms, hit.max, now)
                             .await?;
                     }
-                    shadow
+                    pumping
                 }
-                None => false,
+                None => PumpingCheck::default(),
             };
             let new_hash = request
                 .custom_code
@@ -258,7 +263,7 @@ where
             {
                 ResendOutcome::Queued(verification) => {
                     let attempt = self
-                        .first_try(service, &verification, delivery, &code, shadow, now)
+                        .first_try(service, &verification, delivery, &code, &pumping, now)
                         .await?;
                     return Ok(Started::Resent(*verification, attempt));
                 }
@@ -268,14 +273,20 @@ where
                 ResendOutcome::NotPending => hits.clear(),
             }
         }
-        let shadow = match &unsafe_phone {
+        let pumping = match &unsafe_phone {
             Some((phone, ranges)) => {
-                let (shadow, hit) = self.check_pumping(service.id, phone, ranges, now).await?;
-                // The pumping count has no maximum, so its scope is never reported.
-                hits.extend(hit.map(|hit| (LimitScope::Programmable, hit)));
-                shadow
+                let mut pumping = self
+                    .check_pumping(service.id, phone, ranges, client_ip.as_deref(), now)
+                    .await?;
+                // The pumping counts have no maximum, so their scope is never reported.
+                hits.extend(
+                    std::mem::take(&mut pumping.hits)
+                        .into_iter()
+                        .map(|hit| (LimitScope::Programmable, hit)),
+                );
+                pumping
             }
-            None => false,
+            None => PumpingCheck::default(),
         };
         let pin_type = request.pin_type.unwrap_or(settings.pin_type);
         let pin_length = request.pin_length.unwrap_or(settings.pin_length);
@@ -392,23 +403,27 @@ where
             ..
         } = plan;
         let attempt = self
-            .first_try(service, &verification, delivery, &code, shadow, now)
+            .first_try(service, &verification, delivery, &code, &pumping, now)
             .await?;
         Ok(Started::Created(verification, attempt))
     }
 
     /// Hands a queued attempt to its first try (or records it shadow-blocked) and returns it
-    /// as that try left it; still `queued` when the try outlasts the start's wait.
+    /// as that try left it; still `queued` when the try outlasts the start's wait. A start
+    /// the pumping defence flagged has the decision recorded first.
     async fn first_try(
         &self,
         service: &ServiceRecord,
         verification: &Verification,
         delivery: DeliveryAttempt,
         code: &OtpCode,
-        shadow: bool,
+        pumping: &PumpingCheck,
         now: Timestamp,
     ) -> Result<DeliveryAttempt, StartError> {
-        let first_try = if shadow {
+        if let Some(flagged) = &pumping.flagged {
+            self.record_flag(verification, flagged, now).await;
+        }
+        let first_try = if pumping.shadow {
             Some((self.shadow_block(&delivery, now).await?, now))
         } else {
             self.dispatch

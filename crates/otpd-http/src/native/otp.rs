@@ -634,7 +634,7 @@ fn start_error(error: otpd_core::StartError, now_unix: i64) -> NativeError {
             1019,
             "The phone number is premium-rate or shared-cost; this application does not send to such numbers",
         ),
-        StartError::Blocked(Blocked::Pumping) => error::destination_blocked(
+        StartError::Quarantined(_) => error::destination_blocked(
             1020,
             "The phone number's prefix is quarantined by the SMS-pumping defence",
         ),

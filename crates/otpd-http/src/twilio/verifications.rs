@@ -203,7 +203,7 @@ pub async fn start<S: Store + Clone, C: Clock + Clone>(
                 60410,
                 "Verification delivery attempt blocked: premium-rate or shared-cost number",
             ),
-            StartError::Blocked(Blocked::Pumping) => error::blocked(
+            StartError::Quarantined(_) => error::blocked(
                 60410,
                 "Verification delivery attempt blocked: the destination prefix is quarantined",
             ),

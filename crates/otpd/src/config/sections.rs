@@ -117,7 +117,9 @@ pub struct PumpingConfig {
     pub min_approval_rate: f64,
     /// How long a quarantine lasts.
     pub quarantine_seconds: u32,
-    /// `block` (refuse) or `shadow` (answer as if sent, send nothing).
+    /// Destination prefixes one IPv6 /64 may reach per service in the window (0: no limit).
+    pub source_max_prefixes: u32,
+    /// `block` (refuse), `shadow` (answer as if sent, send nothing) or `monitor` (record).
     pub mode: otpd_core::abuse::QuarantineMode,
 }
 
@@ -131,6 +133,7 @@ impl Default for PumpingConfig {
             min_volume: policy.min_volume,
             min_approval_rate: policy.min_approval_rate,
             quarantine_seconds: policy.quarantine_seconds,
+            source_max_prefixes: policy.source_max_prefixes,
             mode: policy.mode,
         }
     }
@@ -145,6 +148,7 @@ impl PumpingConfig {
             min_volume: self.min_volume.max(1),
             min_approval_rate: self.min_approval_rate.clamp(0.0, 1.0),
             quarantine_seconds: self.quarantine_seconds.max(1),
+            source_max_prefixes: self.source_max_prefixes,
             mode: self.mode,
         })
     }

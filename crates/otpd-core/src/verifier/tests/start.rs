@@ -223,10 +223,7 @@ fn quarantined_prefix_is_refused_in_block_mode() {
     let h = harness(OtpSettings::default(), with_pumping(QuarantineMode::Block));
     h.quarantine("+44740");
     let refused = h.start(to(MOBILE));
-    assert!(matches!(
-        refused,
-        Err(StartError::Blocked(Blocked::Pumping))
-    ));
+    assert!(matches!(refused, Err(StartError::Quarantined(_))));
     assert!(h.store.state().plans.is_empty());
     h.assert_nothing_sent();
     let blocked = &h.store.state().events;
@@ -261,14 +258,150 @@ fn low_approval_rate_quarantines_the_prefix_now() {
     let now = h.clock.now();
     h.store.state().rates.insert(key, vec![now; 20]);
     let refused = h.start(to(MOBILE));
-    assert!(matches!(
-        refused,
-        Err(StartError::Blocked(Blocked::Pumping))
-    ));
+    assert!(matches!(refused, Err(StartError::Quarantined(_))));
     let quarantines = &h.store.state().quarantines;
     assert_eq!(quarantines.len(), 1);
     assert_eq!(quarantines[0].prefix, "+44740");
     assert_eq!(quarantines[0].service, Some(h.service.id));
+}
+
+/// The starts of an unconverted run to one prefix that `mode` refuses (block) or flags
+/// (shadow, monitor), by their place in the run, with the harness.
+fn pumping_decisions(mode: QuarantineMode) -> (Vec<usize>, Harness) {
+    let h = harness(OtpSettings::default(), with_pumping(mode));
+    let mut decided = Vec::new();
+    for n in 0..30 {
+        let number = format!("+4474001234{n:02}");
+        match h.start(to(&number)) {
+            Err(StartError::Quarantined(_)) => decided.push(n),
+            Err(other) => panic!("start {n}: {other}"),
+            Ok(started) => {
+                let id = started.verification().id;
+                let flagged = h
+                    .store
+                    .state()
+                    .events
+                    .iter()
+                    .any(|e| e.kind == "verification.flagged" && e.verification_id == Some(id));
+                if flagged {
+                    decided.push(n);
+                }
+            }
+        }
+    }
+    (decided, h)
+}
+
+#[test]
+fn monitor_mode_sends_everything_and_records_what_block_mode_refuses() {
+    let (refused, _) = pumping_decisions(QuarantineMode::Block);
+    assert_eq!(
+        refused,
+        (20..30).collect::<Vec<_>>(),
+        "block mode refuses from the start that finds 20 unconverted ones"
+    );
+    let (flagged, h) = pumping_decisions(QuarantineMode::Monitor);
+    assert_eq!(flagged, refused, "the same decisions, recorded");
+    assert_eq!(h.dispatch.jobs().len(), 30, "every code sent");
+    let state = h.store.state();
+    let flag = state
+        .events
+        .iter()
+        .find(|e| e.kind == "verification.flagged")
+        .unwrap();
+    assert_eq!(flag.data["mode"], "monitor");
+    assert_eq!(flag.data["decision"], "block");
+    assert!(
+        flag.data["detail"]
+            .as_str()
+            .unwrap()
+            .contains("the prefix +44740 is quarantined until"),
+        "{}",
+        flag.data
+    );
+    let quarantined: Vec<_> = state
+        .events
+        .iter()
+        .filter(|e| e.kind == "prefix.quarantined")
+        .collect();
+    assert_eq!(quarantined.len(), 1, "one quarantine, one record");
+    assert_eq!(quarantined[0].data["prefix"], "+44740");
+    assert_eq!(quarantined[0].data["signals"]["starts"], 20);
+    assert_eq!(quarantined[0].data["signals"]["approved"], 0);
+    assert_eq!(quarantined[0].data["baseline"]["minVolume"], 20);
+    assert_eq!(quarantined[0].data["mode"], "monitor");
+}
+
+#[test]
+fn shadow_mode_records_the_start_it_did_not_send() {
+    let (flagged, h) = pumping_decisions(QuarantineMode::Shadow);
+    assert_eq!(flagged, (20..30).collect::<Vec<_>>());
+    assert_eq!(
+        h.dispatch.jobs().len(),
+        20,
+        "the flagged ones were not sent"
+    );
+    let state = h.store.state();
+    let flag = state
+        .events
+        .iter()
+        .find(|e| e.kind == "verification.flagged")
+        .unwrap();
+    assert_eq!(flag.data["mode"], "shadow");
+}
+
+#[test]
+fn a_network_reaching_too_many_prefixes_is_quarantined_not_the_ranges() {
+    let h = harness(OtpSettings::default(), with_pumping(QuarantineMode::Block));
+    let from = |number: &str, ip: &str| StartRequest {
+        client_ip: Some(ip.to_string()),
+        ..to(number)
+    };
+    let sweeper = "2a0e:1234:5678:9abc::17";
+    for d in 0..5 {
+        let number = format!("+4474{d}0123456");
+        assert!(h.start(from(&number, sweeper)).is_ok(), "prefix {d} of 5");
+        // Again to a prefix it reached: not another one.
+        let again = format!("+4474{d}0123457");
+        assert!(h.start(from(&again, sweeper)).is_ok());
+    }
+    let refused = h.start(from("+447450123456", "2a0e:1234:5678:9abc::99"));
+    let Err(StartError::Quarantined(detail)) = refused else {
+        panic!("a sixth prefix from the /64: {refused:?}")
+    };
+    assert!(
+        detail.starts_with("the network 2a0e:1234:5678:9abc::/64 is quarantined until"),
+        "{detail}"
+    );
+    assert!(
+        matches!(
+            h.start(from("+447400123458", sweeper)),
+            Err(StartError::Quarantined(_))
+        ),
+        "the network is held, whatever its next prefix"
+    );
+    assert!(
+        h.start(from("+447450123459", "2a0e:1234:5678:9abd::1")).is_ok(),
+        "another network still reaches the prefix"
+    );
+    for d in 0..8 {
+        let number = format!("+4475{d}0123456");
+        assert!(
+            h.start(from(&number, "203.0.113.7")).is_ok(),
+            "an IPv4 address may be shared: not judged by its spread"
+        );
+    }
+    let state = h.store.state();
+    let held: Vec<&str> = state.quarantines.iter().map(|q| q.prefix.as_str()).collect();
+    assert_eq!(held, ["2a0e:1234:5678:9abc::/64"], "no range quarantined");
+    let event = state
+        .events
+        .iter()
+        .find(|e| e.kind == "prefix.quarantined")
+        .unwrap();
+    assert_eq!(event.data["rule"], "source_spread");
+    assert_eq!(event.data["signals"]["prefixes"], 6);
+    assert_eq!(event.data["baseline"]["maxPrefixes"], 5);
 }
 
 // ---- 3. The plan of the atomic store step ----
