@@ -23,6 +23,18 @@ impl Timestamp {
     pub fn unix_seconds(self) -> i64 {
         self.0.div_euclid(1000)
     }
+
+    /// `2026-03-02 04:10:00 UTC`, for the messages people read (decision records).
+    pub fn utc_text(self) -> String {
+        let day = crate::report::utc_day(self.0);
+        let seconds = self.0.div_euclid(1000).rem_euclid(86_400);
+        format!(
+            "{day} {:02}:{:02}:{:02} UTC",
+            seconds / 3600,
+            seconds % 3600 / 60,
+            seconds % 60
+        )
+    }
 }
 
 /// Source of the current time. Production uses [`SystemClock`]; tests use [`ManualClock`].
@@ -64,5 +76,17 @@ impl ManualClock {
 impl Clock for ManualClock {
     fn now(&self) -> Timestamp {
         Timestamp(self.0.load(Ordering::SeqCst))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_text_reads_as_a_date_and_time() {
+        let at = Timestamp(1_772_409_600_000 + (4 * 3600 + 10 * 60 + 7) * 1000 + 999);
+        assert_eq!(at.utc_text(), "2026-03-02 04:10:07 UTC");
+        assert_eq!(Timestamp(-1000).utc_text(), "1969-12-31 23:59:59 UTC");
     }
 }

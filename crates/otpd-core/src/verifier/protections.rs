@@ -192,7 +192,7 @@ where
             let detail = format!(
                 "{what} {} is quarantined until {}: {}",
                 quarantine.prefix,
-                quarantine.until.unix_seconds(),
+                quarantine.until.utc_text(),
                 quarantine.reason
             );
             match policy.mode {

@@ -374,6 +374,12 @@ fn a_network_reaching_too_many_prefixes_is_quarantined_not_the_ranges() {
         "{detail}"
     );
     assert!(
+        detail.ends_with(
+            " UTC: it started verifications to 5 prefixes in 3600 s, and this start is to another"
+        ),
+        "{detail}"
+    );
+    assert!(
         matches!(
             h.start(from("+447400123458", sweeper)),
             Err(StartError::Quarantined(_))
@@ -381,7 +387,8 @@ fn a_network_reaching_too_many_prefixes_is_quarantined_not_the_ranges() {
         "the network is held, whatever its next prefix"
     );
     assert!(
-        h.start(from("+447450123459", "2a0e:1234:5678:9abd::1")).is_ok(),
+        h.start(from("+447450123459", "2a0e:1234:5678:9abd::1"))
+            .is_ok(),
         "another network still reaches the prefix"
     );
     for d in 0..8 {
@@ -392,7 +399,11 @@ fn a_network_reaching_too_many_prefixes_is_quarantined_not_the_ranges() {
         );
     }
     let state = h.store.state();
-    let held: Vec<&str> = state.quarantines.iter().map(|q| q.prefix.as_str()).collect();
+    let held: Vec<&str> = state
+        .quarantines
+        .iter()
+        .map(|q| q.prefix.as_str())
+        .collect();
     assert_eq!(held, ["2a0e:1234:5678:9abc::/64"], "no range quarantined");
     let event = state
         .events
