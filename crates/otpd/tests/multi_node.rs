@@ -1,6 +1,7 @@
 //! Several real otpd processes on one PostgreSQL database: a verification started on one node
 //! is checked on another and read on a third; concurrent checks spread over the nodes approve
-//! once and count wrong codes exactly; the send limit holds whichever node receives a send.
+//! once and count wrong codes exactly; the send limit and the pumping defence hold whichever
+//! node receives a send.
 //! Skipped (with a message) outside CI when PostgreSQL is not reachable.
 
 mod common;
@@ -598,6 +599,80 @@ async fn the_destination_rate_limit_holds_across_nodes() {
     }
     assert_eq!(answers[..5], [(201, None); 5]);
     assert_eq!(answers[5], (429, Some(1014)));
+}
+
+/// The pumping defence decides the same on every node: an unconverted run to one prefix,
+/// spread over three nodes, is stopped at the 20th start and quarantined once (one event);
+/// a network sweeping prefixes is stopped at its sixth, whichever node it reaches.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_pumping_defence_decides_the_same_on_every_node() {
+    let Some(cluster) = Cluster::start(3).await else {
+        return;
+    };
+    let client = reqwest::Client::new();
+    let key = cluster.key();
+    let mut answers = Vec::new();
+    for n in 0..26 {
+        let (status, body) = post(
+            &client,
+            format!("{}/otp", cluster.base(n)),
+            &key,
+            json!({"phoneNumber": format!("+4474001234{n:02}")}),
+        )
+        .await;
+        answers.push((status, body["error"]["code"].as_u64()));
+    }
+    assert_eq!(answers[..20], [(201, None); 20]);
+    assert_eq!(answers[20..], [(403, Some(1020)); 6]);
+    let mut swept = Vec::new();
+    for d in 0..7 {
+        let (status, _) = post(
+            &client,
+            format!("{}/otp", cluster.base(d)),
+            &key,
+            json!({
+                "phoneNumber": format!("+4475{d}0123456"),
+                "deviceIp": format!("2a0e:1234:5678:9abc::{d}"),
+            }),
+        )
+        .await;
+        swept.push(status);
+    }
+    assert_eq!(swept, [201, 201, 201, 201, 201, 403, 403]);
+    let events: Value = client
+        .get(format!(
+            "{}/admin/v1/events?type=prefix.quarantined",
+            cluster.base(1)
+        ))
+        .basic_auth(
+            cluster.app["accountSid"].as_str().unwrap(),
+            cluster.app["authToken"].as_str(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let held: Vec<(&str, &str)> = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["data"]["prefix"].as_str().unwrap(),
+                e["data"]["rule"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        held,
+        [
+            ("+44740", "approval_rate"),
+            ("2a0e:1234:5678:9abc::/64", "source_spread")
+        ],
+        "each quarantine decided once"
+    );
 }
 
 /// GET /v2/Services with HTTP Basic credentials: the status.
