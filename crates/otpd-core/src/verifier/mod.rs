@@ -7,6 +7,7 @@
 
 mod jobs;
 pub(crate) mod protections;
+mod pumping;
 mod request;
 mod start;
 

@@ -3,9 +3,8 @@
 
 use uuid::Uuid;
 
-use super::protections::{
-    PumpingCheck, budget_key, cooldown_passed, over_budget, refusal_reason, seconds_until,
-};
+use super::protections::{budget_key, cooldown_passed, over_budget, refusal_reason, seconds_until};
+use super::pumping::PumpingCheck;
 use super::{DeliveryJob, MAX_SENDS, StartError, StartRequest, Started, Verifier};
 use crate::abuse::{LimitScope, Spend};
 use crate::clock::{Clock, Timestamp};
