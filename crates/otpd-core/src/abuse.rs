@@ -92,17 +92,44 @@ pub struct PumpingPolicy {
     pub mode: QuarantineMode,
 }
 
-impl Default for PumpingPolicy {
-    fn default() -> Self {
+/// How hard the pumping defence judges, named as Twilio's Fraud Guard names its levels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PumpingPreset {
+    /// Judges later and more leniently: for services whose real traffic converts poorly.
+    Basic,
+    /// The default.
+    #[default]
+    Standard,
+    /// Judges sooner and more strictly: for expensive destinations, at the risk of
+    /// refusing some real users during an attack.
+    Max,
+}
+
+impl PumpingPreset {
+    /// The policy of this level (block mode, 3-digit prefixes, one-hour window).
+    pub fn policy(self) -> PumpingPolicy {
+        let (min_volume, min_approval_rate, source_max_prefixes, quarantine_seconds) = match self {
+            PumpingPreset::Basic => (40, 0.05, 10, 1800),
+            PumpingPreset::Standard => (20, 0.1, 5, 3600),
+            PumpingPreset::Max => (10, 0.25, 3, 7200),
+        };
         PumpingPolicy {
             prefix_digits: 3,
             window_seconds: 3600,
-            min_volume: 20,
-            min_approval_rate: 0.1,
-            quarantine_seconds: 3600,
-            source_max_prefixes: 5,
+            min_volume,
+            min_approval_rate,
+            quarantine_seconds,
+            source_max_prefixes,
             mode: QuarantineMode::Block,
         }
+    }
+}
+
+impl Default for PumpingPolicy {
+    /// The `standard` preset.
+    fn default() -> Self {
+        PumpingPreset::Standard.policy()
     }
 }
 

@@ -268,7 +268,7 @@ pub(crate) async fn quarantine(command: QuarantineCommand) -> anyhow::Result<()>
             {
                 bail!("the prefix '{prefix}' must be + and 1–15 digits, e.g. +44740");
             }
-            let seconds = seconds.unwrap_or(config.pumping.quarantine_seconds);
+            let seconds = seconds.unwrap_or(config.pumping.settings().quarantine_seconds);
             if seconds == 0 {
                 bail!("--seconds must be at least 1");
             }

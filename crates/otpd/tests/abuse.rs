@@ -360,7 +360,7 @@ async fn a_pumping_bot_is_stopped_within_the_minimum_volume_and_real_users_are_n
         config.default_otp.allow_costly_numbers = true;
     })
     .await;
-    let min_volume = app.config.pumping.min_volume;
+    let min_volume = app.config.pumping.settings().min_volume;
     assert_eq!(min_volume, 20);
     let token = app.token().await;
     let mut pumped_sent = 0;
@@ -482,7 +482,7 @@ async fn shadow_mode_answers_as_if_sent_and_sends_nothing() {
     let app = protected(|config| {
         config.limits.per_client_ip.max = 0;
         config.pumping = otpd::config::PumpingConfig {
-            min_volume: 5,
+            min_volume: Some(5),
             mode: otpd_core::abuse::QuarantineMode::Shadow,
             ..Default::default()
         };
@@ -603,7 +603,7 @@ async fn pumping_after_five() -> TestApp {
     protected(|config| {
         config.limits.per_client_ip.max = 0;
         config.pumping = otpd::config::PumpingConfig {
-            min_volume: 5,
+            min_volume: Some(5),
             ..Default::default()
         };
     })

@@ -78,7 +78,7 @@ async fn operators_use_the_console_in_a_real_browser() {
         config.default_otp.blocked_prefixes = vec![BLOCKED_PREFIX.into()];
         // Five unconverted starts to one range quarantine it.
         config.pumping = otpd::config::PumpingConfig {
-            min_volume: 5,
+            min_volume: Some(5),
             ..Default::default()
         };
     })

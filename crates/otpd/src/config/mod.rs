@@ -273,7 +273,7 @@ impl Config {
             ),
             (
                 "pumping.window_seconds".into(),
-                self.pumping.window_seconds.into(),
+                self.pumping.settings().window_seconds.into(),
             ),
             // A rate-limit bucket's interval is at most a day (`Interval`, 1–86,400).
             ("a rate-limit bucket's interval".into(), 86_400),
@@ -504,5 +504,24 @@ sms = ["tw"]
             .to_string();
         assert!(error.contains("alerts"), "{error}");
         load("[retention]\nverifications_days = 1\n[alerts]\nenabled = false\n").unwrap();
+    }
+
+    #[test]
+    fn a_pumping_preset_sets_the_thresholds_not_set_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("otpd.toml");
+        std::fs::write(&file, "[pumping]\npreset = \"max\"\nmin_volume = 15\n").unwrap();
+        let policy = Config::load(Some(&file)).unwrap().pumping.policy().unwrap();
+        assert_eq!(policy.min_volume, 15, "set apart");
+        assert_eq!(policy.min_approval_rate, 0.25, "max's");
+        assert_eq!(policy.source_max_prefixes, 3, "max's");
+        assert_eq!(
+            Config::default().pumping.policy(),
+            Some(otpd_core::abuse::PumpingPolicy::default()),
+            "standard by default"
+        );
+        std::fs::write(&file, "[pumping]\npreset = \"lenient\"\n").unwrap();
+        let error = format!("{:#}", Config::load(Some(&file)).unwrap_err());
+        assert!(error.contains("lenient"), "{error}");
     }
 }

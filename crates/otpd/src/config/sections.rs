@@ -101,56 +101,72 @@ impl AlertsConfig {
     }
 }
 
-/// The SMS-pumping defence.
+/// The SMS-pumping defence: a preset, and any of its thresholds set apart.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PumpingConfig {
     /// On unless turned off.
     pub enabled: bool,
+    /// `basic`, `standard` or `max`: the thresholds below that are not set.
+    pub preset: otpd_core::abuse::PumpingPreset,
     /// National digits after the country code that make a prefix.
-    pub prefix_digits: u8,
+    pub prefix_digits: Option<u8>,
     /// The window starts and approvals are counted over.
-    pub window_seconds: u32,
+    pub window_seconds: Option<u32>,
     /// Starts to a prefix before its approval rate is judged.
-    pub min_volume: u32,
+    pub min_volume: Option<u32>,
     /// Share of starts that must be approved (0–1).
-    pub min_approval_rate: f64,
+    pub min_approval_rate: Option<f64>,
     /// How long a quarantine lasts.
-    pub quarantine_seconds: u32,
+    pub quarantine_seconds: Option<u32>,
     /// Destination prefixes one IPv6 /64 may reach per service in the window (0: no limit).
-    pub source_max_prefixes: u32,
+    pub source_max_prefixes: Option<u32>,
     /// `block` (refuse), `shadow` (answer as if sent, send nothing) or `monitor` (record).
     pub mode: otpd_core::abuse::QuarantineMode,
 }
 
 impl Default for PumpingConfig {
     fn default() -> Self {
-        let policy = otpd_core::abuse::PumpingPolicy::default();
         PumpingConfig {
             enabled: true,
-            prefix_digits: policy.prefix_digits,
-            window_seconds: policy.window_seconds,
-            min_volume: policy.min_volume,
-            min_approval_rate: policy.min_approval_rate,
-            quarantine_seconds: policy.quarantine_seconds,
-            source_max_prefixes: policy.source_max_prefixes,
-            mode: policy.mode,
+            preset: Default::default(),
+            prefix_digits: None,
+            window_seconds: None,
+            min_volume: None,
+            min_approval_rate: None,
+            quarantine_seconds: None,
+            source_max_prefixes: None,
+            mode: otpd_core::abuse::QuarantineMode::Block,
         }
     }
 }
 
 impl PumpingConfig {
+    /// The thresholds in force, on or off: the preset's, with those set apart instead.
+    pub fn settings(&self) -> otpd_core::abuse::PumpingPolicy {
+        let preset = self.preset.policy();
+        otpd_core::abuse::PumpingPolicy {
+            prefix_digits: self.prefix_digits.unwrap_or(preset.prefix_digits).min(12),
+            window_seconds: self.window_seconds.unwrap_or(preset.window_seconds).max(1),
+            min_volume: self.min_volume.unwrap_or(preset.min_volume).max(1),
+            min_approval_rate: self
+                .min_approval_rate
+                .unwrap_or(preset.min_approval_rate)
+                .clamp(0.0, 1.0),
+            quarantine_seconds: self
+                .quarantine_seconds
+                .unwrap_or(preset.quarantine_seconds)
+                .max(1),
+            source_max_prefixes: self
+                .source_max_prefixes
+                .unwrap_or(preset.source_max_prefixes),
+            mode: self.mode,
+        }
+    }
+
     /// The core's policy, or `None` when off.
     pub fn policy(&self) -> Option<otpd_core::abuse::PumpingPolicy> {
-        self.enabled.then_some(otpd_core::abuse::PumpingPolicy {
-            prefix_digits: self.prefix_digits.min(12),
-            window_seconds: self.window_seconds.max(1),
-            min_volume: self.min_volume.max(1),
-            min_approval_rate: self.min_approval_rate.clamp(0.0, 1.0),
-            quarantine_seconds: self.quarantine_seconds.max(1),
-            source_max_prefixes: self.source_max_prefixes,
-            mode: self.mode,
-        })
+        self.enabled.then(|| self.settings())
     }
 }
 
