@@ -22,7 +22,7 @@
 //! are in docs/security.md ("Measured against the attack corpus").
 //!
 //! ```console
-//! cargo run --release -p otpd --example pumping_corpus -- [--seed N] [--json FILE]
+//! cargo run --release -p otpd --example pumping_corpus -- [--seed N] [--preset basic|standard|max] [--json FILE]
 //! ```
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -47,6 +47,9 @@ struct Args {
     /// Also write the figures to this file as JSON.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// The pumping defence's preset: basic, standard or max.
+    #[arg(long, default_value = "standard")]
+    preset: String,
 }
 
 /// The day the corpus replays starts at 2026-03-02 00:00:00 UTC (a Monday).
@@ -214,11 +217,13 @@ struct Corpus {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let began = Instant::now();
+    let preset: otpd_core::abuse::PumpingPreset = serde_json::from_value(json!(args.preset))
+        .with_context(|| format!("--preset: '{}' is not basic, standard or max", args.preset))?;
     let corpus = plan_corpus(args.seed)?;
-    let mut otpd = Otpd::start().await?;
+    let mut otpd = Otpd::start(preset).await?;
     let figures = replay(&mut otpd, &corpus, began).await?;
     otpd.stop().await;
-    print_figures(&figures);
+    print_figures(&figures, &args.preset);
     if let Some(path) = args.json {
         let json = figures_json(&figures);
         std::fs::write(&path, serde_json::to_string_pretty(&json)? + "\n")
@@ -609,9 +614,9 @@ enum StartOutcome {
 }
 
 impl Otpd {
-    /// Starts otpd with the default protections on a fresh SQLite file and its first
-    /// application's token.
-    async fn start() -> anyhow::Result<Otpd> {
+    /// Starts otpd with the default protections (the pumping defence at `preset`) on a fresh
+    /// SQLite file and its first application's token.
+    async fn start(preset: otpd_core::abuse::PumpingPreset) -> anyhow::Result<Otpd> {
         let dir = tempfile::tempdir()?;
         let mut config = otpd::Config {
             listen: "127.0.0.1:0".into(),
@@ -622,6 +627,7 @@ impl Otpd {
             provider: Some("null".into()),
             ..otpd::Config::default()
         };
+        config.pumping.preset = preset;
         for (iso, price) in PRICES {
             config.prices.insert((*iso).into(), *price);
         }
@@ -922,9 +928,9 @@ fn refusal_list(refusals: &BTreeMap<String, u32>) -> String {
 }
 
 /// The table.
-fn print_figures(figures: &Figures) {
+fn print_figures(figures: &Figures, preset: &str) {
     println!(
-        "otpd pumping corpus, seed {}: 12 h of traffic (00:00–12:00), {} requests, run in {:.1} s, default protections",
+        "otpd pumping corpus, seed {}: 12 h of traffic (00:00–12:00), {} requests, run in {:.1} s, default protections, pumping preset {preset}",
         figures.seed,
         figures.requests,
         figures.elapsed.as_secs_f64()
