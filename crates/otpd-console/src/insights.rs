@@ -94,8 +94,9 @@ where
                 .ok_or_else(|| ConsoleError::BadRequest("service: expected a VA… SID.".into()))?,
         ))
     };
-    let report = reports::report(&state, Window { service, days }).await?;
-    let since = report.since;
+    let window = Window { service, days };
+    let report = reports::report(&state, window).await?;
+    let since = window.since(report.computed_at);
     // Every day of the window, the quiet ones too, so the charts read as a time line.
     let day_keys: Vec<String> = (0..=i64::from(days))
         .map(|k| otpd_core::report::utc_day(since.0 + k * 86_400_000))

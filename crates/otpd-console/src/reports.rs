@@ -30,13 +30,18 @@ pub struct Window {
     pub days: u32,
 }
 
+impl Window {
+    /// The window's start when it ends at `end`.
+    pub fn since(&self, end: Timestamp) -> Timestamp {
+        end.plus_seconds(-86_400 * i64::from(self.days))
+    }
+}
+
 /// One window's figures, grouped every way the pages show them.
 #[derive(Debug)]
 pub struct Report {
     /// When the verifications were read.
     pub computed_at: Timestamp,
-    /// The window's start at that time.
-    pub since: Timestamp,
     pub overall: LifecycleGroup,
     pub by_day: Vec<LifecycleGroup>,
     pub by_country: Vec<LifecycleGroup>,
@@ -151,7 +156,7 @@ where
     C: Clock + Clone,
 {
     let now = state.verifier.clock().now();
-    let since = now.plus_seconds(-86_400 * i64::from(window.days));
+    let since = window.since(now);
     let (rows, rollups) = state
         .verifier
         .manage()
@@ -166,7 +171,6 @@ where
     let group = |by| lifecycle(&rows, &rollups, by);
     Ok(Report {
         computed_at: now,
-        since,
         overall: group(GroupBy::All).into_iter().next().unwrap_or_default(),
         by_day: group(GroupBy::Day),
         by_country: group(GroupBy::Country),
@@ -190,7 +194,6 @@ mod tests {
     fn computed_at(ms: i64) -> Arc<Report> {
         Arc::new(Report {
             computed_at: Timestamp(ms),
-            since: Timestamp(ms - 7 * 86_400_000),
             overall: LifecycleGroup::default(),
             by_day: Vec::new(),
             by_country: Vec::new(),

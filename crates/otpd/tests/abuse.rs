@@ -343,6 +343,20 @@ async fn twilio_lookup_reports_the_line_type_and_landlines_get_no_sms() {
 }
 
 /// Basic credentials of the account that owns the test app's service (admin API).
+/// The admin API's answer at `path`, with the account's credentials.
+async fn admin_get(app: &TestApp, path: &str) -> Value {
+    let (user, password) = account_auth(app);
+    app.client
+        .get(app.url(path))
+        .basic_auth(&user, Some(&password))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 fn account_auth(app: &TestApp) -> (String, String) {
     (
         format!("AC{}", app.credentials.application.account_id.simple()),
@@ -418,16 +432,7 @@ async fn a_pumping_bot_is_stopped_within_the_minimum_volume_and_real_users_are_n
 
     // The quarantine is listed and lifted through the admin API.
     let (user, password) = account_auth(&app);
-    let listed: Value = app
-        .client
-        .get(app.url("/admin/v1/quarantines"))
-        .basic_auth(&user, Some(&password))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed = admin_get(&app, "/admin/v1/quarantines").await;
     let quarantines = listed["quarantines"].as_array().unwrap();
     assert_eq!(quarantines.len(), 1, "{listed}");
     assert_eq!(quarantines[0]["prefix"], "+44909");
@@ -438,16 +443,7 @@ async fn a_pumping_bot_is_stopped_within_the_minimum_volume_and_real_users_are_n
             .starts_with("20 starts, 0 approved")
     );
     // The decision is an event, with the figures and the thresholds it was taken on.
-    let events: Value = app
-        .client
-        .get(app.url("/admin/v1/events?type=prefix.quarantined"))
-        .basic_auth(&user, Some(&password))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let events = admin_get(&app, "/admin/v1/events?type=prefix.quarantined").await;
     let events = events["events"].as_array().unwrap();
     assert_eq!(events.len(), 1, "{events:?}");
     let data = &events[0]["data"];

@@ -200,7 +200,6 @@ where
             self.check_destination(settings, phone, ranges, country, channel)?;
         }
         let now = self.clock.now();
-        let client_ip = request.client_ip.clone();
         let cooldown = settings.resend_cooldown_seconds;
         let mut hits = self.limit_hits(
             service,
@@ -233,7 +232,7 @@ where
             let pumping = match &unsafe_phone {
                 Some((phone, ranges)) => {
                     let mut pumping = self
-                        .check_pumping(service.id, phone, ranges, client_ip.as_deref(), now)
+                        .check_pumping(service.id, phone, ranges, request.client_ip.as_deref(), now)
                         .await?;
                     for hit in std::mem::take(&mut pumping.hits) {
                         self.store
@@ -275,7 +274,7 @@ where
         let pumping = match &unsafe_phone {
             Some((phone, ranges)) => {
                 let mut pumping = self
-                    .check_pumping(service.id, phone, ranges, client_ip.as_deref(), now)
+                    .check_pumping(service.id, phone, ranges, request.client_ip.as_deref(), now)
                     .await?;
                 // The pumping counts have no maximum, so their scope is never reported.
                 hits.extend(
